@@ -1,0 +1,123 @@
+"""The ``ds01`` command line: one click group; each command family lives in its own module.
+
+Plugins add commands through the ``add_cli_commands`` hook. To know which plugins to ask, the
+CLI reads ``--config``/``--no-plugins`` from the arguments before click parses them; a broken
+plugin or configuration never hides the built-in commands (``ds01 config check`` must work
+precisely when the file is broken).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+
+import click
+
+from ds01_core import __version__
+from ds01_core.config import ConfigError
+from ds01_core.plugins import PluginStartupError
+from ds01_core.runtime import Runtime, load_runtime
+
+
+class CliState:
+    """Options shared by every command, and the runtime built from them on first use."""
+
+    def __init__(self, config_path: str | None, no_plugins: bool):
+        self.config_path = config_path
+        self.no_plugins = no_plugins
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        try:
+            return load_runtime(self.config_path, no_plugins=self.no_plugins)
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        except PluginStartupError as exc:
+            click.echo(f"Error: plugins: {exc}", err=True)
+            sys.exit(1)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ds01")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="DS01_CONFIG",
+    metavar="FILE",
+    help="Configuration file [env DS01_CONFIG; default /etc/ds01/ds01.yaml].",
+)
+@click.option("--no-plugins", is_flag=True, help="Load only the built-in plugins.")
+@click.option("--debug", is_flag=True, help="Log debug messages to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, no_plugins: bool, debug: bool) -> None:
+    """ds01: see, attribute and limit every GPU workload on a shared GPU server."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = CliState(config_path, no_plugins)
+
+
+def _register_builtin_commands() -> None:
+    from ds01_core.cli import config_cmd, events_cmd, gpu_cmd, plugins_cmd
+
+    cli.add_command(plugins_cmd.plugins)
+    cli.add_command(config_cmd.config)
+    cli.add_command(gpu_cmd.gpu)
+    cli.add_command(events_cmd.events)
+
+
+def _prescan(argv: Sequence[str]) -> tuple[str | None, bool]:
+    config_path, no_plugins = None, False
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--config" and i + 1 < len(argv):
+            config_path = argv[i + 1]
+        elif arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+        elif arg == "--no-plugins":
+            no_plugins = True
+    return config_path, no_plugins
+
+
+def _add_plugin_commands(argv: Sequence[str]) -> None:
+    from ds01_core.config import plugin_selection, read_config_file, resolve_config_path
+    from ds01_core.plugins import make_plugin_host
+
+    config_path, no_plugins = _prescan(argv)
+    if no_plugins:
+        return
+    try:
+        data = read_config_file(resolve_config_path(config_path))
+    except ConfigError:
+        data = {}
+    disabled, _required, order = plugin_selection(data)
+    try:
+        host = make_plugin_host(disabled=disabled, order=order)
+    except PluginStartupError as exc:
+        click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
+        return
+    before = set(cli.commands)
+    try:
+        host.hooks.add_cli_commands(cli)
+    except Exception as exc:
+        click.echo(f"Warning: a plugin failed to add its commands: {exc}", err=True)
+    for name in set(cli.commands) - before:
+        if cli.commands[name].name != name:
+            click.echo(f"Warning: plugin command {name!r} is misnamed", err=True)
+
+
+_register_builtin_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    _add_plugin_commands(args)
+    cli.main(args=args, prog_name="ds01")

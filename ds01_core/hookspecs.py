@@ -1,0 +1,236 @@
+"""Hook specifications: every point where a plugin can take part in ds01.
+
+A plugin is any object or module with functions named like the hooks below and decorated with
+:data:`hookimpl`. Built-in plugins and third-party plugins (entry point group ``ds01``) are
+equal. Plugins may accept any subset of a hook's arguments, by name.
+
+The core never calls ``pm.hook.<name>`` directly outside :mod:`ds01_core.plugins`; it goes
+through the typed methods of :class:`ds01_core.plugins.Hooks`, so each call site is checked
+and searchable.
+
+Ordering: within a hook, implementations marked ``tryfirst`` run first and ``trylast`` last;
+between those, plugins run in the order the admin lists them in ``plugins.order`` and then in
+load order (built-ins before entry points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from ds01_core.config import Config
+    from ds01_core.model import (
+        Action,
+        Allocation,
+        AllocationDecision,
+        ContainerSpec,
+        DeliveryResult,
+        EffectiveLimits,
+        Event,
+        GpuRequest,
+        GpuSlot,
+        Notice,
+        Refusal,
+        Workload,
+    )
+    from ds01_core.runtime import Runtime
+
+PROJECT = "ds01"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+@hookspec
+def plugin_config_sections() -> Mapping[str, type]:
+    """Declare the configuration section(s) this plugin reads.
+
+    Called once while the configuration is loaded, before it is validated.
+
+    :return: a mapping from section name to an attrs class. The YAML under
+        ``plugins.<name>`` is structured into that class with the same converter (and the same
+        strict rules) as the core configuration; its errors are reported with their full path
+        (``plugins.<name>.<field>: …``). A section missing from the file is built from the
+        class's defaults, so every field needs one. Two plugins declaring the same section name
+        is a start-up error.
+
+    Not firstresult: every plugin's mapping is merged.
+    """
+
+
+@hookspec
+def configure(runtime: Runtime) -> None:
+    """Take the loaded configuration and get ready to work.
+
+    Called once per process after the configuration has been validated and the plugin manager
+    built, and again after every successful configuration reload in the daemon.
+
+    :param runtime: the process's :class:`~ds01_core.runtime.Runtime`: ``runtime.config`` is the
+        validated :class:`~ds01_core.config.Config`, ``runtime.plugin_config(name)`` a plugin's
+        own section.
+
+    An exception raised here stops start-up (for a required plugin) or disables the plugin with a
+    logged error (otherwise).
+    """
+
+
+@hookspec
+def add_cli_commands(cli: click.Group) -> None:
+    """Add commands or command groups to the ``ds01`` command line.
+
+    Called once when the CLI starts, after the built-in commands are registered.
+
+    :param cli: the root ``ds01`` click group; call ``cli.add_command(...)``. Adding a command
+        whose name is already taken is an error reported with the plugin's name.
+    """
+
+
+# -- the lifecycle cycle: detect → reconcile → enforce → idle → notify -------------------
+
+
+@hookspec
+def detect_workloads(runtime: Runtime) -> Sequence[Workload]:
+    """Report the GPU workloads this detector sees right now.
+
+    Called at the start of every lifecycle cycle (and for the live ``ds01 workloads`` listing),
+    by every detector: Docker containers, host GPU processes, or anything a third party adds
+    (Slurm jobs, VMs …).
+
+    :param runtime: the process's runtime (config, GPU provider, state store, Docker adapter).
+    :return: the workloads seen, possibly empty. The core merges all detectors' results by
+        ``(kind, id)``: for a duplicate, the first reporter's record wins and later ones only
+        add GPU slots and pids.
+
+    Not firstresult. A detector that raises is logged and skipped for that cycle; the others
+    still report.
+    """
+
+
+@hookspec
+def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> Sequence[Event]:
+    """Bring recorded state in line with what is really there.
+
+    Called once per cycle after detection, and once when the daemon starts. Typical work:
+    release allocations whose container is gone, record allocations found only on containers,
+    expire grants and overrides.
+
+    :param runtime: the process's runtime.
+    :param workloads: the merged inventory from ``detect_workloads``.
+    :return: the events describing what was changed (the core writes them to the audit log).
+
+    Not firstresult.
+    """
+
+
+@hookspec
+def enforce_limits(
+    runtime: Runtime, user: str, limits: EffectiveLimits, workloads: Sequence[Workload]
+) -> Sequence[Action]:
+    """Make one user's resource limits hold (cgroups, quotas, …).
+
+    Called every cycle for every user who owns a workload or has limits configured, and when a
+    container of that user is about to be created.
+
+    :param runtime: the process's runtime.
+    :param user: the (normalised) user name.
+    :param limits: the user's effective limits, resolved from defaults, group, user and any
+        unexpired override.
+    :param workloads: that user's workloads from this cycle's inventory.
+    :return: the actions taken (an empty sequence when nothing had to change).
+
+    Not firstresult: every enforcer runs.
+    """
+
+
+@hookspec(firstresult=True)
+def on_idle(
+    runtime: Runtime, workload: Workload, idle_seconds: float, policy: Mapping[str, Any]
+) -> str | None:
+    """Decide what to do about a workload that has been idle.
+
+    Called every cycle for each container whose activity signals have all been below their
+    thresholds for the configured idle window.
+
+    :param runtime: the process's runtime.
+    :param workload: the idle workload.
+    :param idle_seconds: how long it has been idle.
+    :param policy: the policy in force for it (``idle_timeout``, ``max_runtime``, ``stop_grace``,
+        warning fractions), already resolved for its origin and its owner's group.
+    :return: ``"warn"``, ``"stop"`` or ``"none"``; ``None`` to let the next plugin decide.
+
+    firstresult: the first non-None answer is taken. The built-in policy is ``trylast``, so a
+    plugin can overrule it (for example to keep a class of containers alive).
+    """
+
+
+@hookspec
+def notify(runtime: Runtime, notice: Notice) -> Sequence[DeliveryResult]:
+    """Deliver a notice to a user through the channels this plugin provides.
+
+    Called whenever a user must be told something (a warning before an idle stop, a quota
+    refusal, a stop that happened).
+
+    :param runtime: the process's runtime.
+    :param notice: what to say, to whom, how urgently, and about which container.
+    :return: one result per channel tried; the core logs each as an event. A channel must catch
+        its own errors and report them as a failed :class:`~ds01_core.model.DeliveryResult`, so
+        that one failing channel never blocks the others.
+
+    Not firstresult: every notifier gets every notice.
+    """
+
+
+# -- the container create path -----------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def allocate_gpu(
+    runtime: Runtime,
+    request: GpuRequest,
+    free_slots: Sequence[GpuSlot],
+    held: Sequence[Allocation],
+    limits: EffectiveLimits,
+) -> AllocationDecision | None:
+    """Choose GPU slots for a request, or refuse it.
+
+    Called inside the state store's allocation transaction, so the free slots and the user's
+    held allocations cannot change under the allocator while it decides.
+
+    :param runtime: the process's runtime.
+    :param request: what is asked for (count, MIG profile, full GPU, minimum memory) and by whom.
+    :param free_slots: the slots nobody holds, from the current inventory.
+    :param held: the requesting user's current allocations (held-after-stop ones included).
+    :param limits: the requesting user's effective limits.
+    :return: an :class:`~ds01_core.model.AllocationDecision` with the chosen slots, or one whose
+        ``refused`` says which limit stopped the request and the user's current usage; ``None``
+        to leave the decision to the next allocator.
+
+    firstresult: exactly one allocator decides. The built-in whole-GPU allocator is ``trylast``,
+    so installing an allocator plugin (like ``ds01-mig``) replaces it.
+    """
+
+
+@hookspec
+def prepare_container(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
+    """Adjust or refuse a container before it is created.
+
+    Called for every container create that passes through ds01 (the ``ds01 container`` commands
+    and the Docker API gateway), after GPU allocation.
+
+    :param runtime: the process's runtime.
+    :param spec: the create request; change ``spec.body`` in place (labels, ``HostConfig``
+        cgroup parent and limits, environment).
+    :return: a :class:`~ds01_core.model.Refusal` to stop the create (its reason is shown to the
+        user), or ``None`` to let it proceed.
+
+    Not firstresult: every plugin sees the request; any refusal refuses it, and the first
+    refusal's reason is the one reported.
+    """

@@ -1,0 +1,258 @@
+"""The nouns of ds01: GPUs and their slots, workloads, allocations, events, limits.
+
+Plain attrs classes with no behaviour beyond derived values, so that plugins, the state store,
+the CLI and the JSON outputs all speak about the same things the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import attrs
+
+SlotKind = Literal["gpu", "mig"]
+WorkloadKind = Literal["container", "process"]
+Origin = Literal["ds01", "devcontainer", "compose", "docker", "host", "unknown"]
+
+EVENT_SCHEMA_VERSION = 1
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC: every timestamp ds01 stores is."""
+    return dt.datetime.now(dt.UTC)
+
+
+@attrs.frozen
+class GpuSlot:
+    """Something a container can be given: a whole GPU, or one MIG instance of a GPU.
+
+    ``weight`` is the slot's size in GPU-equivalents, the unit of every GPU quota: 1.0 for a
+    whole GPU, ``compute_slices / total_slices`` for a MIG instance (2g.20gb on a 7-slice A100
+    weighs 2/7).
+    """
+
+    uuid: str
+    kind: SlotKind
+    gpu_index: int
+    gpu_uuid: str
+    model: str
+    compute_slices: int
+    total_slices: int
+    memory_total: int
+    memory_used: int = 0
+    profile: str | None = None
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    utilization: float | None = None
+
+    @property
+    def slot_id(self) -> str:
+        """Short, stable name: ``3`` for GPU 3, ``3.2`` for GPU instance 2 on GPU 3."""
+        if self.kind == "gpu":
+            return str(self.gpu_index)
+        return f"{self.gpu_index}.{self.gpu_instance_id}"
+
+    @property
+    def weight(self) -> float:
+        if self.kind == "gpu" or self.total_slices <= 0:
+            return 1.0
+        return self.compute_slices / self.total_slices
+
+    @property
+    def legacy_uuid(self) -> str | None:
+        """The older MIG UUID form ``MIG-GPU-<gpu uuid>/<gi>/<ci>`` that some tools still print."""
+        if self.kind != "mig":
+            return None
+        return f"MIG-{self.gpu_uuid}/{self.gpu_instance_id}/{self.compute_instance_id}"
+
+    def matches(self, ident: str) -> bool:
+        """True when ``ident`` names this slot by UUID (either MIG form) or slot id."""
+        return ident in (self.uuid, self.legacy_uuid, self.slot_id)
+
+
+@attrs.frozen
+class GpuProcess:
+    """A compute process the driver reports on one leaf device (a GPU or a MIG instance)."""
+
+    pid: int
+    slot_uuid: str
+    used_memory: int | None = None
+
+
+@attrs.frozen
+class Gpu:
+    """A physical GPU, with its slots: itself when MIG is off, its MIG instances when on."""
+
+    index: int
+    uuid: str
+    model: str
+    memory_total: int
+    memory_used: int
+    mig_enabled: bool
+    total_slices: int
+    slots: tuple[GpuSlot, ...]
+    utilization: float | None = None
+    power_watts: float | None = None
+    energy_joules: float | None = None
+
+
+@attrs.define
+class Workload:
+    """One thing that may use a GPU: a container (any origin) or a bare host process."""
+
+    kind: WorkloadKind
+    id: str
+    name: str
+    origin: Origin
+    owner: str
+    owner_source: str
+    status: str
+    gpu_slots: list[str] = attrs.Factory(list)
+    unrestricted_gpu: bool = False
+    pids: list[int] = attrs.Factory(list)
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    image: str | None = None
+    cmdline: str | None = None
+    labels: dict[str, str] = attrs.Factory(dict)
+    flags: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class Allocation:
+    """GPU slots held for one container of one user, as recorded in the state store."""
+
+    id: int | None
+    user: str
+    container: str
+    slot_uuids: list[str]
+    weight: float
+    allocated_at: dt.datetime
+    released_at: dt.datetime | None = None
+    release_reason: str | None = None
+
+
+@attrs.define
+class GpuRequest:
+    """What a container asks for: N slots, one MIG profile, a whole GPU, or a memory floor."""
+
+    user: str
+    container: str
+    count: int = 1
+    mig_profile: str | None = None
+    full_gpu: bool = False
+    min_memory: int | None = None
+
+
+@attrs.define
+class AllocationDecision:
+    """An allocator's answer: the chosen slots, or a refusal that says which limit stopped it."""
+
+    slots: list[GpuSlot] = attrs.Factory(list)
+    refused: str | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.refused is None
+
+
+@attrs.define
+class ContainerSpec:
+    """A container about to be created, as the Docker API's create body plus who asked.
+
+    Plugins adjust it in ``prepare_container`` (labels, cgroup parent, limits, devices) before
+    ds01 hands it to Docker.
+    """
+
+    user: str
+    name: str | None
+    body: dict[str, Any]
+    origin: Origin = "ds01"
+    gpu_request: GpuRequest | None = None
+
+
+@attrs.frozen
+class Refusal:
+    """A plugin's "no", with the reason the user will read and the limit it came from."""
+
+    reason: str
+    plugin: str = ""
+
+
+@attrs.frozen
+class Event:
+    """One line of the audit log. ``event_type`` is ``category.action`` (``gpu.allocated``)."""
+
+    event_type: str
+    user: str | None = None
+    source: str = "ds01"
+    details: dict[str, Any] = attrs.Factory(dict)
+    timestamp: dt.datetime = attrs.Factory(utcnow)
+    schema_version: int = EVENT_SCHEMA_VERSION
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "event_type": self.event_type,
+            "user": self.user,
+            "source": self.source,
+            "details": self.details,
+            "schema_version": self.schema_version,
+        }
+
+
+@attrs.frozen
+class Notice:
+    """Something a user must be told, handed to every ``notify`` implementation."""
+
+    user: str
+    subject: str
+    message: str
+    severity: Literal["info", "warning", "action"] = "info"
+    container: str | None = None
+    event_type: str | None = None
+
+
+@attrs.frozen
+class DeliveryResult:
+    """How one channel fared delivering one notice."""
+
+    channel: str
+    delivered: bool
+    detail: str = ""
+
+
+@attrs.frozen
+class Action:
+    """Something a plugin did (or would do) while enforcing, reported back to the pipeline."""
+
+    plugin: str
+    kind: str
+    target: str
+    detail: str = ""
+
+
+@attrs.frozen
+class LimitValue:
+    """One effective limit and where it came from (``default``, ``group student``, …)."""
+
+    value: Any
+    source: str
+    expires: dt.datetime | None = None
+
+
+@attrs.frozen
+class EffectiveLimits:
+    """A user's limits after resolution, each value with its provenance."""
+
+    user: str
+    group: str | None
+    values: dict[str, LimitValue]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key].value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        entry = self.values.get(key)
+        return default if entry is None else entry.value

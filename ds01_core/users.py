@@ -1,0 +1,58 @@
+"""User names as the host sees them, and the Unix facts ds01 needs about a user.
+
+Every place that compares user names (config, labels, LDAP, peer credentials) goes through
+:func:`normalize_username`, so ``Alice@EXAMPLE.ORG``, ``EXAMPLE\\alice`` and ``alice`` are one
+person everywhere.
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import re
+
+_UNSAFE = re.compile(r"[^a-z0-9_.-]")
+
+
+def normalize_username(name: str) -> str:
+    """Lower-case, strip a Kerberos/e-mail domain (``@…``) or a Windows domain (``DOM\\``)."""
+    name = name.strip()
+    if "\\" in name:
+        name = name.rsplit("\\", 1)[1]
+    if "@" in name:
+        name = name.split("@", 1)[0]
+    return name.lower()
+
+
+def safe_name(name: str) -> str:
+    """A normalised name reduced to characters safe in paths, unit names and labels."""
+    return _UNSAFE.sub("_", normalize_username(name))
+
+
+def username_for_uid(uid: int) -> str | None:
+    """The login name for ``uid``, or None when the host does not know it."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def uid_for_username(name: str) -> int | None:
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def unix_groups_of(name: str) -> set[str]:
+    """Names of the Unix groups ``name`` belongs to (primary and supplementary)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return set()
+    groups = {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
+    try:
+        groups.add(grp.getgrgid(entry.pw_gid).gr_name)
+    except KeyError:
+        pass
+    return groups
