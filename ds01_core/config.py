@@ -310,9 +310,7 @@ def make_converter() -> cattrs.Converter:
     )
     conv.register_unstructure_hook(Duration, str)
     conv.register_unstructure_hook(ByteSize, str)
-    conv.register_unstructure_hook(
-        dt.datetime, lambda d: d.isoformat().replace("+00:00", "Z")
-    )
+    conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
     return conv
 
 
@@ -445,7 +443,9 @@ def build_config(
     problems += found
     plugins_cfg = PluginsConfig()
     if not isinstance(raw_plugins, Mapping):
-        problems.append(ConfigProblem("plugins", f"expected a mapping, got {_describe(raw_plugins)}"))
+        problems.append(
+            ConfigProblem("plugins", f"expected a mapping, got {_describe(raw_plugins)}")
+        )
     else:
         fixed = {k: raw_plugins[k] for k in ("disabled", "required", "order") if k in raw_plugins}
         plugins_obj, found = structure_section(fixed, PluginsConfig, "plugins")
@@ -552,7 +552,9 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
                     f"unknown group {user.group!r} (groups: {known})",
                 )
             )
-        elif normalize_username(name) in seen_in and seen_in[normalize_username(name)] != user.group:
+        elif (
+            normalize_username(name) in seen_in and seen_in[normalize_username(name)] != user.group
+        ):
             problems.append(
                 ConfigProblem(
                     f"limits.users.{name}.group",

@@ -23,7 +23,6 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.config import Config
     from ds01_core.model import (
         Action,
         Allocation,

@@ -225,7 +225,9 @@ def make_plugin_host(
             records.append(record)
 
     for name, obj in extra:
-        record = PluginRecord(name, getattr(obj, "__module__", "?") or "?", "?", "active", plugin=obj)
+        record = PluginRecord(
+            name, getattr(obj, "__module__", "?") or "?", "?", "active", plugin=obj
+        )
         if name in disabled_set:
             record.status = "disabled"
         else:
@@ -247,9 +249,7 @@ def make_plugin_host(
     for record in records:
         record.required = record.name in required
         if record.status == "active":
-            record.hooks = sorted(
-                caller.name for caller in pm.get_hookcallers(record.plugin) or []
-            )
+            record.hooks = sorted(caller.name for caller in pm.get_hookcallers(record.plugin) or [])
 
     try:
         pm.check_pending()

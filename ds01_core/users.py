@@ -7,6 +7,7 @@ person everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import pwd
 import re
@@ -51,8 +52,6 @@ def unix_groups_of(name: str) -> set[str]:
     except KeyError:
         return set()
     groups = {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
-    try:
+    with contextlib.suppress(KeyError):
         groups.add(grp.getgrgid(entry.pw_gid).gr_name)
-    except KeyError:
-        pass
     return groups

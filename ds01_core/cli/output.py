@@ -74,7 +74,9 @@ def render_table(
 
     lines = ["  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
     for row in cells:
-        lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+        lines.append(
+            "  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip()
+        )
     return "\n".join(lines)
 
 

@@ -1,0 +1,120 @@
+"""``ds01 config``: validate a configuration file and explain a user's effective limits."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import yaml
+
+from ds01_core.cli import CliState, pass_state
+from ds01_core.cli.output import json_option, print_json, print_table
+from ds01_core.config import (
+    ConfigError,
+    build_config,
+    plugin_selection,
+    read_config_file,
+    resolve_config_path,
+    unstructure,
+)
+from ds01_core.limits import resolve_limits
+from ds01_core.plugins import PluginStartupError, make_plugin_host
+from ds01_core.units import ByteSize, Duration
+
+
+@click.group()
+def config() -> None:
+    """Check the configuration file and show what it means."""
+
+
+@config.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@pass_state
+def check(state: CliState, file: str | None) -> None:
+    """Validate FILE (default: the active configuration file).
+
+    Every problem is listed with its path in the file; the exit code is 0 when the file is
+    valid and 2 when it is not.
+    """
+    path = file or resolve_config_path(state.config_path)
+    try:
+        data = read_config_file(path)
+        disabled, required, order = plugin_selection(data)
+        host = make_plugin_host(
+            disabled=disabled,
+            required=required,
+            order=order,
+            load_entry_points=not state.no_plugins,
+        )
+        cfg = build_config(
+            data,
+            sections=host.config_sections(),
+            source=path,
+            ignore_sections=host.inactive_names(),
+        )
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except PluginStartupError as exc:
+        click.echo(f"{path}: plugins: {exc}", err=True)
+        sys.exit(2)
+    limits = cfg.limits
+    click.echo(
+        f"{path}: OK ({len(limits.groups)} groups, {len(limits.users)} users, "
+        f"{len(limits.overrides)} overrides, {len(host.active)} active plugins)"
+    )
+    for record in host.records:
+        if record.status == "failed":
+            click.echo(f"warning: plugin {record.name!r} failed to load: {record.error}", err=True)
+
+
+def _show_value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Duration | ByteSize):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@config.command("show")
+@click.option(
+    "--user", "user", metavar="NAME", help="Show NAME's effective limits and their sources."
+)
+@json_option
+@pass_state
+def show(state: CliState, user: str | None, as_json: bool) -> None:
+    """Show the effective configuration, or one user's effective limits.
+
+    With --user, each limit is shown with where it came from: the built-in default, the file's
+    defaults, the user's group, the user's own entry, or an override (until its expiry).
+    """
+    runtime = state.runtime
+    if user is None:
+        data = unstructure(runtime.config)
+        if as_json:
+            print_json(data)
+        else:
+            click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+        return
+    limits = resolve_limits(runtime.config, user, now=runtime.now())
+    if as_json:
+        print_json(
+            {
+                "user": limits.user,
+                "group": limits.group,
+                "limits": {
+                    key: {
+                        "value": entry.value,
+                        "source": entry.source,
+                        "expires": entry.expires,
+                    }
+                    for key, entry in limits.values.items()
+                },
+            }
+        )
+        return
+    click.echo(f"user: {limits.user}   group: {limits.group or '(none: defaults apply)'}")
+    rows = [(key, _show_value(entry.value), entry.source) for key, entry in limits.values.items()]
+    print_table(rows, ["limit", "value", "source"], shrinkable=[2])

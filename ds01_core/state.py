@@ -1,0 +1,157 @@
+"""The state store: one SQLite database (WAL) that only the root daemon and root CLI write.
+
+Every write happens in a transaction; decisions that must not race (GPU allocation) use
+``BEGIN IMMEDIATE`` so the write lock is taken before anything is read. The schema is versioned
+by an ordered list of migrations; each runs once, in its own transaction, and the version
+number moves with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 30_000
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _run_statements(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated DDL inside the caller's transaction.
+
+    ``sqlite3.executescript`` would commit first, which would make a migration non-atomic.
+    """
+    for statement in script.split(";"):
+        lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
+        if "".join(lines).strip():
+            db.execute("\n".join(lines))
+
+
+def _m1_initial(db: sqlite3.Connection) -> None:
+    _run_statements(
+        db,
+        """
+        CREATE TABLE allocations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user TEXT NOT NULL,
+            container TEXT NOT NULL,
+            container_name TEXT,
+            weight REAL NOT NULL,
+            allocated_at TEXT NOT NULL,
+            stopped_at TEXT,
+            released_at TEXT,
+            release_reason TEXT
+        );
+        CREATE INDEX allocations_live ON allocations (user) WHERE released_at IS NULL;
+        CREATE TABLE allocation_slots (
+            allocation_id INTEGER NOT NULL REFERENCES allocations (id),
+            slot_uuid TEXT NOT NULL,
+            live INTEGER NOT NULL DEFAULT 1
+        );
+        -- the guarantee against double booking lives in the schema, not only in the code
+        CREATE UNIQUE INDEX allocation_slots_one_holder ON allocation_slots (slot_uuid)
+            WHERE live = 1;
+        CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            expires TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            approved_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            removed_at TEXT
+        );
+        CREATE TABLE idle_streaks (
+            container TEXT PRIMARY KEY,
+            idle_since TEXT,
+            cycles INTEGER NOT NULL DEFAULT 0,
+            last_active_signal TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE notices_sent (
+            container TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            threshold TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (container, kind, threshold)
+        );
+        CREATE TABLE grants (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            target TEXT,
+            expires TEXT,
+            reason TEXT,
+            granted_by TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        """,
+    )
+
+
+#: Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append only:
+#: never edit or reorder a migration that has shipped.
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)
+
+
+class StateStore:
+    """A connection to the state database, migrated to the current schema on open."""
+
+    def __init__(self, path: Path | str, *, migrations: Sequence[Migration] = MIGRATIONS):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.db = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o640)
+        self._migrate(migrations)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        for target, migration in enumerate(migrations, start=1):
+            with self.transaction():
+                # re-read inside the lock: another process may have migrated meanwhile
+                if self.schema_version >= target:
+                    continue
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {target}")
+        if self.schema_version > len(migrations):
+            raise RuntimeError(
+                f"state store {self.path} has schema version {self.schema_version}, newer than "
+                f"this ds01 knows ({len(migrations)}); upgrade ds01 before running it"
+            )
+
+    @contextlib.contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction that commits on success and rolls back on any exception.
+
+        ``immediate`` takes the write lock at ``BEGIN``, so a read-decide-write sequence inside
+        cannot interleave with another process's.
+        """
+        self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN DEFERRED")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
