@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 import cattrs
 import yaml
+from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from ds01_core.units import ByteSize, Duration
@@ -295,9 +296,35 @@ def _structure_literal_checked(value: Any, type_: Any) -> Any:
     return value
 
 
+def _guarded(check: type | tuple[type, ...], what: str, factory: Any) -> Any:
+    """Wrap a cattrs hook factory so that a value of the wrong shape gets a plain message
+    (cattrs would otherwise iterate a string as a list, or fail with an AttributeError)."""
+
+    def make(type_: Any, conv: cattrs.Converter) -> Any:
+        inner = factory(type_, conv)
+
+        def structure(value: Any, target: Any) -> Any:
+            if not isinstance(value, check) or isinstance(value, str | bytes):
+                raise ValueError(f"expected {what}, got {_describe(value)}")
+            return inner(value, target)
+
+        return structure
+
+    return make
+
+
 def make_converter() -> cattrs.Converter:
     """The one converter used for every configuration class, core and plugin alike."""
     conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook_factory(
+        is_mapping, _guarded(Mapping, "a mapping", mapping_structure_factory)
+    )
+    conv.register_structure_hook_factory(
+        is_sequence, _guarded(list, "a list", list_structure_factory)
+    )
+    conv.register_structure_hook_factory(
+        attrs.has, _guarded(Mapping, "a mapping", lambda t, c: c.gen_structure_attrs_fromdict(t))
+    )
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(bool, _strict_bool)

@@ -1,0 +1,117 @@
+"""One lifecycle cycle: detect → reconcile → enforce → (idle, notify: driven by their plugins).
+
+The cycle is the only place the daemon's periodic work is sequenced. Each step calls one hook;
+a plugin that raises in a step is logged with its name and the cycle carries on, because one
+broken plugin must not stop GPUs from being released or limits from being applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ds01_core.limits import resolve_limits
+from ds01_core.model import Action, DeliveryResult, Event, Notice, Workload
+
+if TYPE_CHECKING:
+    from ds01_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class CycleReport:
+    """What one cycle saw and did, for the daemon's log and for tests."""
+
+    workloads: list[Workload] = attrs.Factory(list)
+    events: list[Event] = attrs.Factory(list)
+    actions: list[Action] = attrs.Factory(list)
+    errors: list[str] = attrs.Factory(list)
+    seconds: float = 0.0
+
+
+def merge_workloads(batches: Iterable[Sequence[Workload] | None]) -> list[Workload]:
+    """Merge detectors' reports by ``(kind, id)``: the first record wins, later ones add slots
+    and pids (two detectors seeing one container from different angles)."""
+    merged: dict[tuple[str, str], Workload] = {}
+    for batch in batches:
+        for workload in batch or ():
+            key = (workload.kind, workload.id)
+            first = merged.get(key)
+            if first is None:
+                merged[key] = workload
+                continue
+            first.gpu_slots.extend(s for s in workload.gpu_slots if s not in first.gpu_slots)
+            first.pids.extend(p for p in workload.pids if p not in first.pids)
+            first.unrestricted_gpu = first.unrestricted_gpu or workload.unrestricted_gpu
+    return list(merged.values())
+
+
+def detect(runtime: Runtime) -> list[Workload]:
+    return merge_workloads(runtime.hooks.detect_workloads(runtime))
+
+
+def users_to_enforce(runtime: Runtime, workloads: Sequence[Workload]) -> list[str]:
+    """Everyone who owns a workload or has limits of their own in the configuration."""
+    limits = runtime.config.limits
+    users = {w.owner for w in workloads if w.owner and w.owner != "unknown"}
+    users.update(limits.users)
+    for group in limits.groups.values():
+        users.update(group.members)
+    return sorted(users)
+
+
+def run_cycle(runtime: Runtime) -> CycleReport:
+    """Run one full cycle and write the events it produced to the audit log."""
+    started = time.monotonic()
+    report = CycleReport()
+    try:
+        report.workloads = detect(runtime)
+    except Exception as exc:
+        log.exception("detect_workloads failed")
+        report.errors.append(f"detect: {exc}")
+    try:
+        report.events += runtime.hooks.reconcile(runtime, report.workloads)
+    except Exception as exc:
+        log.exception("reconcile failed")
+        report.errors.append(f"reconcile: {exc}")
+    now = runtime.now()
+    for user in users_to_enforce(runtime, report.workloads):
+        limits = resolve_limits(runtime.config, user, now=now)
+        own = [w for w in report.workloads if w.owner == user]
+        try:
+            report.actions += runtime.hooks.enforce_limits(runtime, user, limits, own)
+        except Exception as exc:
+            log.exception("enforce_limits failed for %s", user)
+            report.errors.append(f"enforce {user}: {exc}")
+    for event in report.events:
+        runtime.events.append(event)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def tell_user(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
+    """Deliver a notice through every notify plugin and log each channel's result."""
+    try:
+        results = runtime.hooks.notify(runtime, notice)
+    except Exception as exc:  # a notifier must not break the caller's action
+        log.exception("notify failed")
+        results = [DeliveryResult("notify", False, str(exc))]
+    for result in results:
+        runtime.events.append(
+            Event(
+                "notify.delivered" if result.delivered else "notify.failed",
+                user=notice.user,
+                source=result.channel,
+                details={
+                    "subject": notice.subject,
+                    "container": notice.container,
+                    "detail": result.detail,
+                },
+            )
+        )
+    return results

@@ -1,0 +1,70 @@
+"""Fixtures for the core tests: real installed plugin distributions and fresh plugin hosts."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ds01_core.plugins import EntryPointSource
+
+DISTS = Path(__file__).resolve().parent.parent / "fixtures" / "dists"
+
+
+@pytest.fixture(scope="session")
+def installed_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each test distribution pip-installed (for real: wheel built, metadata written) into its
+    own target directory, so a test chooses exactly which ones are "installed"."""
+    targets = {}
+    for project in sorted(DISTS.iterdir()):
+        target = tmp_path_factory.mktemp(project.name)
+        build = tmp_path_factory.mktemp(project.name + "-src")
+        shutil.copytree(project, build, dirs_exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--target",
+                str(target),
+                str(build),
+            ],
+            check=True,
+        )
+        targets[project.name] = target
+    return targets
+
+
+@pytest.fixture
+def use_dists(
+    installed_dists: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., EntryPointSource]:
+    """Make the named test distributions importable and return their entry points as the
+    plugin source (the machine's other installed ds01 plugins are left out)."""
+
+    def use(*names: str) -> EntryPointSource:
+        paths = [str(installed_dists[name]) for name in names]
+        for path in paths:
+            monkeypatch.syspath_prepend(path)
+
+        def load() -> list[md.EntryPoint]:
+            return [
+                ep
+                for dist in md.distributions(path=paths)
+                for ep in dist.entry_points
+                if ep.group == "ds01"
+            ]
+
+        return EntryPointSource(load)
+
+    return use
