@@ -297,8 +297,16 @@ class Hooks:
     def configure(self, runtime: Runtime) -> None:
         self._hook.configure(runtime=runtime)
 
-    def add_cli_commands(self, cli: click.Group) -> None:
-        self._hook.add_cli_commands(cli=cli)
+    def add_cli_commands(self, cli: click.Group) -> list[tuple[str, Exception]]:
+        """Call each plugin's implementation on its own, so that one plugin's broken command
+        (or a name clash) is reported with its name and the others still get added."""
+        errors = []
+        for impl in self._hook.add_cli_commands.get_hookimpls():
+            try:
+                impl.function(**{name: cli for name in impl.argnames})
+            except Exception as exc:
+                errors.append((impl.plugin_name, exc))
+        return errors
 
     def detect_workloads(self, runtime: Runtime) -> list[Sequence[Workload]]:
         return self._hook.detect_workloads(runtime=runtime)

@@ -43,7 +43,23 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Ds01Group(click.Group):
+    """The root group; once sealed, a command name can be added only once, so a plugin can
+    never silently replace a built-in command (or another plugin's)."""
+
+    sealed = False
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if self.sealed and name in self.commands:
+            raise ValueError(f"the command name {name!r} is already taken")
+        super().add_command(cmd, name)
+
+
+@click.group(
+    cls=Ds01Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ds01")
 @click.option(
     "--config",
@@ -104,17 +120,12 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
     except PluginStartupError as exc:
         click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
         return
-    before = set(cli.commands)
-    try:
-        host.hooks.add_cli_commands(cli)
-    except Exception as exc:
-        click.echo(f"Warning: a plugin failed to add its commands: {exc}", err=True)
-    for name in set(cli.commands) - before:
-        if cli.commands[name].name != name:
-            click.echo(f"Warning: plugin command {name!r} is misnamed", err=True)
+    for plugin, exc in host.hooks.add_cli_commands(cli):
+        click.echo(f"Warning: plugin {plugin!r} could not add its commands: {exc}", err=True)
 
 
 _register_builtin_commands()
+cli.sealed = True
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,16 +37,24 @@ def test_wrong_type_names_path_expected_and_got():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"limits": {"defaults": {"allow_full_gpu": "yes"}}},
-         "limits.defaults.allow_full_gpu: expected true or false, got 'yes'"),
-        ({"limits": {"defaults": {"pids_limit": 1.5}}},
-         "limits.defaults.pids_limit: expected a whole number, got 1.5"),
-        ({"limits": {"defaults": {"max_cpus": True}}},
-         "limits.defaults.max_cpus: expected a number, got True"),
+        (
+            {"limits": {"defaults": {"allow_full_gpu": "yes"}}},
+            "limits.defaults.allow_full_gpu: expected true or false, got 'yes'",
+        ),
+        (
+            {"limits": {"defaults": {"pids_limit": 1.5}}},
+            "limits.defaults.pids_limit: expected a whole number, got 1.5",
+        ),
+        (
+            {"limits": {"defaults": {"max_cpus": True}}},
+            "limits.defaults.max_cpus: expected a number, got True",
+        ),
         ({"limits": {"groups": []}}, "limits.groups: expected a mapping, got a list"),
         ({"paths": {"state_dir": 5}}, "paths.state_dir: expected text, got 5"),
-        ({"gpu": {"backend": "cuda"}},
-         "gpu.backend: expected one of 'auto', 'nvml', 'simulated', got 'cuda'"),
+        (
+            {"gpu": {"backend": "cuda"}},
+            "gpu.backend: expected one of 'auto', 'nvml', 'simulated', got 'cuda'",
+        ),
     ],
 )
 def test_wrong_types(data, expected):
@@ -143,16 +150,24 @@ def test_override_missing_reason_and_empty_values():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"lifecycle": {"interval": "soon"}},
-         "lifecycle.interval: expected a duration like '45s', '30m', '1.5h', '2d' or '1h30m', "
-         "got 'soon'"),
-        ({"lifecycle": {"origins": {"ds01": {"idle_timeout": "-5m"}}}},
-         "lifecycle.origins.ds01.idle_timeout: expected a duration like '45s', '30m', '1.5h', "
-         "'2d' or '1h30m', got '-5m'"),
-        ({"limits": {"defaults": {"memory": "32 gigs"}}},
-         "limits.defaults.memory: expected a size like '512m', '32g' or '1.5GiB', got '32 gigs'"),
-        ({"limits": {"defaults": {"shm_size": -1}}},
-         "limits.defaults.shm_size: a size cannot be negative, got -1"),
+        (
+            {"lifecycle": {"interval": "soon"}},
+            "lifecycle.interval: expected a duration like '45s', '30m', '1.5h', '2d' or '1h30m', "
+            "got 'soon'",
+        ),
+        (
+            {"lifecycle": {"origins": {"ds01": {"idle_timeout": "-5m"}}}},
+            "lifecycle.origins.ds01.idle_timeout: expected a duration like '45s', '30m', '1.5h', "
+            "'2d' or '1h30m', got '-5m'",
+        ),
+        (
+            {"limits": {"defaults": {"memory": "32 gigs"}}},
+            "limits.defaults.memory: expected a size like '512m', '32g' or '1.5GiB', got '32 gigs'",
+        ),
+        (
+            {"limits": {"defaults": {"shm_size": -1}}},
+            "limits.defaults.shm_size: a size cannot be negative, got -1",
+        ),
     ],
 )
 def test_unparsable_durations_and_sizes(data, expected):
@@ -197,7 +212,9 @@ def test_required_and_disabled_at_once():
 def test_human_units_parse_and_print_back():
     config = build_config(
         {
-            "limits": {"defaults": {"memory": "32g", "shm_size": "1.5GiB", "idle_timeout": "1h30m"}},
+            "limits": {
+                "defaults": {"memory": "32g", "shm_size": "1.5GiB", "idle_timeout": "1h30m"}
+            },
             "lifecycle": {"interval": "1.5m"},
         },
         now=NOW,
@@ -237,11 +254,25 @@ def test_error_message_names_the_file(tmp_path):
 
 
 def test_example_config_is_valid_and_complete():
-    config = load_config(str(EXAMPLE), now=NOW, ignore_sections=("mig", "cgroups", "notify", "ldap"))
+    config = load_config(
+        str(EXAMPLE), now=NOW, ignore_sections=("mig", "cgroups", "notify", "ldap")
+    )
     assert config.limits.groups, "the example should show groups"
     assert config.limits.overrides, "the example should show an override"
     text = EXAMPLE.read_text()
-    for key in ("max_gpu_equivalents", "max_gpu_slots_per_container", "allow_full_gpu",
-                "max_containers_per_user", "max_cpus", "memory", "shm_size", "pids_limit",
-                "idle_timeout", "max_runtime", "stop_grace", "backend", "state_dir"):
+    for key in (
+        "max_gpu_equivalents",
+        "max_gpu_slots_per_container",
+        "allow_full_gpu",
+        "max_containers_per_user",
+        "max_cpus",
+        "memory",
+        "shm_size",
+        "pids_limit",
+        "idle_timeout",
+        "max_runtime",
+        "stop_grace",
+        "backend",
+        "state_dir",
+    ):
         assert f"{key}:" in text, f"examples/ds01.yaml does not show {key}"

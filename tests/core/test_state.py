@@ -1,0 +1,104 @@
+"""The state store: WAL, versioned migrations, transactions that commit or roll back whole."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ds01_core.state import MIGRATIONS, StateStore
+
+
+def test_new_store_is_migrated_and_in_wal_mode(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {
+        "allocations",
+        "allocation_slots",
+        "overrides",
+        "idle_streaks",
+        "notices_sent",
+        "grants",
+    } <= tables
+
+
+def test_migrations_run_once_and_new_ones_apply_on_open(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    ran = []
+
+    def m2(db: sqlite3.Connection) -> None:
+        ran.append(2)
+        db.execute("CREATE TABLE extra (x INTEGER)")
+
+    store = StateStore(path, migrations=(*MIGRATIONS, m2))
+    assert store.schema_version == len(MIGRATIONS) + 1
+    store.close()
+    StateStore(path, migrations=(*MIGRATIONS, m2)).close()
+    assert ran == [2]
+
+
+def test_failed_migration_leaves_the_version_and_schema_untouched(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        StateStore(path, migrations=(*MIGRATIONS, broken))
+    store = StateStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+    assert "half_done" not in names
+
+
+def test_newer_schema_than_known_is_refused(tmp_path):
+    path = tmp_path / "state.db"
+    store = StateStore(path)
+    store.db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    store.close()
+    with pytest.raises(RuntimeError, match="newer than this ds01 knows"):
+        StateStore(path)
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    with pytest.raises(ValueError), store.transaction() as db:
+        db.execute(
+            "INSERT INTO grants (user, kind, created_at) VALUES ('alice', 'bare-metal', 'now')"
+        )
+        raise ValueError("abort")
+    assert store.db.execute("SELECT COUNT(*) FROM grants").fetchone()[0] == 0
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO grants (user, kind, created_at) VALUES ('alice', 'bare-metal', 'now')"
+        )
+    other = StateStore(tmp_path / "state.db")  # a second connection sees the commit
+    assert other.db.execute("SELECT COUNT(*) FROM grants").fetchone()[0] == 1
+
+
+def test_a_slot_cannot_be_held_twice_by_schema(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    with store.transaction() as db:
+        for container in ("c1", "c2"):
+            db.execute(
+                "INSERT INTO allocations (user, container, weight, allocated_at) "
+                "VALUES ('alice', ?, 1.0, 'now')",
+                (container,),
+            )
+        db.execute("INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (1, 'GPU-a')")
+    with pytest.raises(sqlite3.IntegrityError), store.transaction() as db:
+        db.execute("INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (2, 'GPU-a')")
+    with store.transaction() as db:  # once released (live=0), the slot can be taken again
+        db.execute("UPDATE allocation_slots SET live = 0 WHERE slot_uuid = 'GPU-a'")
+        db.execute("INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (2, 'GPU-a')")
+
+
+def test_store_file_is_not_world_readable(tmp_path):
+    store = StateStore(tmp_path / "sub" / "state.db")
+    assert (tmp_path / "sub" / "state.db").stat().st_mode & 0o007 == 0
+    store.close()
