@@ -276,3 +276,42 @@ def test_example_config_is_valid_and_complete():
         "state_dir",
     ):
         assert f"{key}:" in text, f"examples/ds01.yaml does not show {key}"
+
+
+def test_every_config_key_is_documented():
+    from ds01_core import config as cfg
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    classes = [
+        cfg.Config,
+        cfg.PathsConfig,
+        cfg.GpuConfig,
+        cfg.SimulatedGpuConfig,
+        cfg.LimitSet,
+        cfg.GroupLimits,
+        cfg.UserLimits,
+        cfg.Override,
+        cfg.LimitsConfig,
+        cfg.OriginPolicy,
+        cfg.LifecycleConfig,
+        cfg.PluginsConfig,
+    ]
+    undocumented = set()
+    for cls in classes:
+        for field in attrs_fields(cls):
+            if field in {"source", "sections"}:
+                continue
+            if (
+                f"`{field}`" not in doc
+                and f"`{field}." not in doc
+                and f".{field}`" not in doc
+                and f".{field}." not in doc
+            ):
+                undocumented.add(f"{cls.__name__}.{field}")
+    assert not undocumented, f"not in docs/config.md: {sorted(undocumented)}"
+
+
+def attrs_fields(cls) -> list[str]:
+    import attrs
+
+    return [f.name for f in attrs.fields(cls)]
