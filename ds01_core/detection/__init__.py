@@ -1,0 +1,1 @@
+"""Workload detection: Docker containers and host GPU processes, attributed to users."""

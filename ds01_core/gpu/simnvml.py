@@ -1,0 +1,437 @@
+"""An in-memory GPU host that answers the subset of the ``pynvml`` API ds01 uses.
+
+The simulated host sits *behind* the NVML interface rather than beside it, so the NVML provider
+runs the same code on a laptop as on a DGX: same calls, same return shapes, and the real
+``pynvml`` exception classes (``NVMLError_NotSupported`` on MIG utilisation, as real hardware
+does). Tests inject further errors on top of it (``tests/helpers/fake_pynvml.py``).
+
+Handles are opaque :class:`SimHandle` values, as NVML's are opaque pointers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import pynvml
+
+MIB = 1024**2
+
+#: ``gpuInstanceId`` / ``computeInstanceId`` of a process that runs on a GPU without MIG.
+NO_INSTANCE = 0xFFFFFFFF
+
+
+# -- the host, as the topology file describes it ------------------------------------------------
+
+
+@attrs.frozen
+class SimProfile:
+    """A GPU-instance profile the GPU model supports (``2g.20gb`` is NVML profile id 1)."""
+
+    id: int
+    name: str
+    slices: int
+    memory: int
+
+
+@attrs.frozen
+class SimProcess:
+    """A compute process on one leaf device; ``used_memory`` in bytes, None when unknown."""
+
+    pid: int
+    used_memory: int | None = None
+
+
+@attrs.define
+class SimInstance:
+    """One MIG device: a GPU instance with its (single) compute instance."""
+
+    uuid: str
+    profile: SimProfile
+    gpu_instance_id: int
+    compute_instance_id: int = 0
+    memory_used: int = 0
+    processes: list[SimProcess] = attrs.Factory(list)
+
+
+@attrs.define
+class SimGpu:
+    """One physical GPU. ``instances`` is None when MIG is off, a list (maybe empty) when on."""
+
+    index: int
+    uuid: str
+    model: str
+    memory_total: int
+    profiles: tuple[SimProfile, ...] = ()
+    memory_used: int = 0
+    utilization: int | None = None
+    memory_utilization: int | None = None
+    power_watts: float | None = None
+    energy_joules: float | None = None
+    instances: list[SimInstance] | None = None
+    processes: list[SimProcess] = attrs.Factory(list)
+
+    @property
+    def mig_capable(self) -> bool:
+        return bool(self.profiles)
+
+    @property
+    def mig_enabled(self) -> bool:
+        return self.instances is not None
+
+    @property
+    def total_slices(self) -> int:
+        return max((p.slices for p in self.profiles), default=1)
+
+
+@attrs.define
+class SimHost:
+    """A whole simulated machine: its GPUs, driver version, and where it was described."""
+
+    name: str
+    driver_version: str
+    gpus: list[SimGpu]
+    source: str = "<memory>"
+
+    def leaf_uuids(self) -> list[str]:
+        """UUIDs of every leaf device: whole GPUs without MIG, MIG instances of the others."""
+        leaves: list[str] = []
+        for gpu in self.gpus:
+            if gpu.instances is None:
+                leaves.append(gpu.uuid)
+            else:
+                leaves += [inst.uuid for inst in gpu.instances]
+        return leaves
+
+    def find_leaf(self, ref: str) -> str | None:
+        """The UUID of the leaf that ``ref`` names (UUID, legacy MIG UUID, or slot id ``5.1``)."""
+        for gpu in self.gpus:
+            if gpu.instances is None:
+                if ref in (gpu.uuid, str(gpu.index)):
+                    return gpu.uuid
+                continue
+            for inst in gpu.instances:
+                legacy = f"MIG-{gpu.uuid}/{inst.gpu_instance_id}/{inst.compute_instance_id}"
+                if ref in (inst.uuid, legacy, f"{gpu.index}.{inst.gpu_instance_id}"):
+                    return inst.uuid
+        return None
+
+
+# -- NVML-shaped return values -------------------------------------------------------------------
+
+
+@attrs.define
+class MemoryInfo:
+    """Like ``c_nvmlMemory_t``: bytes."""
+
+    total: int
+    free: int
+    used: int
+
+
+@attrs.define
+class Utilization:
+    """Like ``c_nvmlUtilization_t``: percent over the last sample period."""
+
+    gpu: int
+    memory: int
+
+
+@attrs.define
+class DeviceAttributes:
+    """Like ``c_nvmlDeviceAttributes`` (only MIG handles have them); NVML's field names."""
+
+    multiprocessorCount: int
+    sharedCopyEngineCount: int
+    sharedDecoderCount: int
+    sharedEncoderCount: int
+    sharedJpegCount: int
+    sharedOfaCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@attrs.define
+class GpuInstanceProfileInfo:
+    """Like ``c_nvmlGpuInstanceProfileInfo_v2_t`` (``name`` is bytes, as the C array is)."""
+
+    version: int
+    id: int
+    isP2pSupported: int
+    sliceCount: int
+    instanceCount: int
+    multiprocessorCount: int
+    memorySizeMB: int
+    name: bytes
+
+
+@attrs.define
+class ProcessInfo:
+    """Like pynvml's friendly process object (``nvmlDeviceGetComputeRunningProcesses``)."""
+
+    pid: int
+    usedGpuMemory: int | None
+    gpuInstanceId: int = NO_INSTANCE
+    computeInstanceId: int = NO_INSTANCE
+
+
+@attrs.frozen
+class SimHandle:
+    """An opaque device handle: a GPU (``mig`` None) or one of its MIG devices."""
+
+    gpu: int
+    mig: int | None = None
+
+
+ExtraProcesses = Callable[[], Iterable[tuple[str, SimProcess]]]
+
+
+class SimulatedNvml:
+    """The ``pynvml`` functions ds01 calls, answered from a :class:`SimHost`.
+
+    :param extra_processes: called on every process or memory query; yields ``(leaf uuid,
+        process)`` pairs added to those the topology lists (a processes file, in practice).
+    :param clock: seconds, monotonic; total energy grows at the current power draw.
+    """
+
+    NVMLError = pynvml.NVMLError
+    NVMLError_Uninitialized = pynvml.NVMLError_Uninitialized
+    NVMLError_InvalidArgument = pynvml.NVMLError_InvalidArgument
+    NVMLError_NotSupported = pynvml.NVMLError_NotSupported
+    NVMLError_NoPermission = pynvml.NVMLError_NoPermission
+    NVMLError_NotFound = pynvml.NVMLError_NotFound
+    NVMLError_DriverNotLoaded = pynvml.NVMLError_DriverNotLoaded
+    NVMLError_LibraryNotFound = pynvml.NVMLError_LibraryNotFound
+    NVMLError_FunctionNotFound = pynvml.NVMLError_FunctionNotFound
+    NVMLError_GpuIsLost = pynvml.NVMLError_GpuIsLost
+    NVMLError_Unknown = pynvml.NVMLError_Unknown
+
+    NVML_DEVICE_MIG_DISABLE = pynvml.NVML_DEVICE_MIG_DISABLE
+    NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
+    NVML_GPU_INSTANCE_PROFILE_COUNT = pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT
+    nvmlGpuInstanceProfileInfo_v2 = pynvml.nvmlGpuInstanceProfileInfo_v2
+
+    def __init__(
+        self,
+        host: SimHost,
+        *,
+        extra_processes: ExtraProcesses | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.host = host
+        self._extra_processes = extra_processes
+        self._clock = clock
+        self._started = clock()
+        self._refcount = 0
+
+    # -- session ----------------------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self._refcount += 1
+
+    def nvmlShutdown(self) -> None:
+        self._require_init()
+        self._refcount -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._require_init()
+        return self.host.driver_version
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._require_init()
+        return len(self.host.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> SimHandle:
+        self._require_init()
+        if not 0 <= index < len(self.host.gpus):
+            raise self.NVMLError_InvalidArgument()
+        return SimHandle(index)
+
+    def nvmlDeviceGetUUID(self, handle: SimHandle) -> str:
+        gpu, inst = self._device(handle)
+        return gpu.uuid if inst is None else inst.uuid
+
+    def nvmlDeviceGetName(self, handle: SimHandle) -> str:
+        gpu, inst = self._device(handle)
+        return gpu.model if inst is None else f"{gpu.model} MIG {inst.profile.name}"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: SimHandle, version: int | None = None) -> MemoryInfo:
+        gpu, inst = self._device(handle)
+        extra = self._extra_memory()
+        if inst is not None:
+            total = inst.profile.memory
+            used = inst.memory_used + extra.get(inst.uuid, 0)
+        elif gpu.instances is not None:
+            total = gpu.memory_total
+            used = sum(i.memory_used + extra.get(i.uuid, 0) for i in gpu.instances)
+        else:
+            total = gpu.memory_total
+            used = gpu.memory_used + extra.get(gpu.uuid, 0)
+        used = min(used, total)
+        return MemoryInfo(total=total, free=total - used, used=used)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: SimHandle) -> Utilization:
+        gpu = self._whole(handle)
+        # Real hardware reports no utilisation for MIG devices, nor for a GPU in MIG mode.
+        if gpu.mig_enabled or gpu.utilization is None:
+            raise self.NVMLError_NotSupported()
+        memory = gpu.memory_utilization
+        if memory is None:
+            memory = round(100 * gpu.memory_used / gpu.memory_total) if gpu.memory_total else 0
+        return Utilization(gpu=gpu.utilization, memory=memory)
+
+    def nvmlDeviceGetPowerUsage(self, handle: SimHandle) -> int:
+        gpu = self._whole(handle)
+        if gpu.power_watts is None:
+            raise self.NVMLError_NotSupported()
+        return round(gpu.power_watts * 1000)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: SimHandle) -> int:
+        gpu = self._whole(handle)
+        if gpu.energy_joules is None:
+            raise self.NVMLError_NotSupported()
+        elapsed = max(self._clock() - self._started, 0.0)
+        return round((gpu.energy_joules + (gpu.power_watts or 0.0) * elapsed) * 1000)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> list[ProcessInfo]:
+        gpu, inst = self._device(handle)
+        extra = list(self._extras())
+        if inst is not None:
+            return self._process_infos(inst.uuid, inst.processes, extra, inst)
+        if gpu.instances is None:
+            return self._process_infos(gpu.uuid, gpu.processes, extra, None)
+        # A GPU in MIG mode reports the processes of all its instances, tagged with their ids.
+        infos: list[ProcessInfo] = []
+        for each in gpu.instances:
+            infos += self._process_infos(each.uuid, each.processes, extra, each)
+        return infos
+
+    # -- MIG --------------------------------------------------------------------------------
+
+    def nvmlDeviceGetMigMode(self, handle: SimHandle) -> list[int]:
+        gpu = self._whole(handle)
+        if not gpu.mig_capable:
+            raise self.NVMLError_NotSupported()
+        mode = self.NVML_DEVICE_MIG_ENABLE if gpu.mig_enabled else self.NVML_DEVICE_MIG_DISABLE
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: SimHandle) -> int:
+        gpu = self._whole(handle)
+        if not gpu.mig_capable:
+            raise self.NVMLError_NotSupported()
+        return gpu.total_slices
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: SimHandle, index: int) -> SimHandle:
+        gpu = self._whole(handle)
+        if not gpu.mig_capable or not 0 <= index < gpu.total_slices:
+            raise self.NVMLError_InvalidArgument()
+        if gpu.instances is None or index >= len(gpu.instances):
+            raise self.NVMLError_NotFound()
+        return SimHandle(handle.gpu, index)
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: SimHandle) -> int:
+        self._device(handle)
+        return int(handle.mig is not None)
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: SimHandle) -> SimHandle:
+        self._mig(handle)
+        return SimHandle(handle.gpu)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: SimHandle) -> int:
+        return self._mig(handle).gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: SimHandle) -> int:
+        return self._mig(handle).compute_instance_id
+
+    def nvmlDeviceGetAttributes(self, handle: SimHandle) -> DeviceAttributes:
+        _gpu, inst = self._device(handle)
+        if inst is None:
+            raise self.NVMLError_NotSupported()  # NVML: "only supports MIG device handles"
+        slices = inst.profile.slices
+        return DeviceAttributes(
+            multiprocessorCount=0,
+            sharedCopyEngineCount=0,
+            sharedDecoderCount=0,
+            sharedEncoderCount=0,
+            sharedJpegCount=0,
+            sharedOfaCount=0,
+            gpuInstanceSliceCount=slices,
+            computeInstanceSliceCount=slices,
+            memorySizeMB=inst.profile.memory // MIB,
+        )
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(
+        self, handle: SimHandle, profile: int, version: int = 2
+    ) -> GpuInstanceProfileInfo:
+        gpu = self._whole(handle)
+        if not 0 <= profile < self.NVML_GPU_INSTANCE_PROFILE_COUNT:
+            raise self.NVMLError_InvalidArgument()
+        found = next((p for p in gpu.profiles if p.id == profile), None)
+        if found is None:
+            raise self.NVMLError_NotSupported()
+        return GpuInstanceProfileInfo(
+            version=self.nvmlGpuInstanceProfileInfo_v2,
+            id=found.id,
+            isP2pSupported=0,
+            sliceCount=found.slices,
+            instanceCount=gpu.total_slices // found.slices,
+            multiprocessorCount=0,
+            memorySizeMB=found.memory // MIB,
+            name=f"MIG {found.name}".encode(),
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _require_init(self) -> None:
+        if self._refcount <= 0:
+            raise self.NVMLError_Uninitialized()
+
+    def _device(self, handle: Any) -> tuple[SimGpu, SimInstance | None]:
+        self._require_init()
+        if not isinstance(handle, SimHandle) or not 0 <= handle.gpu < len(self.host.gpus):
+            raise self.NVMLError_InvalidArgument()
+        gpu = self.host.gpus[handle.gpu]
+        if handle.mig is None:
+            return gpu, None
+        if gpu.instances is None or not 0 <= handle.mig < len(gpu.instances):
+            raise self.NVMLError_InvalidArgument()
+        return gpu, gpu.instances[handle.mig]
+
+    def _whole(self, handle: Any) -> SimGpu:
+        """The GPU behind a non-MIG handle; device-wide queries are not supported on MIG ones."""
+        gpu, inst = self._device(handle)
+        if inst is not None:
+            raise self.NVMLError_NotSupported()
+        return gpu
+
+    def _mig(self, handle: Any) -> SimInstance:
+        _gpu, inst = self._device(handle)
+        if inst is None:
+            raise self.NVMLError_InvalidArgument()
+        return inst
+
+    def _extras(self) -> Iterable[tuple[str, SimProcess]]:
+        return self._extra_processes() if self._extra_processes is not None else ()
+
+    def _extra_memory(self) -> dict[str, int]:
+        used: dict[str, int] = {}
+        for uuid, proc in self._extras():
+            used[uuid] = used.get(uuid, 0) + (proc.used_memory or 0)
+        return used
+
+    @staticmethod
+    def _process_infos(
+        uuid: str,
+        listed: list[SimProcess],
+        extra: list[tuple[str, SimProcess]],
+        inst: SimInstance | None,
+    ) -> list[ProcessInfo]:
+        procs = list(listed) + [p for leaf, p in extra if leaf == uuid]
+        gi = inst.gpu_instance_id if inst is not None else NO_INSTANCE
+        ci = inst.compute_instance_id if inst is not None else NO_INSTANCE
+        return [ProcessInfo(p.pid, p.used_memory, gi, ci) for p in procs]
