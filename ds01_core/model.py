@@ -27,7 +27,7 @@ def utcnow() -> dt.datetime:
 class GpuSlot:
     """Something a container can be given: a whole GPU, or one MIG instance of a GPU.
 
-    ``weight`` is the slot's size in GPU-equivalents, the unit of every GPU quota: 1.0 for a
+    Memory figures are bytes. ``weight`` is the slot's size in GPU-equivalents, the unit of every GPU quota: 1.0 for a
     whole GPU, ``compute_slices / total_slices`` for a MIG instance (2g.20gb on a 7-slice A100
     weighs 2/7).
     """
@@ -48,9 +48,12 @@ class GpuSlot:
 
     @property
     def slot_id(self) -> str:
-        """Short, stable name: ``3`` for GPU 3, ``3.2`` for GPU instance 2 on GPU 3."""
+        """Short, stable name: ``3`` for GPU 3, ``3.2`` for GPU instance 2 on GPU 3, and
+        ``3.2.1`` for compute instance 1 of it (only when a GPU instance is split further)."""
         if self.kind == "gpu":
             return str(self.gpu_index)
+        if self.compute_instance_id:
+            return f"{self.gpu_index}.{self.gpu_instance_id}.{self.compute_instance_id}"
         return f"{self.gpu_index}.{self.gpu_instance_id}"
 
     @property

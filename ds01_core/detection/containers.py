@@ -116,7 +116,10 @@ def resolve_owner(
     4. a ``<name>._.<uid>`` container name; 5. the uid of the main process, if not root;
     otherwise ``unknown``.
     """
-    for label, source in ((OWNER_LABEL, "label:ds01.user"), (LEGACY_USER_LABEL, "label:aime.mlc.USER")):
+    for label, source in (
+        (OWNER_LABEL, "label:ds01.user"),
+        (LEGACY_USER_LABEL, "label:aime.mlc.USER"),
+    ):
         value = labels.get(label, "").strip()
         if value:
             return Owner(normalize_username(value), source)

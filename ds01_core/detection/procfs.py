@@ -73,7 +73,9 @@ def read_proc(pid: int, root: Path = PROC) -> ProcInfo | None:
     uid = real_uid_from_status(status)
     if uid is None:
         return None
-    comm = next((ln.split(":", 1)[1].strip() for ln in status.splitlines() if ln.startswith("Name:")), "")
+    comm = next(
+        (ln.split(":", 1)[1].strip() for ln in status.splitlines() if ln.startswith("Name:")), ""
+    )
     cmdline = cmdline_raw.replace(b"\0", b" ").decode(errors="replace").strip()
     return ProcInfo(
         pid=pid,

@@ -1,0 +1,222 @@
+"""Fixtures shared by every test: a real Docker engine, the test image, throw-away containers,
+and a throw-away configuration file.
+
+Integration tests (everything under ``tests/integration/``, and anything marked
+``@pytest.mark.integration``) need a Docker engine. Without one they are skipped locally, with
+a note on how to start one, and **fail** under ``CI=true``: CI must never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import yaml
+
+from ds01_core.docker import DockerAdapter, DockerError, docker_host
+
+TESTS_DIR = Path(__file__).resolve().parent
+INTEGRATION_DIR = TESTS_DIR / "integration"
+TEST_IMAGE = "ds01-test:busybox"
+SETUP_HINT = "start one with: bash scripts/ci/setup-docker.sh (as root)"
+#: label put on every container the factory creates, valued with this run's prefix
+RUN_LABEL = "ds01.test.run"
+
+try:  # CI machines are slow and shared: no per-example deadlines there
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
+    if os.environ.get("CI") == "true":
+        _hypothesis_settings.load_profile("ci")
+except ImportError:  # hypothesis is a test dependency, but a bare pytest run may lack it
+    pass
+
+
+def in_ci() -> bool:
+    """``CI=true``, as GitHub Actions, GitLab CI and ``.ci/run`` set it."""
+    return os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: a missing engine must never turn CI green."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: integration tests must not be skipped)", pytrace=False)
+    pytest.skip(f"{reason}; {SETUP_HINT}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark everything under tests/integration/ as ``integration`` (before ``-m`` selects)."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION_DIR):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _integration_needs_engine(request: pytest.FixtureRequest) -> None:
+    """An ``integration`` test gets the engine check even if it never asks for the engine."""
+    if request.node.get_closest_marker("integration") is not None:
+        request.getfixturevalue("docker_engine")
+
+
+# -- Docker ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerAdapter]:
+    """A connected :class:`DockerAdapter` for the engine at ``DOCKER_HOST`` (or the local
+    socket); skipped locally and failed in CI when it does not answer."""
+    adapter = DockerAdapter.from_env()
+    if not adapter.ping():
+        try:
+            adapter.version()
+            detail = "it did not answer a ping"
+        except DockerError as err:
+            detail = str(err)
+        adapter.close()
+        unavailable(
+            f"no Docker engine at {docker_host()}: {detail}"
+            if detail.startswith("it ")
+            else f"no Docker engine: {detail}"
+        )
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_engine: DockerAdapter) -> str:
+    """The registry-free busybox image the integration tests run (``ds01-test:busybox``)."""
+    if docker_engine.inspect_image(TEST_IMAGE) is None:
+        unavailable(f"the Docker engine has no image {TEST_IMAGE}")
+    return TEST_IMAGE
+
+
+@attrs.frozen
+class CreatedContainer:
+    """A container the factory made: its full id and its name (without the leading /)."""
+
+    id: str
+    name: str
+
+
+class ContainerFactory:
+    """Creates containers for one test and removes them afterwards.
+
+    Call it with an Engine API create body (merged over ``{"Image": <test image>, "Cmd":
+    ["sleep", "3600"]}``); the container is started unless ``start=False``. Names are
+    ``<prefix>-<name or counter>`` (``raw_name=True`` uses ``name`` as is, e.g. to test
+    ``vsc-…`` names), and every container carries the label ``ds01.test.run=<prefix>``.
+    """
+
+    def __init__(self, engine: DockerAdapter, image: str, prefix: str):
+        self.engine = engine
+        self.image = image
+        self.prefix = prefix
+        self.created: list[CreatedContainer] = []
+        self._serial = itertools.count(1)
+
+    def __call__(
+        self,
+        body: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        raw_name: bool = False,
+        start: bool = True,
+    ) -> CreatedContainer:
+        spec: dict[str, Any] = {"Image": self.image, "Cmd": ["sleep", "3600"]}
+        spec.update(copy.deepcopy(dict(body or {})))
+        spec["Labels"] = {**(spec.get("Labels") or {}), RUN_LABEL: self.prefix}
+        full_name = name if raw_name and name else f"{self.prefix}-{name or next(self._serial)}"
+        container = CreatedContainer(self.engine.create_container(spec, name=full_name), full_name)
+        self.created.append(container)
+        if start:
+            self.engine.start(container.id)
+        return container
+
+    def cleanup(self) -> None:
+        """Force-remove what this factory made; what is already gone is fine."""
+        for container in reversed(self.created):
+            remove_quietly(self.engine, container.id)
+        self.created.clear()
+
+
+def remove_quietly(engine: DockerAdapter, container: str) -> None:
+    try:
+        engine.remove(container, force=True)
+    except DockerError as err:
+        if err.status != 404:
+            raise
+
+
+@pytest.fixture(scope="session")
+def container_prefix(docker_engine: DockerAdapter) -> Iterator[str]:
+    """This test run's container name prefix; leftovers carrying it are removed at the end."""
+    prefix = f"ds01-test-{os.getpid()}-{secrets.token_hex(3)}"
+    yield prefix
+    for summary in docker_engine.list_containers(all=True):
+        names = [n.lstrip("/") for n in summary.get("Names") or ()]
+        labels = summary.get("Labels") or {}
+        if labels.get(RUN_LABEL) == prefix or any(n.startswith(prefix) for n in names):
+            remove_quietly(docker_engine, summary["Id"])
+
+
+@pytest.fixture
+def container_factory(
+    docker_engine: DockerAdapter, test_image: str, container_prefix: str
+) -> Iterator[ContainerFactory]:
+    """``container_factory(body=None, *, name=None, raw_name=False, start=True)`` ->
+    :class:`CreatedContainer`; everything it made is force-removed after the test."""
+    factory = ContainerFactory(docker_engine, test_image, container_prefix)
+    yield factory
+    factory.cleanup()
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``: mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> Callable[..., Path]:
+    """``tmp_config(extra: dict | None = None) -> Path``: a ds01 YAML file in ``tmp_path``.
+
+    State, logs and runtime files go under ``tmp_path`` (``state/``, ``log/``, ``run/``,
+    created) and the GPU backend is the simulated one, so nothing touches the host; ``extra``
+    is deep-merged over that. Each call writes a new file (``ds01.yaml``, ``ds01-2.yaml`` …).
+    """
+    written: list[Path] = []
+
+    def make(extra: Mapping[str, Any] | None = None) -> Path:
+        dirs = {
+            key: tmp_path / sub
+            for key, sub in (("state_dir", "state"), ("log_dir", "log"), ("runtime_dir", "run"))
+        }
+        for directory in dirs.values():
+            directory.mkdir(exist_ok=True)
+        data: dict[str, Any] = {
+            "paths": {key: str(directory) for key, directory in dirs.items()},
+            "gpu": {"backend": "simulated"},
+        }
+        data = deep_merge(data, extra or {})
+        path = tmp_path / ("ds01.yaml" if not written else f"ds01-{len(written) + 1}.yaml")
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        written.append(path)
+        return path
+
+    return make
