@@ -44,6 +44,10 @@ class PathsConfig:
         return Path(self.event_log) if self.event_log else Path(self.log_dir) / "events.jsonl"
 
     @property
+    def snapshot_path(self) -> Path:
+        return Path(self.runtime_dir) / "inventory.json"
+
+    @property
     def state_db_path(self) -> Path:
         return Path(self.state_dir) / "state.db"
 
@@ -63,6 +67,14 @@ class GpuConfig:
     ignored_process_names: list[str] = attrs.Factory(
         lambda: ["nvidia-persistenced", "nv-hostengine", "dcgm", "nvidia-smi"]
     )
+
+
+@attrs.define
+class DetectionConfig:
+    """How workloads are found and attributed."""
+
+    home_roots: list[str] = attrs.Factory(lambda: ["/home"])
+    process_confirm_cycles: int = 2
 
 
 @attrs.define
@@ -187,6 +199,7 @@ class PluginsConfig:
 class Config:
     paths: PathsConfig = attrs.Factory(PathsConfig)
     gpu: GpuConfig = attrs.Factory(GpuConfig)
+    detection: DetectionConfig = attrs.Factory(DetectionConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     lifecycle: LifecycleConfig = attrs.Factory(LifecycleConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
@@ -615,6 +628,15 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
                 ConfigProblem(
                     f"lifecycle.origins.{origin}",
                     f"unknown origin (origins: {', '.join(ORIGINS)})",
+                )
+            )
+    if config.detection.process_confirm_cycles < 1:
+        problems.append(ConfigProblem("detection.process_confirm_cycles", "must be at least 1"))
+    for index, root in enumerate(config.detection.home_roots):
+        if not root.startswith("/"):
+            problems.append(
+                ConfigProblem(
+                    f"detection.home_roots[{index}]", f"must be an absolute path, got {root!r}"
                 )
             )
     if config.lifecycle.interval <= 0:

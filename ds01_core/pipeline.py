@@ -45,14 +45,22 @@ def merge_workloads(batches: Iterable[Sequence[Workload] | None]) -> list[Worklo
             if first is None:
                 merged[key] = workload
                 continue
+            if "partial" in first.flags and "partial" not in workload.flags:
+                # a full record (the container detector's) beats a partial one (a GPU process
+                # seen inside the container), whichever came first
+                merged[key], first, workload = workload, workload, first
             first.gpu_slots.extend(s for s in workload.gpu_slots if s not in first.gpu_slots)
             first.pids.extend(p for p in workload.pids if p not in first.pids)
             first.unrestricted_gpu = first.unrestricted_gpu or workload.unrestricted_gpu
     return list(merged.values())
 
 
-def detect(runtime: Runtime) -> list[Workload]:
-    return merge_workloads(runtime.hooks.detect_workloads(runtime))
+def detect(runtime: Runtime, errors: list[str] | None = None) -> list[Workload]:
+    """The merged inventory; detectors that raised are skipped (and named in ``errors``)."""
+    batches, failures = runtime.hooks.detect_workloads(runtime)
+    if errors is not None:
+        errors.extend(f"detect ({plugin}): {exc}" for plugin, exc in failures)
+    return merge_workloads(batches)
 
 
 def users_to_enforce(runtime: Runtime, workloads: Sequence[Workload]) -> list[str]:
@@ -69,11 +77,7 @@ def run_cycle(runtime: Runtime) -> CycleReport:
     """Run one full cycle and write the events it produced to the audit log."""
     started = time.monotonic()
     report = CycleReport()
-    try:
-        report.workloads = detect(runtime)
-    except Exception as exc:
-        log.exception("detect_workloads failed")
-        report.errors.append(f"detect: {exc}")
+    report.workloads = detect(runtime, report.errors)
     try:
         report.events += runtime.hooks.reconcile(runtime, report.workloads)
     except Exception as exc:

@@ -47,6 +47,8 @@ ENTRY_POINT_GROUP = "ds01"
 #: Built-in plugins, registered before any entry point, as (name, module path). They are
 #: ordinary plugins: an admin can disable any of them by name.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("docker-detector", "ds01_core.builtin.docker_detector"),
+    ("gpu-process-detector", "ds01_core.builtin.gpu_process_detector"),
     ("whole-gpu-allocator", "ds01_core.builtin.whole_gpu"),
     ("event-notifier", "ds01_core.builtin.event_notifier"),
 )
@@ -297,19 +299,33 @@ class Hooks:
     def configure(self, runtime: Runtime) -> None:
         self._hook.configure(runtime=runtime)
 
-    def add_cli_commands(self, cli: click.Group) -> list[tuple[str, Exception]]:
-        """Call each plugin's implementation on its own, so that one plugin's broken command
-        (or a name clash) is reported with its name and the others still get added."""
-        errors = []
-        for impl in self._hook.add_cli_commands.get_hookimpls():
+    def _call_each(self, hook: str, **kwargs: Any) -> tuple[list[Any], list[tuple[str, Exception]]]:
+        """Call every implementation of ``hook`` on its own, in pluggy's call order, so that one
+        plugin's exception is reported with its name while the others still run."""
+        results: list[Any] = []
+        errors: list[tuple[str, Exception]] = []
+        caller = getattr(self._hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
             try:
-                impl.function(**{name: cli for name in impl.argnames})
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
             except Exception as exc:
+                log.error("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
                 errors.append((impl.plugin_name, exc))
-        return errors
+                continue
+            if result is not None:
+                results.append(result)
+        return results, errors
 
-    def detect_workloads(self, runtime: Runtime) -> list[Sequence[Workload]]:
-        return self._hook.detect_workloads(runtime=runtime)
+    def add_cli_commands(self, cli: click.Group) -> list[tuple[str, Exception]]:
+        """Add every plugin's commands; a plugin's broken command (or a name clash) is
+        returned with its name and the others are still added."""
+        return self._call_each("add_cli_commands", cli=cli)[1]
+
+    def detect_workloads(
+        self, runtime: Runtime
+    ) -> tuple[list[Sequence[Workload]], list[tuple[str, Exception]]]:
+        """Every detector's report, and the (plugin, error) of those that raised."""
+        return self._call_each("detect_workloads", runtime=runtime)
 
     def reconcile(self, runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
         results = self._hook.reconcile(runtime=runtime, workloads=workloads)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ds01_core.config import (
     DEFAULT_CONFIG_PATH,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ds01_core.state import StateStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Runtime:
@@ -40,6 +42,21 @@ class Runtime:
         self.config = config
         self.plugins = plugins
         self.hooks = plugins.hooks
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, factory: Callable[[], T]) -> T:
+        """Per-runtime state for a plugin (caches, counters), created on first use.
+
+        Built-in plugins are modules shared by every runtime in a process; keeping their state
+        here gives each runtime (each test, each daemon reload) its own.
+        """
+        if key not in self._memo:
+            self._memo[key] = factory()
+        return self._memo[key]
+
+    def memoized(self, key: str) -> Any:
+        """What :meth:`memo` holds under ``key``, or None; creates nothing."""
+        return self._memo.get(key)
 
     # -- resources, opened on first use -------------------------------------------------------
 

@@ -93,7 +93,12 @@ def make_runtime(tmp_path):
             "gpu": {"backend": "simulated"},
         }
         base.update(data or {})
-        host = make_plugin_host(extra=plugins, load_entry_points=False)
+        # the built-in detectors would look at this machine's real Docker engine and GPUs
+        host = make_plugin_host(
+            extra=plugins,
+            disabled=["docker-detector", "gpu-process-detector"],
+            load_entry_points=False,
+        )
         config = build_config(base, sections=host.config_sections())
         return Runtime(config, host)
 
