@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ds01_core.detection.inventory import diff_events
 from ds01_core.limits import resolve_limits
 from ds01_core.model import Action, DeliveryResult, Event, Notice, Workload
 
@@ -73,18 +74,27 @@ def users_to_enforce(runtime: Runtime, workloads: Sequence[Workload]) -> list[st
     return sorted(users)
 
 
-def run_cycle(runtime: Runtime) -> CycleReport:
-    """Run one full cycle and write the events it produced to the audit log."""
+def run_cycle(
+    runtime: Runtime, *, previous: Sequence[Workload] | None = None, partial: bool = False
+) -> CycleReport:
+    """Run one cycle and write the events it produced to the audit log.
+
+    :param previous: the last cycle's inventory; when given, what changed since is logged as
+        ``detection.*`` events (the first cycle after start-up has none to compare with).
+    :param partial: detect and reconcile only (a Docker event happened between full cycles).
+    """
     started = time.monotonic()
     report = CycleReport()
     report.workloads = detect(runtime, report.errors)
+    if previous is not None:
+        report.events += diff_events(previous, report.workloads)
     try:
         report.events += runtime.hooks.reconcile(runtime, report.workloads)
     except Exception as exc:
         log.exception("reconcile failed")
         report.errors.append(f"reconcile: {exc}")
     now = runtime.now()
-    for user in users_to_enforce(runtime, report.workloads):
+    for user in [] if partial else users_to_enforce(runtime, report.workloads):
         limits = resolve_limits(runtime.config, user, now=now)
         own = [w for w in report.workloads if w.owner == user]
         try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from ds01_core.detection.docker_inventory import ContainerDetector
 from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Workload
+from ds01_core.model import GpuSlot, Workload
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
@@ -21,6 +24,17 @@ def detector(runtime: Runtime) -> ContainerDetector:
     )
 
 
+def current_slots(runtime: Runtime) -> list[GpuSlot]:
+    """The GPU slots now, or the last ones read when the GPU provider fails (an NVML error
+    must not hide containers)."""
+    last: dict[str, list[GpuSlot]] = runtime.memo("docker-detector-slots", lambda: {"slots": []})
+    try:
+        last["slots"] = runtime.gpu.slots()
+    except Exception as exc:
+        log.error("GPU inventory unavailable, using the last one read: %s", exc)
+    return last["slots"]
+
+
 @hookimpl
 def detect_workloads(runtime: Runtime) -> list[Workload]:
-    return detector(runtime).detect(runtime.docker, runtime.gpu.slots())
+    return detector(runtime).detect(runtime.docker, current_slots(runtime))
