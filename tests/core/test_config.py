@@ -287,6 +287,7 @@ def test_every_config_key_is_documented():
         cfg.PathsConfig,
         cfg.GpuConfig,
         cfg.SimulatedGpuConfig,
+        cfg.DetectionConfig,
         cfg.LimitSet,
         cfg.GroupLimits,
         cfg.UserLimits,
