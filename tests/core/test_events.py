@@ -1,0 +1,208 @@
+"""The audit log: whole lines under concurrency, nothing lost to rotation, bad lines skipped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import multiprocessing
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from ds01_core.events import EventLog, matcher, parse_time
+from ds01_core.model import Event
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+
+
+def test_round_trip_and_file_mode(tmp_path):
+    log = EventLog(tmp_path / "log" / "events.jsonl")
+    event = Event(
+        "gpu.allocated",
+        user="alice",
+        source="mig",
+        details={"container": "ctr-a", "slots": ["5.1"], "weight": 2 / 7},
+        timestamp=NOW,
+    )
+    log.append(event)
+    (record,) = log.query()
+    assert record == {
+        "timestamp": "2026-11-22T12:00:00Z",
+        "event_type": "gpu.allocated",
+        "user": "alice",
+        "source": "mig",
+        "details": {"container": "ctr-a", "slots": ["5.1"], "weight": 2 / 7},
+        "schema_version": 1,
+    }
+    assert stat.S_IMODE((tmp_path / "log" / "events.jsonl").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o750
+    assert (tmp_path / "log" / "events.jsonl").read_bytes().count(b"\n") == 1
+
+
+@pytest.mark.parametrize("bad", ["gpu", "GPU.allocated", "gpu.", "gpu allocated", ".x"])
+def test_event_type_must_be_category_action(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"is not 'category\.action'"):
+        EventLog(tmp_path / "e.jsonl").append(Event(bad))
+
+
+def _writer(path: str, writer: int, count: int, size: int) -> None:
+    log = EventLog(path)
+    for seq in range(count):
+        log.append(
+            Event(
+                "test.write",
+                user=f"w{writer}",
+                details={"writer": writer, "seq": seq, "pad": chr(65 + writer) * size},
+            )
+        )
+
+
+def test_concurrent_writers_never_tear_or_lose_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writers, count = 8, 500
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_writer, args=(str(path), w, count, 2048 + 800 * w))
+        for w in range(writers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    records = [json.loads(line) for line in lines[:-1]]  # any torn line fails to parse here
+    assert len(records) == writers * count
+    for w in range(writers):
+        mine = [r["details"] for r in records if r["details"]["writer"] == w]
+        assert [d["seq"] for d in mine] == list(range(count))  # complete and in order
+        assert all(d["pad"] == chr(65 + w) * (2048 + 800 * w) for d in mine)  # not interleaved
+
+
+def test_rotation_by_rename_loses_no_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    count = 3000
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=_writer, args=(str(path), 1, count, 100))
+    proc.start()
+    rotations = 0
+    while proc.is_alive() and rotations < 4:
+        if path.exists() and path.stat().st_size > 20_000 * (rotations + 1):
+            for n in range(rotations, 0, -1):
+                os.rename(tmp_path / f"events.jsonl.{n}", tmp_path / f"events.jsonl.{n + 1}")
+            os.rename(path, tmp_path / "events.jsonl.1")
+            rotations += 1
+        time.sleep(0.001)
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert rotations >= 2, "the writer finished before the test could rotate"
+    seqs = [r["details"]["seq"] for r in EventLog(path).read()]
+    assert seqs == list(range(count))  # every line, in order, across the files
+
+
+def test_compressed_rotated_files_are_read(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    for i in range(3):
+        log.append(Event("test.a", details={"i": i}))
+    with gzip.open(tmp_path / "events.jsonl.2.gz", "wb") as handle:
+        handle.write(path.read_bytes())
+    path.unlink()
+    log.append(Event("test.b", details={"i": 3}))
+    os.rename(path, tmp_path / "events.jsonl.1")
+    log.append(Event("test.c", details={"i": 4}))
+    assert [r["details"]["i"] for r in log.read()] == [0, 1, 2, 3, 4]
+
+
+def test_corrupt_lines_are_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(Event("test.first"))
+    with open(path, "ab") as handle:
+        handle.write(b'{"half": "a line\n[1, 2]\n{"timestamp": "x", "event_type": "a.b"}\n')
+        handle.write(
+            b'{"timestamp": "yesterday", "event_type": "a.b", "user": null, '
+            b'"source": "x", "details": {}, "schema_version": 1}\n\n'
+        )
+    log.append(Event("test.last"))
+    warnings: list[str] = []
+    records = log.query(warn=warnings.append)
+    assert [r["event_type"] for r in records] == ["test.first", "test.last"]
+    assert warnings == [
+        f"{path}:2: not JSON, skipped",
+        f"{path}:3: not an event (missing keys), skipped",
+        f"{path}:4: not an event (missing keys), skipped",
+        f"{path}:5: unreadable timestamp, skipped",
+    ]
+
+
+def test_filters(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    rows = [
+        ("gpu.allocated", "alice", {"container": "train-1"}, 5),
+        ("gpu.released", "alice", {"container_id": "4f1cabcdef"}, 3),
+        ("gpu.rejected", "bob", {"container": "other"}, 2),
+        ("lifecycle.idle_stop", "alice", {"container_name": "train-1"}, 1),
+    ]
+    for event_type, user, details, hours_ago in rows:
+        log.append(
+            Event(event_type, user, details=details, timestamp=NOW - dt.timedelta(hours=hours_ago))
+        )
+
+    def types(**kw):
+        return [r["event_type"] for r in log.query(**kw)]
+
+    assert types(user="alice") == ["gpu.allocated", "gpu.released", "lifecycle.idle_stop"]
+    assert types(type_prefix="gpu.re") == ["gpu.released", "gpu.rejected"]
+    assert types(container="train-1") == ["gpu.allocated", "lifecycle.idle_stop"]
+    assert types(container="4f1c") == ["gpu.released"]
+    assert types(since=parse_time("2.5h", NOW)) == ["gpu.rejected", "lifecycle.idle_stop"]
+    assert types(until=NOW - dt.timedelta(hours=3)) == ["gpu.allocated", "gpu.released"]
+    assert types(
+        since=parse_time("2026-11-22T08:30:00Z"), until=parse_time("2026-11-22T10:30")
+    ) == ["gpu.released", "gpu.rejected"]
+    assert types(limit=2) == ["gpu.rejected", "lifecycle.idle_stop"]
+    assert matcher(user="carol")({"user": "alice"}) is False
+
+
+def test_parse_time_forms():
+    assert parse_time("2h", NOW) == NOW - dt.timedelta(hours=2)
+    assert parse_time("90s", NOW) == NOW - dt.timedelta(seconds=90)
+    assert parse_time("2026-11-20", NOW) == dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    assert parse_time("2026-11-20T10:00+01:00", NOW) == dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="expected an ISO date or time"):
+        parse_time("yesterday", NOW)
+
+
+def test_follow_sees_new_events_and_continues_after_rotation(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(Event("test.before"))
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def consume():
+        for record in log.follow(
+            lambda r: r["event_type"] != "test.skip", poll_interval=0.02, stop=stop
+        ):
+            seen.append(record["event_type"])
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.2)
+    log.append(Event("test.one"))
+    log.append(Event("test.skip"))
+    time.sleep(0.2)
+    os.rename(path, tmp_path / "events.jsonl.1")
+    log.append(Event("test.two"))
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    assert seen == ["test.one", "test.two"]  # not the old one, not the filtered one
