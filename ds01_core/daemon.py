@@ -42,6 +42,7 @@ CONTAINER_ACTIONS = {
     "rename": "container.renamed",
 }
 RECONNECT_DELAYS = (0.5, 1, 2, 5, 10)
+SETTLE_SECONDS = 1.0
 
 
 class Daemon:
@@ -130,6 +131,7 @@ class Daemon:
         watcher = threading.Thread(target=self.watch_docker, name="docker-events", daemon=True)
         watcher.start()
         next_full = 0.0
+        settle_at: float | None = None
         while not self.stop_requested.is_set():
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
@@ -138,9 +140,16 @@ class Daemon:
             if now >= next_full:
                 self.cycle()
                 next_full = time.monotonic() + float(self.runtime.config.lifecycle.interval)
+                settle_at = None
             elif self._dirty:
                 self.cycle(partial=True)
-            self.wake.wait(max(0.0, next_full - time.monotonic()))
+                # one more look a moment later: the engine's listing can lag its own events
+                settle_at = time.monotonic() + SETTLE_SECONDS
+            elif settle_at is not None and now >= settle_at:
+                self.cycle(partial=True)
+                settle_at = None
+            deadline = min(next_full, settle_at if settle_at is not None else next_full)
+            self.wake.wait(max(0.0, deadline - time.monotonic()))
             self.wake.clear()
         self.runtime.events.append(Event("daemon.stopped", source="ds01d"))
         self.runtime.close()

@@ -106,7 +106,9 @@ class ContainerDetector:
             image=(inspect.get("Config") or {}).get("Image") or summary.get("Image", ""),
             created_at=created,
             gpu_view=_gpu_view(inspect),
-            state=summary.get("State", state.get("Status", "")),
+            # the inspect's state, not the listing's: right after an event the listing (served
+            # from the engine's replica) can still show the state before it
+            state=state.get("Status") or summary.get("State", ""),
             started_at=parse_docker_time(state.get("StartedAt")),
             pid=pid,
         )

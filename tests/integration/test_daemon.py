@@ -1,0 +1,268 @@
+"""ds01d against the real engine: Docker events become audit events and partial cycles within a
+second or two, reloads keep the last good configuration, the engine going away is survived."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ds01_core.events import EventLog, event_time
+
+DAEMON = [sys.executable, "-c", "from ds01_core.daemon import main; main()"]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory other users can read (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="ds01-daemon-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_config(directory: Path, extra: dict | None = None) -> Path:
+    data = {
+        "paths": {
+            "state_dir": str(directory / "state"),
+            "log_dir": str(directory / "log"),
+            "runtime_dir": str(directory / "run"),
+        },
+        "gpu": {"backend": "simulated"},
+        "lifecycle": {"interval": "30s"},  # long: event-driven updates must not wait for it
+    }
+    data.update(extra or {})
+    path = directory / "ds01.yaml"
+    path.write_text(yaml.safe_dump(data))
+    path.chmod(0o644)
+    return path
+
+
+class Running:
+    def __init__(self, config: Path, env: dict[str, str] | None = None):
+        self.config = config
+        self.log_file = open(config.parent / "ds01d.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*DAEMON, "--config", str(config)],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self.events = EventLog(config.parent / "log" / "events.jsonl")
+
+    def wait_event(self, predicate, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            for record in self.events.read(warn=lambda _m: None):
+                if predicate(record):
+                    return record
+            time.sleep(0.05)
+        raise AssertionError(f"no matching event within {timeout}s\n{self.output()}")
+
+    def output(self) -> str:
+        self.log_file.flush()
+        return (self.config.parent / "ds01d.log").read_text()[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+        self.log_file.close()
+
+
+def _as_user(user, args, conn) -> None:
+    from click.testing import CliRunner
+
+    from ds01_core.cli import cli
+
+    os.setgroups([])
+    os.setgid(user.gid)
+    os.setuid(user.uid)  # for good: this forked child is that user now
+    result = CliRunner().invoke(cli, args)
+    conn.send((result.exit_code, result.output))
+
+
+def run_cli_as(user, args: list[str]) -> tuple[int, str]:
+    """Run ``ds01 ARGS`` as ``user`` (a forked child that drops root), the way a user would:
+    the interpreter itself lives under /root here, which other users cannot execute."""
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    proc = multiprocessing.get_context("fork").Process(target=_as_user, args=(user, args, child))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    return parent.recv()
+
+
+def about(container_id: str, event_type: str):
+    return lambda r: (
+        r["event_type"] == event_type and ((r["details"] or {}).get("container_id") == container_id)
+    )
+
+
+def test_once_writes_a_snapshot_and_logs_what_changed(tmp_config, container_factory):
+    config = tmp_config()
+    run = subprocess.run(
+        [*DAEMON, "--once", "--config", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    snapshot = json.loads((config.parent / "run" / "inventory.json").read_text())
+    assert snapshot["version"] == 1 and "taken_at" in snapshot
+    box = container_factory({"Labels": {"ds01.user": "alice"}})
+    run = subprocess.run(
+        [*DAEMON, "--once", "--config", str(config)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    log = EventLog(config.parent / "log" / "events.jsonl")
+    found = [r for r in log.read() if about(box.id, "detection.container_discovered")(r)]
+    assert len(found) == 1
+    assert found[0]["user"] == "alice"
+    assert found[0]["details"]["origin"] == "docker"
+    assert found[0]["details"]["owner_source"] == "label:ds01.user"
+
+
+def test_docker_events_are_logged_and_picked_up_between_cycles(
+    shared_dir, container_factory, unix_users
+):
+    config = write_config(shared_dir)
+    daemon = Running(config)
+    try:
+        daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
+        time.sleep(1.0)  # let the first full cycle and the event watcher start
+        a = unix_users["ds01ta"]
+        box = container_factory(
+            {"Labels": {"ds01.user": a.name, "devcontainer.config_file": "/x.json"}}
+        )
+        created = daemon.wait_event(about(box.id, "container.created"))
+        assert created["user"] == a.name
+        assert created["details"]["origin"] == "devcontainer"
+        started = daemon.wait_event(about(box.id, "container.started"))
+        discovered = daemon.wait_event(about(box.id, "detection.container_discovered"))
+        # the partial cycle runs within about a second of the event, not at the 30 s interval
+        lag = (event_time(discovered) - event_time(started)).total_seconds()
+        assert lag < 3.0, f"partial cycle took {lag:.2f}s"
+
+        # users read the daemon's snapshot, with its age
+        code, out = run_cli_as(a, ["--config", str(config), "workloads", "--json"])
+        assert code == 0, out
+        data = json.loads(out)
+        assert data["source"] == "snapshot"
+        assert box.id in {w["id"] for w in data["workloads"]}
+        code, out = run_cli_as(a, ["--config", str(config), "workloads"])
+        assert code == 0 and out.startswith("snapshot from "), out
+
+        container_factory.engine.stop(box.id, timeout=1)
+        stopped = daemon.wait_event(about(box.id, "container.stopped"))
+        assert stopped["user"] == a.name and stopped["details"]["exit_code"] is not None
+        daemon.wait_event(about(box.id, "detection.container_exited"))
+        container_factory.engine.remove(box.id)
+        removed = daemon.wait_event(about(box.id, "container.removed"))
+        assert removed["user"] == a.name  # known from the cache even though it is gone
+    finally:
+        daemon.stop()
+
+
+def test_sighup_reload_keeps_the_last_good_configuration(shared_dir):
+    config = write_config(shared_dir)
+    daemon = Running(config)
+    try:
+        daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
+        good = config.read_text()
+        config.write_text(good + "limits:\n  defaults:\n    max_gpu_equivalents: two\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        refused = daemon.wait_event(lambda r: r["event_type"] == "config.reload_refused")
+        assert (
+            "limits.defaults.max_gpu_equivalents: expected a number, got 'two'"
+            in (refused["details"]["error"])
+        )
+        assert daemon.proc.poll() is None
+        config.write_text(good + "lifecycle:\n  interval: 20s\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_event(lambda r: r["event_type"] == "config.reloaded")
+    finally:
+        daemon.stop()
+    assert daemon.proc.returncode == 0
+    assert any(r["event_type"] == "daemon.stopped" for r in daemon.events.read())
+
+
+class SocketProxy:
+    """A unix socket forwarding to the real engine socket, that the test can cut and restore:
+    to the daemon it looks exactly like the engine going away and coming back."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock"):
+        self.path, self.target = path, target
+        self.server: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+
+    def start(self) -> None:
+        self.server = socket.socket(socket.AF_UNIX)
+        if self.path.exists():
+            self.path.unlink()
+        self.server.bind(str(self.path))
+        self.server.listen(16)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self.conns.clear()
+        self.path.unlink()
+
+
+def test_daemon_survives_the_engine_going_away(shared_dir, docker_engine):
+    proxy = SocketProxy(shared_dir / "docker.sock")
+    proxy.start()
+    config = write_config(shared_dir)
+    daemon = Running(config, env={"DOCKER_HOST": f"unix://{proxy.path}"})
+    try:
+        daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
+        time.sleep(1.0)
+        proxy.cut()
+        daemon.wait_event(lambda r: r["event_type"] == "daemon.docker_unreachable")
+        assert daemon.proc.poll() is None
+        proxy.start()
+        daemon.wait_event(lambda r: r["event_type"] == "daemon.docker_reconnected", timeout=30)
+    finally:
+        daemon.stop()
