@@ -57,20 +57,26 @@ class ProcessDetector:
             if proc.slot_uuid not in slots_by_pid[proc.pid]:
                 slots_by_pid[proc.pid].append(proc.slot_uuid)
         workloads = []
+        names: dict[int, str] = {}  # uid -> name, looked up once per cycle (NSS can be slow)
         for pid in sorted(slots_by_pid):
             info = read_proc(pid, self.proc_root)
             if info is None or info.comm in self.ignored_names:
                 continue
             if not self._confirmed(info):
                 continue
-            workloads.append(self._workload(info, slots_by_pid[pid], container_owner))
+            if info.uid not in names:
+                names[info.uid] = username_for_uid(info.uid) or f"uid:{info.uid}"
+            workloads.append(
+                self._workload(info, names[info.uid], slots_by_pid[pid], container_owner)
+            )
         for gone in set(self.sightings) - set(slots_by_pid):
             del self.sightings[gone]
         return workloads
 
     @staticmethod
-    def _workload(info: ProcInfo, slots: list[str], container_owner: ContainerLookup) -> Workload:
-        user = username_for_uid(info.uid) or f"uid:{info.uid}"
+    def _workload(
+        info: ProcInfo, user: str, slots: list[str], container_owner: ContainerLookup
+    ) -> Workload:
         if info.container_id is not None:
             known = container_owner(info.container_id)
             owner, origin, _source = known if known else (user, "unknown", "")

@@ -6,6 +6,7 @@ driver's listing and our look is simply gone (None), never an error.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -60,28 +61,38 @@ def _start_ticks(stat_text: str) -> int:
     return int(after_comm[19]) if len(after_comm) > 19 else 0
 
 
+def _read(path: str) -> bytes:
+    # os-level reads: /proc files are small and this runs thousands of times per cycle
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+PROC_FILES = ("status", "cgroup", "cmdline", "stat")
+
+
 def read_proc(pid: int, root: Path = PROC) -> ProcInfo | None:
     """Everything ds01 needs about ``pid``, or None when the process is gone or unreadable."""
-    base = root / str(pid)
+    base = f"{root}/{pid}/"
     try:
-        status = (base / "status").read_text()
-        cgroup = (base / "cgroup").read_text()
-        cmdline_raw = (base / "cmdline").read_bytes()
-        stat = (base / "stat").read_text()
+        status, cgroup, cmdline_raw, stat = (_read(base + name) for name in PROC_FILES)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    uid = real_uid_from_status(status)
+    status_text = status.decode(errors="replace")
+    uid = real_uid_from_status(status_text)
     if uid is None:
         return None
-    comm = next(
-        (ln.split(":", 1)[1].strip() for ln in status.splitlines() if ln.startswith("Name:")), ""
-    )
+    comm = ""
+    if status_text.startswith("Name:"):
+        comm = status_text.split("\n", 1)[0][5:].strip()
     cmdline = cmdline_raw.replace(b"\0", b" ").decode(errors="replace").strip()
     return ProcInfo(
         pid=pid,
         uid=uid,
         comm=comm,
         cmdline=cmdline,
-        container_id=container_id_from_cgroup(cgroup),
-        start_ticks=_start_ticks(stat),
+        container_id=container_id_from_cgroup(cgroup.decode(errors="replace")),
+        start_ticks=_start_ticks(stat.decode(errors="replace")),
     )

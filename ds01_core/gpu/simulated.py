@@ -391,10 +391,23 @@ class ProcessesFile:
     def __init__(self, path: str | Path, host: SimHost):
         self.path = Path(path).expanduser()
         self.host = host
+        self._cache: tuple[tuple[int, int, int], list[tuple[str, SimProcess]]] | None = None
 
     def __call__(self) -> list[tuple[str, SimProcess]]:
-        if not self.path.exists():
+        """The file's processes; parsed again only when the file changed (it is consulted on
+        every process listing, like the driver would be)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
             return []
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._cache is not None and self._cache[0] == key:
+            return list(self._cache[1])
+        found = self._parse()
+        self._cache = (key, found)
+        return list(found)
+
+    def _parse(self) -> list[tuple[str, SimProcess]]:
         data = _read_data(self.path)
         if data is None:
             return []
