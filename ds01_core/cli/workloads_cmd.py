@@ -45,6 +45,16 @@ def _slot_names(state: CliState) -> dict[str, str]:
         return {}
 
 
+def _provider_line(state: CliState) -> str:
+    try:
+        provider = state.runtime.gpu
+        slots = provider.slots()
+    except Exception as exc:
+        return f"unavailable ({exc})"
+    gpus = len({s.gpu_index for s in slots})
+    return f"{gpus} GPUs, {len(slots)} slots — {provider.description}"
+
+
 def _age(moment: dt.datetime | None, now: dt.datetime) -> str:
     return "-" if moment is None else format_duration((now - moment).total_seconds())
 
@@ -155,6 +165,10 @@ def workloads(
     if taken_at is not None:
         age = (dt.datetime.now(dt.UTC) - taken_at).total_seconds()
         click.echo(f"snapshot from {format_duration(age)} ago ({taken_at:%Y-%m-%d %H:%M:%S} UTC)")
+    else:
+        click.echo(f"GPUs: {_provider_line(state)}")
+    with_gpu = sum(1 for w in items if w.gpu_slots or w.unrestricted_gpu)
+    click.echo(f"{len(items)} workload(s), {with_gpu} with GPU access")
     if by_user:
         rows = [
             (u["owner"], u["containers"], u["running"], u["processes"], len(u["gpu_slots"]))  # type: ignore[arg-type]

@@ -240,3 +240,46 @@ def test_gpu_processes_in_containers_and_on_the_host(
         ignored.kill()
         host.wait()
         ignored.wait()
+
+
+class FailingGpus:
+    """A GPU provider whose driver calls fail, the way NVML does when a GPU falls off the bus."""
+
+    name = "nvml"
+    description = "failing"
+
+    def __init__(self, good: SimulatedProvider):
+        self.good = good
+        self.failing = False
+
+    def slots(self):
+        if self.failing:
+            import pynvml
+
+            raise pynvml.NVMLError_GpuIsLost()
+        return self.good.slots()
+
+    def processes(self):
+        return self.slots() and self.good.processes()
+
+    def gpus(self):
+        return self.good.gpus()
+
+    def close(self):
+        pass
+
+
+def test_an_nvml_error_does_not_hide_containers(config, container_factory, slots):
+    mig = next(s for s in slots if s.kind == "mig")
+    box = container_factory({"Env": [f"NVIDIA_VISIBLE_DEVICES={mig.uuid}"]})
+    runtime = load_runtime(str(config))
+    gpus = FailingGpus(SimulatedProvider())
+    runtime.__dict__["gpu"] = gpus  # the runtime's lazily opened provider, replaced
+    errors: list[str] = []
+    before = {w.id: w for w in detect(runtime, errors)}
+    assert before[box.id].gpu_slots == [mig.uuid] and not errors
+    gpus.failing = True
+    errors = []
+    after = {w.id: w for w in detect(runtime, errors)}
+    assert after[box.id].gpu_slots == [mig.uuid]  # the last slots read are used
+    assert errors == ["detect (gpu-process-detector): GPU is lost"]
