@@ -78,6 +78,23 @@ class DetectionConfig:
 
 
 @attrs.define
+class EnforcementConfig:
+    """``hard``: a request over a limit is refused. ``soft``: it is granted with a warning."""
+
+    mode: Literal["hard", "soft"] = "hard"
+
+
+@attrs.define
+class AllocationConfig:
+    """How GPU allocations are held and released."""
+
+    gpu_hold_after_stop: Duration = Duration(15 * 60)
+    stop_timeout: Duration = Duration(30)
+    owner_map_dir: str | None = None
+    queue_recheck: Duration = Duration(30)
+
+
+@attrs.define
 class LimitSet:
     """Limits as written at one level (defaults, a group, a user, an override).
 
@@ -200,6 +217,8 @@ class Config:
     paths: PathsConfig = attrs.Factory(PathsConfig)
     gpu: GpuConfig = attrs.Factory(GpuConfig)
     detection: DetectionConfig = attrs.Factory(DetectionConfig)
+    enforcement: EnforcementConfig = attrs.Factory(EnforcementConfig)
+    allocation: AllocationConfig = attrs.Factory(AllocationConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     lifecycle: LifecycleConfig = attrs.Factory(LifecycleConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)

@@ -195,17 +195,24 @@ def allocate_gpu(
     runtime: Runtime,
     request: GpuRequest,
     free_slots: Sequence[GpuSlot],
+    all_slots: Sequence[GpuSlot],
     held: Sequence[Allocation],
     limits: EffectiveLimits,
 ) -> AllocationDecision | None:
     """Choose GPU slots for a request, or refuse it.
 
     Called inside the state store's allocation transaction, so the free slots and the user's
-    held allocations cannot change under the allocator while it decides.
+    held allocations cannot change under the allocator while it decides. The core checks the
+    answer before recording it: every chosen slot must be free and chosen once, and in
+    ``enforcement.mode: hard`` the user's quota must hold.
 
-    :param runtime: the process's runtime.
+    :param runtime: the process's runtime (``runtime.config.enforcement.mode`` is ``hard`` or
+        ``soft``: in soft mode an allocator grants over-quota requests and says so in
+        ``AllocationDecision.warning`` instead of refusing).
     :param request: what is asked for (count, MIG profile, full GPU, minimum memory) and by whom.
     :param free_slots: the slots nobody holds, from the current inventory.
+    :param all_slots: every slot in the inventory, held or not (to pack onto busy GPUs or
+        spread across idle ones).
     :param held: the requesting user's current allocations (held-after-stop ones included).
     :param limits: the requesting user's effective limits.
     :return: an :class:`~ds01_core.model.AllocationDecision` with the chosen slots, or one whose

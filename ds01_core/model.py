@@ -154,6 +154,7 @@ class AllocationDecision:
 
     slots: list[GpuSlot] = attrs.Factory(list)
     refused: str | None = None
+    warning: str | None = None  # granted over a soft limit: what the user is told
 
     @property
     def granted(self) -> bool:

@@ -363,11 +363,17 @@ class Hooks:
         runtime: Runtime,
         request: GpuRequest,
         free_slots: Sequence[GpuSlot],
+        all_slots: Sequence[GpuSlot],
         held: Sequence[Allocation],
         limits: EffectiveLimits,
     ) -> AllocationDecision | None:
         return self._hook.allocate_gpu(
-            runtime=runtime, request=request, free_slots=free_slots, held=held, limits=limits
+            runtime=runtime,
+            request=request,
+            free_slots=free_slots,
+            all_slots=all_slots,
+            held=held,
+            limits=limits,
         )
 
     def prepare_container(self, runtime: Runtime, spec: ContainerSpec) -> Refusal | None:

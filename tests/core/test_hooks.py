@@ -341,12 +341,12 @@ def test_hook_allocate_gpu(make_runtime):
 
     runtime = make_runtime(data={"limits": {"defaults": {"max_gpu_slots_per_container": 4}}})
     limits = resolve_limits(runtime.config, "alice")
-    decision = runtime.hooks.allocate_gpu(runtime, request, free, [], limits)
+    decision = runtime.hooks.allocate_gpu(runtime, request, free, free, [], limits)
     assert decision.refused == (
         "GPU quota: 0.00 of 1 GPU-equivalents in use (nothing); 2 whole GPU(s) need 2.00"
     )
     decision = runtime.hooks.allocate_gpu(
-        runtime, GpuRequest(user="alice", container="c1", count=1), free, [], limits
+        runtime, GpuRequest(user="alice", container="c1", count=1), free, free, [], limits
     )
     assert [s.uuid for s in decision.slots] == ["GPU-0"]  # whole GPUs only, lowest index
 
@@ -356,7 +356,7 @@ def test_hook_allocate_gpu(make_runtime):
             return AllocationDecision(slots=[s for s in free_slots if s.kind == "mig"])
 
     runtime = make_runtime(("custom", Custom()))
-    decision = runtime.hooks.allocate_gpu(runtime, request, free, [], limits)
+    decision = runtime.hooks.allocate_gpu(runtime, request, free, free, [], limits)
     assert [s.uuid for s in decision.slots] == ["MIG-2-1"]
 
 
