@@ -224,6 +224,12 @@ class Config:
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     source: str | None = attrs.field(default=None, kw_only=True)
 
+    @property
+    def allocation_owner_map_dir(self) -> Path:
+        if self.allocation.owner_map_dir:
+            return Path(self.allocation.owner_map_dir)
+        return Path(self.paths.runtime_dir) / "gpu-owners"
+
     def group_of(self, user: str) -> str | None:
         """The group the configuration puts ``user`` in, or None."""
         user = normalize_username(user)

@@ -134,6 +134,9 @@ class Allocation:
     allocated_at: dt.datetime
     released_at: dt.datetime | None = None
     release_reason: str | None = None
+    container_name: str | None = None
+    bound: bool = True
+    stopped_at: dt.datetime | None = None
 
 
 @attrs.define

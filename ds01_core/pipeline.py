@@ -17,6 +17,7 @@ import attrs
 from ds01_core.detection.inventory import diff_events
 from ds01_core.limits import resolve_limits
 from ds01_core.model import Action, DeliveryResult, Event, Notice, Workload
+from ds01_core.overrides import active_overrides
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
@@ -95,7 +96,9 @@ def run_cycle(
         report.errors.append(f"reconcile: {exc}")
     now = runtime.now()
     for user in [] if partial else users_to_enforce(runtime, report.workloads):
-        limits = resolve_limits(runtime.config, user, now=now)
+        limits = resolve_limits(
+            runtime.config, user, now=now, extra_overrides=active_overrides(runtime.state.db, now)
+        )
         own = [w for w in report.workloads if w.owner == user]
         try:
             report.actions += runtime.hooks.enforce_limits(runtime, user, limits, own)

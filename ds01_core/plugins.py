@@ -49,6 +49,7 @@ ENTRY_POINT_GROUP = "ds01"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("docker-detector", "ds01_core.builtin.docker_detector"),
     ("gpu-process-detector", "ds01_core.builtin.gpu_process_detector"),
+    ("gpu-allocations", "ds01_core.builtin.gpu_allocations"),
     ("whole-gpu-allocator", "ds01_core.builtin.whole_gpu"),
     ("event-notifier", "ds01_core.builtin.event_notifier"),
 )

@@ -22,6 +22,8 @@ Migration = Callable[[sqlite3.Connection], None]
 def _run_statements(db: sqlite3.Connection, script: str) -> None:
     """Run ``;``-separated DDL inside the caller's transaction.
 
+    Comments must not contain a semicolon.
+
     ``sqlite3.executescript`` would commit first, which would make a migration non-atomic.
     """
     for statement in script.split(";"):
@@ -94,9 +96,36 @@ def _m1_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m2_allocation_lifecycle(db: sqlite3.Connection) -> None:
+    _run_statements(
+        db,
+        """
+        -- an allocation is made before its container exists (the UUIDs go into the create
+        -- body). Until it is bound to a container id, the allocating process vouches for it
+        ALTER TABLE allocations ADD COLUMN bound INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE allocations ADD COLUMN owner_pid INTEGER;
+        ALTER TABLE allocations ADD COLUMN owner_pid_start INTEGER;
+        ALTER TABLE allocations ADD COLUMN request TEXT;
+        CREATE TABLE gpu_queue (
+            ticket INTEGER PRIMARY KEY AUTOINCREMENT,
+            user TEXT NOT NULL,
+            container_name TEXT NOT NULL,
+            request TEXT NOT NULL,
+            enqueued_at TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            pid_start INTEGER NOT NULL,
+            wake_path TEXT NOT NULL,
+            left_at TEXT,
+            outcome TEXT
+        );
+        CREATE INDEX gpu_queue_waiting ON gpu_queue (ticket) WHERE left_at IS NULL
+        """,
+    )
+
+
 #: Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append only:
 #: never edit or reorder a migration that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_allocation_lifecycle)
 
 
 class StateStore:

@@ -288,6 +288,8 @@ def test_every_config_key_is_documented():
         cfg.GpuConfig,
         cfg.SimulatedGpuConfig,
         cfg.DetectionConfig,
+        cfg.EnforcementConfig,
+        cfg.AllocationConfig,
         cfg.LimitSet,
         cfg.GroupLimits,
         cfg.UserLimits,

@@ -1,0 +1,412 @@
+"""GPU allocation in the state store: decided and recorded in one transaction, always released.
+
+Why it is race-free: :meth:`Allocations.allocate` takes SQLite's write lock first
+(``BEGIN IMMEDIATE``), then reads who holds what, asks the ``allocate_gpu`` plugin, checks the
+answer and records it, all before the lock is released. Two requests from any number of
+processes are therefore serialised, and a partial unique index on live slots makes a double
+booking impossible even for a buggy allocator.
+
+Why it is crash-safe: an allocation exists before its container does (the slot UUIDs go into
+the create body). Until it is *bound* to a container id, the allocating process vouches for it
+(its PID and start time are recorded); :meth:`Allocations.reconcile` releases it once that
+process is gone without having created the container. Bound allocations are checked against
+the containers Docker really has, every cycle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ds01_core.limits import resolve_limits
+from ds01_core.model import Allocation, Event, GpuRequest, GpuSlot, Workload
+from ds01_core.overrides import active_overrides
+
+if TYPE_CHECKING:
+    from ds01_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+UUIDS_LABEL = "ds01.gpu.uuids"
+SLOTS_LABEL = "ds01.gpu.slots"
+ALLOCATED_AT_LABEL = "ds01.gpu.allocated_at"
+STOPPED_STATES = ("exited", "dead", "created")
+
+
+class AllocationRefused(Exception):
+    """The request was refused; the message says by which limit and what is in use."""
+
+
+@attrs.frozen
+class Granted:
+    allocation: Allocation
+    slots: tuple[GpuSlot, ...]
+    warning: str | None = None
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (ticks since boot), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[-1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, start: int | None) -> bool:
+    """True while the very process that recorded (pid, start) runs (not a reused PID)."""
+    return pid is not None and start is not None and process_start_ticks(pid) == start
+
+
+class Allocations:
+    """The allocation records of one state store, with the runtime's GPUs and plugins."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.state = runtime.state
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows_to_allocations(
+        db: sqlite3.Connection, rows: Iterable[sqlite3.Row]
+    ) -> list[Allocation]:
+        result = []
+        for row in rows:
+            slots = [
+                r["slot_uuid"]
+                for r in db.execute(
+                    "SELECT slot_uuid FROM allocation_slots WHERE allocation_id = ? ORDER BY rowid",
+                    (row["id"],),
+                )
+            ]
+            allocation = Allocation(
+                id=row["id"],
+                user=row["user"],
+                container=row["container"],
+                slot_uuids=slots,
+                weight=row["weight"],
+                allocated_at=_parse(row["allocated_at"]),  # type: ignore[arg-type]
+                released_at=_parse(row["released_at"]),
+                release_reason=row["release_reason"],
+                container_name=row["container_name"],
+                bound=bool(row["bound"]),
+                stopped_at=_parse(row["stopped_at"]),
+            )
+            result.append(allocation)
+        return result
+
+    def live(
+        self, db: sqlite3.Connection | None = None, user: str | None = None
+    ) -> list[Allocation]:
+        """Allocations not released (held-after-stop ones included)."""
+        db = db or self.state.db
+        query = "SELECT * FROM allocations WHERE released_at IS NULL"
+        args: tuple[Any, ...] = ()
+        if user is not None:
+            query += " AND user = ?"
+            args = (user,)
+        return self._rows_to_allocations(db, db.execute(query + " ORDER BY id", args))
+
+    def for_container(self, container: str) -> list[Allocation]:
+        return [a for a in self.live() if a.container == container or a.container_name == container]
+
+    # -- allocating ---------------------------------------------------------------------------
+
+    def allocate(self, request: GpuRequest) -> Granted:
+        """Decide and record in one transaction; raise :class:`AllocationRefused` otherwise."""
+        runtime = self.runtime
+        all_slots = runtime.gpu.slots()
+        by_uuid = {s.uuid: s for s in all_slots}
+        now = runtime.now()
+        decision_warning = None
+        with self.state.transaction() as db:
+            live = self.live(db)
+            held_uuids = {u for a in live for u in a.slot_uuids}
+            free = [s for s in all_slots if s.uuid not in held_uuids]
+            mine = [a for a in live if a.user == request.user]
+            limits = resolve_limits(
+                runtime.config, request.user, now=now, extra_overrides=active_overrides(db, now)
+            )
+            decision = runtime.hooks.allocate_gpu(runtime, request, free, all_slots, mine, limits)
+            refusal = self._check(decision, request, free, mine, limits)
+            if refusal is None:
+                assert decision is not None
+                decision_warning = decision.warning
+                chosen = [by_uuid[s.uuid] for s in decision.slots]
+                weight = sum(s.weight for s in chosen)
+                cursor = db.execute(
+                    "INSERT INTO allocations (user, container, container_name, weight, "
+                    "allocated_at, bound, owner_pid, owner_pid_start, request) "
+                    "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                    (
+                        request.user,
+                        request.container,
+                        request.container,
+                        weight,
+                        _iso(now),
+                        os.getpid(),
+                        process_start_ticks(os.getpid()),
+                        json.dumps(attrs.asdict(request)),
+                    ),
+                )
+                allocation_id = cursor.lastrowid
+                db.executemany(
+                    "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
+                    [(allocation_id, s.uuid) for s in chosen],
+                )
+        if refusal is not None:
+            runtime.events.append(
+                Event(
+                    "gpu.rejected",
+                    request.user,
+                    "allocation",
+                    {
+                        "container": request.container,
+                        "request": attrs.asdict(request),
+                        "reason": refusal,
+                    },
+                )
+            )
+            raise AllocationRefused(refusal)
+        allocation = Allocation(
+            allocation_id,
+            request.user,
+            request.container,
+            [s.uuid for s in chosen],
+            weight,
+            now,
+            container_name=request.container,
+            bound=False,
+        )
+        details = {
+            "container": request.container,
+            "slots": [s.slot_id for s in chosen],
+            "uuids": [s.uuid for s in chosen],
+            "profiles": [s.profile or "full" for s in chosen],
+            "weight": round(weight, 4),
+            "allocation_id": allocation_id,
+        }
+        if decision_warning:
+            details["warning"] = decision_warning
+        runtime.events.append(Event("gpu.allocated", request.user, "allocation", details))
+        return Granted(allocation, tuple(chosen), decision_warning)
+
+    def _check(self, decision, request, free, mine, limits) -> str | None:
+        """The core's own check of an allocator's answer (a third-party allocator may be wrong)."""
+        if decision is None:
+            return (
+                "no GPU allocator is active (enable ds01-mig or the built-in whole-gpu-allocator)"
+            )
+        if decision.refused:
+            return decision.refused
+        uuids = [s.uuid for s in decision.slots]
+        free_uuids = {s.uuid for s in free}
+        if not uuids:
+            return "the allocator chose no GPU slot"
+        if len(set(uuids)) != len(uuids) or not set(uuids) <= free_uuids:
+            log.error("allocator chose slots that are not free: %s", uuids)
+            return (
+                "internal error: the allocator chose a slot that is not free; nothing was allocated"
+            )
+        if self.runtime.config.enforcement.mode == "hard":
+            quota = limits.get("max_gpu_equivalents")
+            in_use = sum(a.weight for a in mine)
+            new = sum(s.weight for s in decision.slots)
+            if quota is not None and in_use + new > quota + 1e-9:
+                return (
+                    f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use; "
+                    f"this request needs {new:.2f}"
+                )
+        return None
+
+    # -- binding, stopping, releasing ----------------------------------------------------------
+
+    def bind(self, allocation_id: int, container_id: str) -> None:
+        """The container exists: from now on Docker, not the allocating process, vouches."""
+        with self.state.transaction() as db:
+            db.execute(
+                "UPDATE allocations SET container = ?, bound = 1, owner_pid = NULL "
+                "WHERE id = ? AND released_at IS NULL",
+                (container_id, allocation_id),
+            )
+
+    def release(self, allocation_ids: Sequence[int], reason: str) -> list[Allocation]:
+        """Release allocations (idempotent: already released ones are skipped)."""
+        now = self.runtime.now()
+        with self.state.transaction() as db:
+            rows = [
+                row
+                for aid in allocation_ids
+                for row in db.execute(
+                    "SELECT * FROM allocations WHERE id = ? AND released_at IS NULL", (aid,)
+                )
+            ]
+            released = self._rows_to_allocations(db, rows)
+            for allocation in released:
+                db.execute(
+                    "UPDATE allocations SET released_at = ?, release_reason = ? WHERE id = ?",
+                    (_iso(now), reason, allocation.id),
+                )
+                db.execute(
+                    "UPDATE allocation_slots SET live = 0 WHERE allocation_id = ?",
+                    (allocation.id,),
+                )
+        for allocation in released:
+            self.runtime.events.append(
+                Event(
+                    "gpu.released",
+                    allocation.user,
+                    "allocation",
+                    {
+                        "container": allocation.container_name or allocation.container,
+                        "container_id": allocation.container if allocation.bound else None,
+                        "uuids": allocation.slot_uuids,
+                        "weight": round(allocation.weight, 4),
+                        "reason": reason,
+                        "allocation_id": allocation.id,
+                    },
+                )
+            )
+        return released
+
+    def release_container(self, container_id: str, reason: str) -> list[Allocation]:
+        ids = [a.id for a in self.for_container(container_id) if a.id is not None]
+        return self.release(ids, reason)
+
+    # -- reconciling against Docker --------------------------------------------------------------
+
+    def reconcile(self, workloads: Sequence[Workload]) -> list[Event]:
+        """Make the records match the containers that exist. Returns the events of adoptions
+        and flags; releases log their own ``gpu.released`` events."""
+        runtime = self.runtime
+        now = runtime.now()
+        hold = dt.timedelta(seconds=float(runtime.config.allocation.gpu_hold_after_stop))
+        containers = {w.id: w for w in workloads if w.kind == "container"}
+        by_name = {w.name: w for w in containers.values()}
+        events: list[Event] = []
+        to_release: dict[str, list[int]] = {}
+        for allocation in self.live():
+            assert allocation.id is not None
+            if not allocation.bound:
+                named = by_name.get(allocation.container_name or "")
+                if named is not None and named.labels.get(UUIDS_LABEL):
+                    self.bind(allocation.id, named.id)  # created, but the binder died
+                    continue
+                row = self.state.db.execute(
+                    "SELECT owner_pid, owner_pid_start FROM allocations WHERE id = ?",
+                    (allocation.id,),
+                ).fetchone()
+                if not process_alive(row["owner_pid"], row["owner_pid_start"]):
+                    to_release.setdefault(
+                        "the allocating process ended before creating the container", []
+                    ).append(allocation.id)
+                continue
+            workload = containers.get(allocation.container)
+            if workload is None:
+                to_release.setdefault("container removed", []).append(allocation.id)
+            elif workload.status in STOPPED_STATES:
+                stopped_at = allocation.stopped_at
+                if stopped_at is None:
+                    self._set_stopped(allocation.id, now)
+                elif now - stopped_at >= hold:
+                    to_release.setdefault(
+                        f"stopped for longer than gpu_hold_after_stop "
+                        f"({runtime.config.allocation.gpu_hold_after_stop})",
+                        [],
+                    ).append(allocation.id)
+            elif allocation.stopped_at is not None:
+                self._set_stopped(allocation.id, None)  # running again: the hold ends
+        for reason, ids in to_release.items():
+            self.release(ids, reason)
+        events += self._adopt(containers.values(), now)
+        return events
+
+    def _set_stopped(self, allocation_id: int, moment: dt.datetime | None) -> None:
+        with self.state.transaction() as db:
+            db.execute(
+                "UPDATE allocations SET stopped_at = ? WHERE id = ?",
+                (_iso(moment) if moment else None, allocation_id),
+            )
+
+    def _adopt(self, containers: Iterable[Workload], now: dt.datetime) -> list[Event]:
+        """Record running containers that hold GPUs without a record (made before ds01 ran,
+        or with the real socket); flag conflicts and quota overruns."""
+        events = []
+        slots = {s.uuid: s for s in self.runtime.gpu.slots()}
+        for workload in containers:
+            if workload.status != "running" or not workload.gpu_slots or workload.unrestricted_gpu:
+                continue
+            with self.state.transaction() as db:
+                live = self.live(db)
+                if any(a.container == workload.id for a in live):
+                    continue
+                holders = {u: a for a in live for u in a.slot_uuids}
+                clash = sorted({holders[u].container for u in workload.gpu_slots if u in holders})
+                if clash:
+                    events.append(
+                        Event(
+                            "gpu.conflict",
+                            workload.owner,
+                            "allocation",
+                            {
+                                "container": workload.name,
+                                "container_id": workload.id,
+                                "uuids": workload.gpu_slots,
+                                "also_held_by": clash,
+                            },
+                        )
+                    )
+                    continue
+                weight = sum(slots[u].weight for u in workload.gpu_slots if u in slots)
+                cursor = db.execute(
+                    "INSERT INTO allocations (user, container, container_name, weight, "
+                    "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
+                    (workload.owner, workload.id, workload.name, weight, _iso(now)),
+                )
+                db.executemany(
+                    "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
+                    [(cursor.lastrowid, u) for u in workload.gpu_slots],
+                )
+                mine = sum(a.weight for a in live if a.user == workload.owner) + weight
+                limits = resolve_limits(
+                    self.runtime.config,
+                    workload.owner,
+                    now=now,
+                    extra_overrides=active_overrides(db, now),
+                )
+            details = {
+                "container": workload.name,
+                "container_id": workload.id,
+                "uuids": workload.gpu_slots,
+                "weight": round(weight, 4),
+                "origin": workload.origin,
+            }
+            events.append(Event("gpu.adopted", workload.owner, "allocation", details))
+            quota = limits.get("max_gpu_equivalents")
+            if quota is not None and mine > quota + 1e-9:
+                events.append(
+                    Event(
+                        "gpu.over_quota",
+                        workload.owner,
+                        "allocation",
+                        {**details, "in_use": round(mine, 4), "quota": quota},
+                    )
+                )
+        return events
