@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ds01_core.limits import resolve_limits
-from ds01_core.model import Allocation, Event, GpuRequest, GpuSlot, Workload
+from ds01_core.model import Allocation, AllocationDecision, Event, GpuRequest, GpuSlot, Workload
 from ds01_core.overrides import active_overrides
 
 if TYPE_CHECKING:
@@ -129,8 +129,14 @@ class Allocations:
 
     # -- allocating ---------------------------------------------------------------------------
 
-    def allocate(self, request: GpuRequest) -> Granted:
-        """Decide and record in one transaction; raise :class:`AllocationRefused` otherwise."""
+    def allocate(self, request: GpuRequest, *, ticket: int | None = None) -> Granted:
+        """Decide and record in one transaction; raise :class:`AllocationRefused` otherwise.
+
+        :param ticket: the caller's place in the wait queue. While anyone waits, only the head
+            of the queue is served, so a newcomer never overtakes a waiter.
+        """
+        from ds01_core.gpu_queue import waiting
+
         runtime = self.runtime
         all_slots = runtime.gpu.slots()
         by_uuid = {s.uuid: s for s in all_slots}
@@ -144,7 +150,17 @@ class Allocations:
             limits = resolve_limits(
                 runtime.config, request.user, now=now, extra_overrides=active_overrides(db, now)
             )
-            decision = runtime.hooks.allocate_gpu(runtime, request, free, all_slots, mine, limits)
+            queue = waiting(db, now=now)
+            if queue and queue[0].ticket != ticket:
+                ahead = len(queue) if ticket is None else [t.ticket for t in queue].index(ticket)
+                decision = AllocationDecision(
+                    refused=f"{ahead} request(s) ahead in the GPU queue"
+                    + ("; add --wait to join the queue" if ticket is None else "")
+                )
+            else:
+                decision = runtime.hooks.allocate_gpu(
+                    runtime, request, free, all_slots, mine, limits
+                )
             refusal = self._check(decision, request, free, mine, limits)
             if refusal is None:
                 assert decision is not None
@@ -171,6 +187,8 @@ class Allocations:
                     "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
                     [(allocation_id, s.uuid) for s in chosen],
                 )
+        if refusal is not None and ticket is not None:
+            raise AllocationRefused(refusal)  # a waiter's retries are not each an event
         if refusal is not None:
             runtime.events.append(
                 Event(
@@ -236,6 +254,63 @@ class Allocations:
                 )
         return None
 
+    def reserve(self, user: str, container_id: str, name: str, uuids: Sequence[str]) -> Allocation:
+        """Record that an existing container holds exactly ``uuids`` again (restarting after
+        its hold ran out): only if they are all free and, in hard mode, within the quota."""
+        now = self.runtime.now()
+        slots = {s.uuid: s for s in self.runtime.gpu.slots()}
+        missing = [u for u in uuids if u not in slots]
+        if missing:
+            raise AllocationRefused(f"GPU slot(s) {', '.join(missing)} no longer exist")
+        with self.state.transaction() as db:
+            live = self.live(db)
+            taken = sorted(
+                {a.container_name or a.container for a in live for u in a.slot_uuids if u in uuids}
+            )
+            if taken:
+                raise AllocationRefused(f"its GPU slot is now held by {', '.join(taken)}")
+            weight = sum(slots[u].weight for u in uuids)
+            limits = resolve_limits(
+                self.runtime.config, user, now=now, extra_overrides=active_overrides(db, now)
+            )
+            quota = limits.get("max_gpu_equivalents")
+            in_use = sum(a.weight for a in live if a.user == user)
+            if (
+                self.runtime.config.enforcement.mode == "hard"
+                and quota is not None
+                and in_use + weight > quota + 1e-9
+            ):
+                raise AllocationRefused(
+                    f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use; "
+                    f"this container needs {weight:.2f}"
+                )
+            cursor = db.execute(
+                "INSERT INTO allocations (user, container, container_name, weight, "
+                "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
+                (user, container_id, name, weight, _iso(now)),
+            )
+            db.executemany(
+                "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
+                [(cursor.lastrowid, u) for u in uuids],
+            )
+        self.runtime.events.append(
+            Event(
+                "gpu.allocated",
+                user,
+                "allocation",
+                {
+                    "container": name,
+                    "container_id": container_id,
+                    "uuids": list(uuids),
+                    "weight": round(weight, 4),
+                    "reason": "restarted after its hold expired",
+                },
+            )
+        )
+        return Allocation(
+            cursor.lastrowid, user, container_id, list(uuids), weight, now, container_name=name
+        )
+
     # -- binding, stopping, releasing ----------------------------------------------------------
 
     def bind(self, allocation_id: int, container_id: str) -> None:
@@ -268,6 +343,10 @@ class Allocations:
                     "UPDATE allocation_slots SET live = 0 WHERE allocation_id = ?",
                     (allocation.id,),
                 )
+        if released:
+            from ds01_core.gpu_queue import wake_head
+
+            wake_head(self.runtime)
         for allocation in released:
             self.runtime.events.append(
                 Event(

@@ -81,13 +81,25 @@ def cli(ctx: click.Context, config_path: str | None, no_plugins: bool, debug: bo
 
 
 def _register_builtin_commands() -> None:
-    from ds01_core.cli import config_cmd, events_cmd, gpu_cmd, plugins_cmd, workloads_cmd
+    from ds01_core.cli import (
+        admin_cmd,
+        config_cmd,
+        container_cmd,
+        events_cmd,
+        gpu_cmd,
+        plugins_cmd,
+        quota_cmd,
+        workloads_cmd,
+    )
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(config_cmd.config)
     cli.add_command(gpu_cmd.gpu)
     cli.add_command(events_cmd.events)
     cli.add_command(workloads_cmd.workloads)
+    cli.add_command(container_cmd.container)
+    cli.add_command(admin_cmd.admin)
+    cli.add_command(quota_cmd.quota)
 
 
 def _prescan(argv: Sequence[str]) -> tuple[str | None, bool]:

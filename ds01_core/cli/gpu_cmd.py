@@ -11,11 +11,23 @@ import click
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import fail, json_option, print_json, print_table
 from ds01_core.gpu.base import GpuProvider, GpuProviderError
-from ds01_core.model import Gpu, GpuProcess, GpuSlot
+from ds01_core.model import Allocation, Gpu, GpuProcess, GpuSlot
+from ds01_core.units import format_duration
 
 GIB = 1024**3
 
-STATUS_HEADERS = ("slot", "gpu", "profile", "weight", "memory", "util", "procs")
+STATUS_HEADERS = (
+    "slot",
+    "gpu",
+    "profile",
+    "weight",
+    "memory",
+    "util",
+    "procs",
+    "owner",
+    "container",
+    "since",
+)
 
 
 @click.group()
@@ -42,12 +54,74 @@ def status(state: CliState, as_json: bool) -> None:
         processes = _by_slot(provider.processes())
     except GpuProviderError as exc:
         fail(str(exc))
+    holders = _holders(state)
     if as_json:
-        print_json(status_json(provider, gpus, processes))
+        print_json(status_json(provider, gpus, processes, holders))
         return
     click.echo(f"GPU provider: {provider.description}")
-    rows = [slot_row(slot, processes[slot.uuid]) for g in gpus for slot in g.slots]
-    print_table(rows, STATUS_HEADERS, shrinkable=[1, 2])
+    rows = [
+        slot_row(slot, processes[slot.uuid], holders.get(slot.uuid))
+        for g in gpus
+        for slot in g.slots
+    ]
+    print_table(rows, STATUS_HEADERS, shrinkable=[1, 8])
+
+
+@gpu.command()
+@json_option
+@pass_state
+def queue(state: CliState, as_json: bool) -> None:
+    """Show the requests waiting for a GPU (``ds01 container create --wait``), in order."""
+    from ds01_core.gpu_queue import waiting
+
+    tickets = waiting(state.runtime.state.db)
+    if as_json:
+        print_json(
+            [
+                {
+                    "position": i,
+                    "ticket": t.ticket,
+                    "user": t.user,
+                    "container": t.container_name,
+                    "request": t.request,
+                    "waiting_since": t.enqueued_at,
+                }
+                for i, t in enumerate(tickets, start=1)
+            ]
+        )
+        return
+    now = state.runtime.now()
+    print_table(
+        [
+            (
+                i,
+                t.user,
+                t.container_name,
+                _describe_request(t.request),
+                format_duration((now - t.enqueued_at).total_seconds()),
+            )
+            for i, t in enumerate(tickets, start=1)
+        ],
+        ["pos", "user", "container", "request", "waiting"],
+    )
+
+
+def _describe_request(request: dict[str, Any]) -> str:
+    if request.get("mig_profile"):
+        return f"{request.get('count', 1)} x {request['mig_profile']}"
+    if request.get("full_gpu"):
+        return f"{request.get('count', 1)} full GPU(s)"
+    return f"{request.get('count', 1)} slot(s)"
+
+
+def _holders(state: CliState) -> dict[str, Allocation]:
+    """Slot UUID → the allocation holding it; empty if the state store cannot be read."""
+    from ds01_core.allocation import Allocations
+
+    try:
+        return {u: a for a in Allocations(state.runtime).live() for u in a.slot_uuids}
+    except Exception:  # a user without access to the root-only store: no owner column
+        return {}
 
 
 def _provider(state: CliState) -> GpuProvider:
@@ -73,11 +147,19 @@ def short_model(model: str) -> str:
 
 
 def memory_cell(used: int, total: int) -> str:
-    return f"{used / GIB:.1f}/{total / GIB:.1f} GiB"
+    """``71/80G``: short, so that the owner columns fit an 80-column terminal."""
+    return f"{used / GIB:.0f}/{total / GIB:.0f}G"
 
 
-def slot_row(slot: GpuSlot, processes: Sequence[GpuProcess]) -> tuple[str, ...]:
-    """One table row; later columns (owner, container) are added here."""
+def slot_row(
+    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
+) -> tuple[str, ...]:
+    """One table row: the slot, its use, and who holds it since when."""
+    since = "-"
+    if holder is not None:
+        since = holder.allocated_at.astimezone().strftime("%m-%d %H:%M")
+        if holder.stopped_at is not None:
+            since += " (stopped)"
     return (
         slot.slot_id,
         short_model(slot.model),
@@ -86,13 +168,18 @@ def slot_row(slot: GpuSlot, processes: Sequence[GpuProcess]) -> tuple[str, ...]:
         memory_cell(slot.memory_used, slot.memory_total),
         "-" if slot.utilization is None else f"{slot.utilization:.0f}%",
         str(len(processes)),
+        holder.user if holder else "-",
+        (holder.container_name or holder.container[:12]) if holder else "-",
+        since,
     )
 
 
 # -- JSON ---------------------------------------------------------------------------------------
 
 
-def slot_json(slot: GpuSlot, processes: Sequence[GpuProcess]) -> dict[str, Any]:
+def slot_json(
+    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
+) -> dict[str, Any]:
     return {
         "slot_id": slot.slot_id,
         "uuid": slot.uuid,
@@ -106,10 +193,22 @@ def slot_json(slot: GpuSlot, processes: Sequence[GpuProcess]) -> dict[str, Any]:
         "memory_used": slot.memory_used,
         "utilization": slot.utilization,
         "processes": [{"pid": p.pid, "used_memory": p.used_memory} for p in processes],
+        "allocation": None
+        if holder is None
+        else {
+            "user": holder.user,
+            "container": holder.container_name or holder.container,
+            "container_id": holder.container if holder.bound else None,
+            "since": holder.allocated_at,
+            "held_after_stop": holder.stopped_at is not None,
+        },
     }
 
 
-def gpu_json(gpu: Gpu, processes: dict[str, list[GpuProcess]]) -> dict[str, Any]:
+def gpu_json(
+    gpu: Gpu, processes: dict[str, list[GpuProcess]], holders: dict[str, Allocation] | None = None
+) -> dict[str, Any]:
+    holders = holders or {}
     return {
         "index": gpu.index,
         "uuid": gpu.uuid,
@@ -121,15 +220,18 @@ def gpu_json(gpu: Gpu, processes: dict[str, list[GpuProcess]]) -> dict[str, Any]
         "utilization": gpu.utilization,
         "power_watts": gpu.power_watts,
         "energy_joules": gpu.energy_joules,
-        "slots": [slot_json(s, processes.get(s.uuid, [])) for s in gpu.slots],
+        "slots": [slot_json(s, processes.get(s.uuid, []), holders.get(s.uuid)) for s in gpu.slots],
     }
 
 
 def status_json(
-    provider: GpuProvider, gpus: Sequence[Gpu], processes: dict[str, list[GpuProcess]]
+    provider: GpuProvider,
+    gpus: Sequence[Gpu],
+    processes: dict[str, list[GpuProcess]],
+    holders: dict[str, Allocation] | None = None,
 ) -> dict[str, Any]:
     return {
         "provider": provider.name,
         "description": provider.description,
-        "gpus": [gpu_json(g, processes) for g in gpus],
+        "gpus": [gpu_json(g, processes, holders) for g in gpus],
     }

@@ -81,20 +81,32 @@ def test_json_includes_processes_from_the_processes_file(tmp_path: Path) -> None
 def test_table_names_the_provider_and_lists_every_slot(tmp_path: Path) -> None:
     lines = run_status(write_config(tmp_path)).splitlines()
     assert lines[0].startswith("GPU provider: simulated host (DGX-A100 topology from ")
-    assert lines[1].split() == ["SLOT", "GPU", "PROFILE", "WEIGHT", "MEMORY", "UTIL", "PROCS"]
+    assert lines[1].split() == [
+        "SLOT",
+        "GPU",
+        "PROFILE",
+        "WEIGHT",
+        "MEMORY",
+        "UTIL",
+        "PROCS",
+        "OWNER",
+        "CONTAINER",
+        "SINCE",
+    ]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert len(rows) == 19
-    assert rows["0"] == ["0", "A100-SXM4-80GB", "full", "1.00", "71.0/80.0", "GiB", "97%", "1"]
-    assert rows["5.3"] == ["5.3", "A100-SXM4-80GB", "2g.20gb", "0.29", "15.0/19.5", "GiB", "-", "1"]
-    assert rows["4.8"][3] == "0.14" and rows["4.8"][-1] == "0"
+    free = ["-", "-", "-"]  # nobody holds a slot: no owner, container, since
+    assert rows["0"] == ["0", "A100-SXM4-80GB", "full", "1.00", "71/80G", "97%", "1", *free]
+    assert rows["5.3"] == ["5.3", "A100-SXM4-80GB", "2g.20gb", "0.29", "15/20G", "-", "1", *free]
+    assert rows["4.8"][3] == "0.14" and rows["4.8"][6] == "0"
 
 
 def test_table_fits_a_narrow_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("COLUMNS", "80")
     lines = run_status(write_config(tmp_path)).splitlines()
-    assert all(len(line) <= 60 for line in lines[1:])
+    assert all(len(line) <= 80 for line in lines[1:])
     assert "…" in lines[2]  # the model column gave way
-    assert lines[2].split()[-1] == "1"
+    assert lines[2].split()[6] == "1"
 
 
 def test_status_works_on_the_command_group_alone(tmp_path: Path) -> None:

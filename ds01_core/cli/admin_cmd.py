@@ -1,0 +1,194 @@
+"""``ds01 admin``: commands for administrators (they change the state store: run as root)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import click
+
+from ds01_core.cli import CliState, pass_state
+from ds01_core.cli.output import fail, json_option, print_json, print_table
+from ds01_core.model import Event
+from ds01_core.overrides import (
+    OverrideError,
+    add_overrides,
+    list_overrides,
+    parse_assignment,
+    remove_overrides,
+)
+
+
+def require_admin() -> str:
+    """The acting admin's name; anyone else is refused before anything is touched."""
+    from ds01_core.containers import caller_identity
+
+    name, admin = caller_identity()
+    if not admin or os.geteuid() != 0:
+        fail("this is an admin command: run it as root (sudo) as a member of ds01-admin")
+    return name
+
+
+class DateParam(click.ParamType):
+    name = "DATE"
+
+    def convert(self, value, param, ctx) -> dt.datetime:  # type: ignore[no-untyped-def]
+        try:
+            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            try:  # a duration from now: 3d, 12h
+                from ds01_core.units import Duration
+
+                return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=Duration.parse(value))
+            except ValueError:
+                self.fail(
+                    f"expected a date (2026-12-31, 2026-12-31T18:00Z) or a duration "
+                    f"from now (3d, 12h), got {value!r}",
+                    param,
+                    ctx,
+                )
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+@click.group()
+def admin() -> None:
+    """Administration: overrides and other changes to the state store."""
+
+
+@admin.group()
+def override() -> None:
+    """Time-limited exceptions to a user's limits, with a reason on record."""
+
+
+@override.command("set")
+@click.argument("user")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option(
+    "--expires",
+    type=DateParam(),
+    required=True,
+    help="When it ends: a date or a duration from now (3d).",
+)
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.option("--approved-by", help="Who approved it [you].")
+@pass_state
+def override_set(
+    state: CliState,
+    user: str,
+    assignments: tuple[str, ...],
+    expires: dt.datetime,
+    reason: str,
+    approved_by: str | None,
+) -> None:
+    """Set limits for USER until --expires, e.g. max_gpu_equivalents=2 memory=128g."""
+    admin_name = require_admin()
+    try:
+        values = dict(parse_assignment(a) for a in assignments)
+    except OverrideError as exc:
+        raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    runtime = state.runtime
+    try:
+        with runtime.state.transaction() as db:
+            ids = add_overrides(
+                db,
+                user,
+                values,
+                expires=expires,
+                reason=reason,
+                approved_by=approved_by or admin_name,
+                now=runtime.now(),
+            )
+    except OverrideError as exc:
+        raise click.UsageError(str(exc)) from None
+    from ds01_core.config import converter
+
+    runtime.events.append(
+        Event(
+            "override.set",
+            user,
+            "admin",
+            {
+                "values": converter.unstructure(values),
+                "expires": expires.isoformat(),
+                "reason": reason,
+                "approved_by": approved_by or admin_name,
+                "by": admin_name,
+                "ids": ids,
+            },
+        )
+    )
+    click.echo(
+        f"override(s) {', '.join(map(str, ids))} set for {user} until {expires:%Y-%m-%d %H:%M}Z"
+    )
+
+
+@override.command("list")
+@click.option("--user", help="Only this user's.")
+@click.option("--all", "show_all", is_flag=True, help="Include expired and removed ones.")
+@json_option
+@pass_state
+def override_list(state: CliState, user: str | None, show_all: bool, as_json: bool) -> None:
+    """List overrides (active ones, unless --all)."""
+    runtime = state.runtime
+    now = runtime.now()
+    items = [o for o in list_overrides(runtime.state.db, user=user) if show_all or o.active(now)]
+    if as_json:
+        from ds01_core.config import converter
+
+        print_json(
+            [
+                {
+                    **converter.unstructure(o),
+                    "value": converter.unstructure(o.value),
+                    "active": o.active(now),
+                }
+                for o in items
+            ]
+        )
+        return
+
+    def status(o) -> str:  # type: ignore[no-untyped-def]
+        if o.removed_at:
+            return "removed"
+        return "active" if o.active(now) else "expired"
+
+    print_table(
+        [
+            (
+                o.id,
+                o.user,
+                f"{o.key}={o.value}",
+                f"{o.expires:%Y-%m-%d %H:%M}Z",
+                status(o),
+                o.approved_by,
+                o.reason,
+            )
+            for o in items
+        ],
+        ["id", "user", "limit", "expires", "status", "approved by", "reason"],
+        shrinkable=[6],
+    )
+
+
+@override.command("remove")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--user", help="Remove all of USER's active overrides (or only --key).")
+@click.option("--key", help="With --user: only this limit.")
+@pass_state
+def override_remove(
+    state: CliState, ids: tuple[int, ...], user: str | None, key: str | None
+) -> None:
+    """Remove overrides by ID, or a user's (for one --key)."""
+    admin_name = require_admin()
+    if not ids and not user:
+        raise click.UsageError("give override IDs or --user")
+    runtime = state.runtime
+    with runtime.state.transaction() as db:
+        removed = remove_overrides(db, ids=list(ids) or None, user=user, key=key, now=runtime.now())
+    if not removed:
+        fail("no matching active override")
+    for o in removed:
+        runtime.events.append(
+            Event("override.removed", o.user, "admin", {"id": o.id, "key": o.key, "by": admin_name})
+        )
+    click.echo(f"removed override(s) {', '.join(str(o.id) for o in removed)}")

@@ -1,0 +1,77 @@
+"""``ds01 quota``: your limits and what you use of them."""
+
+from __future__ import annotations
+
+import click
+
+from ds01_core.cli import CliState, pass_state
+from ds01_core.cli.output import fail, json_option, print_json, print_table
+
+
+@click.command()
+@click.option("--user", help="Another user's (admins).")
+@json_option
+@pass_state
+def quota(state: CliState, user: str | None, as_json: bool) -> None:
+    """Show your GPU quota: GPU-equivalents in use (per container) and left."""
+    from ds01_core.allocation import Allocations
+    from ds01_core.containers import caller_identity
+    from ds01_core.limits import resolve_limits
+    from ds01_core.overrides import active_overrides
+    from ds01_core.users import normalize_username
+
+    me, admin = caller_identity()
+    if user and normalize_username(user) != me and not admin:
+        fail("only admins can see another user's quota", code=2)
+    name = normalize_username(user) if user else me
+    runtime = state.runtime
+    now = runtime.now()
+    limits = resolve_limits(
+        runtime.config, name, now=now, extra_overrides=active_overrides(runtime.state.db, now)
+    )
+    held = Allocations(runtime).live(user=name)
+    in_use = sum(a.weight for a in held)
+    quota_value = limits.get("max_gpu_equivalents")
+    data = {
+        "user": name,
+        "group": limits.group,
+        "gpu_equivalents": {
+            "in_use": round(in_use, 4),
+            "limit": quota_value,
+            "left": None if quota_value is None else round(max(0.0, quota_value - in_use), 4),
+            "source": limits.values["max_gpu_equivalents"].source,
+            "allocations": [
+                {
+                    "container": a.container_name or a.container,
+                    "weight": round(a.weight, 4),
+                    "slots": a.slot_uuids,
+                    "held_after_stop": a.stopped_at is not None,
+                }
+                for a in held
+            ],
+        },
+        "limits": {k: v.value for k, v in limits.values.items()},
+    }
+    if as_json:
+        print_json(data)
+        return
+    ge = data["gpu_equivalents"]
+    limit_text = "no limit" if quota_value is None else f"{quota_value:g}"
+    left = "" if ge["left"] is None else f", {ge['left']:.2f} left"
+    click.echo(
+        f"{name} ({limits.group or 'no group'}): GPU {in_use:.2f} of {limit_text} "
+        f"GPU-equivalents in use{left}  [{ge['source']}]"
+    )
+    if held:
+        print_table(
+            [
+                (
+                    a["container"],
+                    f"{a['weight']:.2f}",
+                    len(a["slots"]),
+                    "held after stop" if a["held_after_stop"] else "in use",
+                )
+                for a in ge["allocations"]
+            ],
+            ["container", "weight", "slots", "state"],
+        )
