@@ -37,7 +37,10 @@ def allocate_gpu(
     in_use = sum(a.weight for a in held)
     quota = limits.get("max_gpu_equivalents")
     if quota is not None and in_use + request.count > quota + 1e-9:
-        used = ", ".join(f"{a.container} {a.weight:.2f}" for a in held) or "nothing"
+        used = (
+            ", ".join(f"{a.container_name or a.container} {a.weight:.2f}" for a in held)
+            or "nothing"
+        )
         return AllocationDecision(
             refused=(
                 f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use ({used}); "

@@ -165,6 +165,7 @@ def create(
         return
     gpus_text = ", ".join(created.slots) or "none"
     click.echo(f"created {created.name} ({created.id[:12]}) for {svc.user}; GPU slots: {gpus_text}")
+    click.echo(f"start it with: ds01 container start {created.name}")
     if created.uuids and not created.device_requests:
         click.echo(
             "note: no NVIDIA runtime here: the slots are in labels and NVIDIA_VISIBLE_DEVICES only",
