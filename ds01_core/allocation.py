@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,23 @@ def process_alive(pid: int | None, start: int | None) -> bool:
     return pid is not None and start is not None and process_start_ticks(pid) == start
 
 
+SLOT_CACHE_SECONDS = 5.0
+
+
+def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
+    """The GPU slots, re-read from the driver at most every few seconds.
+
+    Allocation needs the slots' identity and size, which change only when an admin
+    re-partitions MIG; reading every GPU's metrics for each request would dominate its cost.
+    The records, not this list, are what prevent double booking.
+    """
+    cache = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
+    now = time.monotonic()
+    if now - cache["at"] > SLOT_CACHE_SECONDS:
+        cache["slots"], cache["at"] = runtime.gpu.slots(), now
+    return cache["slots"]
+
+
 class Allocations:
     """The allocation records of one state store, with the runtime's GPUs and plugins."""
 
@@ -87,20 +105,22 @@ class Allocations:
     def _rows_to_allocations(
         db: sqlite3.Connection, rows: Iterable[sqlite3.Row]
     ) -> list[Allocation]:
-        result = []
-        for row in rows:
-            slots = [
-                r["slot_uuid"]
-                for r in db.execute(
-                    "SELECT slot_uuid FROM allocation_slots WHERE allocation_id = ? ORDER BY rowid",
-                    (row["id"],),
-                )
-            ]
-            allocation = Allocation(
+        rows = list(rows)
+        slots: dict[int, list[str]] = {row["id"]: [] for row in rows}
+        if slots:
+            marks = ",".join("?" * len(slots))
+            for slot in db.execute(
+                f"SELECT allocation_id, slot_uuid FROM allocation_slots "
+                f"WHERE allocation_id IN ({marks}) ORDER BY rowid",
+                tuple(slots),
+            ):
+                slots[slot["allocation_id"]].append(slot["slot_uuid"])
+        return [
+            Allocation(
                 id=row["id"],
                 user=row["user"],
                 container=row["container"],
-                slot_uuids=slots,
+                slot_uuids=slots[row["id"]],
                 weight=row["weight"],
                 allocated_at=_parse(row["allocated_at"]),  # type: ignore[arg-type]
                 released_at=_parse(row["released_at"]),
@@ -109,8 +129,8 @@ class Allocations:
                 bound=bool(row["bound"]),
                 stopped_at=_parse(row["stopped_at"]),
             )
-            result.append(allocation)
-        return result
+            for row in rows
+        ]
 
     def live(
         self, db: sqlite3.Connection | None = None, user: str | None = None
@@ -138,15 +158,16 @@ class Allocations:
         from ds01_core.gpu_queue import waiting
 
         runtime = self.runtime
-        all_slots = runtime.gpu.slots()
+        all_slots = inventory_slots(runtime)
         by_uuid = {s.uuid: s for s in all_slots}
         now = runtime.now()
         decision_warning = None
         with self.state.transaction() as db:
-            live = self.live(db)
-            held_uuids = {u for a in live for u in a.slot_uuids}
+            held_uuids = {
+                row[0] for row in db.execute("SELECT slot_uuid FROM allocation_slots WHERE live = 1")
+            }
             free = [s for s in all_slots if s.uuid not in held_uuids]
-            mine = [a for a in live if a.user == request.user]
+            mine = self.live(db, user=request.user)
             limits = resolve_limits(
                 runtime.config, request.user, now=now, extra_overrides=active_overrides(db, now)
             )

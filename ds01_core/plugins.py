@@ -106,15 +106,12 @@ def _distribution_of(ep: md.EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or dist.name, dist.version
 
 
-def _module_distribution(module_name: str) -> tuple[str, str]:
-    top = module_name.split(".", 1)[0]
-    names = md.packages_distributions().get(top, [])
-    if not names:
-        return PROJECT, "?"
-    try:
-        return names[0], md.version(names[0])
-    except md.PackageNotFoundError:
-        return names[0], "?"
+def _core_distribution() -> tuple[str, str]:
+    """Built-ins ship with the core: its distribution and version (asking importlib for the
+    owner of each module costs a scan of every installed distribution)."""
+    from ds01_core import __version__
+
+    return PROJECT, __version__
 
 
 class PluginHost:
@@ -185,7 +182,7 @@ def make_plugin_host(
     loaded: list[PluginRecord] = []
 
     for name, module_path in builtins:
-        distribution, version = _module_distribution(module_path)
+        distribution, version = _core_distribution()
         record = PluginRecord(name, distribution, version, "active", builtin=True)
         if name in disabled_set:
             record.status = "disabled"
