@@ -98,7 +98,14 @@ def show(state: CliState, user: str | None, as_json: bool) -> None:
         else:
             click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
         return
-    limits = resolve_limits(runtime.config, user, now=runtime.now())
+    now = runtime.now()
+    try:  # overrides set with `ds01 admin override` (the store is root-only)
+        from ds01_core.overrides import active_overrides
+
+        extra = active_overrides(runtime.state.db, now)
+    except Exception:
+        extra = []
+    limits = resolve_limits(runtime.config, user, now=now, extra_overrides=extra)
     if as_json:
         print_json(
             {
