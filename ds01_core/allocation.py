@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.limits import resolve_limits
 from ds01_core.model import Allocation, AllocationDecision, Event, GpuRequest, GpuSlot, Workload
-from ds01_core.overrides import active_overrides
+from ds01_core.user_limits import effective_limits
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
@@ -164,13 +163,12 @@ class Allocations:
         decision_warning = None
         with self.state.transaction() as db:
             held_uuids = {
-                row[0] for row in db.execute("SELECT slot_uuid FROM allocation_slots WHERE live = 1")
+                row[0]
+                for row in db.execute("SELECT slot_uuid FROM allocation_slots WHERE live = 1")
             }
             free = [s for s in all_slots if s.uuid not in held_uuids]
             mine = self.live(db, user=request.user)
-            limits = resolve_limits(
-                runtime.config, request.user, now=now, extra_overrides=active_overrides(db, now)
-            )
+            limits = effective_limits(runtime, request.user, db=db, now=now)
             queue = waiting(db, now=now)
             if queue and queue[0].ticket != ticket:
                 ahead = len(queue) if ticket is None else [t.ticket for t in queue].index(ticket)
@@ -291,9 +289,7 @@ class Allocations:
             if taken:
                 raise AllocationRefused(f"its GPU slot is now held by {', '.join(taken)}")
             weight = sum(slots[u].weight for u in uuids)
-            limits = resolve_limits(
-                self.runtime.config, user, now=now, extra_overrides=active_overrides(db, now)
-            )
+            limits = effective_limits(self.runtime, user, db=db, now=now)
             quota = limits.get("max_gpu_equivalents")
             in_use = sum(a.weight for a in live if a.user == user)
             if (
@@ -485,12 +481,7 @@ class Allocations:
                     [(cursor.lastrowid, u) for u in workload.gpu_slots],
                 )
                 mine = sum(a.weight for a in live if a.user == workload.owner) + weight
-                limits = resolve_limits(
-                    self.runtime.config,
-                    workload.owner,
-                    now=now,
-                    extra_overrides=active_overrides(db, now),
-                )
+                limits = effective_limits(self.runtime, workload.owner, db=db, now=now)
             details = {
                 "container": workload.name,
                 "container_id": workload.id,

@@ -92,6 +92,24 @@ def add_cli_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def user_group(runtime: Runtime, user: str) -> str | None:
+    """Say which ds01 group a user is in, from a source outside the configuration file.
+
+    Called whenever a user's limits are resolved (allocation, enforcement, ``ds01 config show``,
+    ``ds01 quota``), so it must answer from a cache, never from a slow network call.
+
+    :param runtime: the process's runtime.
+    :param user: the normalised user name.
+    :return: the name of a group defined in ``limits.groups``, or ``None`` to let the next
+        source answer. When no plugin answers, the configuration's own membership
+        (``members`` lists and ``users.<name>.group``) decides.
+
+    firstresult: the first group named wins, so plugins listed earlier in ``plugins.order``
+    take precedence.
+    """
+
+
 # -- the lifecycle cycle: detect → reconcile → enforce → idle → notify -------------------
 
 

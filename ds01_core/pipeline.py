@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ds01_core.detection.inventory import diff_events
-from ds01_core.limits import resolve_limits
 from ds01_core.model import Action, DeliveryResult, Event, Notice, Workload
-from ds01_core.overrides import active_overrides
+from ds01_core.user_limits import effective_limits
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
@@ -96,9 +95,7 @@ def run_cycle(
         report.errors.append(f"reconcile: {exc}")
     now = runtime.now()
     for user in [] if partial else users_to_enforce(runtime, report.workloads):
-        limits = resolve_limits(
-            runtime.config, user, now=now, extra_overrides=active_overrides(runtime.state.db, now)
-        )
+        limits = effective_limits(runtime, user, now=now)
         own = [w for w in report.workloads if w.owner == user]
         try:
             report.actions += runtime.hooks.enforce_limits(runtime, user, limits, own)

@@ -325,6 +325,9 @@ class Hooks:
         """Every detector's report, and the (plugin, error) of those that raised."""
         return self._call_each("detect_workloads", runtime=runtime)
 
+    def user_group(self, runtime: Runtime, user: str) -> str | None:
+        return self._hook.user_group(runtime=runtime, user=user)
+
     def reconcile(self, runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
         results = self._hook.reconcile(runtime=runtime, workloads=workloads)
         return [event for batch in results for event in (batch or ())]

@@ -17,9 +17,9 @@ from ds01_core.config import (
     resolve_config_path,
     unstructure,
 )
-from ds01_core.limits import resolve_limits
 from ds01_core.plugins import PluginStartupError, make_plugin_host
 from ds01_core.units import ByteSize, Duration
+from ds01_core.user_limits import effective_limits
 
 
 @click.group()
@@ -98,14 +98,7 @@ def show(state: CliState, user: str | None, as_json: bool) -> None:
         else:
             click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
         return
-    now = runtime.now()
-    try:  # overrides set with `ds01 admin override` (the store is root-only)
-        from ds01_core.overrides import active_overrides
-
-        extra = active_overrides(runtime.state.db, now)
-    except Exception:
-        extra = []
-    limits = resolve_limits(runtime.config, user, now=now, extra_overrides=extra)
+    limits = effective_limits(runtime, user)
     if as_json:
         print_json(
             {

@@ -14,7 +14,11 @@ from ds01_core.events import event_time, matcher, parse_time
 
 
 class TimeParam(click.ParamType):
-    """An ISO date/time or an age (``2h`` = two hours ago); a bad value is a usage error."""
+    """An ISO date/time or an age (``2h`` = two hours ago); a bad value is a usage error.
+
+    A time without an offset is local time, like the TIME column, so a time copied from the
+    table selects what the table showed.
+    """
 
     name = "TIME"
 
@@ -24,7 +28,7 @@ class TimeParam(click.ParamType):
         if isinstance(value, dt.datetime):
             return value
         try:
-            return parse_time(str(value))
+            return parse_time(str(value), local=True)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -64,7 +68,8 @@ def _row(record: dict[str, Any]) -> tuple[str, ...]:
 @click.option(
     "--since",
     type=TimeParam(),
-    help="From this time: ISO (2026-11-22T10:00Z) or an age (30m, 2h, 1d).",
+    help="From this time: ISO, local unless it ends in Z or an offset (2026-11-22, "
+    "2026-11-22T10:00, 2026-11-22T09:00Z), or an age (30m, 2h, 1d).",
 )
 @click.option("--until", type=TimeParam(), help="Up to this time, same forms as --since.")
 @click.option(
@@ -97,6 +102,7 @@ def events(
       ds01 events --container train-1 --since 2026-11-20 --until 2026-11-21
       ds01 events -f --type lifecycle.
 
+    Times are local, as in the TIME column, unless given with Z or an offset.
     Unreadable lines are skipped with a warning on stderr. With --follow and --json, one JSON
     object is printed per line (JSON Lines).
     """

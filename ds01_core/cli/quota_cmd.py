@@ -16,8 +16,7 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
     """Show your GPU quota: GPU-equivalents in use (per container) and left."""
     from ds01_core.allocation import Allocations
     from ds01_core.containers import caller_identity
-    from ds01_core.limits import resolve_limits
-    from ds01_core.overrides import active_overrides
+    from ds01_core.user_limits import effective_limits
     from ds01_core.users import normalize_username
 
     me, admin = caller_identity()
@@ -26,9 +25,7 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
     name = normalize_username(user) if user else me
     runtime = state.runtime
     now = runtime.now()
-    limits = resolve_limits(
-        runtime.config, name, now=now, extra_overrides=active_overrides(runtime.state.db, now)
-    )
+    limits = effective_limits(runtime, name, now=now)
     held = Allocations(runtime).live(user=name)
     in_use = sum(a.weight for a in held)
     quota_value = limits.get("max_gpu_equivalents")

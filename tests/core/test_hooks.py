@@ -399,3 +399,31 @@ def test_cycle_survives_a_broken_plugin(make_runtime):
     assert report.errors == ["enforce alice: cgroup tree unwritable"]
     assert report.seconds >= 0
     assert dt.datetime.now(dt.UTC) >= runtime.now() - dt.timedelta(seconds=5)
+
+
+def test_hook_user_group(make_runtime):
+    from ds01_core.user_limits import effective_limits
+
+    class Directory:
+        @hookimpl
+        def user_group(self, user):
+            return {"bob": "researcher", "carol": "no-such-group"}.get(user)
+
+    runtime = make_runtime(
+        ("dir", Directory()),
+        data={
+            "limits": {
+                "groups": {
+                    "student": {"members": ["bob", "carol"], "max_gpu_equivalents": 0.5},
+                    "researcher": {"max_gpu_equivalents": 2},
+                }
+            }
+        },
+    )
+    bob = effective_limits(runtime, "Bob")
+    assert (bob.group, bob["max_gpu_equivalents"]) == ("researcher", 2)
+    assert bob.values["max_gpu_equivalents"].source == "group researcher"
+    carol = effective_limits(runtime, "carol")  # an undefined group is not believed
+    assert (carol.group, carol["max_gpu_equivalents"]) == ("student", 0.5)
+    dave = effective_limits(runtime, "dave")  # nobody answers: the file decides (no group)
+    assert dave.group is None
