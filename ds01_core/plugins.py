@@ -50,6 +50,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("docker-detector", "ds01_core.builtin.docker_detector"),
     ("gpu-process-detector", "ds01_core.builtin.gpu_process_detector"),
     ("gpu-allocations", "ds01_core.builtin.gpu_allocations"),
+    ("label-migration", "ds01_core.builtin.label_migration"),
     ("whole-gpu-allocator", "ds01_core.builtin.whole_gpu"),
     ("event-notifier", "ds01_core.builtin.event_notifier"),
 )

@@ -123,9 +123,29 @@ def _m2_allocation_lifecycle(db: sqlite3.Connection) -> None:
     )
 
 
+def _m3_label_migrations(db: sqlite3.Connection) -> None:
+    _run_statements(
+        db,
+        """
+        CREATE TABLE label_migrations (
+            container_id TEXT PRIMARY KEY,
+            container_name TEXT NOT NULL,
+            legacy TEXT NOT NULL,
+            mapped TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            recreated_as TEXT
+        )
+        """,
+    )
+
+
 #: Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append only:
 #: never edit or reorder a migration that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_allocation_lifecycle)
+MIGRATIONS: tuple[Migration, ...] = (
+    _m1_initial,
+    _m2_allocation_lifecycle,
+    _m3_label_migrations,
+)
 
 
 class StateStore:

@@ -192,3 +192,53 @@ def override_remove(
             Event("override.removed", o.user, "admin", {"id": o.id, "key": o.key, "by": admin_name})
         )
     click.echo(f"removed override(s) {', '.join(str(o.id) for o in removed)}")
+
+
+@admin.group()
+def labels() -> None:
+    """The legacy aime.mlc.* labels and their ds01.* equivalents."""
+
+
+@labels.command("migrate")
+@click.option("--dry-run", is_flag=True, help="Only report; record and change nothing.")
+@click.option(
+    "--recreate-stopped",
+    is_flag=True,
+    help="Recreate stopped legacy containers with ds01.* labels (same image, mounts, env, GPUs).",
+)
+@json_option
+@pass_state
+def labels_migrate(state: CliState, dry_run: bool, recreate_stopped: bool, as_json: bool) -> None:
+    """Report every legacy container and record its ds01.* labels in the state store.
+
+    Running containers are never touched: their mapping is recorded, and ds01 reads them as
+    ds01.* from then on. With --recreate-stopped, each stopped one is renamed aside, created
+    again from its own configuration with ds01.* labels, and the old one removed.
+    """
+    from ds01_core.label_migration import migrate
+
+    if not dry_run:
+        require_admin()
+    found = migrate(state.runtime, dry_run=dry_run, recreate_stopped=recreate_stopped)
+    if as_json:
+        print_json({"dry_run": dry_run, "containers": [c.to_json() for c in found]})
+        return
+    if not found:
+        click.echo("no legacy containers")
+        return
+    rows = []
+    for c in found:
+        if dry_run:
+            action = "would record" + (
+                " + recreate" if recreate_stopped and c.status != "running" else ""
+            )
+        elif c.error:
+            action = f"FAILED: {c.error}"
+        elif c.recreated_as:
+            action = f"recreated as {c.recreated_as[:12]}"
+        else:
+            action = "recorded" if c.recorded_now else "already recorded"
+        rows.append((c.name, c.status, c.mapping.get("ds01.user", "-"), len(c.mapping), action))
+    print_table(rows, ["container", "status", "user", "labels", "action"], shrinkable=[4])
+    if any(c.error for c in found):
+        raise SystemExit(1)

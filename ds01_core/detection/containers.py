@@ -51,9 +51,10 @@ def container_name(summary: Mapping[str, Any]) -> str:
 
 
 def classify_origin(labels: Mapping[str, str], name: str) -> Origin:
-    """ds01 > devcontainer > compose > docker, from labels and name alone."""
-    if labels.get(ORIGIN_LABEL) == "ds01":
-        return "ds01"
+    """ds01 (or its legacy aime.mlc predecessor) > devcontainer > compose > docker, from
+    labels and name alone."""
+    if labels.get(ORIGIN_LABEL) == "ds01" or any(k.startswith("aime.mlc.") for k in labels):
+        return "ds01"  # made by ds01, or by the aime.mlc tooling it replaces
     if any(key.startswith("devcontainer.") for key in labels) or name.startswith("vsc-"):
         return "devcontainer"
     if COMPOSE_LABEL in labels:

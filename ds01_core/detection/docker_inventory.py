@@ -24,6 +24,7 @@ from ds01_core.detection.containers import (
 )
 from ds01_core.detection.procfs import PROC, read_proc
 from ds01_core.docker import DockerAdapter
+from ds01_core.labels import ds01_view
 from ds01_core.model import GpuSlot, Origin, Workload
 
 log = logging.getLogger(__name__)
@@ -92,15 +93,16 @@ class ContainerDetector:
         if pid:
             info = read_proc(pid, self.proc_root)
             uid = info.uid if info else None
-        labels = dict((inspect.get("Config") or {}).get("Labels") or {})
+        raw_labels = dict((inspect.get("Config") or {}).get("Labels") or {})
+        labels = ds01_view(raw_labels)  # legacy aime.mlc.* also readable as ds01.*
         name = container_name(inspect)
-        owner = resolve_owner(
-            name, labels, inspect.get("Mounts") or [], uid, home_roots=self.home_roots
+        owner = resolve_owner(  # raw labels: owner_source says which namespace decided
+            name, raw_labels, inspect.get("Mounts") or [], uid, home_roots=self.home_roots
         )
         created = parse_docker_time(inspect.get("Created"))
         return ContainerRecord(
             id=inspect["Id"],
-            origin=classify_origin(labels, name),
+            origin=classify_origin(raw_labels, name),
             owner=owner,
             labels=labels,
             image=(inspect.get("Config") or {}).get("Image") or summary.get("Image", ""),

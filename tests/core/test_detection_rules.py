@@ -32,7 +32,7 @@ def slots():
         ({"devcontainer.config_file": "/x/.devcontainer.json"}, "eager_turing", "devcontainer"),
         ({}, "vsc-project-1a2b3c", "devcontainer"),
         ({"com.docker.compose.project": "web"}, "web-db-1", "compose"),
-        ({"aime.mlc.USER": "alice"}, "train", "docker"),
+        ({"aime.mlc.USER": "alice"}, "train", "ds01"),  # the legacy tooling ds01 replaces
         ({"ds01.origin": "something-else"}, "x", "docker"),
     ],
 )

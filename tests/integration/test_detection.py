@@ -118,7 +118,7 @@ def test_containers_made_every_way_are_attributed(
     assert who("bind-mount") == ("docker", b.name, "bind_mount")
     assert got["bind-mount"]["status"] == "created"
     assert who("name-pattern") == ("docker", a.name, "name_pattern")
-    assert who("legacy") == ("docker", b.name, "label:aime.mlc.USER")
+    assert who("legacy") == ("ds01", b.name, "label:aime.mlc.USER")  # the legacy tooling
     assert got["all-gpus"]["unrestricted_gpu"] is True
     assert len(got["all-gpus"]["gpu_slots"]) == len(slots)
     assert "unmanaged_gpu" in got["all-gpus"]["flags"]
