@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 
+import pytest
 from click.testing import CliRunner
 
 from ds01_core.cli import cli
@@ -87,3 +90,59 @@ def test_bad_time_is_a_usage_error(tmp_config):
     assert result.exit_code == 2
     assert "expected an ISO date or time" in result.output
     assert run(config, "--limit", "0").exit_code == 2
+
+
+@pytest.fixture
+def utc_plus_5(monkeypatch):
+    monkeypatch.setenv("TZ", "XXX-05")  # POSIX form: UTC+5, no tz database needed
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_without_offset_are_local_like_the_table(tmp_config, utc_plus_5):
+    config, log = _setup(tmp_config)
+    released = log.query(type_prefix="gpu.released")[0]
+    shown = dt.datetime.fromisoformat(released["timestamp"].replace("Z", "+00:00")).astimezone()
+    table = run(config, "--type", "gpu.released").stdout.splitlines()
+    assert table[1].startswith(shown.strftime("%m-%d %H:%M:%S"))  # local: UTC+5
+    # an hour ago, typed as the table shows it (local, no offset): read as UTC it would lie
+    # five hours in the future and match nothing
+    an_hour_ago = (dt.datetime.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    result = run(config, "--json", "--since", an_hour_ago)
+    assert result.exit_code == 0, result.output
+    assert [r["event_type"] for r in json.loads(result.stdout)] == [
+        "gpu.released",
+        "access.denied",
+    ]
+
+
+def test_follow_json_prints_json_lines(tmp_config, monkeypatch):
+    config, log = _setup(tmp_config)
+    follow = EventLog.follow
+    stop = threading.Event()
+    threading.Timer(10, stop.set).start()  # never hang the suite, whatever goes wrong
+
+    def follow_one(self, match, **kw):
+        """The real follow, ended after the first new event so the command returns."""
+        for record in follow(self, match, poll_interval=0.02, stop=stop, warn=kw.get("warn")):
+            yield record
+            return
+
+    def keep_writing():  # until the command has seen one: follow starts at the end of the file
+        while not stop.wait(0.05):
+            log.append(Event("test.other", "alice"))
+            log.append(Event("gpu.freed", "alice"))
+
+    monkeypatch.setattr(EventLog, "follow", follow_one)
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        result = run(config, "--json", "--follow", "--type", "gpu.", "--limit", "1")
+    finally:
+        stop.set()
+        writer.join()
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["event_type"] for r in lines] == ["gpu.released", "gpu.freed"]

@@ -129,16 +129,80 @@ def test_corrupt_lines_are_skipped_with_a_warning(tmp_path):
             b'{"timestamp": "yesterday", "event_type": "a.b", "user": null, '
             b'"source": "x", "details": {}, "schema_version": 1}\n\n'
         )
-    log.append(Event("test.last"))
+        handle.write(
+            b'{"timestamp": "2026-11-22T10:00:00Z", "event_type": "a.b", "user": null, '
+            b'"source": "x", "details": ["not", "a", "mapping"], "schema_version": 1}\n'
+        )
+        # no offset: read as UTC, so comparing it with --since cannot crash
+        handle.write(
+            b'{"timestamp": "2026-11-22T10:00:00", "event_type": "test.naive", "user": null, '
+            b'"source": "x", "details": {}, "schema_version": 1}\n'
+        )
+    log.append(Event("test.last", timestamp=NOW))
     warnings: list[str] = []
     records = log.query(warn=warnings.append)
-    assert [r["event_type"] for r in records] == ["test.first", "test.last"]
+    assert [r["event_type"] for r in records] == ["test.first", "test.naive", "test.last"]
     assert warnings == [
         f"{path}:2: not JSON, skipped",
         f"{path}:3: not an event (missing keys), skipped",
         f"{path}:4: not an event (missing keys), skipped",
         f"{path}:5: unreadable timestamp, skipped",
+        f"{path}:7: not an event (wrong field types), skipped",
     ]
+    since = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
+    filtered = log.query(since=since, until=NOW, container=None, warn=lambda _m: None)
+    assert [r["event_type"] for r in filtered] == ["test.naive", "test.last"]
+    assert log.query(container="x", warn=lambda _m: None) == []
+
+
+def test_corrupt_lines_warn_through_logging_by_default(tmp_path, caplog):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(Event("test.first"))
+    with open(path, "ab") as handle:
+        handle.write(b"{torn\n")
+    log.append(Event("test.last"))
+    with caplog.at_level("WARNING", logger="ds01_core.events"):
+        records = log.query()
+    assert [r["event_type"] for r in records] == ["test.first", "test.last"]
+    assert [r.getMessage() for r in caplog.records] == [f"{path}:2: not JSON, skipped"]
+    assert caplog.records[0].levelname == "WARNING"
+
+
+def test_rotated_files_are_read_oldest_first(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    order = [
+        "events.jsonl.3.gz",
+        "events.jsonl.2",
+        "events.jsonl.1",
+        "events.jsonl-20261120",
+        "events.jsonl-20261121.gz",
+        "events.jsonl",
+    ]
+    for i, name in enumerate(order):
+        log.append(Event("test.a", details={"i": i}))
+        target = tmp_path / name
+        if name.endswith(".gz"):
+            with gzip.open(target, "wb") as handle:
+                handle.write(path.read_bytes())
+            path.unlink()
+        elif name != "events.jsonl":
+            os.rename(path, target)
+    (tmp_path / "events.jsonl.1.tmp").write_text("junk, never read\n")
+    (tmp_path / "other.jsonl").write_text("junk, never read\n")
+    assert [p.name for p in log.files()] == order
+    assert [r["details"]["i"] for r in log.read()] == list(range(len(order)))
+
+
+def test_damaged_gzip_keeps_the_rest(tmp_path):
+    path = tmp_path / "events.jsonl"
+    (tmp_path / "events.jsonl.2.gz").write_bytes(b"\x1f\x8b not really gzip")
+    log = EventLog(path)
+    log.append(Event("test.live"))
+    warnings: list[str] = []
+    assert [r["event_type"] for r in log.read(warnings.append)] == ["test.live"]
+    assert len(warnings) == 1 and "events.jsonl.2.gz: unreadable" in warnings[0]
 
 
 def test_filters(tmp_path):
@@ -175,8 +239,28 @@ def test_parse_time_forms():
     assert parse_time("90s", NOW) == NOW - dt.timedelta(seconds=90)
     assert parse_time("2026-11-20", NOW) == dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     assert parse_time("2026-11-20T10:00+01:00", NOW) == dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    assert parse_time("2026-11-20T10:00Z", NOW) == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    assert parse_time("1h30m", NOW) == NOW - dt.timedelta(minutes=90)
     with pytest.raises(ValueError, match="expected an ISO date or time"):
         parse_time("yesterday", NOW)
+    with pytest.raises(ValueError, match="got '2h ago'"):
+        parse_time("2h ago", NOW)
+
+
+def test_parse_time_local_reads_naive_times_as_local(monkeypatch):
+    monkeypatch.setenv("TZ", "XXX-05")  # POSIX form: UTC+5, no tz database needed
+    time.tzset()
+    try:
+        assert parse_time("2026-11-20T10:00", NOW, local=True) == dt.datetime(
+            2026, 11, 20, 5, tzinfo=dt.UTC
+        )
+        assert parse_time("2026-11-20T10:00", NOW) == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+        assert parse_time("2026-11-20T10:00Z", NOW, local=True) == dt.datetime(
+            2026, 11, 20, 10, tzinfo=dt.UTC
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_follow_sees_new_events_and_continues_after_rotation(tmp_path):
@@ -206,3 +290,83 @@ def test_follow_sees_new_events_and_continues_after_rotation(tmp_path):
     stop.set()
     thread.join(5)
     assert seen == ["test.one", "test.two"]  # not the old one, not the filtered one
+
+
+def _follow_in_thread(log, seen, stop, **kw):
+    def consume():
+        for record in log.follow(poll_interval=0.02, stop=stop, **kw):
+            seen.append(record["event_type"])
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    return thread
+
+
+def _wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_follow_reads_a_line_written_to_the_renamed_file_after_rotation(tmp_path):
+    """A writer that opened the file just before the rename writes into the rotated file."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.append(Event("test.before"))
+    stop = threading.Event()
+    seen: list[str] = []
+    thread = _follow_in_thread(log, seen, stop)
+    try:
+        time.sleep(0.1)
+        late = os.open(path, os.O_WRONLY | os.O_APPEND)  # the slow writer's descriptor
+        os.rename(path, tmp_path / "events.jsonl.1")
+        log.append(Event("test.new_file"))
+        _wait_until(lambda: seen == ["test.new_file"])
+        line = json.dumps(Event("test.late").to_json_dict()) + "\n"
+        os.write(late, line.encode())
+        os.close(late)
+        _wait_until(lambda: len(seen) == 2)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert seen == ["test.new_file", "test.late"]
+
+
+def test_follow_after_truncation_in_place(tmp_path):
+    """copytruncate: the same file shrinks; what is written next is still seen, once."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    for _ in range(5):
+        log.append(Event("test.old", details={"pad": "x" * 200}))
+    stop = threading.Event()
+    seen: list[str] = []
+    thread = _follow_in_thread(log, seen, stop)
+    try:
+        time.sleep(0.1)
+        os.truncate(path, 0)
+        time.sleep(0.1)
+        log.append(Event("test.after"))
+        _wait_until(lambda: seen)
+        time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert seen == ["test.after"]
+
+
+def test_follow_from_start_and_a_file_that_appears_later(tmp_path):
+    path = tmp_path / "sub" / "events.jsonl"
+    log = EventLog(path)
+    stop = threading.Event()
+    seen: list[str] = []
+    thread = _follow_in_thread(log, seen, stop, from_start=True)
+    try:
+        time.sleep(0.1)
+        log.append(Event("test.first"))  # creates the file: read from its start
+        log.append(Event("test.second"))
+        _wait_until(lambda: len(seen) == 2)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert seen == ["test.first", "test.second"]
