@@ -194,7 +194,7 @@ def test_ds01_plugins_table_and_plugin_cli_command(installed_dists, tmp_path):
 
 def test_ds01_plugins_exits_1_when_required_plugin_missing(installed_dists, tmp_path):
     cfg = tmp_path / "ds01.yaml"
-    cfg.write_text("plugins:\n  required: [mig]\n")
+    cfg.write_text("plugins:\n  required: [no-such-plugin]\n")
     result = _cli(["--config", str(cfg), "plugins"], [], installed=installed_dists)
     assert result.returncode == 1
-    assert "mig: required but not installed" in result.stderr
+    assert "no-such-plugin: required but not installed" in result.stderr
