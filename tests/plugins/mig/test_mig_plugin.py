@@ -18,7 +18,7 @@ from ds01_core.plugins import EntryPointSource, PluginHost, make_plugin_host
 from ds01_core.runtime import Runtime, load_runtime
 from ds01_mig.config import MigConfig
 
-PLUGIN_DIR = Path(ds01_mig.__file__).resolve().parent.parent
+PLUGIN_DIR = Path(__file__).resolve().parents[3] / "plugins" / "mig"  # the source, not the install
 MIG_REQUEST = GpuRequest(user="alice", container="train", mig_profile="2g.20gb")
 
 
