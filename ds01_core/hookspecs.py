@@ -110,6 +110,22 @@ def user_group(runtime: Runtime, user: str) -> str | None:
     """
 
 
+@hookspec
+def explain_user_group(runtime: Runtime, user: str) -> str | None:
+    """Say in one line why a user is in their group, for ``ds01 config show --user``.
+
+    Called only when a person asks (``ds01 config show --user NAME``), so it may read the
+    plugin's cache but should not contact a server.
+
+    :param runtime: the process's runtime.
+    :param user: the normalised user name.
+    :return: a line such as ``LDAP: in student (precedence 10) and researcher (precedence 20):
+        researcher wins``, or ``None`` when this plugin has nothing to say about the user.
+
+    Not firstresult: every plugin's line is shown.
+    """
+
+
 # -- the lifecycle cycle: detect → reconcile → enforce → idle → notify -------------------
 
 

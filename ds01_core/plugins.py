@@ -329,6 +329,9 @@ class Hooks:
     def user_group(self, runtime: Runtime, user: str) -> str | None:
         return self._hook.user_group(runtime=runtime, user=user)
 
+    def explain_user_group(self, runtime: Runtime, user: str) -> list[str]:
+        return [line for line in self._hook.explain_user_group(runtime=runtime, user=user) if line]
+
     def reconcile(self, runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
         results = self._hook.reconcile(runtime=runtime, workloads=workloads)
         return [event for batch in results for event in (batch or ())]

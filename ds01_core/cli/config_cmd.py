@@ -99,11 +99,13 @@ def show(state: CliState, user: str | None, as_json: bool) -> None:
             click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
         return
     limits = effective_limits(runtime, user)
+    explanations = runtime.hooks.explain_user_group(runtime, limits.user)
     if as_json:
         print_json(
             {
                 "user": limits.user,
                 "group": limits.group,
+                "group_explanations": explanations,
                 "limits": {
                     key: {
                         "value": entry.value,
@@ -116,5 +118,7 @@ def show(state: CliState, user: str | None, as_json: bool) -> None:
         )
         return
     click.echo(f"user: {limits.user}   group: {limits.group or '(none: defaults apply)'}")
+    for line in explanations:
+        click.echo(f"  {line}")
     rows = [(key, _show_value(entry.value), entry.source) for key, entry in limits.values.items()]
     print_table(rows, ["limit", "value", "source"], shrinkable=[2])

@@ -427,3 +427,29 @@ def test_hook_user_group(make_runtime):
     assert (carol.group, carol["max_gpu_equivalents"]) == ("student", 0.5)
     dave = effective_limits(runtime, "dave")  # nobody answers: the file decides (no group)
     assert dave.group is None
+
+
+def test_hook_explain_user_group(make_runtime, tmp_path):
+    class Directory:
+        @hookimpl
+        def user_group(self, user):
+            return "researcher" if user == "bob" else None
+
+        @hookimpl
+        def explain_user_group(self, user):
+            return "directory: in researcher (precedence 20)" if user == "bob" else None
+
+    class Silent:
+        @hookimpl
+        def explain_user_group(self, user):
+            return None
+
+    runtime = make_runtime(
+        ("dir", Directory()),
+        ("silent", Silent()),
+        data={"limits": {"groups": {"researcher": {"max_gpu_equivalents": 2}}}},
+    )
+    assert runtime.hooks.explain_user_group(runtime, "bob") == [
+        "directory: in researcher (precedence 20)"
+    ]
+    assert runtime.hooks.explain_user_group(runtime, "carol") == []
