@@ -9,6 +9,7 @@ precisely when the file is broken).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from functools import cached_property
@@ -30,6 +31,7 @@ class CliState:
 
     @cached_property
     def runtime(self) -> Runtime:
+        refuse_borrowed_privilege(self.config_path, self.no_plugins)
         try:
             return load_runtime(self.config_path, no_plugins=self.no_plugins)
         except ConfigError as exc:
@@ -38,6 +40,31 @@ class CliState:
         except PluginStartupError as exc:
             click.echo(f"Error: plugins: {exc}", err=True)
             sys.exit(1)
+
+
+def refuse_borrowed_privilege(config_path: str | None, no_plugins: bool) -> None:
+    """Under sudo, only admins may choose another configuration or skip plugins.
+
+    ``sudo ds01 container …`` runs as root for a user; with ``--config`` (or ``DS01_CONFIG``,
+    if sudo kept it) that user could point ds01 at a file granting them any quota, or disable
+    the plugins that enforce limits. Refused, fail-closed, before anything is loaded.
+    """
+    if os.geteuid() != 0 or not os.environ.get("SUDO_USER"):
+        return
+    from ds01_core.containers import caller_identity
+
+    user, admin = caller_identity()
+    if admin:
+        return
+    chosen = config_path or os.environ.get("DS01_CONFIG")
+    if chosen or no_plugins:
+        what = "--no-plugins" if no_plugins else f"the configuration {chosen}"
+        click.echo(
+            f"Error: {user} runs ds01 through sudo and may not choose {what}; "
+            "only admins (root or the ds01-admin group) may",
+            err=True,
+        )
+        sys.exit(2)
 
 
 pass_state = click.make_pass_decorator(CliState)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -74,7 +75,10 @@ def queue(state: CliState, as_json: bool) -> None:
     """Show the requests waiting for a GPU (``ds01 container create --wait``), in order."""
     from ds01_core.gpu_queue import waiting
 
-    tickets = waiting(state.runtime.state.db)
+    try:
+        tickets = waiting(state.runtime.state.db)
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"cannot read the state store ({exc}): run `sudo ds01 gpu queue`")
     if as_json:
         print_json(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import click
 
 from ds01_core.cli import CliState, pass_state
@@ -26,7 +28,10 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
     runtime = state.runtime
     now = runtime.now()
     limits = effective_limits(runtime, name, now=now)
-    held = Allocations(runtime).live(user=name)
+    try:
+        held = Allocations(runtime).live(user=name)
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"cannot read the state store ({exc}): run `sudo ds01 quota`")
     in_use = sum(a.weight for a in held)
     quota_value = limits.get("max_gpu_equivalents")
     data = {
