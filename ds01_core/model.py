@@ -238,6 +238,7 @@ class Action:
     kind: str
     target: str
     detail: str = ""
+    user: str | None = None
 
 
 @attrs.frozen

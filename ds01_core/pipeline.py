@@ -98,14 +98,29 @@ def run_cycle(
         limits = effective_limits(runtime, user, now=now)
         own = [w for w in report.workloads if w.owner == user]
         try:
-            report.actions += runtime.hooks.enforce_limits(runtime, user, limits, own)
+            report.actions += [
+                a if a.user else attrs.evolve(a, user=user)
+                for a in runtime.hooks.enforce_limits(runtime, user, limits, own)
+            ]
         except Exception as exc:
             log.exception("enforce_limits failed for %s", user)
             report.errors.append(f"enforce {user}: {exc}")
+    report.events += [action_event(a) for a in report.actions]
     for event in report.events:
         runtime.events.append(event)
     report.seconds = time.monotonic() - started
     return report
+
+
+def action_event(action: Action) -> Event:
+    """An enforcer's action as an audit event: ``<plugin>.<kind>`` (``cgroups.limits_applied``)."""
+    category = action.plugin.replace("-", "_").lower() or "plugin"
+    return Event(
+        f"{category}.{action.kind}",
+        action.user,
+        action.plugin,
+        {"target": action.target, "detail": action.detail},
+    )
 
 
 def tell_user(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:

@@ -382,4 +382,12 @@ class Hooks:
         )
 
     def prepare_container(self, runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
-        return first_refusal(self._hook.prepare_container(runtime=runtime, spec=spec))
+        """The first refusal, if any. A plugin that raises refuses too (fail-closed): a create
+        that a limit plugin could not check must not go through unchecked."""
+        from ds01_core.model import Refusal
+
+        results, errors = self._call_each("prepare_container", runtime=runtime, spec=spec)
+        if errors:
+            plugin, exc = errors[0]
+            return Refusal(f"plugin {plugin!r} could not check this container: {exc}", plugin)
+        return first_refusal(results)

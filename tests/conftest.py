@@ -8,6 +8,7 @@ a note on how to start one, and **fail** under ``CI=true``: CI must never pass b
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -193,6 +194,27 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+CGROUP_FS = Path("/sys/fs/cgroup")
+
+
+@pytest.fixture(scope="session")
+def cgroup_test_root() -> Iterator[str]:
+    """A cgroup root of this run's own (``ds01test_<hex>``) for containers created through the
+    cgroups plugin, so tests never touch the host's real ``/ds01`` tree; removed at the end."""
+    root = f"ds01test_{secrets.token_hex(4)}"
+    yield root
+    for controller in CGROUP_FS.glob("*"):
+        base = controller / root
+        if not base.is_dir():
+            continue
+        for directory in sorted(base.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir():
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+        with contextlib.suppress(OSError):
+            base.rmdir()
 
 
 @pytest.fixture

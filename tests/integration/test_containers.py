@@ -24,7 +24,7 @@ IMAGE = "ds01-test:busybox"
 
 
 @pytest.fixture
-def config(tmp_config, container_prefix):
+def config(tmp_config, container_prefix, cgroup_test_root):
     return tmp_config(
         {
             "limits": {
@@ -36,7 +36,8 @@ def config(tmp_config, container_prefix):
                 "users": {"ds01tb": {"max_gpu_equivalents": 1}},
             },
             "allocation": {"gpu_hold_after_stop": "2s", "queue_recheck": "60s"},
-            "plugins": {"disabled": ["mig"]},  # these tests pin the built-in whole-GPU allocator
+            # these tests pin the built-in whole-GPU allocator; containers get this run's cgroups
+            "plugins": {"disabled": ["mig"], "cgroups": {"root": cgroup_test_root}},
         }
     )
 

@@ -1,0 +1,61 @@
+"""The ``ds01 admin cgroups`` commands."""
+
+from __future__ import annotations
+
+import click
+
+from ds01_core.cli import CliState, pass_state
+from ds01_core.cli.output import fail, json_option, print_json, print_table
+
+
+@click.group("cgroups")
+def cgroups() -> None:
+    """Per-user cgroups and their limits (ds01-cgroups)."""
+
+
+@cgroups.command("check")
+@click.option("--user", "users", multiple=True, help="Only this user (repeatable).")
+@json_option
+@pass_state
+def check(state: CliState, users: tuple[str, ...], as_json: bool) -> None:
+    """Compare every user's cgroup on disk with the configuration.
+
+    Lists, per user, each limit file (or systemd unit) that differs, and the user's containers
+    that are not under the user's cgroup. Exits 1 when anything differs.
+    """
+    from ds01_cgroups.check import check_users
+    from ds01_cgroups.detect import DetectionError
+
+    try:
+        reports = check_users(state.runtime, users)
+    except DetectionError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json([r.to_json() for r in reports])
+    else:
+        rows = []
+        for report in reports:
+            problems = [str(m) for m in report.mismatches]
+            problems += [
+                f"container outside: {o.workload.name} ({o.parent or 'default'})"
+                for o in report.outside
+            ]
+            for index, problem in enumerate(problems or ["ok"]):
+                rows.append(
+                    (
+                        report.user if index == 0 else "",
+                        report.cgroup if index == 0 else "",
+                        problem,
+                    )
+                )
+        print_table(rows, ["user", "cgroup", "status"], shrinkable=[2])
+    if any(not r.ok for r in reports):
+        raise SystemExit(1)
+
+
+def add_to(cli: click.Group) -> None:
+    """Add ``cgroups`` under ``admin`` (or at the top when there is no admin group)."""
+    admin = cli.commands.get("admin")
+    parent = admin if isinstance(admin, click.Group) else cli
+    if parent.commands.get("cgroups") is not cgroups:
+        parent.add_command(cgroups)
