@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         GpuRequest,
         GpuSlot,
         Notice,
+        QuotaLine,
         Refusal,
         Workload,
     )
@@ -218,6 +219,22 @@ def notify(runtime: Runtime, notice: Notice) -> Sequence[DeliveryResult]:
         that one failing channel never blocks the others.
 
     Not firstresult: every notifier gets every notice.
+    """
+
+
+@hookspec
+def quota_usage(runtime: Runtime, user: str, limits: EffectiveLimits) -> Sequence[QuotaLine]:
+    """Report a user's usage of the resources this plugin limits, for ``ds01 quota``.
+
+    Called when a person runs ``ds01 quota`` (for themselves, or an admin for a user); it may
+    read files and caches but should answer within a second.
+
+    :param runtime: the process's runtime.
+    :param user: the normalised user name.
+    :param limits: the user's effective limits.
+    :return: one :class:`~ds01_core.model.QuotaLine` per resource (``memory``, ``disk /home`` …).
+
+    Not firstresult: every plugin's lines are shown, after the core's GPU line.
     """
 
 

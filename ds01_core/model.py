@@ -242,6 +242,22 @@ class Action:
 
 
 @attrs.frozen
+class QuotaLine:
+    """One row of ``ds01 quota``: a resource, what is used of it and the limit.
+
+    ``unit`` says how to show the numbers: ``bytes``, ``bytes/s``, ``cores``, ``count``,
+    ``ops/s`` or ``GPU-eq``.
+    """
+
+    resource: str
+    used: float | None
+    limit: float | None
+    unit: str
+    detail: str = ""
+    over: bool = False
+
+
+@attrs.frozen
 class LimitValue:
     """One effective limit and where it came from (``default``, ``group student``, …)."""
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         GpuRequest,
         GpuSlot,
         Notice,
+        QuotaLine,
         Refusal,
         Workload,
     )
@@ -328,6 +329,17 @@ class Hooks:
 
     def user_group(self, runtime: Runtime, user: str) -> str | None:
         return self._hook.user_group(runtime=runtime, user=user)
+
+    def quota_usage(self, runtime: Runtime, user: str, limits: EffectiveLimits) -> list[QuotaLine]:
+        """Every plugin's quota lines; a plugin that fails is named in a line of its own."""
+        from ds01_core.model import QuotaLine
+
+        results, errors = self._call_each("quota_usage", runtime=runtime, user=user, limits=limits)
+        lines = [line for batch in results for line in batch]
+        lines += [
+            QuotaLine(plugin, None, None, "", f"unavailable: {exc}") for plugin, exc in errors
+        ]
+        return lines
 
     def explain_user_group(self, runtime: Runtime, user: str) -> list[str]:
         return [line for line in self._hook.explain_user_group(runtime=runtime, user=user) if line]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
+import attrs
 import click
 
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import fail, json_option, print_json, print_table
+from ds01_core.units import format_bytes
 
 
 @click.command()
@@ -54,6 +56,8 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
         },
         "limits": {k: v.value for k, v in limits.values.items()},
     }
+    lines = runtime.hooks.quota_usage(runtime, name, limits)
+    data["resources"] = [attrs.asdict(line) for line in lines]
     if as_json:
         print_json(data)
         return
@@ -77,3 +81,38 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
             ],
             ["container", "weight", "slots", "state"],
         )
+    if lines:
+        click.echo()
+        print_table(
+            [
+                (
+                    line.resource,
+                    show(line.used, line.unit),
+                    show(line.limit, line.unit),
+                    ("OVER " if line.over else "") + line.detail,
+                )
+                for line in lines
+            ],
+            ["resource", "used", "limit", "detail"],
+            shrinkable=[3],
+        )
+    per_container = [
+        f"{key}={limits[key]}"
+        for key in ("max_cpus", "memory", "memory_swap", "shm_size", "pids_limit")
+        if limits.get(key) is not None
+    ]
+    if per_container:
+        click.echo(f"per container: {' '.join(per_container)}")
+
+
+def show(value: float | None, unit: str) -> str:
+    """A quota number in its unit, short."""
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return format_bytes(int(value))
+    if unit == "bytes/s":
+        return format_bytes(int(value)) + "/s"
+    if unit in ("count", "ops/s"):
+        return f"{int(value)}" + ("/s" if unit == "ops/s" else "")
+    return f"{value:.2f}"

@@ -453,3 +453,27 @@ def test_hook_explain_user_group(make_runtime, tmp_path):
         "directory: in researcher (precedence 20)"
     ]
     assert runtime.hooks.explain_user_group(runtime, "carol") == []
+
+
+def test_hook_quota_usage(make_runtime):
+    from ds01_core.model import QuotaLine
+    from ds01_core.user_limits import effective_limits
+
+    class Memory:
+        @hookimpl
+        def quota_usage(self, user, limits):
+            return [QuotaLine("memory", 3 * 1024**3, limits["memory_max"], "bytes", "cgroup")]
+
+    class Broken:
+        @hookimpl
+        def quota_usage(self):
+            raise OSError("repquota not found")
+
+    runtime = make_runtime(
+        ("mem", Memory()),
+        ("broken", Broken()),
+        data={"limits": {"defaults": {"memory_max": "4g"}}},
+    )
+    lines = runtime.hooks.quota_usage(runtime, "alice", effective_limits(runtime, "alice"))
+    assert lines[0] == QuotaLine("memory", 3 * 1024**3, 4 * 1024**3, "bytes", "cgroup")
+    assert (lines[1].resource, lines[1].detail) == ("broken", "unavailable: repquota not found")

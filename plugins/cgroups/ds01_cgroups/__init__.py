@@ -16,7 +16,7 @@ from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError
 from ds01_cgroups.enforcer import OUTSIDE_FLAG, PLUGIN, Enforcer, enforcer_for, install
 from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Action, ContainerSpec, EffectiveLimits, Refusal, Workload
+from ds01_core.model import Action, ContainerSpec, EffectiveLimits, QuotaLine, Refusal, Workload
 from ds01_core.user_limits import effective_limits
 
 if TYPE_CHECKING:
@@ -52,6 +52,14 @@ def enforce_limits(
 ) -> Sequence[Action]:
     """Re-apply the user's aggregate limits where they changed; flag outside containers."""
     return enforcer_for(runtime).enforce(user, limits, limits.group, workloads)
+
+
+@hookimpl
+def quota_usage(runtime: Runtime, user: str, limits: EffectiveLimits) -> Sequence[QuotaLine]:
+    """Memory and processes in use by the user's cgroup, with the CPU and IO limits."""
+    from ds01_cgroups.usage import quota_lines
+
+    return quota_lines(enforcer_for(runtime), user, limits)
 
 
 @hookimpl

@@ -1,0 +1,50 @@
+"""What a user uses of their cgroup limits right now, for ``ds01 quota``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ds01_cgroups.enforcer import Enforcer
+from ds01_core.model import EffectiveLimits, QuotaLine
+
+
+def _number(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def quota_lines(enforcer: Enforcer, user: str, limits: EffectiveLimits) -> list[QuotaLine]:
+    """Memory and pids in use by the user's cgroup against ``memory_max``/``tasks_max``, and the
+    CPU and IO limits in force (rates need two samples: shown as limits only)."""
+    cg = enforcer.cgroup_of(user, limits.group)
+    fs = Path(enforcer.config.cgroup_fs)
+    if enforcer.host.version == "v2":
+        memory = _number(fs / cg.path.lstrip("/") / "memory.current")
+        pids = _number(fs / cg.path.lstrip("/") / "pids.current")
+    else:
+        memory = _number(fs / "memory" / cg.path.lstrip("/") / "memory.usage_in_bytes")
+        pids = _number(fs / "pids" / cg.path.lstrip("/") / "pids.current")
+    where = f"cgroup {cg.parent}"
+    lines = [
+        QuotaLine(
+            "memory",
+            memory,
+            limits.get("memory_max"),
+            "bytes",
+            where,
+            over=bool(memory and limits.get("memory_max") and memory > limits["memory_max"]),
+        ),
+        QuotaLine("processes", pids, limits.get("tasks_max"), "count", where),
+        QuotaLine("cpu", None, limits.get("cpu_quota"), "cores", "all your containers together"),
+    ]
+    for key, unit in (
+        ("io_read_bps", "bytes/s"),
+        ("io_write_bps", "bytes/s"),
+        ("io_read_iops", "ops/s"),
+        ("io_write_iops", "ops/s"),
+    ):
+        if limits.get(key) is not None:
+            lines.append(QuotaLine(key.replace("_", " "), None, limits[key], unit, "per device"))
+    return lines
