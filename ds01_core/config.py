@@ -118,6 +118,7 @@ class LimitSet:
     io_write_bps: ByteSize | None = None
     io_read_iops: int | None = None
     io_write_iops: int | None = None
+    disk_quota: ByteSize | None = None
     idle_timeout: Duration | None = None
     max_runtime: Duration | None = None
 

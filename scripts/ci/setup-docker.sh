@@ -19,6 +19,8 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# the disk-quota tests: setquota, repquota, quotaon
+command -v setquota >/dev/null 2>&1 || missing+=(quota)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || { say "need root to install: ${missing[*]}"; exit 1; }
   # keep apt's post-install scripts from starting services (dockerd, containerd) by themselves
