@@ -417,6 +417,28 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+SectionPath = tuple[str | int, ...]
+
+
+def section_problems(section: Any, path: str) -> list[ConfigProblem]:
+    """A section's own cross-field checks, named by their full path.
+
+    A plugin's config class may define ``config_problems(self) -> list[tuple[SectionPath,
+    str]]``: each problem's path inside the section (``("servers", 1)``) and its message. They
+    are reported with every other problem of the file (``plugins.ldap.servers[1]: …``).
+    """
+    check = getattr(section, "config_problems", None)
+    if check is None:
+        return []
+    problems = []
+    for inner, message in check():
+        full = path
+        for key in inner:
+            full = f"{full}[{key}]" if isinstance(key, int) else _join(full, key)
+        problems.append(ConfigProblem(full, message))
+    return problems
+
+
 def structure_section(data: Any, cls: type, path: str) -> tuple[Any, list[ConfigProblem]]:
     """Structure ``data`` into ``cls``; return the object (or None) and the problems found."""
     if data is None:
@@ -523,7 +545,7 @@ def build_config(
                 continue
             if name in sections:
                 obj, found = structure_section(value, sections[name], f"plugins.{name}")
-                problems += found
+                problems += found or section_problems(obj, f"plugins.{name}")
                 plugins_cfg.sections[name] = obj
             elif name in ignored:
                 plugins_cfg.sections[name] = value

@@ -318,3 +318,35 @@ def attrs_fields(cls) -> list[str]:
     import attrs
 
     return [f.name for f in attrs.fields(cls)]
+
+
+def test_a_plugin_section_reports_its_own_cross_field_problems_by_path():
+    import attrs
+
+    @attrs.define
+    class Section:
+        servers: list[str] = attrs.Factory(list)
+        retries: int = 1
+
+        def config_problems(self):
+            problems = [
+                (("servers", i), f"expected ldap:// or ldaps://, got {uri!r}")
+                for i, uri in enumerate(self.servers)
+                if not uri.startswith(("ldap://", "ldaps://"))
+            ]
+            if self.retries > 5:
+                problems.append((("retries",), "at most 5"))
+            return problems
+
+    problems = problems_of(
+        {
+            "plugins": {"x": {"servers": ["ldap://a", "http://b"], "retries": 9}},
+            "limits": {"defaults": {"memory": "lots"}},
+        },
+        sections={"x": Section},
+    )
+    assert problems == [
+        "limits.defaults.memory: expected a size like '512m', '32g' or '1.5GiB', got 'lots'",
+        "plugins.x.servers[1]: expected ldap:// or ldaps://, got 'http://b'",
+        "plugins.x.retries: at most 5",
+    ]

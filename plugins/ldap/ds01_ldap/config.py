@@ -1,9 +1,9 @@
 """The ``plugins.ldap:`` configuration section and its checks.
 
 Structure (types, unknown keys) is checked by the core's converter; the checks that span fields
-(a URI's scheme, a DN's syntax, distinct precedences …) run in ``__attrs_post_init__`` and are
-raised as a cattrs error tree, so the core reports each one with its full path
-(``plugins.ldap.servers[0]: …``) like any other configuration problem.
+(a URI's scheme, a DN's syntax, distinct precedences …) are returned by ``config_problems``,
+which the core reports with their full paths (``plugins.ldap.servers[0]: …``) alongside every
+other problem of the file.
 """
 
 from __future__ import annotations
@@ -15,12 +15,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 import attrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    ClassValidationError,
-    IterableValidationError,
-    IterableValidationNote,
-)
 
 from ds01_core.units import Duration
 
@@ -65,10 +59,9 @@ class LdapConfig:
     retry_interval: Duration = Duration(300)
     max_removal_share: float = 0.5
 
-    def __attrs_post_init__(self) -> None:
-        problems = check(self)
-        if problems:
-            raise _as_cattrs_error(problems, type(self))
+    def config_problems(self) -> list[Problem]:
+        """Cross-field checks, reported by the core with their paths (``plugins.ldap.…``)."""
+        return check(self)
 
     # -- values with directory-dependent defaults ---------------------------------------------
 
@@ -228,28 +221,3 @@ def check(cfg: LdapConfig) -> list[Problem]:
                 )
             )
     return problems
-
-
-def _as_cattrs_error(problems: list[Problem], cls: type) -> ClassValidationError:
-    """Turn path-named problems into the cattrs exception tree the core already reports by
-    path, so ``plugins.ldap.servers[0]: …`` reads like every other configuration error."""
-
-    def wrap(path: tuple[str | int, ...], exc: Exception) -> Exception:
-        for depth in range(len(path) - 1, -1, -1):
-            key = path[depth]
-            if isinstance(key, int):
-                exc.__notes__ = [IterableValidationNote(f"@ index {key}", key, object)]
-                exc = IterableValidationError("While structuring a list", [exc], list)
-            else:
-                exc.__notes__ = [AttributeValidationNote(f"@ attribute {key}", key, object)]
-                if depth:
-                    exc = ClassValidationError(f"While structuring {key}", [exc], object)
-        return exc
-
-    errors = [wrap(path, ValueError(message)) for path, message in problems]
-    summary = "; ".join(
-        ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in path).replace(".[", "[")
-        + f": {message}"
-        for path, message in problems
-    )
-    return ClassValidationError(f"invalid plugins.ldap section: {summary}", errors, cls)
