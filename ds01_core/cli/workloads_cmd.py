@@ -74,6 +74,7 @@ def _rows(workloads: Sequence[Workload], slots: dict[str, str], wide: bool) -> l
                 ",".join(str(p) for p in w.pids) or "-",
                 (w.image or w.cmdline or "-"),
                 w.id[:12],
+                ",".join(f for f in w.flags if f != "partial") or "-",
             ]
         rows.append(row)
     return rows
@@ -108,7 +109,9 @@ def _by_user(workloads: Sequence[Workload]) -> list[dict[str, object]]:
     multiple=True,
     help="Only these origins (repeatable).",
 )
-@click.option("--wide", is_flag=True, help="More columns: owner source, age, PIDs, image, id.")
+@click.option(
+    "--wide", is_flag=True, help="More columns: owner source, age, PIDs, image, id, flags."
+)
 @click.option(
     "--snapshot",
     is_flag=True,
@@ -178,6 +181,6 @@ def workloads(
         return
     headers = ["name", "kind", "origin", "owner", "status", "gpus"]
     if wide:
-        headers += ["owner source", "age", "up", "pids", "image/cmd", "id"]
+        headers += ["owner source", "age", "up", "pids", "image/cmd", "id", "flags"]
     shrink = [0, 10] if wide else [0]
     print_table(_rows(items, _slot_names(state), wide), headers, shrinkable=shrink)
