@@ -112,6 +112,17 @@ def test_create_stop_hold_release_restart_remove(config, names, docker_engine, u
     assert record.bound and record.container == inspect["Id"]
     assert record.slot_uuids == data["uuids"]
 
+    status = json.loads(ok(config, "gpu", "status", "--json"))
+    held = {
+        slot["slot_id"]: slot["allocation"]
+        for gpu in status["gpus"]
+        for slot in gpu["slots"]
+        if slot["allocation"]
+    }
+    assert set(held) == {"0", "1"}
+    assert held["0"]["user"] == a and held["0"]["container"] == name
+    assert held["0"]["container_id"] == inspect["Id"] and not held["0"]["held_after_stop"]
+
     ok(config, "container", "start", name, "--as", a)
     assert docker_engine.inspect_container(name)["State"]["Running"]
     assert "hello" in ok(config, "container", "exec", name, "echo", "hello", "--as", a)
@@ -196,6 +207,26 @@ def test_cpu_only_workspace_and_isolation(config, names, docker_engine, unix_use
     assert name not in {w["name"] for w in listing}
     listing = json.loads(ok(config, "container", "list", "--all", "--json", "--as", a.name))
     assert name in {w["name"] for w in listing}
+
+    talker = names("talker")
+    ok(
+        config,
+        "container",
+        "create",
+        talker,
+        "--image",
+        IMAGE,
+        "--cpu-only",
+        "--as",
+        a.name,
+        "--",
+        "sh",
+        "-c",
+        "echo hello-from-logs; sleep 600",
+    )
+    ok(config, "container", "start", talker, "--as", a.name)
+    time.sleep(0.5)
+    assert "hello-from-logs" in ok(config, "container", "logs", talker, "--as", a.name)
 
     ok(config, "container", "start", name, "--as", a.name)
     stats = json.loads(
