@@ -121,6 +121,9 @@ class LimitSet:
     disk_quota: ByteSize | None = None
     idle_timeout: Duration | None = None
     max_runtime: Duration | None = None
+    gpu_idle_threshold: float | None = None
+    cpu_idle_threshold: float | None = None
+    network_idle_threshold: ByteSize | None = None
 
     def items_set(self) -> Iterable[tuple[str, Any]]:
         for field in attrs.fields(LimitSet):
@@ -138,6 +141,9 @@ BUILTIN_LIMITS = LimitSet(
     max_gpu_slots_per_container=1,
     allow_full_gpu=True,
     max_containers_per_user=3,
+    gpu_idle_threshold=5.0,
+    cpu_idle_threshold=0.05,
+    network_idle_threshold=ByteSize(2048),
 )
 
 
@@ -181,21 +187,44 @@ class OriginPolicy:
     idle_timeout: Duration | None = None
     max_runtime: Duration | None = None
     stop_grace: Duration = Duration(30)
+    created_timeout: Duration | None = None
+    container_hold_after_stop: Duration | None = None
+
+
+_DAY = 86400
 
 
 def _default_origins() -> dict[str, OriginPolicy]:
     return {
-        "ds01": OriginPolicy(idle_timeout=Duration(2 * 3600), max_runtime=Duration(7 * 86400)),
+        "ds01": OriginPolicy(
+            idle_timeout=Duration(2 * 3600),
+            max_runtime=Duration(7 * _DAY),
+            created_timeout=Duration(_DAY),
+            container_hold_after_stop=Duration(7 * _DAY),
+        ),
         "devcontainer": OriginPolicy(idle_timeout=Duration(4 * 3600)),
         "compose": OriginPolicy(idle_timeout=Duration(2 * 3600)),
-        "docker": OriginPolicy(idle_timeout=Duration(2 * 3600), max_runtime=Duration(7 * 86400)),
+        "docker": OriginPolicy(
+            idle_timeout=Duration(2 * 3600),
+            max_runtime=Duration(7 * _DAY),
+            created_timeout=Duration(_DAY),
+            container_hold_after_stop=Duration(7 * _DAY),
+        ),
         "unknown": OriginPolicy(idle_timeout=Duration(2 * 3600)),
     }
 
 
 @attrs.define
 class LifecycleConfig:
+    """The daemon's cycle and what it does to idle, long-running and leftover containers."""
+
     interval: Duration = Duration(30)
+    idle_window: int = 3
+    start_grace: Duration = Duration(10 * 60)
+    warn_at: list[float] = attrs.Factory(lambda: [0.8, 0.95])
+    keepalive_max: Duration = Duration(12 * 3600)
+    high_demand_share: float = 0.9
+    high_demand_factor: float = 0.5
     origins: dict[str, OriginPolicy] = attrs.Factory(_default_origins)
 
 
@@ -687,8 +716,22 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
                     f"detection.home_roots[{index}]", f"must be an absolute path, got {root!r}"
                 )
             )
-    if config.lifecycle.interval <= 0:
+    lifecycle = config.lifecycle
+    if lifecycle.interval <= 0:
         problems.append(ConfigProblem("lifecycle.interval", "must be greater than 0"))
+    if lifecycle.idle_window < 1:
+        problems.append(ConfigProblem("lifecycle.idle_window", "must be at least 1 (cycles)"))
+    for index, fraction in enumerate(lifecycle.warn_at):
+        if not 0 < fraction < 1:
+            problems.append(
+                ConfigProblem(
+                    f"lifecycle.warn_at[{index}]", f"must be between 0 and 1, got {fraction}"
+                )
+            )
+    if not 0 < lifecycle.high_demand_share <= 1:
+        problems.append(ConfigProblem("lifecycle.high_demand_share", "must be in (0, 1]"))
+    if not 0 < lifecycle.high_demand_factor <= 1:
+        problems.append(ConfigProblem("lifecycle.high_demand_factor", "must be in (0, 1]"))
     plugins = config.plugins
     both = sorted(set(plugins.disabled) & set(plugins.required))
     for name in both:

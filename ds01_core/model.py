@@ -116,10 +116,13 @@ class Workload:
     pids: list[int] = attrs.Factory(list)
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
     image: str | None = None
     cmdline: str | None = None
     labels: dict[str, str] = attrs.Factory(dict)
     flags: list[str] = attrs.Factory(list)
+    idle_seconds: float | None = None
+    last_active_signal: str | None = None
 
 
 @attrs.define

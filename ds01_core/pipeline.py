@@ -1,4 +1,4 @@
-"""One lifecycle cycle: detect → reconcile → enforce → (idle, notify: driven by their plugins).
+"""One lifecycle cycle: detect → reconcile → enforce → idle (with notices to users).
 
 The cycle is the only place the daemon's periodic work is sequenced. Each step calls one hook;
 a plugin that raises in a step is logged with its name and the cycle carries on, because one
@@ -105,6 +105,14 @@ def run_cycle(
         except Exception as exc:
             log.exception("enforce_limits failed for %s", user)
             report.errors.append(f"enforce {user}: {exc}")
+    if not partial:
+        from ds01_core.lifecycle import LifecycleStep
+
+        try:
+            report.events += LifecycleStep(runtime).run(report.workloads)
+        except Exception as exc:
+            log.exception("lifecycle step failed")
+            report.errors.append(f"lifecycle: {exc}")
     report.events += [action_event(a) for a in report.actions]
     for event in report.events:
         runtime.events.append(event)

@@ -53,6 +53,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("gpu-allocations", "ds01_core.builtin.gpu_allocations"),
     ("label-migration", "ds01_core.builtin.label_migration"),
     ("whole-gpu-allocator", "ds01_core.builtin.whole_gpu"),
+    ("idle-policy", "ds01_core.builtin.idle_policy"),
     ("event-notifier", "ds01_core.builtin.event_notifier"),
 )
 

@@ -114,6 +114,7 @@ def _register_builtin_commands() -> None:
         container_cmd,
         events_cmd,
         gpu_cmd,
+        keepalive_cmd,
         plugins_cmd,
         quota_cmd,
         workloads_cmd,
@@ -127,6 +128,7 @@ def _register_builtin_commands() -> None:
     cli.add_command(container_cmd.container)
     cli.add_command(admin_cmd.admin)
     cli.add_command(quota_cmd.quota)
+    cli.add_command(keepalive_cmd.keepalive)
 
 
 def _prescan(argv: Sequence[str]) -> tuple[str | None, bool]:

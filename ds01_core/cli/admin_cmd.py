@@ -242,3 +242,119 @@ def labels_migrate(state: CliState, dry_run: bool, recreate_stopped: bool, as_js
     print_table(rows, ["container", "status", "user", "labels", "action"], shrinkable=[4])
     if any(c.error for c in found):
         raise SystemExit(1)
+
+
+@admin.group()
+def exempt() -> None:
+    """Exempt users or containers from the idle timeout and/or the maximum runtime."""
+
+
+@exempt.command("set")
+@click.option("--user", "user", help="Exempt all of USER's containers.")
+@click.option("--container", "container", help="Exempt one container (name or id).")
+@click.option("--idle/--no-idle", default=True, help="From the idle timeout [yes].")
+@click.option(
+    "--runtime/--no-runtime", "runtime_cap", default=False, help="From the maximum runtime [no]."
+)
+@click.option(
+    "--expires", type=DateParam(), required=True, help="A date, or a duration from now (3d)."
+)
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@pass_state
+def exempt_set(
+    state: CliState,
+    user: str | None,
+    container: str | None,
+    idle: bool,
+    runtime_cap: bool,
+    expires: dt.datetime,
+    reason: str,
+) -> None:
+    """Exempt a user or a container until --expires."""
+    from ds01_core.lifecycle import add_grant
+    from ds01_core.pipeline import detect
+    from ds01_core.users import normalize_username
+
+    admin_name = require_admin()
+    if bool(user) == bool(container):
+        raise click.UsageError("give exactly one of --user and --container")
+    if not (idle or runtime_cap):
+        raise click.UsageError("exempt from something: --idle and/or --runtime")
+    runtime = state.runtime
+    if container:
+        matches = [
+            w
+            for w in detect(runtime)
+            if w.kind == "container" and (w.name == container or w.id.startswith(container))
+        ]
+        if len(matches) != 1:
+            fail(f"no single container {container!r}")
+        target, owner = f"container:{matches[0].id}", matches[0].owner
+    else:
+        owner = normalize_username(user or "")
+        target = f"user:{owner}"
+    kinds = [k for k, on in (("exempt_idle", idle), ("exempt_runtime", runtime_cap)) if on]
+    now = runtime.now()
+    with runtime.state.transaction() as db:
+        ids = [
+            add_grant(db, kind, owner, target, expires, reason, admin_name, now) for kind in kinds
+        ]
+    runtime.events.append(
+        Event(
+            "lifecycle.exempt",
+            owner,
+            "admin",
+            {
+                "target": target,
+                "kinds": kinds,
+                "expires": expires.isoformat(),
+                "reason": reason,
+                "by": admin_name,
+                "ids": ids,
+            },
+        )
+    )
+    click.echo(
+        f"exemption(s) {', '.join(map(str, ids))} for {target} until {expires:%Y-%m-%d %H:%M}Z"
+    )
+
+
+@exempt.command("list")
+@json_option
+@pass_state
+def exempt_list(state: CliState, as_json: bool) -> None:
+    """Active exemptions and keep-alives."""
+    from ds01_core.lifecycle import active_grants
+
+    runtime = state.runtime
+    grants = active_grants(runtime.state.db, runtime.now())
+    if as_json:
+        print_json(grants)
+        return
+    print_table(
+        [
+            (g["id"], g["kind"], g["target"], g["expires"][:16] + "Z", g["granted_by"], g["reason"])
+            for g in grants
+        ],
+        ["id", "kind", "target", "expires", "by", "reason"],
+        shrinkable=[2, 5],
+    )
+
+
+@exempt.command("remove")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@pass_state
+def exempt_remove(state: CliState, ids: tuple[int, ...]) -> None:
+    """End exemptions or keep-alives by ID."""
+    from ds01_core.lifecycle import revoke_grants
+
+    admin_name = require_admin()
+    runtime = state.runtime
+    with runtime.state.transaction() as db:
+        count = revoke_grants(db, ids, runtime.now())
+    if not count:
+        fail("no matching active exemption")
+    runtime.events.append(
+        Event("lifecycle.exempt_removed", None, "admin", {"ids": list(ids), "by": admin_name})
+    )
+    click.echo(f"removed {count} exemption(s)")

@@ -60,6 +60,7 @@ class ContainerRecord:
     gpu_view: dict[str, Any]
     state: str
     started_at: dt.datetime | None
+    finished_at: dt.datetime | None
     pid: int | None
 
 
@@ -112,6 +113,7 @@ class ContainerDetector:
             # from the engine's replica) can still show the state before it
             state=state.get("Status") or summary.get("State", ""),
             started_at=parse_docker_time(state.get("StartedAt")),
+            finished_at=parse_docker_time(state.get("FinishedAt")),
             pid=pid,
         )
 
@@ -154,6 +156,7 @@ class ContainerDetector:
             pids=[record.pid] if record.pid and record.state == "running" else [],
             created_at=record.created_at,
             started_at=record.started_at,
+            finished_at=record.finished_at,
             image=record.image,
             labels=record.labels,
             flags=flags,

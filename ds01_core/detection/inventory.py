@@ -41,9 +41,12 @@ def workload_json(workload: Workload) -> dict[str, Any]:
         "pids": list(workload.pids),
         "created_at": _iso(workload.created_at),
         "started_at": _iso(workload.started_at),
+        "finished_at": _iso(workload.finished_at),
         "image": workload.image,
         "cmdline": workload.cmdline,
         "flags": list(workload.flags),
+        "idle_seconds": workload.idle_seconds,
+        "last_active_signal": workload.last_active_signal,
     }
 
 
@@ -65,9 +68,12 @@ def workload_from_json(data: dict[str, Any]) -> Workload:
         pids=list(data.get("pids") or []),
         created_at=_parse(data.get("created_at")),
         started_at=_parse(data.get("started_at")),
+        finished_at=_parse(data.get("finished_at")),
         image=data.get("image"),
         cmdline=data.get("cmdline"),
         flags=list(data.get("flags") or []),
+        idle_seconds=data.get("idle_seconds"),
+        last_active_signal=data.get("last_active_signal"),
     )
 
 

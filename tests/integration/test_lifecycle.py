@@ -1,0 +1,144 @@
+"""The lifecycle on the real engine with timeouts of seconds: idle containers warned, then
+stopped; busy, keep-alive and exempted ones left running; leftovers removed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from click.testing import CliRunner
+
+from ds01_core.cli import cli
+from ds01_core.events import EventLog
+from ds01_core.lifecycle import LifecycleStep, add_grant
+from ds01_core.pipeline import detect
+from ds01_core.runtime import load_runtime
+
+
+def make_config(tmp_config, cgroup_test_root):
+    fast = {
+        "idle_timeout": "3s",
+        "stop_grace": "1s",
+        "created_timeout": "1s",
+        "container_hold_after_stop": "1s",
+    }
+    return tmp_config(
+        {
+            "lifecycle": {
+                "idle_window": 2,
+                "start_grace": "0s",
+                "warn_at": [0.3],
+                "origins": {
+                    "docker": fast,
+                    "ds01": fast,
+                    "devcontainer": {"idle_timeout": None},  # its own policy: never for idleness
+                    "compose": {"idle_timeout": "30s", "max_runtime": "2s", "stop_grace": "1s"},
+                    "unknown": fast,
+                },
+            },
+            "limits": {"defaults": {"cpu_idle_threshold": 0.2}},
+            "plugins": {"cgroups": {"root": cgroup_test_root}},
+        }
+    )
+
+
+def cycles(runtime, ids, seconds):
+    """Run the lifecycle on this test's containers only, once a second."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        mine = [w for w in detect(runtime) if w.id in ids]
+        for event in LifecycleStep(runtime).run(mine):
+            runtime.events.append(event)
+        time.sleep(1)
+
+
+def test_idle_busy_keepalive_exempt_devcontainer_compose(
+    tmp_config, cgroup_test_root, container_factory, docker_engine
+):
+    config = make_config(tmp_config, cgroup_test_root)
+    runtime = load_runtime(str(config))
+    idle = container_factory({"Labels": {"ds01.user": "alice"}})
+    busy = container_factory(
+        {"Labels": {"ds01.user": "alice"}, "Cmd": ["sh", "-c", "while :; do :; done"]}
+    )
+    kept = container_factory({"Labels": {"ds01.user": "alice"}})
+    exempted = container_factory({"Labels": {"ds01.user": "bob"}})
+    dev = container_factory({"Labels": {"ds01.user": "alice", "devcontainer.config_file": "/x"}})
+    compose = container_factory(
+        {"Labels": {"ds01.user": "alice", "com.docker.compose.project": "p"}}
+    )
+    protected = container_factory({"Labels": {"ds01.user": "alice", "ds01.protected": "true"}})
+    now = runtime.now()
+    with runtime.state.transaction() as db:
+        add_grant(
+            db,
+            "keepalive",
+            "alice",
+            f"container:{kept.id}",
+            now + dt.timedelta(hours=1),
+            "test",
+            "alice",
+            now,
+        )
+        add_grant(
+            db, "exempt_idle", "bob", "user:bob", now + dt.timedelta(hours=1), "test", "root", now
+        )
+    ids = {c.id for c in (idle, busy, kept, exempted, dev, compose, protected)}
+    cycles(runtime, ids, 9)
+
+    def running(c):  # a stopped one may already be removed (container_hold_after_stop 1s)
+        inspect = docker_engine.inspect_container(c.id)
+        return bool(inspect and inspect["State"]["Running"])
+
+    assert not running(idle)
+    assert running(busy) and running(kept) and running(exempted) and running(dev)
+    assert running(protected)
+    assert not running(compose)  # its own policy: max_runtime 2s
+    log = EventLog(config.parent / "log" / "events.jsonl")
+    by_type: dict[str, list[dict]] = {}
+    for record in log.read():
+        by_type.setdefault(record["event_type"], []).append(record)
+    stop = next(
+        e for e in by_type["lifecycle.idle_stop"] if e["details"]["container_id"] == idle.id
+    )
+    assert stop["user"] == "alice" and stop["details"]["seconds"] >= 3
+    assert stop["details"]["limit"] == 3 and stop["details"]["signals"]["cpu"] is False
+    warned = [
+        e for e in by_type["lifecycle.idle_warning"] if e["details"]["container_id"] == idle.id
+    ]
+    assert len(warned) == 1  # once per threshold
+    assert event_time(warned[0]) <= event_time(stop)
+    runtime_stop = by_type["lifecycle.runtime_stop"]
+    assert [e["details"]["container_id"] for e in runtime_stop] == [compose.id]
+    notices = [e for e in by_type["notice.recorded"] if e["details"]["container"] == idle.name]
+    assert {n["details"]["severity"] for n in notices} == {"warning", "action"}
+
+
+def event_time(record):
+    return dt.datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+
+
+def test_leftovers_are_removed_and_keepalive_cli(
+    tmp_config, cgroup_test_root, container_factory, docker_engine
+):
+    config = make_config(tmp_config, cgroup_test_root)
+    runtime = load_runtime(str(config))
+    never_started = container_factory({"Labels": {"ds01.user": "alice"}}, start=False)
+    stopped = container_factory({"Labels": {"ds01.user": "alice"}})
+    docker_engine.stop(stopped.id, timeout=1)
+    time.sleep(1.2)
+    cycles(runtime, {never_started.id, stopped.id}, 2)
+    assert docker_engine.inspect_container(never_started.id) is None
+    assert docker_engine.inspect_container(stopped.id) is None
+    types = [e["event_type"] for e in EventLog(config.parent / "log" / "events.jsonl").read()]
+    assert "lifecycle.created_removed" in types and "lifecycle.stopped_removed" in types
+
+    box = container_factory({"Labels": {"ds01.user": "root"}})
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "keepalive", box.name, "--for", "1h"]
+    )
+    assert result.exit_code == 0, result.output
+    too_long = CliRunner().invoke(
+        cli, ["--config", str(config), "keepalive", box.name, "--for", "2d"]
+    )
+    assert too_long.exit_code == 2 and "keepalive_max" in too_long.output
