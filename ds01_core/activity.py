@@ -78,6 +78,21 @@ def cpu_ns(pid: int, root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
+def memory_bytes(pid: int, root: Path = CGROUP_ROOT) -> int | None:
+    """Memory charged to ``pid``'s container cgroup (v1 ``memory.usage_in_bytes``, v2
+    ``memory.current``)."""
+    paths = cgroup_paths(pid)
+    if "memory" in paths:
+        text = _read(root / "memory" / paths["memory"].lstrip("/") / "memory.usage_in_bytes")
+        if text is not None:
+            return int(text.strip())
+    if "" in paths and (root / "cgroup.controllers").exists():
+        text = _read(root / paths[""].lstrip("/") / "memory.current")
+        if text is not None:
+            return int(text.strip())
+    return None
+
+
 def cgroup_pids(pid: int, root: Path = CGROUP_ROOT) -> frozenset[int] | None:
     paths = cgroup_paths(pid)
     candidates = []

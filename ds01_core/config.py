@@ -222,6 +222,7 @@ class LifecycleConfig:
     idle_window: int = 3
     start_grace: Duration = Duration(10 * 60)
     warn_at: list[float] = attrs.Factory(lambda: [0.8, 0.95])
+    quota_warn_at: float = 0.9
     keepalive_max: Duration = Duration(12 * 3600)
     high_demand_share: float = 0.9
     high_demand_factor: float = 0.5
@@ -728,6 +729,8 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
                     f"lifecycle.warn_at[{index}]", f"must be between 0 and 1, got {fraction}"
                 )
             )
+    if not 0 < lifecycle.quota_warn_at <= 1:
+        problems.append(ConfigProblem("lifecycle.quota_warn_at", "must be in (0, 1]"))
     if not 0 < lifecycle.high_demand_share <= 1:
         problems.append(ConfigProblem("lifecycle.high_demand_share", "must be in (0, 1]"))
     if not 0 < lifecycle.high_demand_factor <= 1:

@@ -224,7 +224,71 @@ class LifecycleStep:
         seen = {w.id for w in containers}
         for gone in set(self.samples) - seen:
             del self.samples[gone]
+        for user in sorted({w.owner for w in containers if w.owner and w.owner != "unknown"}):
+            self._quota_warnings(user, [w for w in containers if w.owner == user])
         return self.events
+
+    def _quota_warnings(self, user: str, mine: Sequence[Workload]) -> None:
+        """Tell a user once when their GPU or memory use passes ``quota_warn_at`` of the quota;
+        the warning re-arms when usage drops below it."""
+        from ds01_core.activity import memory_bytes
+        from ds01_core.allocation import Allocations
+
+        share = self.runtime.config.lifecycle.quota_warn_at
+        limits = effective_limits(self.runtime, user)
+        gpu = sum(a.weight for a in Allocations(self.runtime).live(user=user))
+        memory = sum(memory_bytes(w.pids[0]) or 0 for w in mine if w.status == "running" and w.pids)
+        for resource, used, limit, unit in (
+            ("gpu", gpu, limits.get("max_gpu_equivalents"), "GPU-equivalents"),
+            ("memory", memory, limits.get("memory_max"), "bytes"),
+        ):
+            if not limit:
+                continue
+            key = f"user:{user}"
+            over = used >= share * limit
+            with self.runtime.state.transaction() as db:
+                if not over:
+                    db.execute(
+                        "DELETE FROM notices_sent WHERE container = ? AND kind = 'quota' "
+                        "AND threshold = ?",
+                        (key, resource),
+                    )
+                    continue
+                new = db.execute(
+                    "INSERT OR IGNORE INTO notices_sent (container, kind, threshold, sent_at) "
+                    "VALUES (?, 'quota', ?, ?)",
+                    (key, resource, _iso(self.now)),
+                ).rowcount
+            if new:
+                self._tell_quota(user, resource, used, float(limit), unit)
+
+    def _tell_quota(self, user: str, resource: str, used: float, limit: float, unit: str) -> None:
+        from ds01_core.pipeline import tell_user
+        from ds01_core.units import format_bytes
+
+        def show(x: float) -> str:
+            return format_bytes(int(x)) if unit == "bytes" else f"{x:.2f} {unit}"
+
+        self.events.append(
+            Event(
+                "lifecycle.quota_warning",
+                user,
+                "lifecycle",
+                {"resource": resource, "used": used, "limit": limit},
+            )
+        )
+        tell_user(
+            self.runtime,
+            Notice(
+                user,
+                f"{resource} quota nearly used",
+                f"You use {show(used)} of your {show(limit)} {resource} quota "
+                f"({used / limit:.0%}). New requests beyond it will be refused.",
+                "warning",
+                None,
+                "lifecycle.quota_warning",
+            ),
+        )
 
     def _gpu_view(self, workloads: Sequence[Workload]) -> dict[str, Any]:
         try:

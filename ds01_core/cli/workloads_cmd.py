@@ -75,6 +75,8 @@ def _rows(workloads: Sequence[Workload], slots: dict[str, str], wide: bool) -> l
                 (w.image or w.cmdline or "-"),
                 w.id[:12],
                 ",".join(f for f in w.flags if f != "partial") or "-",
+                format_duration(w.idle_seconds) if w.idle_seconds else "-",
+                w.last_active_signal or "-",
             ]
         rows.append(row)
     return rows
@@ -110,7 +112,9 @@ def _by_user(workloads: Sequence[Workload]) -> list[dict[str, object]]:
     help="Only these origins (repeatable).",
 )
 @click.option(
-    "--wide", is_flag=True, help="More columns: owner source, age, PIDs, image, id, flags."
+    "--wide",
+    is_flag=True,
+    help="More columns: owner source, age, PIDs, image, id, flags, idle time, last active signal.",
 )
 @click.option(
     "--snapshot",
@@ -181,6 +185,16 @@ def workloads(
         return
     headers = ["name", "kind", "origin", "owner", "status", "gpus"]
     if wide:
-        headers += ["owner source", "age", "up", "pids", "image/cmd", "id", "flags"]
+        headers += [
+            "owner source",
+            "age",
+            "up",
+            "pids",
+            "image/cmd",
+            "id",
+            "flags",
+            "idle",
+            "last active",
+        ]
     shrink = [0, 10] if wide else [0]
     print_table(_rows(items, _slot_names(state), wide), headers, shrinkable=shrink)

@@ -142,3 +142,117 @@ def test_leftovers_are_removed_and_keepalive_cli(
         cli, ["--config", str(config), "keepalive", box.name, "--for", "2d"]
     )
     assert too_long.exit_code == 2 and "keepalive_max" in too_long.output
+
+
+def test_network_traffic_keeps_a_container_alive(
+    tmp_config, cgroup_test_root, container_factory, docker_engine
+):
+    import socket
+    import threading
+
+    config = make_config(tmp_config, cgroup_test_root)
+    runtime = load_runtime(str(config))
+    server = container_factory(
+        {"Labels": {"ds01.user": "alice"}, "Cmd": ["nc", "-ll", "-p", "7777", "-e", "cat"]}
+    )
+    quiet = container_factory({"Labels": {"ds01.user": "alice"}})
+    address = docker_engine.inspect_container(server.id)["NetworkSettings"]["IPAddress"]
+    stop = threading.Event()
+
+    def talk():  # bounded traffic to the test's own container
+        with socket.create_connection((address, 7777), timeout=5) as conn:
+            while not stop.wait(0.3):
+                conn.sendall(b"x" * 8192)
+                conn.recv(65536)
+
+    sender = threading.Thread(target=talk)
+    sender.start()
+    try:
+        cycles(runtime, {server.id, quiet.id}, 8)
+    finally:
+        stop.set()
+        sender.join(10)
+    assert docker_engine.inspect_container(server.id)["State"]["Running"]
+    inspect = docker_engine.inspect_container(quiet.id)
+    assert inspect is None or not inspect["State"]["Running"]
+
+
+def test_idle_gpu_container_is_stopped_and_its_gpu_released_per_hold(
+    tmp_config, cgroup_test_root, container_prefix, docker_engine
+):
+    import yaml
+
+    from ds01_core.allocation import Allocations
+    from ds01_core.containers import ContainerService, CreateRequest
+    from ds01_core.pipeline import run_cycle
+
+    config = make_config(tmp_config, cgroup_test_root)
+    config_dir = config.parent
+    topology = config_dir / "one-idle-gpu.yaml"  # a GPU at 0% utilisation: its signal is idle
+    topology.write_text(
+        yaml.safe_dump(
+            {
+                "name": "one-idle-gpu",
+                "default_model": "NVIDIA A100-SXM4-80GB",
+                "models": {
+                    "NVIDIA A100-SXM4-80GB": {
+                        "memory": "81920MiB",
+                        "profiles": {"7g.80gb": {"id": 4, "slices": 7, "memory": "80896MiB"}},
+                    }
+                },
+                "gpus": [{"utilization": 0}],
+            }
+        )
+    )
+    data = yaml.safe_load(config.read_text())
+    data["allocation"] = {"gpu_hold_after_stop": "2s"}
+    data["gpu"]["simulated"] = {"topology": str(topology)}
+    config.write_text(yaml.safe_dump(data))
+    runtime = load_runtime(str(config))
+    service = ContainerService(runtime, "gpuuser")
+    name = f"{container_prefix}-gpu-idle"
+    created = service.create(CreateRequest(name=name, image="ds01-test:busybox", full_gpu=True))
+    try:
+        service.start(name)
+        cycles(runtime, {created.id}, 7)
+        inspect = docker_engine.inspect_container(created.id)
+        assert inspect is None or not inspect["State"]["Running"]
+        log = EventLog(config.parent / "log" / "events.jsonl")
+        types = [(e["event_type"], e["user"]) for e in log.read()]
+        assert ("lifecycle.idle_stop", "gpuuser") in types
+        # one whole GPU is the whole default quota: the user was told they were near it
+        assert ("lifecycle.quota_warning", "gpuuser") in types
+        run_cycle(runtime)  # the hold starts (or, if removed already, the release)
+        time.sleep(2.2)
+        run_cycle(runtime)
+        assert Allocations(runtime).live(user="gpuuser") == []
+        released = [e for e in log.read() if e["event_type"] == "gpu.released"]
+        assert released and released[-1]["details"]["container"] == name
+    finally:
+        if docker_engine.inspect_container(created.id) is not None:
+            docker_engine.remove(created.id, force=True)
+
+
+def test_admin_exemptions(tmp_config, cgroup_test_root):
+    import json
+
+    config = make_config(tmp_config, cgroup_test_root)
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["--config", str(config), "admin", "exempt", *args])
+
+    result = run("set", "--user", "bob", "--runtime", "--expires", "1h", "--reason", "thesis run")
+    assert result.exit_code == 0, result.output
+    grants = json.loads(run("list", "--json").output)
+    assert {(g["kind"], g["target"]) for g in grants} == {
+        ("exempt_idle", "user:bob"),
+        ("exempt_runtime", "user:bob"),
+    }
+    assert (
+        run(
+            "set", "--user", "bob", "--container", "x", "--expires", "1h", "--reason", "r"
+        ).exit_code
+        == 2
+    )
+    assert run("remove", *[str(g["id"]) for g in grants]).exit_code == 0
+    assert json.loads(run("list", "--json").output) == []
