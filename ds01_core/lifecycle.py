@@ -197,6 +197,7 @@ class LifecycleStep:
         self.now = runtime.now()
         self.samples: dict[str, Counters] = runtime.memo("lifecycle-samples", dict)
         self.events: list[Event] = []
+        self.stops: list[tuple[Workload, Policy, str, float, float, dict[str, bool | None]]] = []
 
     def run(self, workloads: Sequence[Workload]) -> list[Event]:
         containers = [w for w in workloads if w.kind == "container"]
@@ -221,6 +222,7 @@ class LifecycleStep:
                         {"container": workload.name, "error": str(exc)},
                     )
                 )
+        self._stop_all()
         seen = {w.id for w in containers}
         for gone in set(self.samples) - seen:
             del self.samples[gone]
@@ -430,32 +432,66 @@ class LifecycleStep:
         limit: float,
         sig: dict[str, bool | None],
     ) -> None:
+        """Queue a stop: they run together at the end of the step, so one container's grace
+        period never delays another's stop."""
+        self.stops.append((w, policy, event_type, value, limit, sig))
+
+    def _stop_all(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from ds01_core.pipeline import tell_user
 
-        self.runtime.docker.stop(w.id, timeout=int(policy.stop_grace))
-        details = {
-            "container": w.name,
-            "container_id": w.id,
-            "origin": w.origin,
-            "seconds": round(value),
-            "limit": round(limit),
-            "signals": sig,
-            "demand_factor": policy.demand_factor,
-        }
-        self.events.append(Event(event_type, w.owner, "lifecycle", details))
-        why = "idle" if event_type == "lifecycle.idle_stop" else "running"
-        tell_user(
-            self.runtime,
-            Notice(
-                w.owner,
-                f"{w.name} stopped",
-                f"Your container {w.name} was stopped: {why} for {_human(value)} (limit "
-                f"{_human(limit)}). Start it again with `ds01 container start {w.name}`.",
-                "action",
-                w.name,
-                event_type,
-            ),
-        )
+        if not self.stops:
+            return
+        docker = self.runtime.docker
+
+        def stop(item: tuple) -> Exception | None:
+            workload, policy = item[0], item[1]
+            try:
+                docker.stop(workload.id, timeout=int(policy.stop_grace))
+            except Exception as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(16, len(self.stops))) as pool:
+            outcomes = list(pool.map(stop, self.stops))
+        for item, error in zip(self.stops, outcomes, strict=True):
+            w, policy, event_type, value, limit, sig = item
+            if error is not None:
+                log.error("lifecycle: could not stop %s: %s", w.name, error)
+                self.events.append(
+                    Event(
+                        "lifecycle.error",
+                        w.owner,
+                        "lifecycle",
+                        {"container": w.name, "error": str(error)},
+                    )
+                )
+                continue
+            details = {
+                "container": w.name,
+                "container_id": w.id,
+                "origin": w.origin,
+                "seconds": round(value),
+                "limit": round(limit),
+                "signals": sig,
+                "demand_factor": policy.demand_factor,
+            }
+            self.events.append(Event(event_type, w.owner, "lifecycle", details))
+            why = "idle" if event_type == "lifecycle.idle_stop" else "running"
+            tell_user(
+                self.runtime,
+                Notice(
+                    w.owner,
+                    f"{w.name} stopped",
+                    f"Your container {w.name} was stopped: {why} for {_human(value)} (limit "
+                    f"{_human(limit)}). Start it again with `ds01 container start {w.name}`.",
+                    "action",
+                    w.name,
+                    event_type,
+                ),
+            )
+        self.stops.clear()
 
     def _remove(self, w: Workload, event_type: str, age: float, limit: float) -> None:
         self.runtime.docker.remove(w.id, force=False)
