@@ -299,6 +299,17 @@ class LifecycleStep:
         except Exception as exc:
             log.error("lifecycle: GPU signals unavailable: %s", exc)
             slots, processes = {}, []
+        # MIG: utilisation from GPM where the GPU has it (once per cycle, so the figure covers
+        # the time since the last cycle); elsewhere the slot keeps None and the container's
+        # processes on it decide
+        gpm = getattr(self.runtime.gpu, "mig_utilization", None)
+        if gpm is not None:
+            try:
+                for uuid, value in gpm().items():
+                    if value is not None and uuid in slots:
+                        slots[uuid] = attrs.evolve(slots[uuid], utilization=value)
+            except Exception as exc:
+                log.error("lifecycle: GPM unavailable: %s", exc)
         pids = {w.id: frozenset(w.pids) for w in workloads if w.kind == "container"}
         return {"slots": slots, "processes": processes, "pids": pids}
 

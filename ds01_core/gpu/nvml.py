@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ds01_core.gpu.base import GpuProviderError
+from ds01_core.gpu.gpm import GpmSampler
 from ds01_core.model import Gpu, GpuProcess, GpuSlot
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class NvmlProvider:
         self._handles: dict[int, Any] = {}
         self._slices: dict[int, int] = {}
         self._unreadable: set[int] = set()
+        self._gpm = GpmSampler(self._nvml)
         for index in range(self._count):
             self._handle(index)
         self.description = description or self._describe()
@@ -119,6 +121,28 @@ class NvmlProvider:
         for index in range(self._count):
             found += self._guarded(index, self._read_processes) or []
         return found
+
+    def mig_utilization(self) -> dict[str, float | None]:
+        """MIG slot UUID → SM utilisation (percent) since the last call, from GPM where the GPU
+        supports it; slots without GPM (or on their first call) map to None."""
+        result: dict[str, float | None] = {}
+        alive = []
+        for gpu in self.gpus():
+            handle = self._handle(gpu.index)
+            if not gpu.mig_enabled or handle is None:
+                continue
+            supported = self._gpm.supported(gpu.index, handle)
+            for slot in gpu.slots:
+                if slot.gpu_instance_id is None:
+                    continue
+                alive.append((gpu.index, slot.gpu_instance_id))
+                result[slot.uuid] = (
+                    self._gpm.sm_utilization(gpu.index, handle, slot.gpu_instance_id)
+                    if supported
+                    else None
+                )
+        self._gpm.forget(alive)
+        return result
 
     def close(self) -> None:
         """End the NVML session (once; later calls do nothing)."""

@@ -54,6 +54,7 @@ class SimInstance:
     compute_instance_id: int = 0
     memory_used: int = 0
     processes: list[SimProcess] = attrs.Factory(list)
+    sm_utilization: float | None = None
 
 
 @attrs.define
@@ -72,6 +73,7 @@ class SimGpu:
     energy_joules: float | None = None
     instances: list[SimInstance] | None = None
     processes: list[SimProcess] = attrs.Factory(list)
+    gpm_supported: bool = False
 
     @property
     def mig_capable(self) -> bool:
@@ -178,6 +180,40 @@ class ProcessInfo:
     computeInstanceId: int = NO_INSTANCE
 
 
+@attrs.define
+class SimGpmSample:
+    """A GPM sample: when it was taken and the SM-busy time accumulated by then."""
+
+    gpu: int | None = None
+    gpu_instance_id: int | None = None
+    at: float = 0.0
+    busy: float = 0.0
+
+
+@attrs.define
+class SimGpmMetric:
+    metricId: int = 0
+    nvmlReturn: int = 0
+    value: float = 0.0
+
+
+@attrs.define
+class SimGpmMetricsGet:
+    """Stands in for pynvml's ``c_nvmlGpmMetricsGet_t``: the same fields, plain Python."""
+
+    version: int = 0
+    numMetrics: int = 0
+    sample1: SimGpmSample | None = None
+    sample2: SimGpmSample | None = None
+    metrics: list[SimGpmMetric] = attrs.Factory(lambda: [SimGpmMetric() for _ in range(98)])
+
+
+@attrs.define
+class SimGpmSupport:
+    version: int = 0
+    isSupportedDevice: int = 0
+
+
 @attrs.frozen
 class SimHandle:
     """An opaque device handle: a GPU (``mig`` None) or one of its MIG devices."""
@@ -213,6 +249,9 @@ class SimulatedNvml:
     NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
     NVML_GPU_INSTANCE_PROFILE_COUNT = pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT
     nvmlGpuInstanceProfileInfo_v2 = pynvml.nvmlGpuInstanceProfileInfo_v2
+    NVML_GPM_METRICS_GET_VERSION = pynvml.NVML_GPM_METRICS_GET_VERSION
+    NVML_GPM_METRIC_SM_UTIL = pynvml.NVML_GPM_METRIC_SM_UTIL
+    c_nvmlGpmMetricsGet_t = SimGpmMetricsGet
 
     def __init__(
         self,
@@ -312,6 +351,47 @@ class SimulatedNvml:
         return infos
 
     # -- MIG --------------------------------------------------------------------------------
+
+    # -- GPM (GPU performance monitoring; MIG utilisation where NVML has no other) ----------
+
+    def nvmlGpmQueryDeviceSupport(self, handle: SimHandle) -> SimGpmSupport:
+        gpu = self._whole(handle)
+        return SimGpmSupport(isSupportedDevice=int(gpu.gpm_supported))
+
+    def nvmlGpmSampleAlloc(self) -> SimGpmSample:
+        return SimGpmSample()
+
+    def nvmlGpmSampleFree(self, sample: SimGpmSample) -> None:
+        sample.gpu = None
+
+    def nvmlGpmMigSampleGet(
+        self, handle: SimHandle, gpu_instance_id: int, sample: SimGpmSample
+    ) -> SimGpmSample:
+        gpu = self._whole(handle)
+        if not gpu.gpm_supported:
+            raise pynvml.NVMLError_NotSupported()
+        instance = next(
+            (i for i in gpu.instances or [] if i.gpu_instance_id == gpu_instance_id), None
+        )
+        if instance is None:
+            raise pynvml.NVMLError_NotFound()
+        now = self._clock() - self._started
+        sample.gpu, sample.gpu_instance_id, sample.at = gpu.index, gpu_instance_id, now
+        sample.busy = now * (instance.sm_utilization or 0.0) / 100.0
+        return sample
+
+    def nvmlGpmMetricsGet(self, metrics_get: SimGpmMetricsGet) -> SimGpmMetricsGet:
+        first, second = metrics_get.sample1, metrics_get.sample2
+        if first is None or second is None or first.gpu is None or second.gpu is None:
+            raise pynvml.NVMLError_InvalidArgument()
+        elapsed = second.at - first.at
+        for metric in metrics_get.metrics[: metrics_get.numMetrics]:
+            if metric.metricId != pynvml.NVML_GPM_METRIC_SM_UTIL or elapsed <= 0:
+                metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+                continue
+            metric.value = 100.0 * (second.busy - first.busy) / elapsed
+            metric.nvmlReturn = pynvml.NVML_SUCCESS
+        return metrics_get
 
     def nvmlDeviceGetMigMode(self, handle: SimHandle) -> list[int]:
         gpu = self._whole(handle)

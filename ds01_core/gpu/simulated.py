@@ -83,6 +83,7 @@ class InstanceSpec:
     uuid: str | None = None
     memory_used: ByteSize | None = None
     processes: list[ProcessSpec] = attrs.Factory(list)
+    sm_utilization: float | None = None  # what GPM reports for this instance (gpm: true)
 
 
 @attrs.define
@@ -98,6 +99,7 @@ class GpuSpec:
     energy_joules: float | None = None
     processes: list[ProcessSpec] = attrs.Factory(list)
     mig: list[InstanceSpec] | None = None
+    gpm: bool = False  # GPU performance monitoring (Hopper and newer): MIG utilisation
 
 
 @attrs.define
@@ -365,6 +367,7 @@ def _resolve_gpu(index: int, gpu: GpuSpec, spec: TopologySpec) -> SimGpu:
         energy_joules=gpu.energy_joules,
         instances=instances,
         processes=processes,
+        gpm_supported=gpu.gpm,
     )
 
 
@@ -377,6 +380,7 @@ def _resolve_instance(
         profile=profiles[inst.profile],
         gpu_instance_id=inst.gi,
         compute_instance_id=inst.ci,
+        sm_utilization=inst.sm_utilization,
         memory_used=_used(inst.memory_used, processes),
         processes=processes,
     )
