@@ -1,0 +1,1 @@
+"""The Docker API gateway's pieces (issue #7); for now, the create-request policy."""

@@ -1,0 +1,182 @@
+"""What a non-admin's container create may ask for: everything that would reach the host or
+another user is refused, by name, before the request goes anywhere near the engine.
+
+Pure functions over a Docker Engine API create body, so every rule is tested on its own; the
+gateway (issue #7) calls :func:`refusals` and turns a non-empty answer into a 403. Fail-closed:
+a field whose shape is not understood is a refusal too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+#: Capabilities Docker grants by default anyway; adding them again changes nothing.
+DEFAULT_SAFE_CAPS = frozenset(
+    {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FSETID",
+        "FOWNER",
+        "MKNOD",
+        "NET_RAW",
+        "SETGID",
+        "SETUID",
+        "SETFCAP",
+        "SETPCAP",
+        "NET_BIND_SERVICE",
+        "SYS_CHROOT",
+        "KILL",
+        "AUDIT_WRITE",
+    }
+)
+#: Trees no user may mount, whatever their home: the engine and its socket, the host's system,
+#: its devices and runtime state (and ``/`` itself).
+ALWAYS_REFUSED = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/var/lib/docker",
+    "/run",
+    "/var/run",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/var/log",
+    "/var/lib/ds01",
+)
+_HOST_NAMESPACES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "NetworkMode", "CgroupnsMode")
+
+
+@attrs.frozen
+class CreateRules:
+    """What a user may mount and use; built from the configuration and the user's account."""
+
+    home: str
+    workspace_roots: tuple[str, ...] = ()
+    read_only_paths: tuple[str, ...] = ()
+    safe_caps: frozenset[str] = DEFAULT_SAFE_CAPS
+    runtimes: tuple[str, ...] = ("runc", "nvidia")
+    other_homes_root: str = "/home"
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(path) if path.startswith("/") else path
+
+
+def _within(path: str, root: str) -> bool:
+    path, root = _norm(path), _norm(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def mount_refusal(source: str, read_only: bool, rules: CreateRules) -> str | None:
+    """Why a host path may not be mounted, or None. Symlinks are resolved first, so a link in
+    the user's home pointing at /etc is judged as /etc."""
+    if not source.startswith("/"):
+        return None  # a named volume, judged separately
+    real = os.path.realpath(source)
+    for path in {_norm(source), real}:
+        if path == "/" or any(_within(path, tree) for tree in ALWAYS_REFUSED):
+            return f"mounting {source} would expose the host ({path}); not allowed"
+    allowed = [rules.home, *rules.workspace_roots]
+    if any(_within(real, root) and _within(_norm(source), root) for root in allowed):
+        return None
+    if any(_within(real, root) for root in rules.read_only_paths):
+        return None if read_only else f"{source} may only be mounted read-only (:ro)"
+    if _within(real, rules.other_homes_root):
+        return f"{source} is in another user's home; not allowed"
+    return f"{source} is outside the paths you may mount (your home, your workspace)"
+
+
+def _bind_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, bool]]:
+    for bind in host.get("Binds") or []:
+        if not isinstance(bind, str):
+            yield "<unparsable bind>", False
+            continue
+        parts = bind.split(":")
+        options = parts[2].split(",") if len(parts) > 2 else []
+        yield parts[0], "ro" in options
+    for mount in host.get("Mounts") or []:
+        if not isinstance(mount, Mapping):
+            yield "<unparsable mount>", False
+            continue
+        kind = mount.get("Type", "volume")
+        if kind == "bind":
+            yield str(mount.get("Source", "")), bool(mount.get("ReadOnly"))
+        elif kind == "volume":
+            options = ((mount.get("VolumeOptions") or {}).get("DriverConfig") or {}).get("Options")
+            device = (options or {}).get("device")
+            if device:  # a local-driver volume that is really a bind of `device`
+                yield str(device), bool(mount.get("ReadOnly"))
+        elif kind not in ("tmpfs",):
+            yield f"<mount type {kind}>", False
+
+
+def refusals(body: Mapping[str, Any], rules: CreateRules) -> list[str]:
+    """Every reason this create body may not go through for a non-admin (empty: allowed)."""
+    if not isinstance(body, Mapping):
+        return ["the create request is not a JSON object"]
+    host = body.get("HostConfig") or {}
+    if not isinstance(host, Mapping):
+        return ["HostConfig is not an object"]
+    found: list[str] = []
+    if host.get("Privileged"):
+        found.append("privileged containers are not allowed")
+    extra = {str(c).upper().removeprefix("CAP_") for c in host.get("CapAdd") or []}
+    if "ALL" in extra or extra - rules.safe_caps:
+        found.append(
+            f"adding capabilities {sorted(extra - rules.safe_caps) or ['ALL']} is not allowed"
+        )
+    if host.get("Devices"):
+        found.append("host devices may not be added (GPUs are given by ds01)")
+    if host.get("DeviceCgroupRules"):
+        found.append("device cgroup rules are not allowed")
+    for key in _HOST_NAMESPACES:
+        value = str(host.get(key) or "")
+        if value == "host" or value.startswith("container:"):
+            found.append(
+                f"{key}={value} would share a namespace with the host or another "
+                "container; not allowed"
+            )
+    for option in host.get("SecurityOpt") or []:
+        text = str(option).replace("=", ":").lower()
+        if text.startswith(
+            (
+                "apparmor:unconfined",
+                "seccomp:unconfined",
+                "label:disable",
+                "label:type:",
+                "systempaths:unconfined",
+            )
+        ):
+            found.append(f"security option {option!r} would weaken isolation; not allowed")
+    if host.get("Sysctls"):
+        found.append("sysctls are not allowed")
+    if host.get("CgroupParent"):
+        found.append("the cgroup parent is set by ds01, not by the client")
+    runtime = host.get("Runtime")
+    if runtime and runtime not in rules.runtimes:
+        found.append(f"runtime {runtime!r} is not allowed (allowed: {', '.join(rules.runtimes)})")
+    for source, read_only in _bind_sources(host):
+        problem = mount_refusal(source, read_only, rules)
+        if problem:
+            found.append(problem)
+    for request in host.get("DeviceRequests") or []:
+        if not isinstance(request, Mapping):
+            found.append("an unparsable device request")
+        elif request.get("Count") == -1:
+            found.append("all GPUs (--gpus all) may not be requested: ask for a number")
+    env: Sequence[Any] = body.get("Env") or []
+    for item in env:
+        key, _, value = str(item).partition("=")
+        if key == "NVIDIA_VISIBLE_DEVICES" and value.strip().lower() == "all":
+            found.append("NVIDIA_VISIBLE_DEVICES=all is not allowed: ask for a number of GPUs")
+    return found

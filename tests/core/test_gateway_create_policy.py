@@ -1,0 +1,148 @@
+"""The create policy a non-admin's request must pass: each way out refused, each legitimate
+variant allowed (the gateway of issue #7 will enforce it on every client)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ds01_core.gateway.create_policy import CreateRules, refusals
+
+
+@pytest.fixture
+def rules(tmp_path):
+    homes = tmp_path / "home"
+    (homes / "alice" / "proj").mkdir(parents=True)
+    (homes / "bob").mkdir(parents=True)
+    (tmp_path / "ws" / "alice").mkdir(parents=True)
+    (tmp_path / "datasets").mkdir()
+    (homes / "alice" / "sneaky").symlink_to("/etc")
+    return CreateRules(
+        home=str(homes / "alice"),
+        workspace_roots=(str(tmp_path / "ws" / "alice"),),
+        read_only_paths=(str(tmp_path / "datasets"),),
+        other_homes_root=str(homes),
+    )
+
+
+def body(host=None, env=None):
+    return {"Image": "busybox", "HostConfig": host or {}, "Env": env or []}
+
+
+ATTACKS = {
+    "privileged": body({"Privileged": True}),
+    "cap SYS_ADMIN": body({"CapAdd": ["SYS_ADMIN"]}),
+    "cap ALL": body({"CapAdd": ["ALL"]}),
+    "cap_sys_module": body({"CapAdd": ["CAP_SYS_MODULE"]}),
+    "device": body({"Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda"}]}),
+    "device cgroup rule": body({"DeviceCgroupRules": ["b *:* rwm"]}),
+    "pid host": body({"PidMode": "host"}),
+    "ipc host": body({"IpcMode": "host"}),
+    "uts host": body({"UTSMode": "host"}),
+    "net host": body({"NetworkMode": "host"}),
+    "userns host": body({"UsernsMode": "host"}),
+    "cgroupns host": body({"CgroupnsMode": "host"}),
+    "pid of another container": body({"PidMode": "container:abc"}),
+    "net of another container": body({"NetworkMode": "container:abc"}),
+    "apparmor unconfined": body({"SecurityOpt": ["apparmor=unconfined"]}),
+    "seccomp unconfined": body({"SecurityOpt": ["seccomp:unconfined"]}),
+    "selinux disabled": body({"SecurityOpt": ["label=disable"]}),
+    "systempaths unconfined": body({"SecurityOpt": ["systempaths=unconfined"]}),
+    "sysctl": body({"Sysctls": {"kernel.shm_rmid_forced": "1"}}),
+    "cgroup parent": body({"CgroupParent": "/"}),
+    "runtime": body({"Runtime": "runsc-privileged"}),
+    "bind /": body({"Binds": ["/:/host"]}),
+    "bind /etc": body({"Binds": ["/etc:/mnt"]}),
+    "bind docker socket": body({"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]}),
+    "bind /proc": body({"Binds": ["/proc:/p"]}),
+    "bind /sys": body({"Binds": ["/sys:/s"]}),
+    "bind /dev": body({"Binds": ["/dev:/d"]}),
+    "bind /root": body({"Binds": ["/root:/r"]}),
+    "bind docker data": body({"Binds": ["/var/lib/docker:/d"]}),
+    "mount type bind /etc": body({"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/e"}]}),
+    "local volume binding /etc": body(
+        {
+            "Mounts": [
+                {
+                    "Type": "volume",
+                    "Target": "/e",
+                    "VolumeOptions": {
+                        "DriverConfig": {
+                            "Name": "local",
+                            "Options": {"type": "none", "o": "bind", "device": "/etc"},
+                        }
+                    },
+                }
+            ]
+        }
+    ),
+    "dot-dot escape": None,  # filled in the test (needs the home path)
+    "symlink to /etc": None,
+    "another user's home": None,
+    "outside allowed paths": body({"Binds": ["/tmp:/t"]}),
+    "read-only path written": None,
+    "all gpus": body(
+        {"DeviceRequests": [{"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]}]}
+    ),
+    "NVIDIA_VISIBLE_DEVICES=all": body(env=["NVIDIA_VISIBLE_DEVICES=all"]),
+    "not an object": ["Image"],
+}
+
+
+def attack(name, rules):
+    home = rules.home
+    late = {
+        "dot-dot escape": body({"Binds": [f"{home}/../../../etc:/e"]}),
+        "symlink to /etc": body({"Binds": [f"{home}/sneaky:/e"]}),
+        "another user's home": body({"Binds": [f"{rules.other_homes_root}/bob:/b"]}),
+        "read-only path written": body({"Binds": [f"{rules.read_only_paths[0]}:/data"]}),
+    }
+    return late.get(name) or ATTACKS[name]
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_way_out_is_refused(name, rules):
+    assert refusals(attack(name, rules), rules), f"{name} was allowed"
+
+
+def test_at_least_thirty_ways_are_covered():
+    assert len(ATTACKS) >= 30
+
+
+@pytest.mark.parametrize(
+    "legit",
+    [
+        body(),
+        body({"CapAdd": ["NET_BIND_SERVICE"]}),
+        body({"NetworkMode": "bridge"}),
+        body({"SecurityOpt": ["no-new-privileges"]}),
+        body({"Runtime": "nvidia"}),
+        body({"DeviceRequests": [{"Driver": "nvidia", "Count": 1, "Capabilities": [["gpu"]]}]}),
+        body(env=["NVIDIA_VISIBLE_DEVICES=GPU-1234"]),
+        body({"Mounts": [{"Type": "tmpfs", "Target": "/scratch"}]}),
+        body({"Mounts": [{"Type": "volume", "Source": "mydata", "Target": "/d"}]}),
+    ],
+)
+def test_legitimate_requests_pass(legit, rules):
+    assert refusals(legit, rules) == []
+
+
+def test_legitimate_mounts_pass(rules):
+    ok = body(
+        {
+            "Binds": [
+                f"{rules.home}/proj:/work",
+                f"{rules.workspace_roots[0]}:/ws",
+                f"{rules.read_only_paths[0]}:/data:ro",
+            ]
+        }
+    )
+    assert refusals(ok, rules) == []
+
+
+def test_messages_name_what_is_wrong(rules):
+    assert refusals(body({"Binds": ["/etc:/mnt"]}), rules) == [
+        "mounting /etc would expose the host (/etc); not allowed"
+    ]
+    assert refusals(attack("read-only path written", rules), rules) == [
+        f"{rules.read_only_paths[0]} may only be mounted read-only (:ro)"
+    ]
