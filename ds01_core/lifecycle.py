@@ -118,6 +118,19 @@ def active_grants(db: sqlite3.Connection, now: dt.datetime) -> list[dict[str, An
     return [dict(r) for r in rows if dt.datetime.fromisoformat(r["expires"]) > now]
 
 
+def first_notice(
+    db: sqlite3.Connection, target: str, kind: str, threshold: str, now: dt.datetime
+) -> bool:
+    """Record that a notice was sent; False if it had been already (each is sent once)."""
+    return bool(
+        db.execute(
+            "INSERT OR IGNORE INTO notices_sent (container, kind, threshold, sent_at) "
+            "VALUES (?, ?, ?, ?)",
+            (target, kind, threshold, _iso(now)),
+        ).rowcount
+    )
+
+
 def revoke_grants(db: sqlite3.Connection, ids: Sequence[int], now: dt.datetime) -> int:
     count = 0
     for grant_id in ids:
@@ -137,7 +150,7 @@ def _covers(grant: dict[str, Any], workload: Workload) -> bool:
 
 
 def signals(
-    runtime: Runtime, workload: Workload, act: Activity | None, policy: Policy, gpu: dict
+    workload: Workload, act: Activity | None, policy: Policy, gpu: dict
 ) -> dict[str, bool | None]:
     """Each available signal: True = active, False = below its threshold, None = unknown."""
     result: dict[str, bool | None] = {"gpu": None, "cpu": None, "network": None, "processes": None}
@@ -256,11 +269,7 @@ class LifecycleStep:
                         (key, resource),
                     )
                     continue
-                new = db.execute(
-                    "INSERT OR IGNORE INTO notices_sent (container, kind, threshold, sent_at) "
-                    "VALUES (?, 'quota', ?, ?)",
-                    (key, resource, _iso(self.now)),
-                ).rowcount
+                new = first_notice(db, key, "quota", resource, self.now)
             if new:
                 self._tell_quota(user, resource, used, float(limit), unit)
 
@@ -319,22 +328,14 @@ class LifecycleStep:
     def _one(self, w: Workload, policy: Policy, grants: list[dict], gpu: dict) -> None:
         exempt = {g["kind"] for g in grants if _covers(g, w)}
         if w.status == "created":
-            age = self._age(w.created_at)
-            if (
-                policy.created_timeout is not None
-                and age is not None
-                and age >= policy.created_timeout
-            ):
-                self._remove(w, "lifecycle.created_removed", age, policy.created_timeout)
+            self._remove_if_older(
+                w, w.created_at, policy.created_timeout, "lifecycle.created_removed"
+            )
             return
         if w.status in ("exited", "dead"):
-            age = self._age(w.finished_at)
-            if (
-                policy.hold_after_stop is not None
-                and age is not None
-                and age >= policy.hold_after_stop
-            ):
-                self._remove(w, "lifecycle.stopped_removed", age, policy.hold_after_stop)
+            self._remove_if_older(
+                w, w.finished_at, policy.hold_after_stop, "lifecycle.stopped_removed"
+            )
             return
         if w.status != "running" or not w.pids:
             return
@@ -342,7 +343,7 @@ class LifecycleStep:
         previous = self.samples.get(w.id)
         self.samples[w.id] = counters
         act = activity(previous, counters) if previous is not None else None
-        sig = signals(self.runtime, w, act, policy, gpu)
+        sig = signals(w, act, policy, gpu)
         with self.runtime.state.transaction() as db:
             cycles, since = update_streak(db, w, sig, self.now, act.seconds if act else 0.0)
         w.idle_seconds = self._age(since) if since else 0.0
@@ -390,11 +391,7 @@ class LifecycleStep:
             return
         threshold = f"{max(passed):g}"
         with self.runtime.state.transaction() as db:
-            new = db.execute(
-                "INSERT OR IGNORE INTO notices_sent (container, kind, threshold, sent_at) "
-                "VALUES (?, ?, ?, ?)",
-                (w.id, kind, threshold, _iso(self.now)),
-            ).rowcount
+            new = first_notice(db, w.id, kind, threshold, self.now)
         if not new:
             return
         left = max(0.0, limit - value)
@@ -503,6 +500,13 @@ class LifecycleStep:
                 ),
             )
         self.stops.clear()
+
+    def _remove_if_older(
+        self, w: Workload, since: dt.datetime | None, limit: float | None, event_type: str
+    ) -> None:
+        age = self._age(since)
+        if limit is not None and age is not None and age >= limit:
+            self._remove(w, event_type, age, limit)
 
     def _remove(self, w: Workload, event_type: str, age: float, limit: float) -> None:
         self.runtime.docker.remove(w.id, force=False)
