@@ -277,7 +277,7 @@ class Allocations:
         """Record that an existing container holds exactly ``uuids`` again (restarting after
         its hold ran out): only if they are all free and, in hard mode, within the quota."""
         now = self.runtime.now()
-        slots = {s.uuid: s for s in self.runtime.gpu.slots()}
+        slots = {s.uuid: s for s in inventory_slots(self.runtime)}
         missing = [u for u in uuids if u not in slots]
         if missing:
             raise AllocationRefused(f"GPU slot(s) {', '.join(missing)} no longer exist")
@@ -445,7 +445,7 @@ class Allocations:
         """Record running containers that hold GPUs without a record (made before ds01 ran,
         or with the real socket); flag conflicts and quota overruns."""
         events = []
-        slots = {s.uuid: s for s in self.runtime.gpu.slots()}
+        slots = {s.uuid: s for s in inventory_slots(self.runtime)}
         for workload in containers:
             if workload.status != "running" or not workload.gpu_slots or workload.unrestricted_gpu:
                 continue

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.allocation import Allocations
+from ds01_core.allocation import Allocations, inventory_slots
 from ds01_core.hookspecs import hookimpl
 from ds01_core.model import Event, Workload
 from ds01_core.owner_map import write_owner_map
@@ -27,7 +27,7 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     events = allocations.reconcile(workloads)
     try:
         write_owner_map(
-            runtime.config.allocation_owner_map_dir, runtime.gpu.slots(), allocations.live()
+            runtime.config.allocation_owner_map_dir, inventory_slots(runtime), allocations.live()
         )
     except OSError as exc:
         log.error("cannot write the GPU owner map: %s", exc)
