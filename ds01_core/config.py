@@ -230,6 +230,31 @@ class LifecycleConfig:
 
 
 @attrs.define
+class GatewayConfig:
+    """The Docker API gateway: where it listens, what it forwards to, what users may mount."""
+
+    socket: str = "/run/ds01/docker.sock"
+    upstream: str = "/var/run/docker.sock"
+    admin_group: str = "ds01-admin"
+    workspace_roots: list[str] = attrs.Factory(list)
+    read_only_paths: list[str] = attrs.Factory(list)
+    extra_capabilities: list[str] = attrs.Factory(list)
+    runtimes: list[str] = attrs.Factory(lambda: ["runc", "nvidia"])
+    log_admin_requests: bool = True
+    max_request_body: ByteSize = ByteSize(16 * 1024 * 1024)
+
+
+@attrs.define
+class BareMetalConfig:
+    """GPU use outside containers: who may, for how long, and what happens to the others."""
+
+    group: str = "ds01-gpu-direct"
+    action: Literal["notify", "kill"] = "notify"
+    grace: Duration = Duration(5 * 60)
+    default_duration: Duration = Duration(8 * 3600)
+
+
+@attrs.define
 class PluginsConfig:
     """Which plugins run, which must, and in which order.
 
@@ -252,6 +277,8 @@ class Config:
     allocation: AllocationConfig = attrs.Factory(AllocationConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     lifecycle: LifecycleConfig = attrs.Factory(LifecycleConfig)
+    gateway: GatewayConfig = attrs.Factory(GatewayConfig)
+    bare_metal: BareMetalConfig = attrs.Factory(BareMetalConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     source: str | None = attrs.field(default=None, kw_only=True)
 
