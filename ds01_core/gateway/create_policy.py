@@ -9,7 +9,7 @@ a field whose shape is not understood is a refusal too.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -68,6 +68,24 @@ class CreateRules:
     other_homes_root: str = "/home"
 
 
+def _never(_ref: str) -> bool:
+    return False
+
+
+@attrs.frozen
+class Lookups:
+    """Whether a container, network or named volume the body refers to is the caller's own
+    (or, for networks and volumes, free to use); the gateway answers from the engine."""
+
+    own_container: Callable[[str], bool] = _never
+    usable_network: Callable[[str], bool] = _never
+    usable_volume: Callable[[str], bool] = _never
+
+
+_USABLE_NETWORK_MODES = frozenset({"", "default", "bridge", "none"})
+_LOG_DRIVERS = frozenset({"", "json-file", "local", "none"})
+
+
 def _norm(path: str) -> str:
     return os.path.normpath(path) if path.startswith("/") else path
 
@@ -96,32 +114,46 @@ def mount_refusal(source: str, read_only: bool, rules: CreateRules) -> str | Non
     return f"{source} is outside the paths you may mount (your home, your workspace)"
 
 
-def _bind_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, bool]]:
+def _bind_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
+    """(kind, source, read-only) of each mount: kind ``bind`` (a host path), ``volume`` (a
+    named volume) or ``bad`` (not understood, so refused)."""
     for bind in host.get("Binds") or []:
         if not isinstance(bind, str):
-            yield "<unparsable bind>", False
+            yield "bad", "<unparsable bind>", False
             continue
         parts = bind.split(":")
+        if len(parts) == 1:
+            continue  # "/data": an anonymous volume at that container path
         options = parts[2].split(",") if len(parts) > 2 else []
-        yield parts[0], "ro" in options
+        kind = "bind" if parts[0].startswith("/") else "volume"
+        yield kind, parts[0], "ro" in options
     for mount in host.get("Mounts") or []:
         if not isinstance(mount, Mapping):
-            yield "<unparsable mount>", False
+            yield "bad", "<unparsable mount>", False
             continue
         kind = mount.get("Type", "volume")
+        read_only = bool(mount.get("ReadOnly"))
         if kind == "bind":
-            yield str(mount.get("Source", "")), bool(mount.get("ReadOnly"))
+            yield "bind", str(mount.get("Source", "")), read_only
         elif kind == "volume":
-            options = ((mount.get("VolumeOptions") or {}).get("DriverConfig") or {}).get("Options")
-            device = (options or {}).get("device")
+            driver = (mount.get("VolumeOptions") or {}).get("DriverConfig") or {}
+            options = driver.get("Options") if isinstance(driver, Mapping) else None
+            device = (options or {}).get("device") if isinstance(options, Mapping) else None
             if device:  # a local-driver volume that is really a bind of `device`
-                yield str(device), bool(mount.get("ReadOnly"))
-        elif kind not in ("tmpfs",):
-            yield f"<mount type {kind}>", False
+                yield "bind", str(device), read_only
+            if driver and (options or driver.get("Name") not in (None, "", "local")):
+                yield "bad", "<volume driver options>", False
+            if mount.get("Source"):
+                yield "volume", str(mount["Source"]), read_only
+        elif kind != "tmpfs":
+            yield "bad", f"<mount type {kind}>", False
 
 
-def refusals(body: Mapping[str, Any], rules: CreateRules) -> list[str]:
+def refusals(
+    body: Mapping[str, Any], rules: CreateRules, lookups: Lookups | None = None
+) -> list[str]:
     """Every reason this create body may not go through for a non-admin (empty: allowed)."""
+    lookups = lookups or Lookups()
     if not isinstance(body, Mapping):
         return ["the create request is not a JSON object"]
     host = body.get("HostConfig") or {}
@@ -141,11 +173,50 @@ def refusals(body: Mapping[str, Any], rules: CreateRules) -> list[str]:
         found.append("device cgroup rules are not allowed")
     for key in _HOST_NAMESPACES:
         value = str(host.get(key) or "")
-        if value == "host" or value.startswith("container:"):
-            found.append(
-                f"{key}={value} would share a namespace with the host or another "
-                "container; not allowed"
-            )
+        if value == "host":
+            found.append(f"{key}=host would share the host's namespace; not allowed")
+        elif value.startswith("container:"):
+            if not lookups.own_container(value.removeprefix("container:")):
+                found.append(
+                    f"{key}={value}: sharing a namespace is allowed only with your own containers"
+                )
+        elif key == "NetworkMode" and value not in _USABLE_NETWORK_MODES:
+            if not lookups.usable_network(value):
+                found.append(f"network {value!r} is not yours; use one of your own networks")
+        elif key == "UsernsMode" and value:
+            found.append(f"UsernsMode={value} is not allowed")
+    if host.get("Cgroup"):
+        found.append("the Cgroup (cgroup namespace) option is not allowed")
+    for ref in host.get("VolumesFrom") or []:
+        if not lookups.own_container(str(ref).split(":", 1)[0]):
+            found.append(f"--volumes-from {ref}: only your own containers")
+    for link in host.get("Links") or []:
+        if not lookups.own_container(str(link).split(":", 1)[0].lstrip("/")):
+            found.append(f"--link {link}: only your own containers")
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    for network in endpoints if isinstance(endpoints, Mapping) else ["<unparsable>"]:
+        if network not in _USABLE_NETWORK_MODES and not lookups.usable_network(network):
+            found.append(f"network {network!r} is not yours; use one of your own networks")
+    if isinstance(host.get("OomScoreAdj"), int) and host["OomScoreAdj"] < 0:
+        found.append("a negative OOM score (protecting this container over others) is not allowed")
+    if host.get("OomKillDisable"):
+        found.append("disabling the OOM killer is not allowed")
+    for key in ("MaskedPaths", "ReadonlyPaths"):
+        if key in host and host[key] is not None:
+            found.append(f"{key} may not be changed (it unmasks the host's /proc and /sys)")
+    log_driver = str((host.get("LogConfig") or {}).get("Type") or "")
+    if log_driver not in _LOG_DRIVERS:
+        found.append(f"log driver {log_driver!r} is not allowed (json-file, local or none)")
+    if host.get("VolumeDriver") not in (None, "", "local"):
+        found.append(f"volume driver {host['VolumeDriver']!r} is not allowed")
+    for port, bindings in (host.get("PortBindings") or {}).items():
+        for binding in bindings or []:
+            text = str((binding or {}).get("HostPort") or "0").split("-")[0]
+            if text.isdigit() and 0 < int(text) < 1024:
+                found.append(
+                    f"publishing {port} on host port {text} is not allowed: host ports below "
+                    "1024 belong to the host's services; use 1024 or above"
+                )
     for option in host.get("SecurityOpt") or []:
         text = str(option).replace("=", ":").lower()
         if text.startswith(
@@ -165,10 +236,15 @@ def refusals(body: Mapping[str, Any], rules: CreateRules) -> list[str]:
     runtime = host.get("Runtime")
     if runtime and runtime not in rules.runtimes:
         found.append(f"runtime {runtime!r} is not allowed (allowed: {', '.join(rules.runtimes)})")
-    for source, read_only in _bind_sources(host):
-        problem = mount_refusal(source, read_only, rules)
-        if problem:
-            found.append(problem)
+    for kind, source, read_only in _bind_sources(host):
+        if kind == "bad":
+            found.append(f"mount {source} is not allowed (binds, named volumes and tmpfs only)")
+        elif kind == "bind":
+            problem = mount_refusal(source, read_only, rules)
+            if problem:
+                found.append(problem)
+        elif not lookups.usable_volume(source):
+            found.append(f"volume {source!r} belongs to another user")
     for request in host.get("DeviceRequests") or []:
         if not isinstance(request, Mapping):
             found.append("an unparsable device request")

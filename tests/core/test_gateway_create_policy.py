@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ds01_core.gateway.create_policy import CreateRules, refusals
+from ds01_core.gateway.create_policy import CreateRules, Lookups, refusals
 
 
 @pytest.fixture
@@ -22,6 +22,14 @@ def rules(tmp_path):
         read_only_paths=(str(tmp_path / "datasets"),),
         other_homes_root=str(homes),
     )
+
+
+#: alice's own objects, as the gateway would answer from the engine
+MINE = Lookups(
+    own_container=lambda ref: ref in ("mine", "mine2"),
+    usable_network=lambda name: name == "alice_net",
+    usable_volume=lambda name: name == "mydata",
+)
 
 
 def body(host=None, env=None):
@@ -123,7 +131,7 @@ def test_at_least_thirty_ways_are_covered():
     ],
 )
 def test_legitimate_requests_pass(legit, rules):
-    assert refusals(legit, rules) == []
+    assert refusals(legit, rules, MINE) == []
 
 
 def test_legitimate_mounts_pass(rules):
@@ -146,3 +154,68 @@ def test_messages_name_what_is_wrong(rules):
     assert refusals(attack("read-only path written", rules), rules) == [
         f"{rules.read_only_paths[0]} may only be mounted read-only (:ro)"
     ]
+
+
+REFERENCE_ATTACKS = {
+    "pid of another user's container": body({"PidMode": "container:bobs"}),
+    "network namespace of another's container": body({"NetworkMode": "container:bobs"}),
+    "another user's network": body({"NetworkMode": "bob_net"}),
+    "another user's network by endpoint": {
+        "Image": "busybox",
+        "NetworkingConfig": {"EndpointsConfig": {"bob_net": {}}},
+    },
+    "volumes from another's container": body({"VolumesFrom": ["bobs:ro"]}),
+    "link to another's container": body({"Links": ["/bobs:db"]}),
+    "another user's named volume": body({"Binds": ["bobdata:/d"]}),
+    "another user's volume by mount": body(
+        {"Mounts": [{"Type": "volume", "Source": "bobdata", "Target": "/d"}]}
+    ),
+    "volume driver options (nfs)": body(
+        {
+            "Mounts": [
+                {
+                    "Type": "volume",
+                    "Source": "v",
+                    "Target": "/d",
+                    "VolumeOptions": {
+                        "DriverConfig": {"Name": "local", "Options": {"type": "nfs"}}
+                    },
+                }
+            ]
+        }
+    ),
+    "negative oom score": body({"OomScoreAdj": -1000}),
+    "oom killer disabled": body({"OomKillDisable": True}),
+    "unmasked /proc": body({"MaskedPaths": []}),
+    "writable /proc/sys": body({"ReadonlyPaths": []}),
+    "syslog log driver": body({"LogConfig": {"Type": "syslog", "Config": {}}}),
+    "host port 22": body({"PortBindings": {"22/tcp": [{"HostPort": "22"}]}}),
+    "userns private": body({"UsernsMode": "private"}),
+    "cgroup namespace option": body({"Cgroup": "container:bobs"}),
+    "volume driver": body({"VolumeDriver": "rexray"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_ATTACKS))
+def test_references_to_others_objects_are_refused(name, rules):
+    assert refusals(REFERENCE_ATTACKS[name], rules, MINE), f"{name} was allowed"
+
+
+@pytest.mark.parametrize(
+    "legit",
+    [
+        body({"PidMode": "container:mine"}),
+        body({"NetworkMode": "container:mine2"}),
+        body({"NetworkMode": "alice_net"}),
+        {"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"alice_net": {}}}},
+        body({"VolumesFrom": ["mine:ro"]}),
+        body({"Links": ["mine:db"]}),
+        body({"Binds": ["mydata:/d", "/anonymous"]}),
+        body({"OomScoreAdj": 500}),
+        body({"LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}}),
+        body({"PortBindings": {"8888/tcp": [{"HostPort": "8888"}]}}),
+        body({"PortBindings": {"80/tcp": [{"HostPort": ""}]}}),
+    ],
+)
+def test_references_to_own_objects_pass(legit, rules):
+    assert refusals(legit, rules, MINE) == []
