@@ -1,0 +1,219 @@
+"""Running the gateway as its own process and calling it as real Unix users.
+
+The gateway tells users apart by the kernel's peer credentials, so every client here really runs
+under the user's uid: the docker CLI and docker-compose through ``runuser``, raw HTTP from a
+forked child that drops to the user before connecting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DOCKER = shutil.which("docker") or "/usr/bin/docker"
+COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
+
+
+@contextmanager
+def running_gateway(config: Path) -> Iterator[str]:
+    """Start ``ds01-gateway`` on a socket users can reach; yield the socket path."""
+    directory = tempfile.mkdtemp(prefix="ds01-gw-")
+    os.chmod(directory, 0o755)
+    sock = os.path.join(directory, "docker.sock")
+    log = open(os.path.join(directory, "gateway.log"), "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from ds01_core.gateway.main import main; main()",
+            "--config",
+            str(config),
+            "--socket",
+            sock,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(Path(log.name).read_text())
+            time.sleep(0.05)
+        yield sock
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def user_env(user: Any, sock: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": user.home,
+        "USER": user.name,
+        "DOCKER_HOST": f"unix://{sock}",
+        "COMPOSE_INTERACTIVE_NO_CLI": "1",
+    }
+
+
+def as_user(
+    user: Any,
+    sock: str,
+    *args: str,
+    input: str | None = None,
+    timeout: float = 60,
+    cwd: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (``docker ...``) as ``user`` with DOCKER_HOST pointing at the gateway."""
+    return subprocess.run(
+        ["runuser", "-u", user.name, "--", "env", "-i", *_env_args(user_env(user, sock)), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or user.home,
+    )
+
+
+def _env_args(env: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def docker(user: Any, sock: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return as_user(user, sock, DOCKER, *args, **kw)
+
+
+def in_pty(
+    user: Any,
+    sock: str,
+    args: Sequence[str],
+    script: Sequence[str],
+    expect: str,
+    timeout: float = 30,
+) -> str:
+    """Run ``args`` as ``user`` on a pseudo-terminal, type ``script`` line by line, and return
+    everything it printed once ``expect`` appeared (or the time ran out)."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        ["runuser", "-u", user.name, "--", "env", "-i", *_env_args(user_env(user, sock)), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        cwd=user.home,
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+    lines = list(script)
+    last_send = 0.0
+    try:
+        while time.monotonic() < deadline and expect.encode() not in output:
+            if lines and time.monotonic() - last_send > 0.5:
+                os.write(master, lines.pop(0).encode() + b"\r")
+                last_send = time.monotonic()
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(master, 4096)
+                except OSError:
+                    break
+        return output.decode(errors="replace")
+    finally:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def raw_as(uid: int, gid: int, sock: str, request: bytes, timeout: float = 20) -> bytes:
+    """Send ``request`` bytes to the socket from a child running as ``uid`` and return what came
+    back (until the gateway closed or ``timeout``)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the user, talk, hand the answer back
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(timeout)
+            client.connect(sock)
+            client.sendall(request)
+            client.shutdown(socket.SHUT_WR)
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                os.write(write_end, data)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while data := os.read(read_end, 65536):
+        chunks.append(data)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return b"".join(chunks)
+
+
+def http(
+    method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+) -> bytes:
+    payload = (
+        b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    lines = [f"{method} {path} HTTP/1.1", "Host: docker", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+def status_of(answer: bytes) -> int:
+    first = answer.split(b"\r\n", 1)[0].split(b" ")
+    return int(first[1]) if len(first) > 1 and first[1].isdigit() else 0
+
+
+def body_of(answer: bytes) -> bytes:
+    """The body of a complete answer, de-chunked if it was chunked."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" not in head.lower():
+        return body
+    data = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        data, body = data + body[:size], body[size + 2 :]
+    return data
+
+
+def json_of(answer: bytes) -> Any:
+    body = body_of(answer)
+    return json.loads(body) if body.strip() else None
