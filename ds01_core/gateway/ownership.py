@@ -54,7 +54,9 @@ class Engine:
         conn = _UnixConnection(self.socket_path, self.timeout)
         try:
             payload = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
+            headers = {"User-Agent": "ds01-gateway"}  # the gateway's own questions, in logs too
+            if payload is not None:
+                headers["Content-Type"] = "application/json"
             conn.request(method, path, body=payload, headers=headers)
             answer = conn.getresponse()
             data = answer.read()
@@ -149,5 +151,7 @@ class Owners:
     @staticmethod
     def of_labelled(obj: Mapping[str, Any] | None) -> str:
         """A volume's or network's owner: its ``ds01.user`` label."""
-        labels = (obj or {}).get("Labels") or {}
+        labels = obj.get("Labels") if isinstance(obj, Mapping) else None
+        if not isinstance(labels, Mapping):
+            return "unknown"
         return str(labels.get(OWNER_LABEL) or "unknown")

@@ -133,7 +133,14 @@ class Gateway:
     """The policy and the plumbing; :meth:`serve` runs it on the configured socket."""
 
     def __init__(
-        self, runtime: Runtime, *, socket_path: str | None = None, upstream: str | None = None
+        self,
+        runtime: Runtime,
+        *,
+        socket_path: str | None = None,
+        upstream: str | None = None,
+        identify: Callable[[socket.socket, str], tuple[int, int, Identity | None]] = (
+            peer_identity
+        ),
     ):
         self.runtime = runtime
         config = runtime.config.gateway
@@ -144,6 +151,7 @@ class Gateway:
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ds01-gw-rt")
         self._nvidia: tuple[float, bool] = (0.0, False)
         self.server: socketserver.ThreadingUnixStreamServer | None = None
+        self.identify = identify
 
     # -- the runtime (state store, plugins) lives in one thread -------------------------------
 
@@ -202,7 +210,7 @@ class Gateway:
         self._worker.shutdown(wait=True)
 
     def handle_connection(self, sock: socket.socket) -> None:
-        pid, uid, ident = peer_identity(sock, self.runtime.config.gateway.admin_group)
+        pid, uid, ident = self.identify(sock, self.runtime.config.gateway.admin_group)
         client = Stream(sock)
         head: Head | None = None
         try:
@@ -431,7 +439,7 @@ class Gateway:
         def mine(status: int, data: bytes) -> bytes:
             if status != 200:
                 return data
-            rows = json.loads(data)
+            rows = engine_json(data, list)
             return json.dumps([r for r in rows if self.owners.of_summary(r) == ident.user]).encode()
 
         return self.forward(client, head, route.target(), framing, buffered=mine)
@@ -440,7 +448,7 @@ class Gateway:
         self.no_body(client, framing)
 
         def mine(status: int, data: bytes) -> bytes:
-            if status == 200 and self.owners.of_inspect(json.loads(data)) != ident.user:
+            if status == 200 and self.owners.of_inspect(engine_json(data, dict)) != ident.user:
                 raise Refused(
                     f"container {route.ref} belongs to another user; you may only use your own"
                 )
@@ -550,6 +558,8 @@ class Gateway:
             event = json.loads(line)
         except ValueError:
             return False
+        if not isinstance(event, dict):
+            return False
         kind = event.get("Type")
         actor = event.get("Actor") or {}
         attributes = actor.get("Attributes") or {}
@@ -603,7 +613,7 @@ class Gateway:
         def mine(status: int, data: bytes) -> bytes:
             if status != 200:
                 return data
-            listing = json.loads(data)
+            listing = engine_json(data, dict)
             listing["Volumes"] = [
                 v for v in listing.get("Volumes") or [] if self.owners.of_labelled(v) == ident.user
             ]
@@ -640,7 +650,7 @@ class Gateway:
         def mine(status: int, data: bytes) -> bytes:
             if status != 200:
                 return data
-            rows = json.loads(data)
+            rows = engine_json(data, list)
             return json.dumps(
                 [
                     n
@@ -730,7 +740,7 @@ class Gateway:
 
         def bind(status: int, data: bytes) -> bytes:
             if status == 201:
-                created["id"] = str(json.loads(data).get("Id"))
+                created["id"] = str(engine_json(data, dict).get("Id"))
                 self.in_runtime(creating.bind, prepared.allocation_id, created["id"])
             return data
 
@@ -763,6 +773,20 @@ class Gateway:
                 self.engine.call(
                     "POST", "/volumes/create", {"Name": name, "Labels": {OWNER_LABEL: ident.user}}
                 )
+
+
+def engine_json(data: bytes, shape: type) -> Any:
+    """An engine answer the policy reads; anything but the expected shape is a 502, not a
+    guess (and never a crash)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = None
+    if not isinstance(value, shape):
+        raise HttpError(502, "the engine's answer could not be checked; try again")
+    if shape is list and not all(isinstance(item, dict) for item in value):
+        raise HttpError(502, "the engine's answer could not be checked; try again")
+    return value
 
 
 def _hijackable(target: str) -> bool:
