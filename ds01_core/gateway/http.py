@@ -18,10 +18,9 @@ import attrs
 
 MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 1024
-BUFFER = 256 * 1024
+BUFFER = 64 * 1024
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VALUE = re.compile(rb"^[\t\x20-\x7e\x80-\xff]*$")
+_HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*")
 _TARGET = re.compile(rb"^/[\x21-\x7e]*$")
 HOP_BY_HOP = frozenset(
     {
@@ -52,23 +51,28 @@ class Closed(Exception):
     """The peer closed the connection (cleanly, between messages, or in the middle of one)."""
 
 
-@attrs.define
+@attrs.define(slots=False)
 class Head:
     """A request line or status line with its headers, as parsed."""
 
     first: tuple[str, str, str]
     headers: list[tuple[str, str]]
 
+    def _index(self) -> dict[str, list[str]]:
+        index = self.__dict__.get("_by_name")
+        if index is None:
+            index = {}
+            for key, value in self.headers:
+                index.setdefault(key.lower(), []).append(value)
+            self.__dict__["_by_name"] = index
+        return index
+
     def get(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        values = self._index().get(name.lower())
+        return values[0] if values else None
 
     def all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
+        return self._index().get(name.lower(), [])
 
     def tokens(self, name: str) -> set[str]:
         """Comma-separated header tokens, lower-cased (``Connection: keep-alive, Upgrade``)."""
@@ -130,6 +134,8 @@ class Stream:
         self.sock = sock
         self.buffer = bytearray()
         self.eof = False
+        #: for a client connection: the engine connection kept open for its next request
+        self.upstream: Stream | None = None
 
     def _fill(self) -> bool:
         if self.eof:
@@ -243,14 +249,18 @@ def parse_head(raw: bytes, *, request: bool) -> Head:
         method, target = version, code
         version = reason
     headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.match(name):
-            raise HttpError(400 if request else 502, "malformed header line")
-        value = value.strip(b" \t")
-        if not _VALUE.match(value):
-            raise HttpError(400 if request else 502, "control characters in a header")
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    if request:
+        for line in lines[1:]:
+            match = _HEADER.fullmatch(line)
+            if match is None:
+                raise HttpError(400, "malformed header line")
+            headers.append((match.group(1).decode("latin-1"), match.group(2).decode("latin-1")))
+    else:  # the engine's answer: trusted to be well-formed, read without the strict checks
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or b" " in name:
+                raise HttpError(502, "the engine sent a malformed header")
+            headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
     first = (method.decode("latin-1"), target.decode("latin-1"), version.decode("latin-1"))
     return Head(first, headers)
 

@@ -49,21 +49,29 @@ class Engine:
     def __init__(self, socket_path: str, timeout: float = 30.0):
         self.socket_path = socket_path
         self.timeout = timeout
+        self._local = threading.local()  # one kept-open connection per gateway thread
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        conn = _UnixConnection(self.socket_path, self.timeout)
-        try:
-            payload = None if body is None else json.dumps(body).encode()
-            headers = {"User-Agent": "ds01-gateway"}  # the gateway's own questions, in logs too
-            if payload is not None:
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=payload, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-        except OSError as exc:
-            raise EngineUnavailable(f"the Docker engine at {self.socket_path}: {exc}") from None
-        finally:
-            conn.close()
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"User-Agent": "ds01-gateway"}  # the gateway's own questions, in logs too
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = _UnixConnection(self.socket_path, self.timeout)
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt == 2 or isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
+                    raise EngineUnavailable(
+                        f"the Docker engine at {self.socket_path}: {exc}"
+                    ) from None
         try:
             return answer.status, json.loads(data) if data else None
         except ValueError:
@@ -107,6 +115,10 @@ class Owners:
                     self._stable.clear()
                 self._stable[cid] = owner
         return owner
+
+    def cached(self, cid: str) -> str | None:
+        """The label-given owner of a full container id seen before, or None."""
+        return self._stable.get(cid) if len(cid) == 64 else None
 
     def of_inspect(self, inspect: Mapping[str, Any]) -> str:
         cid = str(inspect.get("Id", ""))

@@ -47,11 +47,12 @@ def send_request(
     *,
     body: bytes | None,
     hijack: bool,
+    persistent: bool = False,
 ) -> None:
     headers = _body_headers(head.headers)
     if hijack and "upgrade" in head.tokens("connection"):
         headers += [("Connection", "Upgrade"), ("Upgrade", head.get("upgrade") or "tcp")]
-    else:
+    elif not persistent:
         headers.append(("Connection", "close"))
     first = (head.method, target, "HTTP/1.1")
     if body is not None:
@@ -133,6 +134,37 @@ def relay_raw(client: socket.socket, upstream: Stream, method: str, head: Head, 
         client.sendall(data)
         tail = (tail + data)[-5:]
     return keep and tail == b"0\r\n\r\n"
+
+
+def relay_persistent(
+    client: socket.socket, upstream: Stream, method: str, head: Head, keep: bool
+) -> tuple[bool, bool]:
+    """Copy an answer from a kept-open engine connection, following its framing so the
+    connection can serve the next request: (client connection usable, engine one usable)."""
+    if not has_body(method, head.status):
+        client.sendall(serialize(head.first, answer_headers(head, keep)))
+        return keep, "close" not in head.tokens("connection")
+    chunked = "chunked" in head.tokens("transfer-encoding")
+    length = head.get("content-length")
+    if not chunked and length is None:
+        return relay_raw(client, upstream, method, head, keep), False
+    client.sendall(serialize(head.first, answer_headers(head, keep)))
+    if not chunked:
+        size = int(length or 0)
+        while size > 0:
+            data = upstream.read_some()
+            if not data:
+                return False, False
+            if len(data) > size:
+                upstream.buffer[:0] = data[size:]
+                data = data[:size]
+            client.sendall(data)
+            size -= len(data)
+    else:
+        for chunk in upstream.chunks():
+            client.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        client.sendall(b"0\r\n\r\n")
+    return keep, "close" not in head.tokens("connection")
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -21,7 +21,7 @@ from ds01_core.gateway.http import HttpError
 MIN_USER_API = (1, 24)
 _VERSION = re.compile(r"^/v(\d{1,2})\.(\d{1,3})(/.*)$")
 _C = r"(?P<ref>[^/]+)"
-_ALL = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+_UNCLEAN = re.compile(r"[\x00-\x1f\x7f\\]|/\.\.?(?:/|$)")
 
 #: (methods, path pattern, kind). ``ref`` names the object a per-object route acts on.
 ROUTES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
@@ -69,7 +69,7 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ("POST", r"/build", "build"),
         ("POST", r"/build/prune", "admin"),
         ("POST", r"/build/cancel", "admin"),
-        ("POST GET", r"/session|/grpc", "buildkit"),
+        ("POST GET", r"/(session|grpc)", "buildkit"),
         ("GET", r"/volumes", "volume.list"),
         ("POST", r"/volumes/create", "volume.create"),
         ("POST", r"/volumes/prune", "admin"),
@@ -87,6 +87,21 @@ ROUTES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ),
     )
 )
+
+
+def _first_segment(pattern: re.Pattern[str]) -> str:
+    return pattern.pattern.removeprefix("^/").split("/", 1)[0].split("(", 1)[0].rstrip("$")
+
+
+#: the rows to try for a path's first segment (a row whose first segment is a pattern of
+#: alternatives, like swarm|nodes|..., is listed under each of them)
+_BY_FIRST: dict[str, list[tuple[frozenset[str], re.Pattern[str], str]]] = {}
+for _row in ROUTES:
+    _text = _row[1].pattern.removeprefix("^/").removesuffix("$")
+    _head = _text.split("/", 1)[0]
+    _names = re.findall(r"[\w.]+", _head.strip("()")) if "|" in _head else [_first_segment(_row[1])]
+    for _name in _names:
+        _BY_FIRST.setdefault(_name, []).append(_row)
 
 
 @attrs.frozen
@@ -160,11 +175,7 @@ def classify(method: str, target: str) -> Route:
     if "#" in target:
         raise HttpError(400, "a fragment in the request target is not accepted")
     path = _decode(raw_path, "path")
-    if (
-        any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in path)
-        or "//" in path
-        or any(segment in (".", "..") for segment in path.split("/"))
-    ):
+    if _UNCLEAN.search(path) or "//" in path:
         raise HttpError(400, f"unclean path {path[:200]!r}: no '..', '.', '//' or control bytes")
     version = ""
     match = _VERSION.match(path)
@@ -174,7 +185,7 @@ def classify(method: str, target: str) -> Route:
     query = parse_query(raw_query)
     if path != "/" and path.endswith("/"):
         path = path.rstrip("/")
-    for methods, pattern, kind in ROUTES:
+    for methods, pattern, kind in _BY_FIRST.get(path.split("/", 2)[1], ()) or ROUTES:
         found = pattern.match(path)
         if found and method in methods:
             groups = found.groupdict()

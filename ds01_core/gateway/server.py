@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import socket
 import socketserver
 import struct
@@ -46,6 +47,7 @@ from ds01_core.gateway.relay import (
     pipe,
     read_whole,
     relay_filtered_lines,
+    relay_persistent,
     relay_raw,
     send_request,
 )
@@ -239,6 +241,9 @@ class Gateway:
         except Exception:
             log.exception("gateway error")
             self._error(sock, 500, "internal error in the ds01 gateway; see its log")
+        finally:
+            if client.upstream is not None:
+                client.upstream.sock.close()
 
     @staticmethod
     def _error(sock: socket.socket, status: int, message: str) -> None:
@@ -273,7 +278,7 @@ class Gateway:
                     {"endpoint": f"{head.method} {head.target[:300]}", "pid": pid},
                 )
             hijack = "upgrade" in head.tokens("connection") or _hijackable(head.target)
-            return self.forward(client, head, head.target, framing, hijack=hijack)
+            return self.forward(client, head, head.target, framing, hijack=hijack, stream=True)
         route = classify(head.method, head.target)
         version = api_version(route)
         if version is not None and version < MIN_USER_API:
@@ -300,19 +305,58 @@ class Gateway:
         *,
         body: bytes | None = None,
         hijack: bool = False,
+        stream: bool = False,
         buffered: Callable[[int, bytes], bytes] | None = None,
         lines: Callable[[bytes], bool] | None = None,
     ) -> bool:
+        """Send the checked request on and the answer back; whether the client connection can
+        take another request.
+
+        Short calls reuse one engine connection per client connection (a new one per call
+        would cost more than the rest of the gateway's work on an inspect); streams, hijacks
+        and admins' calls get their own, closed by the engine at the end of the answer.
+        """
         keep = head.keep_alive()
-        upstream_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
+        persistent = not (stream or hijack or lines is not None)
+        replayable = body is not None or framing[0] == "none"
+        upstream = client.upstream if persistent else None
+        client.upstream = None
+        answer = None
+        if upstream is not None:  # a kept connection the engine may have closed meanwhile
             try:
-                upstream_sock.connect(self.upstream)
-            except OSError as exc:
-                raise EngineUnavailable(f"the Docker engine at {self.upstream}: {exc}") from None
-            send_request(upstream_sock, client, head, target, framing, body=body, hijack=hijack)
-            upstream = Stream(upstream_sock)
+                send_request(
+                    upstream.sock,
+                    client,
+                    head,
+                    target,
+                    framing,
+                    body=body,
+                    hijack=False,
+                    persistent=True,
+                )
+                answer = upstream.read_head(request=False)
+            except (OSError, Closed):
+                answer = None
+            if answer is None:
+                upstream.sock.close()
+                upstream = None
+                if not replayable:
+                    raise HttpError(502, "the engine closed the connection; try again")
+        if upstream is None:
+            upstream = Stream(self._connect())
+            send_request(
+                upstream.sock,
+                client,
+                head,
+                target,
+                framing,
+                body=body,
+                hijack=hijack,
+                persistent=persistent,
+            )
             answer = upstream.read_head(request=False)
+        reusable = False
+        try:
             if answer is None:
                 raise HttpError(502, "the engine closed the connection without answering")
             content_type = (answer.get("content-type") or "").split(";")[0]
@@ -330,6 +374,14 @@ class Gateway:
                 return False
             if buffered is not None and has_body(head.method, answer.status):
                 data = buffered(answer.status, read_whole(upstream, answer))
+                reusable = (
+                    persistent
+                    and "close" not in answer.tokens("connection")
+                    and (
+                        answer.get("content-length") is not None
+                        or "chunked" in answer.tokens("transfer-encoding")
+                    )
+                )
                 headers = [
                     (k, v)
                     for k, v in answer_headers(answer, keep, content_length=str(len(data)))
@@ -339,9 +391,24 @@ class Gateway:
                 return keep
             if lines is not None and has_body(head.method, answer.status):
                 return relay_filtered_lines(client.sock, upstream, answer, keep, lines)
+            if persistent:
+                keep, reusable = relay_persistent(client.sock, upstream, head.method, answer, keep)
+                return keep
             return relay_raw(client.sock, upstream, head.method, answer, keep)
         finally:
-            upstream_sock.close()
+            if reusable and not upstream.buffer:
+                client.upstream = upstream
+            else:
+                upstream.sock.close()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.upstream)
+        except OSError as exc:
+            sock.close()
+            raise EngineUnavailable(f"the Docker engine at {self.upstream}: {exc}") from None
+        return sock
 
     # -- helpers for handlers -----------------------------------------------------------------
 
@@ -416,7 +483,8 @@ class Gateway:
     def on_open(
         self, ident: Identity, client: Stream, head: Head, route: Route, framing: tuple[str, int]
     ) -> bool:
-        return self.forward(client, head, route.target(), framing)
+        streams = route.op in ("get", "push") or route.path in ("/images/load", "/images/get")
+        return self.forward(client, head, route.target(), framing, stream=streams)
 
     def on_admin(
         self, ident: Identity, client: Stream, head: Head, route: Route, framing: tuple[str, int]
@@ -439,8 +507,7 @@ class Gateway:
         def mine(status: int, data: bytes) -> bytes:
             if status != 200:
                 return data
-            rows = engine_json(data, list)
-            return json.dumps([r for r in rows if self.owners.of_summary(r) == ident.user]).encode()
+            return json_array_filter(data, lambda row: self.owners.of_summary(row) == ident.user)
 
         return self.forward(client, head, route.target(), framing, buffered=mine)
 
@@ -448,7 +515,12 @@ class Gateway:
         self.no_body(client, framing)
 
         def mine(status: int, data: bytes) -> bytes:
-            if status == 200 and self.owners.of_inspect(engine_json(data, dict)) != ident.user:
+            if status != 200:
+                return data
+            known = self.owners.cached(_inspected_id(data))
+            if known == ident.user:
+                return data  # an owner from a label never changes: no need to parse again
+            if known is not None or self.owners.of_inspect(engine_json(data, dict)) != ident.user:
                 raise Refused(
                     f"container {route.ref} belongs to another user; you may only use your own"
                 )
@@ -459,7 +531,8 @@ class Gateway:
     def on_container_op(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
         cid = self.own_container(ident, str(route.ref))
-        return self.forward(client, head, route.with_ref(cid), framing)
+        streams = route.op in ("logs", "stats", "export")
+        return self.forward(client, head, route.with_ref(cid), framing, stream=streams)
 
     def on_container_attach(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
@@ -470,7 +543,8 @@ class Gateway:
         if head.method != "PUT":
             self.no_body(client, framing)
         cid = self.own_container(ident, str(route.ref))
-        return self.forward(client, head, route.with_ref(cid), framing)
+        streams = head.method == "GET"
+        return self.forward(client, head, route.with_ref(cid), framing, stream=streams)
 
     def on_container_update(self, ident, client, head, route, framing) -> bool:
         body = self.json_body(client, framing, schema.CONTAINER_UPDATE)
@@ -582,7 +656,7 @@ class Gateway:
             raise Refused(
                 "importing an image from a URL is not allowed; download it and use `docker import FILE`"
             )
-        return self.forward(client, head, route.target(), framing)
+        return self.forward(client, head, route.target(), framing, stream=True)
 
     def on_image_delete(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
@@ -605,7 +679,7 @@ class Gateway:
             )
         if (route.param("version") or "1") != "1":
             return self.on_buildkit(ident, client, head, route, framing)
-        return self.forward(client, head, route.target(), framing)
+        return self.forward(client, head, route.target(), framing, stream=True)
 
     def on_volume_list(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
@@ -773,6 +847,49 @@ class Gateway:
                 self.engine.call(
                     "POST", "/volumes/create", {"Name": name, "Labels": {OWNER_LABEL: ident.user}}
                 )
+
+
+_ID_PREFIX = b'{"Id":"'
+
+
+def _inspected_id(data: bytes) -> str:
+    """The id at the start of an engine inspect answer (its first field), or ""."""
+    if data.startswith(_ID_PREFIX) and data[71:72] == b'"':
+        return data[7:71].decode("ascii", "replace")
+    return ""
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_array_filter(data: bytes, keep: Callable[[dict[str, Any]], bool]) -> bytes:
+    """The engine's JSON array with only the objects ``keep`` accepts, each passed on as the
+    engine's own text (decoding is needed to judge a row; encoding it again is not)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(502, "the engine's answer could not be checked; try again") from None
+    end = _SPACE.match(text, 0).end()
+    if text[end : end + 1] != "[":
+        raise HttpError(502, "the engine's answer could not be checked; try again")
+    position = _SPACE.match(text, end + 1).end()
+    kept: list[str] = []
+    while text[position : position + 1] != "]":
+        try:
+            row, stop = _DECODER.raw_decode(text, position)
+        except ValueError:
+            raise HttpError(502, "the engine's answer could not be checked; try again") from None
+        if not isinstance(row, dict):
+            raise HttpError(502, "the engine's answer could not be checked; try again")
+        if keep(row):
+            kept.append(text[position:stop])
+        position = _SPACE.match(text, stop).end()
+        if text[position : position + 1] == ",":
+            position = _SPACE.match(text, position + 1).end()
+        elif text[position : position + 1] != "]":
+            raise HttpError(502, "the engine's answer could not be checked; try again")
+    return ("[" + ",".join(kept) + "]\n").encode("utf-8")
 
 
 def engine_json(data: bytes, shape: type) -> Any:
