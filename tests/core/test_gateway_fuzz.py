@@ -162,9 +162,8 @@ def authorised(method: str, target: str, body: bytes) -> str | None:
         # a read authorised on the engine's answer: the gateway asks, and withholds the answer
         # for another's container (checked by the tests: alice's inspect never reaches bob)
         return None if method == "GET" and not body else "inspect with a body"
-    if route.kind.startswith("container.") and route.ref is not None:
-        if OWNERS.get(route.ref) != "bob":
-            return f"container op on {route.ref!r}"
+    if route.kind.startswith("container.") and route.ref and OWNERS.get(route.ref) != "bob":
+        return f"container op on {route.ref!r}"
     if route.kind in ("exec.start", "exec.op") and EXECS.get(str(route.ref)) != "b" * 64:
         return "another's exec"
     if route.kind == "container.create":
@@ -469,7 +468,7 @@ def test_random_bytes(setup, data):
 def test_still_serving_after_the_fuzzing(setup):
     """Runs after the fuzzing (file order): the examples did reach the engine in many shapes,
     so the property above was not vacuous, and the gateway still answers."""
-    gateway, engine = setup
+    gateway, _engine = setup
     assert len(FORWARDED_KINDS) >= 8, FORWARDED_KINDS
     answer = exchange(
         gateway.socket_path, b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"

@@ -181,10 +181,9 @@ ATTACKS = {
         http(
             "POST",
             f"{V}/containers/create?name={n}",
-            (
-                '{"Image": "%s", "HostConfig": {"Privileged": false, "Privileged": true}}'
-                % w["image"]
-            ).encode(),
+            b'{"Image": "'
+            + w["image"].encode()
+            + b'", "HostConfig": {"Privileged": false, "Privileged": true}}',
         ),
     ),
     "pid of another's container": lambda w, n: w["create"](
