@@ -3,6 +3,7 @@ and touches only their own containers, and their everyday tools work through it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 import pytest
 import yaml
 
+from tests.conftest import unavailable
 from tests.helpers.gateway import (
     COMPOSE,
     as_user,
@@ -117,6 +119,13 @@ def test_client_labels_cannot_claim_another_owner(gateway, alices_box, docker_en
     labels = docker_engine.inspect_container(alices_box)["Config"]["Labels"]
     assert labels["ds01.user"] == "ds01ta"  # the --label ds01.user=ds01tb was dropped
     assert labels["ds01.created_at"]
+
+
+def test_the_cgroups_plugin_places_gateway_containers(alices_box, docker_engine):
+    if importlib.util.find_spec("ds01_cgroups") is None:
+        unavailable("the ds01-cgroups plugin is not installed (tox -e test installs it)")
+    host = docker_engine.inspect_container(alices_box)["HostConfig"]
+    assert host["CgroupParent"].rstrip("/").endswith("ds01ta")
 
 
 OTHER_USERS_OPERATIONS = [
@@ -429,3 +438,13 @@ def test_admins_pass_through(gateway, bob, alices_box):
     assert status_of(answer) == 200 and json_of(answer)["Name"] == f"/{alices_box}"
     listing = json_of(raw_as(0, 0, gateway["sock"], http("GET", "/containers/json")))
     assert alices_box in {n.lstrip("/") for c in listing for n in c["Names"]}
+    paused = raw_as(0, 0, gateway["sock"], http("POST", f"/v1.41/containers/{alices_box}/pause"))
+    assert status_of(paused) == 204
+    raw_as(0, 0, gateway["sock"], http("POST", f"/v1.41/containers/{alices_box}/unpause"))
+    logged = [json.loads(line) for line in gateway["events"].read_text().splitlines()]
+    assert any(
+        e["event_type"] == "access.admin"
+        and e["user"] == "root"
+        and "pause" in e["details"]["endpoint"]
+        for e in logged
+    )
