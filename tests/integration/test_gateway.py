@@ -415,6 +415,13 @@ def test_gpu_request_is_allocated_and_rewritten(gateway, alice, test_image, dock
         refused(everything, "all GPUs")
     finally:
         ok(docker(alice, sock, "rm", "-f", name))
+    by_flag = f"gw-gpus-{os.getpid()}"
+    ok(docker(alice, sock, "create", "--name", by_flag, "--gpus", "2", test_image, "true"))
+    try:
+        labels = docker_engine.inspect_container(by_flag)["Config"]["Labels"]
+        assert len(labels["ds01.gpu.uuids"].split(",")) == 2
+    finally:
+        ok(docker(alice, sock, "rm", "-f", by_flag))
     cpu_only = f"gw-cpu-{os.getpid()}"
     ok(docker(alice, sock, "create", "--name", cpu_only, test_image, "true"))
     try:
