@@ -416,10 +416,12 @@ def test_gpu_request_is_allocated_and_rewritten(gateway, alice, test_image, dock
     finally:
         ok(docker(alice, sock, "rm", "-f", name))
     by_flag = f"gw-gpus-{os.getpid()}"
-    ok(docker(alice, sock, "create", "--name", by_flag, "--gpus", "2", test_image, "true"))
+    ok(docker(alice, sock, "create", "--name", by_flag, "--gpus", "1", test_image, "true"))
     try:
         labels = docker_engine.inspect_container(by_flag)["Config"]["Labels"]
-        assert len(labels["ds01.gpu.uuids"].split(",")) == 2
+        assert len(labels["ds01.gpu.uuids"].split(",")) == 1
+        two = docker(alice, sock, "create", "--gpus", "2", test_image, "true")
+        refused(two, "GPU slots per container: 2 requested, at most 1 allowed")
     finally:
         ok(docker(alice, sock, "rm", "-f", by_flag))
     cpu_only = f"gw-cpu-{os.getpid()}"
