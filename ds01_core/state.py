@@ -155,8 +155,14 @@ class StateStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        # check_same_thread=False: a process may open the store in one thread (a plugin's
+        # configure hook) and use it from another (the gateway's runtime thread); callers never
+        # use one store from two threads at once, and Python's SQLite is built serialized.
         self.db = sqlite3.connect(
-            str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            str(self.path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
         )
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
