@@ -307,6 +307,7 @@ class Gateway:
         hijack: bool = False,
         stream: bool = False,
         buffered: Callable[[int, bytes], bytes] | None = None,
+        passes: Callable[[int, bytes], bool] | None = None,
         lines: Callable[[bytes], bool] | None = None,
     ) -> bool:
         """Send the checked request on and the answer back; whether the client connection can
@@ -373,7 +374,24 @@ class Gateway:
                 pipe(client, upstream)
                 return False
             if buffered is not None and has_body(head.method, answer.status):
-                data = buffered(answer.status, read_whole(upstream, answer))
+                chunked = "chunked" in answer.tokens("transfer-encoding")
+                if passes is not None and chunked:
+                    pieces = upstream.chunks()
+                    first = next(pieces, b"")
+                    if passes(answer.status, first):  # judged from the first chunk: relay as is
+                        client.sock.sendall(
+                            serialize(answer.first, answer_headers(answer, keep))
+                            + (b"%x\r\n%s\r\n" % (len(first), first) if first else b"")
+                        )
+                        for chunk in pieces:
+                            client.sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        client.sock.sendall(b"0\r\n\r\n")
+                        reusable = persistent and "close" not in answer.tokens("connection")
+                        return keep
+                    whole = first + b"".join(pieces)
+                else:
+                    whole = read_whole(upstream, answer)
+                data = buffered(answer.status, whole)
                 reusable = (
                     persistent
                     and "close" not in answer.tokens("connection")
@@ -514,19 +532,24 @@ class Gateway:
     def on_container_inspect(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
 
+        def known_mine(status: int, first: bytes) -> bool:
+            """An owner from a label never changes: the id at the start of the answer is
+            enough, and the answer can flow on without waiting for its end."""
+            return status == 200 and self.owners.cached(_inspected_id(first)) == ident.user
+
         def mine(status: int, data: bytes) -> bytes:
             if status != 200:
                 return data
             known = self.owners.cached(_inspected_id(data))
             if known == ident.user:
-                return data  # an owner from a label never changes: no need to parse again
+                return data
             if known is not None or self.owners.of_inspect(engine_json(data, dict)) != ident.user:
                 raise Refused(
                     f"container {route.ref} belongs to another user; you may only use your own"
                 )
             return data
 
-        return self.forward(client, head, route.target(), framing, buffered=mine)
+        return self.forward(client, head, route.target(), framing, buffered=mine, passes=known_mine)
 
     def on_container_op(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
