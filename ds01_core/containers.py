@@ -23,6 +23,7 @@ from ds01_core.allocation import (
     Allocations,
     Granted,
 )
+from ds01_core.bare_metal import gpu_group_id
 from ds01_core.detection.containers import ORIGIN_LABEL, OWNER_LABEL
 from ds01_core.docker import DockerError
 from ds01_core.gpu_queue import allocate_waiting
@@ -198,6 +199,9 @@ class ContainerService:
                 host["DeviceRequests"] = [
                     {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
                 ]
+            gid = gpu_group_id(self.runtime)
+            if gid is not None:  # GPU device nodes are 0660 to that group
+                host["GroupAdd"] = [str(gid)]
         else:
             env.append("NVIDIA_VISIBLE_DEVICES=void")  # an nvidia image's default is "all"
         if binds:

@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("whole-gpu-allocator", "ds01_core.builtin.whole_gpu"),
     ("idle-policy", "ds01_core.builtin.idle_policy"),
     ("event-notifier", "ds01_core.builtin.event_notifier"),
+    ("bare-metal", "ds01_core.builtin.bare_metal"),
 )
 
 Status = Literal["active", "disabled", "failed", "missing"]

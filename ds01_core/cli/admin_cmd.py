@@ -358,3 +358,15 @@ def exempt_remove(state: CliState, ids: tuple[int, ...]) -> None:
         Event("lifecycle.exempt_removed", None, "admin", {"ids": list(ids), "by": admin_name})
     )
     click.echo(f"removed {count} exemption(s)")
+
+
+def _add_command_families() -> None:
+    """Admin command families that live in modules of their own."""
+    from ds01_core.cli.bare_metal_cmd import bare_metal
+    from ds01_core.cli.doctor_cmd import doctor
+
+    admin.add_command(bare_metal)
+    admin.add_command(doctor)
+
+
+_add_command_families()

@@ -28,6 +28,7 @@ from ds01_core.allocation import (
     Allocations,
     Granted,
 )
+from ds01_core.bare_metal import gpu_group_id
 from ds01_core.containers import CREATED_AT_LABEL
 from ds01_core.detection.containers import OWNER_LABEL, classify_origin
 from ds01_core.labels import LEGACY_PREFIX
@@ -126,6 +127,9 @@ def prepare_create(
             host["DeviceRequests"] = [
                 {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
             ]
+        gid = gpu_group_id(runtime)
+        if gid is not None:  # the device nodes are 0660 to that group (docs/bare-metal.md)
+            host["GroupAdd"] = [*(host.get("GroupAdd") or []), str(gid)]
     else:
         env.append("NVIDIA_VISIBLE_DEVICES=void")
     out["Env"], out["Labels"], out["HostConfig"] = env, labels, host

@@ -3,6 +3,7 @@ and touches only their own containers, and their everyday tools work through it.
 
 from __future__ import annotations
 
+import grp
 import importlib.util
 import json
 import os
@@ -44,6 +45,8 @@ def gateway(tmp_path_factory, unix_users, docker_engine, test_image):
                 },
                 "gpu": {"backend": "simulated"},
                 "limits": {"defaults": {"max_gpu_equivalents": 2}},
+                # an existing group stands in for ds01-gpu-direct (GPU containers join it)
+                "bare_metal": {"group": "users"},
             }
         )
     )
@@ -401,6 +404,7 @@ def test_gpu_request_is_allocated_and_rewritten(gateway, alice, test_image, dock
         uuids = labels["ds01.gpu.uuids"].split(",")
         assert len(uuids) == 1 and uuids[0].startswith(("GPU-", "MIG-"))
         assert f"NVIDIA_VISIBLE_DEVICES={uuids[0]}" in inspect["Config"]["Env"]
+        assert inspect["HostConfig"]["GroupAdd"] == [str(grp.getgrnam("users").gr_gid)]
         over = docker(
             alice,
             sock,
