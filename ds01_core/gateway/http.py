@@ -14,14 +14,14 @@ import re
 import socket
 from collections.abc import Iterator
 
-import attrs
-
 MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 1024
 BUFFER = 64 * 1024
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-_HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*")
-_TARGET = re.compile(rb"^/[\x21-\x7e]*$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: a request head: printable bytes, tabs and CRLF line ends only (no bare CR/LF, no NUL)
+_REQUEST_HEAD = re.compile(rb"(?:[\t\x20-\x7e\x80-\xff]|\r\n(?![ \t]))*")
+_TARGET = re.compile(r"^/[\x21-\x7e]*$")
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -51,28 +51,29 @@ class Closed(Exception):
     """The peer closed the connection (cleanly, between messages, or in the middle of one)."""
 
 
-@attrs.define(slots=False)
 class Head:
-    """A request line or status line with its headers, as parsed."""
+    """A request line or status line with its headers, as parsed (indexed by lower-cased name
+    once: every request asks a dozen questions of its headers)."""
 
-    first: tuple[str, str, str]
-    headers: list[tuple[str, str]]
+    __slots__ = ("_by_name", "first", "headers")
 
-    def _index(self) -> dict[str, list[str]]:
-        index = self.__dict__.get("_by_name")
-        if index is None:
-            index = {}
-            for key, value in self.headers:
-                index.setdefault(key.lower(), []).append(value)
-            self.__dict__["_by_name"] = index
-        return index
+    def __init__(self, first: tuple[str, str, str], headers: list[tuple[str, str]]):
+        self.first = first
+        self.headers = headers
+        index: dict[str, list[str]] = {}
+        for key, value in headers:
+            index.setdefault(key.lower(), []).append(value)
+        self._by_name = index
+
+    def __repr__(self) -> str:
+        return f"Head({self.first!r}, {self.headers!r})"
 
     def get(self, name: str) -> str | None:
-        values = self._index().get(name.lower())
+        values = self._by_name.get(name)
         return values[0] if values else None
 
     def all(self, name: str) -> list[str]:
-        return self._index().get(name.lower(), [])
+        return self._by_name.get(name, [])
 
     def tokens(self, name: str) -> set[str]:
         """Comma-separated header tokens, lower-cased (``Connection: keep-alive, Upgrade``)."""
@@ -228,40 +229,32 @@ class Stream:
 
 
 def parse_head(raw: bytes, *, request: bool) -> Head:
-    lines = raw.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
+    """A head from its bytes (without the blank line). Header names are looked up lower-case."""
+    if request and not _REQUEST_HEAD.fullmatch(raw):
+        raise HttpError(400, "control characters or bytes outside HTTP in the request head")
+    lines = raw.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
     if request:
         if len(parts) != 3:
             raise HttpError(400, "malformed request line")
         method, target, version = parts
-        if method.decode("latin-1") not in METHODS:
+        if method not in METHODS:
             raise HttpError(405, f"method {method[:20]!r} not supported")
         if not _TARGET.match(target) or len(target) > 8192:
             raise HttpError(400, "malformed request target")
-        if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
             raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        first = (method, target, version)
     else:
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise HttpError(502, "the engine sent a malformed status line")
-        if len(parts) == 2:
-            parts.append(b"")
-        version, code, reason = parts
-        method, target = version, code
-        version = reason
+        first = (parts[0], parts[1], parts[2] if len(parts) > 2 else "")
     headers: list[tuple[str, str]] = []
-    if request:
-        for line in lines[1:]:
-            match = _HEADER.fullmatch(line)
-            if match is None:
-                raise HttpError(400, "malformed header line")
-            headers.append((match.group(1).decode("latin-1"), match.group(2).decode("latin-1")))
-    else:  # the engine's answer: trusted to be well-formed, read without the strict checks
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or b" " in name:
-                raise HttpError(502, "the engine sent a malformed header")
-            headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
-    first = (method.decode("latin-1"), target.decode("latin-1"), version.decode("latin-1"))
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or (request and not _TOKEN.fullmatch(name)) or not name or " " in name:
+            raise HttpError(400 if request else 502, "malformed header line")
+        headers.append((name, value.strip(" \t")))
     return Head(first, headers)
 
 

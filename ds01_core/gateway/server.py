@@ -254,15 +254,7 @@ class Gateway:
     def serve_one(
         self, ident: Identity | None, uid: int, pid: int, client: Stream, head: Head
     ) -> bool:
-        if (
-            head.get(
-                "expect",
-            )
-            and head.get(
-                "expect",
-            ).lower()
-            == "100-continue"
-        ):
+        if (head.get("expect") or "").lower() == "100-continue":
             client.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if ident is None:
             raise Refused(f"uid {uid} has no account on this host")
