@@ -242,6 +242,7 @@ class GatewayConfig:
     runtimes: list[str] = attrs.Factory(lambda: ["runc", "nvidia"])
     log_admin_requests: bool = True
     max_request_body: ByteSize = ByteSize(16 * 1024 * 1024)
+    max_connections_per_user: int = 64
 
 
 @attrs.define
@@ -743,6 +744,13 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
                 ConfigProblem(
                     f"detection.home_roots[{index}]", f"must be an absolute path, got {root!r}"
                 )
+            )
+    if config.gateway.max_connections_per_user < 1:
+        problems.append(ConfigProblem("gateway.max_connections_per_user", "must be at least 1"))
+    for key in ("socket", "upstream"):
+        if not getattr(config.gateway, key).removeprefix("unix://").startswith("/"):
+            problems.append(
+                ConfigProblem(f"gateway.{key}", "must be an absolute path (or unix:///path)")
             )
     lifecycle = config.lifecycle
     if lifecycle.interval <= 0:

@@ -21,6 +21,7 @@ import re
 import socket
 import socketserver
 import struct
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,14 +147,16 @@ class Gateway:
     ):
         self.runtime = runtime
         config = runtime.config.gateway
-        self.socket_path = socket_path or config.socket
-        self.upstream = upstream or config.upstream
+        self.socket_path = (socket_path or config.socket).removeprefix("unix://")
+        self.upstream = (upstream or config.upstream).removeprefix("unix://")
         self.engine = Engine(self.upstream)
         self.owners = Owners(self.engine, runtime.config.detection.home_roots)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ds01-gw-rt")
         self._nvidia: tuple[float, bool] = (0.0, False)
         self.server: socketserver.ThreadingUnixStreamServer | None = None
         self.identify = identify
+        self._connections: dict[int, int] = {}
+        self._count_lock = threading.Lock()
 
     # -- the runtime (state store, plugins) lives in one thread -------------------------------
 
@@ -213,6 +216,36 @@ class Gateway:
 
     def handle_connection(self, sock: socket.socket) -> None:
         pid, uid, ident = self.identify(sock, self.runtime.config.gateway.admin_group)
+        limit = self.runtime.config.gateway.max_connections_per_user
+        with self._count_lock:
+            held = self._connections.get(uid, 0)
+            admitted = uid == 0 or bool(ident and ident.admin) or held < limit
+            if admitted:
+                self._connections[uid] = held + 1
+        if not admitted:  # one user's connections (each a thread here) must not crowd others out
+            who = ident.user if ident else f"uid:{uid}"
+            self.event(
+                "access.denied",
+                who,
+                {"endpoint": "connect", "reason": "too many connections", "pid": pid},
+            )
+            self._error(
+                sock,
+                429,
+                f"you have {held} connections open to the gateway (the limit is {limit}); close some",
+            )
+            return
+        try:
+            self._serve_connection(sock, pid, uid, ident)
+        finally:
+            with self._count_lock:
+                self._connections[uid] -= 1
+                if not self._connections[uid]:
+                    del self._connections[uid]
+
+    def _serve_connection(
+        self, sock: socket.socket, pid: int, uid: int, ident: Identity | None
+    ) -> None:
         client = Stream(sock)
         head: Head | None = None
         try:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tarfile
+import time
 
 import pytest
 import yaml
@@ -354,7 +356,7 @@ def test_own_volume_and_network_lifecycle(world):
 def test_events_show_only_own_containers(world):
     w, tag = world, world["tag"]
     # events of the last minutes, until now: both users' containers were created meanwhile
-    request = http("GET", f"{V}/events?since=0&until={int(__import__('time').time())}")
+    request = http("GET", f"{V}/events?since=0&until={int(time.time())}")
     mine = json_of_lines(w["call"](w["bob"], request)[1])
     names = {e.get("Actor", {}).get("Attributes", {}).get("name") for e in mine}
     assert f"gws-b-{tag}" in names
@@ -366,3 +368,47 @@ def json_of_lines(answer: bytes) -> list[dict]:
     from tests.helpers.gateway import body_of
 
     return [json.loads(line) for line in body_of(answer).splitlines() if line.strip()]
+
+
+def test_one_user_cannot_hold_every_connection(tmp_path, unix_users):
+    """Each connection is a thread in the gateway: past the per-user cap a user is refused,
+    and another user still gets in."""
+    config = tmp_path / "ds01.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "paths": {k: str(tmp_path) for k in ("state_dir", "log_dir", "runtime_dir")},
+                "gpu": {"backend": "simulated"},
+                "gateway": {"max_connections_per_user": 3},
+            }
+        )
+    )
+    bob, alice = unix_users["ds01tb"], unix_users["ds01ta"]
+    with running_gateway(config) as sock:
+        read_end, write_end = os.pipe()
+        release_read, release_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # bob opens three idle connections and holds them
+            try:
+                os.setgroups([])
+                os.setgid(bob.gid)
+                os.setuid(bob.uid)
+                held = []
+                for _ in range(3):
+                    held.append(socket.socket(socket.AF_UNIX))
+                    held[-1].connect(sock)
+                os.write(write_end, b"x")
+                os.read(release_read, 1)
+            finally:
+                os._exit(0)
+        try:
+            assert os.read(read_end, 1) == b"x"
+            time.sleep(0.5)  # the gateway has counted them
+            fourth = raw_as(bob.uid, bob.gid, sock, http("GET", f"{V}/_ping"))
+            assert status_of(fourth) == 429 and b"limit is 3" in fourth
+            assert status_of(raw_as(alice.uid, alice.gid, sock, http("GET", f"{V}/_ping"))) == 200
+        finally:
+            os.write(release_write, b"x")
+            os.waitpid(pid, 0)
+        time.sleep(0.5)  # closed connections no longer count
+        assert status_of(raw_as(bob.uid, bob.gid, sock, http("GET", f"{V}/_ping"))) == 200
