@@ -95,6 +95,8 @@ BUILD_PARAMS = frozenset(
 )
 BUILD_NETWORKS = frozenset({"", "default", "bridge", "none"})
 NETWORK_OPTIONS = frozenset({"com.docker.network.driver.mtu"})
+#: how long a connection may sit without sending a request before it is closed
+IDLE_TIMEOUT = 600.0
 
 
 class Refused(HttpError):
@@ -250,7 +252,9 @@ class Gateway:
         head: Head | None = None
         try:
             while True:
+                sock.settimeout(IDLE_TIMEOUT)  # waiting for a request: an idle client goes
                 head = client.read_head(request=True)
+                sock.settimeout(None)  # answers may stream for hours (logs -f, events)
                 if head is None:
                     return
                 if not self.serve_one(ident, uid, pid, client, head):
