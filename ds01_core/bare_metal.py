@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from ds01_core.lifecycle import add_grant, revoke_grants
-from ds01_core.model import Event, Notice
+from ds01_core.model import Event, Notice, utc_text
 from ds01_core.users import normalize_username, uid_for_username
 
 if TYPE_CHECKING:
@@ -101,10 +101,10 @@ class BareMetalGrant:
         return {
             "id": self.id,
             "user": self.user,
-            "expires": _iso(self.expires),
+            "expires": utc_text(self.expires),
             "reason": self.reason,
             "granted_by": self.granted_by,
-            "created_at": _iso(self.created_at),
+            "created_at": utc_text(self.created_at),
         }
 
 
@@ -116,10 +116,6 @@ class Revocation:
     group: str
     grants: list[int]
     membership_removed: bool
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _group(runtime: Runtime) -> str:
@@ -217,7 +213,7 @@ def grant(
             {
                 "group": group,
                 "grant": grant_id,
-                "expires": _iso(expires),
+                "expires": utc_text(expires),
                 "seconds": round(seconds),
                 "reason": reason,
                 "by": granted_by,
@@ -320,7 +316,7 @@ def expire(
                 {
                     "group": group,
                     "grants": ids,
-                    "expired_at": _iso(max(_expires(r) for r in expired)),
+                    "expired_at": utc_text(max(_expires(r) for r in expired)),
                     "membership_removed": removed,
                 },
             )

@@ -6,7 +6,6 @@ user's containers, as detection attributes them.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ from ds01_core.bare_metal import gpu_group_id
 from ds01_core.detection.containers import ORIGIN_LABEL, OWNER_LABEL
 from ds01_core.docker import DockerError
 from ds01_core.gpu_queue import allocate_waiting
-from ds01_core.model import ContainerSpec, Event, GpuRequest, Workload
+from ds01_core.model import ContainerSpec, Event, GpuRequest, Workload, utc_text
 from ds01_core.pipeline import detect
 from ds01_core.users import uid_for_username
 
@@ -69,8 +68,39 @@ class Created:
     device_requests: bool = False
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def give_gpus(
+    runtime: Runtime,
+    granted: Granted | None,
+    labels: dict[str, str],
+    env: list[str],
+    host: dict[str, Any],
+    *,
+    nvidia_runtime: bool,
+) -> None:
+    """Make a create body give the container exactly its granted slots, or none.
+
+    Shared by ``ds01 container create`` and the gateway: the slot labels, the
+    ``NVIDIA_VISIBLE_DEVICES`` list (``void`` without a grant: CUDA images default to ``all``),
+    a device request for those UUIDs where the engine has the nvidia runtime, and the GPU
+    group, whose members alone may open the device nodes (docs/bare-metal.md).
+    """
+    if granted is None:
+        env.append("NVIDIA_VISIBLE_DEVICES=void")
+        return
+    uuids = [s.uuid for s in granted.slots]
+    labels[UUIDS_LABEL] = ",".join(uuids)
+    labels[SLOTS_LABEL] = ",".join(s.slot_id for s in granted.slots)
+    labels[ALLOCATED_AT_LABEL] = utc_text(granted.allocation.allocated_at)
+    env.append(f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}")
+    if not any(str(e).startswith("NVIDIA_DRIVER_CAPABILITIES=") for e in env):
+        env.append("NVIDIA_DRIVER_CAPABILITIES=compute,utility")
+    if nvidia_runtime:
+        host["DeviceRequests"] = [
+            {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
+        ]
+    gid = gpu_group_id(runtime)
+    if gid is not None:
+        host["GroupAdd"] = [*(host.get("GroupAdd") or []), str(gid)]
 
 
 class ContainerService:
@@ -173,37 +203,18 @@ class ContainerService:
         labels = {
             OWNER_LABEL: self.user,
             ORIGIN_LABEL: "ds01",
-            CREATED_AT_LABEL: _iso(now),
+            CREATED_AT_LABEL: utc_text(now),
         }
         if req.workspace:
             labels[WORKSPACE_LABEL] = binds[0].rsplit(":", 1)[0]
         if req.project:
             labels[PROJECT_LABEL] = req.project
-        env = []
+        env: list[str] = []
         host: dict[str, Any] = {}
-        uuids: list[str] = []
-        slot_ids: list[str] = []
-        use_device_requests = False
-        if granted is not None:
-            uuids = [s.uuid for s in granted.slots]
-            slot_ids = [s.slot_id for s in granted.slots]
-            labels[UUIDS_LABEL] = ",".join(uuids)
-            labels[SLOTS_LABEL] = ",".join(slot_ids)
-            labels[ALLOCATED_AT_LABEL] = _iso(granted.allocation.allocated_at)
-            env += [
-                f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}",
-                "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
-            ]
-            use_device_requests = self._nvidia_runtime()
-            if use_device_requests:
-                host["DeviceRequests"] = [
-                    {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
-                ]
-            gid = gpu_group_id(self.runtime)
-            if gid is not None:  # GPU device nodes are 0660 to that group
-                host["GroupAdd"] = [str(gid)]
-        else:
-            env.append("NVIDIA_VISIBLE_DEVICES=void")  # an nvidia image's default is "all"
+        use_device_requests = granted is not None and self._nvidia_runtime()
+        give_gpus(self.runtime, granted, labels, env, host, nvidia_runtime=use_device_requests)
+        uuids = [s.uuid for s in granted.slots] if granted else []
+        slot_ids = [s.slot_id for s in granted.slots] if granted else []
         if binds:
             host["Binds"] = binds
         body: dict[str, Any] = {

@@ -23,6 +23,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def utc_text(moment: dt.datetime) -> str:
+    """``2026-11-23T04:00:00.123456Z``: how timestamps appear in labels, events and JSON."""
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 @attrs.frozen
 class GpuSlot:
     """Something a container can be given: a whole GPU, or one MIG instance of a GPU.
@@ -203,7 +208,7 @@ class Event:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
-            "timestamp": self.timestamp.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "timestamp": utc_text(self.timestamp),
             "event_type": self.event_type,
             "user": self.user,
             "source": self.source,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ds01_core.model import Event, Workload
+from ds01_core.model import Event, Workload, utc_text
 
 SNAPSHOT_VERSION = 1
 
@@ -23,7 +23,7 @@ SNAPSHOT_VERSION = 1
 def _iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(moment)
 
 
 def workload_json(workload: Workload) -> dict[str, Any]:

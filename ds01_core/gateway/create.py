@@ -14,25 +14,20 @@ and the plugins' caches belong to that thread.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ds01_core.allocation import (
-    ALLOCATED_AT_LABEL,
-    SLOTS_LABEL,
-    UUIDS_LABEL,
     AllocationRefused,
     Allocations,
     Granted,
 )
-from ds01_core.bare_metal import gpu_group_id
-from ds01_core.containers import CREATED_AT_LABEL
+from ds01_core.containers import CREATED_AT_LABEL, give_gpus
 from ds01_core.detection.containers import OWNER_LABEL, classify_origin
 from ds01_core.labels import LEGACY_PREFIX
-from ds01_core.model import ContainerSpec, Event, GpuRequest
+from ds01_core.model import ContainerSpec, Event, GpuRequest, utc_text
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
@@ -51,8 +46,9 @@ class PreparedCreate:
     uuids: tuple[str, ...]
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def _capabilities(request: Mapping[str, Any]) -> list[str]:
+    """A device request's capabilities, flattened (``[["gpu", "compute"]]``)."""
+    return [c for group in request.get("Capabilities") or [] for c in group or []]
 
 
 def gpu_count(body: Mapping[str, Any]) -> int:
@@ -60,7 +56,7 @@ def gpu_count(body: Mapping[str, Any]) -> int:
     host = body.get("HostConfig") or {}
     count = 0
     for request in host.get("DeviceRequests") or []:
-        capabilities = [c for group in request.get("Capabilities") or [] for c in group or []]
+        capabilities = _capabilities(request)
         if request.get("Driver") not in (None, "", "nvidia") and "gpu" not in capabilities:
             continue
         ids = request.get("DeviceIDs") or []
@@ -76,9 +72,9 @@ def unsupported_device_requests(body: Mapping[str, Any]) -> list[str]:
     host = body.get("HostConfig") or {}
     problems = []
     for request in host.get("DeviceRequests") or []:
-        capabilities = [c for group in request.get("Capabilities") or [] for c in group or []]
+        capabilities = _capabilities(request)
         if request.get("Driver") not in (None, "", "nvidia") or (
-            capabilities and capabilities != ["gpu"] and "gpu" not in capabilities
+            capabilities and "gpu" not in capabilities
         ):
             problems.append(f"device request {request!r} is not a GPU request ds01 understands")
         if request.get("Options"):
@@ -103,7 +99,7 @@ def prepare_create(
     host: dict[str, Any] = dict(out.get("HostConfig") or {})
     labels = own_labels(out.get("Labels"))
     labels[OWNER_LABEL] = user
-    labels[CREATED_AT_LABEL] = _iso(runtime.now())
+    labels[CREATED_AT_LABEL] = utc_text(runtime.now())
     origin = classify_origin(labels, name or "")
     count = gpu_count(out)
     env = [e for e in out.get("Env") or [] if not str(e).startswith("NVIDIA_VISIBLE_DEVICES=")]
@@ -116,22 +112,7 @@ def prepare_create(
             granted = Allocations(runtime).allocate(gpu_request)
         except AllocationRefused as refused:
             raise CreateRefused(str(refused)) from None
-        uuids = [s.uuid for s in granted.slots]
-        labels[UUIDS_LABEL] = ",".join(uuids)
-        labels[SLOTS_LABEL] = ",".join(s.slot_id for s in granted.slots)
-        labels[ALLOCATED_AT_LABEL] = _iso(granted.allocation.allocated_at)
-        env.append(f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}")
-        if not any(str(e).startswith("NVIDIA_DRIVER_CAPABILITIES=") for e in env):
-            env.append("NVIDIA_DRIVER_CAPABILITIES=compute,utility")
-        if nvidia_runtime:
-            host["DeviceRequests"] = [
-                {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
-            ]
-        gid = gpu_group_id(runtime)
-        if gid is not None:  # the device nodes are 0660 to that group (docs/bare-metal.md)
-            host["GroupAdd"] = [*(host.get("GroupAdd") or []), str(gid)]
-    else:
-        env.append("NVIDIA_VISIBLE_DEVICES=void")
+    give_gpus(runtime, granted, labels, env, host, nvidia_runtime=nvidia_runtime)
     out["Env"], out["Labels"], out["HostConfig"] = env, labels, host
     spec = ContainerSpec(user=user, name=name, body=out, origin=origin, gpu_request=gpu_request)
     try:
