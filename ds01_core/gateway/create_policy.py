@@ -114,7 +114,7 @@ def mount_refusal(source: str, read_only: bool, rules: CreateRules) -> str | Non
     return f"{source} is outside the paths you may mount (your home, your workspace)"
 
 
-def _bind_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
+def mount_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
     """(kind, source, read-only) of each mount: kind ``bind`` (a host path), ``volume`` (a
     named volume) or ``bad`` (not understood, so refused)."""
     for bind in host.get("Binds") or []:
@@ -236,7 +236,7 @@ def refusals(
     runtime = host.get("Runtime")
     if runtime and runtime not in rules.runtimes:
         found.append(f"runtime {runtime!r} is not allowed (allowed: {', '.join(rules.runtimes)})")
-    for kind, source, read_only in _bind_sources(host):
+    for kind, source, read_only in mount_sources(host):
         if kind == "bad":
             found.append(f"mount {source} is not allowed (binds, named volumes and tmpfs only)")
         elif kind == "bind":

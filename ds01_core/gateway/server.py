@@ -32,7 +32,13 @@ import attrs
 from ds01_core.detection.containers import OWNER_LABEL
 from ds01_core.gateway import create as creating
 from ds01_core.gateway import schema
-from ds01_core.gateway.create_policy import DEFAULT_SAFE_CAPS, CreateRules, Lookups, refusals
+from ds01_core.gateway.create_policy import (
+    DEFAULT_SAFE_CAPS,
+    CreateRules,
+    Lookups,
+    mount_sources,
+    refusals,
+)
 from ds01_core.gateway.http import REASONS, Closed, Head, HttpError, Stream, response, serialize
 from ds01_core.gateway.ownership import (
     BUILTIN_NETWORKS,
@@ -886,14 +892,7 @@ class Gateway:
     def _create_named_volumes(self, ident: Identity, body: dict[str, Any]) -> None:
         """Named volumes the engine would create on the fly get the owner's label first."""
         host = body.get("HostConfig") or {}
-        names = [
-            b.split(":")[0] for b in host.get("Binds") or [] if ":" in b and not b.startswith("/")
-        ]
-        names += [
-            m["Source"]
-            for m in host.get("Mounts") or []
-            if m.get("Type", "volume") == "volume" and m.get("Source")
-        ]
+        names = [source for kind, source, _ in mount_sources(host) if kind == "volume"]
         for name in names:
             if self.engine.inspect("volumes", name) is None:
                 self.engine.call(
