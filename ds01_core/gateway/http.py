@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 1024
@@ -123,6 +123,22 @@ class Head:
         return "close" not in connection
 
 
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def frame(chunk: bytes) -> bytes:
+    """One chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+
+
+def send_chunked(sock: socket.socket, chunks: Iterable[bytes]) -> None:
+    """The rest of a chunked body: each chunk framed, then the last (empty) chunk."""
+    for chunk in chunks:
+        if chunk:
+            sock.sendall(frame(chunk))
+    sock.sendall(LAST_CHUNK)
+
+
 def serialize(first: tuple[str, str, str], headers: list[tuple[str, str]]) -> bytes:
     lines = [" ".join(first)] + [f"{k}: {v}" for k, v in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -181,6 +197,20 @@ class Stream:
         data = bytes(self.buffer)
         self.buffer.clear()
         return data
+
+    def copy_to(self, sock: socket.socket, size: int) -> bool:
+        """Pass exactly ``size`` bytes of this stream on to ``sock`` as they come (what follows
+        stays buffered: it is the next message); False if the stream ended first."""
+        while size > 0:
+            data = self.read_some()
+            if not data:
+                return False
+            if len(data) > size:
+                self.buffer[:0] = data[size:]
+                data = data[:size]
+            sock.sendall(data)
+            size -= len(data)
+        return True
 
     def read_line(self, limit: int = MAX_CHUNK_LINE) -> bytes:
         while True:

@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator
 from ds01_core.gateway.http import (
     BUFFER,
     HOP_BY_HOP,
+    LAST_CHUNK,
     Closed,
     Head,
     HttpError,
     Stream,
+    send_chunked,
     serialize,
 )
 
@@ -63,20 +65,11 @@ def send_request(
     kind, size = framing
     if kind == "length":
         upstream.sendall(serialize(first, [*headers, ("Content-Length", str(size))]))
-        while size > 0:
-            data = client.read_some()
-            if not data:
-                raise Closed("the client closed in the middle of its body")
-            if len(data) > size:  # the next pipelined request: keep it for later
-                client.buffer[:0] = data[size:]
-                data = data[:size]
-            upstream.sendall(data)
-            size -= len(data)
+        if not client.copy_to(upstream, size):  # what follows is the next pipelined request
+            raise Closed("the client closed in the middle of its body")
     elif kind == "chunked":
         upstream.sendall(serialize(first, [*headers, ("Transfer-Encoding", "chunked")]))
-        for chunk in client.chunks():
-            upstream.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-        upstream.sendall(b"0\r\n\r\n")
+        send_chunked(upstream, client.chunks())
     else:
         upstream.sendall(serialize(first, headers))
 
@@ -118,22 +111,16 @@ def relay_raw(client: socket.socket, upstream: Stream, method: str, head: Head, 
     chunked = "chunked" in head.tokens("transfer-encoding")
     length = head.get("content-length")
     if not chunked and length is not None:
-        size = int(length)
         client.sendall(serialize(head.first, answer_headers(head, keep)))
-        while size > 0:
-            data = upstream.read_some()
-            if not data:
-                return False
-            client.sendall(data[:size])
-            size -= len(data)
-        return keep
+        copied = upstream.copy_to(client, int(length))
+        return keep and copied
     keep = keep and chunked  # a close-delimited answer ends the client's connection too
     client.sendall(serialize(head.first, answer_headers(head, keep)))
     tail = b""
     while data := upstream.read_some():
         client.sendall(data)
         tail = (tail + data)[-5:]
-    return keep and tail == b"0\r\n\r\n"
+    return keep and tail == LAST_CHUNK
 
 
 def relay_persistent(
@@ -149,21 +136,10 @@ def relay_persistent(
     if not chunked and length is None:
         return relay_raw(client, upstream, method, head, keep), False
     client.sendall(serialize(head.first, answer_headers(head, keep)))
-    if not chunked:
-        size = int(length or 0)
-        while size > 0:
-            data = upstream.read_some()
-            if not data:
-                return False, False
-            if len(data) > size:
-                upstream.buffer[:0] = data[size:]
-                data = data[:size]
-            client.sendall(data)
-            size -= len(data)
-    else:
-        for chunk in upstream.chunks():
-            client.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-        client.sendall(b"0\r\n\r\n")
+    if chunked:
+        send_chunked(client, upstream.chunks())
+    elif not upstream.copy_to(client, int(length or 0)):
+        return False, False
     return keep, "close" not in head.tokens("connection")
 
 
@@ -189,10 +165,9 @@ def relay_filtered_lines(
         )
         return False
     client.sendall(serialize(head.first, answer_headers(head, keep)))
-    for line in _lines(upstream.chunks()):
-        if line.strip() and allow(line):
-            client.sendall(b"%x\r\n" % len(line) + line + b"\r\n")
-    client.sendall(b"0\r\n\r\n")
+    send_chunked(
+        client, (line for line in _lines(upstream.chunks()) if line.strip() and allow(line))
+    )
     return keep
 
 

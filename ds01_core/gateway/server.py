@@ -39,7 +39,17 @@ from ds01_core.gateway.create_policy import (
     mount_sources,
     refusals,
 )
-from ds01_core.gateway.http import REASONS, Closed, Head, HttpError, Stream, response, serialize
+from ds01_core.gateway.http import (
+    REASONS,
+    Closed,
+    Head,
+    HttpError,
+    Stream,
+    frame,
+    response,
+    send_chunked,
+    serialize,
+)
 from ds01_core.gateway.ownership import (
     BUILTIN_NETWORKS,
     USABLE_BUILTIN_NETWORKS,
@@ -357,29 +367,8 @@ class Gateway:
         replayable = body is not None or framing[0] == "none"
         upstream = client.upstream if persistent else None
         client.upstream = None
-        answer = None
-        if upstream is not None:  # a kept connection the engine may have closed meanwhile
-            try:
-                send_request(
-                    upstream.sock,
-                    client,
-                    head,
-                    target,
-                    framing,
-                    body=body,
-                    hijack=False,
-                    persistent=True,
-                )
-                answer = upstream.read_head(request=False)
-            except (OSError, Closed):
-                answer = None
-            if answer is None:
-                upstream.sock.close()
-                upstream = None
-                if not replayable:
-                    raise HttpError(502, "the engine closed the connection; try again")
-        if upstream is None:
-            upstream = Stream(self._connect())
+
+        def ask(upstream: Stream) -> Head | None:
             send_request(
                 upstream.sock,
                 client,
@@ -390,7 +379,22 @@ class Gateway:
                 hijack=hijack,
                 persistent=persistent,
             )
-            answer = upstream.read_head(request=False)
+            return upstream.read_head(request=False)
+
+        answer = None
+        if upstream is not None:  # a kept connection the engine may have closed meanwhile
+            try:
+                answer = ask(upstream)
+            except (OSError, Closed):
+                answer = None
+            if answer is None:
+                upstream.sock.close()
+                upstream = None
+                if not replayable:
+                    raise HttpError(502, "the engine closed the connection; try again")
+        if upstream is None:
+            upstream = Stream(self._connect())
+            answer = ask(upstream)
         reusable = False
         try:
             if answer is None:
@@ -416,11 +420,9 @@ class Gateway:
                     if passes(answer.status, first):  # judged from the first chunk: relay as is
                         client.sock.sendall(
                             serialize(answer.first, answer_headers(answer, keep))
-                            + (b"%x\r\n%s\r\n" % (len(first), first) if first else b"")
+                            + (frame(first) if first else b"")
                         )
-                        for chunk in pieces:
-                            client.sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        client.sock.sendall(b"0\r\n\r\n")
+                        send_chunked(client.sock, pieces)
                         reusable = persistent and "close" not in answer.tokens("connection")
                         return keep
                     whole = first + b"".join(pieces)
