@@ -40,6 +40,7 @@ from ds01_core.gateway.create_policy import (
     refusals,
 )
 from ds01_core.gateway.http import (
+    BUFFER,
     REASONS,
     Closed,
     Head,
@@ -113,6 +114,9 @@ BUILD_NETWORKS = frozenset({"", "default", "bridge", "none"})
 NETWORK_OPTIONS = frozenset({"com.docker.network.driver.mtu"})
 #: how long a connection may sit without sending a request before it is closed
 IDLE_TIMEOUT = 600.0
+#: after a refusal, how long and how much of a client's unread upload is read and dropped
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 256 * 1024 * 1024
 
 
 class Refused(HttpError):
@@ -303,6 +307,7 @@ class Gateway:
         body = json.dumps({"message": f"ds01: {message}"}).encode() + b"\n"
         with contextlib.suppress(OSError):
             sock.sendall(response(status, REASONS.get(status, "Error"), body, keep_alive=False))
+            _linger(sock)
 
     def serve_one(
         self, ident: Identity | None, uid: int, pid: int, client: Stream, head: Head
@@ -900,6 +905,22 @@ class Gateway:
                 self.engine.call(
                     "POST", "/volumes/create", {"Name": name, "Labels": {OWNER_LABEL: ident.user}}
                 )
+
+
+def _linger(sock: socket.socket) -> None:
+    """Read and drop what the client is still sending before closing, so that a client in the
+    middle of an upload (``docker cp`` of a tar, a build context) reads the refusal instead of
+    failing with a broken pipe (the "lingering close" of HTTP servers); bounded in time and
+    size."""
+    sock.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + LINGER_SECONDS
+    drained = 0
+    while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        data = sock.recv(BUFFER)
+        if not data:
+            return
+        drained += len(data)
 
 
 _ID_PREFIX = b'{"Id":"'

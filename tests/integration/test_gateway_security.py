@@ -412,3 +412,16 @@ def test_one_user_cannot_hold_every_connection(tmp_path, unix_users):
             os.waitpid(pid, 0)
         time.sleep(0.5)  # closed connections no longer count
         assert status_of(raw_as(bob.uid, bob.gid, sock, http("GET", f"{V}/_ping"))) == 200
+
+
+def test_a_refused_upload_still_gets_its_answer(world):
+    """The refusal comes before the 20 MB body is read: the client, still writing, must get the
+    403 rather than a broken pipe (the gateway reads and drops the rest before closing)."""
+    upload = http(
+        "PUT",
+        f"{V}/containers/gws-a-{world['tag']}/archive?path=/tmp",
+        b"\0" * (20 * 1024 * 1024),
+        TAR_HEADERS,
+    )
+    status, answer = world["call"](world["bob"], upload)
+    assert status == 403 and b"belongs to another user" in answer
