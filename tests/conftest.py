@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 import pytest
-import yaml
 
 from ds01_core.docker import DockerAdapter, DockerError, docker_host
+from tests.helpers.config import write_config
 
 TESTS_DIR = Path(__file__).resolve().parent
 INTEGRATION_DIR = TESTS_DIR / "integration"
@@ -185,17 +185,6 @@ def container_factory(
 # -- configuration -----------------------------------------------------------------------------
 
 
-def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``extra`` over ``base``: mappings merge key by key, anything else replaces."""
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 CGROUP_FS = Path("/sys/fs/cgroup")
 
 
@@ -228,19 +217,8 @@ def tmp_config(tmp_path: Path) -> Callable[..., Path]:
     written: list[Path] = []
 
     def make(extra: Mapping[str, Any] | None = None) -> Path:
-        dirs = {
-            key: tmp_path / sub
-            for key, sub in (("state_dir", "state"), ("log_dir", "log"), ("runtime_dir", "run"))
-        }
-        for directory in dirs.values():
-            directory.mkdir(exist_ok=True)
-        data: dict[str, Any] = {
-            "paths": {key: str(directory) for key, directory in dirs.items()},
-            "gpu": {"backend": "simulated"},
-        }
-        data = deep_merge(data, extra or {})
-        path = tmp_path / ("ds01.yaml" if not written else f"ds01-{len(written) + 1}.yaml")
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        name = "ds01.yaml" if not written else f"ds01-{len(written) + 1}.yaml"
+        path = write_config(tmp_path, extra, name)
         written.append(path)
         return path
 

@@ -23,6 +23,7 @@ from ds01_core.gateway.create_policy import CreateRules, refusals
 from ds01_core.gateway.routes import classify
 from ds01_core.gateway.server import Gateway, Identity
 from ds01_core.runtime import load_runtime
+from tests.helpers.config import write_config
 
 OWNERS = {"a" * 64: "alice", "b" * 64: "bob"}
 NAMES = {"alices": "a" * 64, "bobs": "b" * 64}
@@ -106,16 +107,7 @@ def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("fuzz")
     engine = FakeEngine(str(base / "engine.sock"))
     threading.Thread(target=engine.serve_forever, daemon=True).start()
-    config = base / "ds01.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "paths": {"state_dir": str(base), "log_dir": str(base), "runtime_dir": str(base)},
-                "gpu": {"backend": "simulated"},
-                "plugins": {"disabled": ["cgroups", "diskquota"]},
-            }
-        )
-    )
+    config = write_config(base, {"plugins": {"disabled": ["cgroups", "diskquota"]}})
     runtime = load_runtime(str(config))
     bob = Identity(uid=60001, pid=1, user="bob", admin=False, home="/home/bob")
     gateway = Gateway(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 
@@ -12,6 +11,7 @@ from ds01_core.gateway.http import Head, HttpError, Stream, parse_head
 from ds01_core.gateway.routes import api_version, classify
 from ds01_core.gateway.server import Gateway, Identity, json_array_filter
 from ds01_core.runtime import load_runtime
+from tests.helpers.config import write_config
 
 
 def head(text: bytes) -> Head:
@@ -166,15 +166,7 @@ def test_listing_filter_keeps_the_engines_text():
 
 
 def test_engine_down_is_a_clear_502(tmp_path):
-    config = tmp_path / "ds01.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "paths": {k: str(tmp_path) for k in ("state_dir", "log_dir", "runtime_dir")},
-                "gpu": {"backend": "simulated"},
-            }
-        )
-    )
+    config = write_config(tmp_path)
     user = Identity(uid=60001, pid=1, user="bob", admin=False, home="/home/bob")
     gateway = Gateway(
         load_runtime(str(config)),

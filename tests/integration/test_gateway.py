@@ -11,9 +11,9 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
 from tests.conftest import unavailable
+from tests.helpers.config import write_config
 from tests.helpers.gateway import (
     COMPOSE,
     as_user,
@@ -32,23 +32,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, unix_users, docker_engine, test_image):
     base = tmp_path_factory.mktemp("gateway")
-    for sub in ("state", "log", "run"):
-        (base / sub).mkdir()
-    config = base / "ds01.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {
-                    "state_dir": str(base / "state"),
-                    "log_dir": str(base / "log"),
-                    "runtime_dir": str(base / "run"),
-                },
-                "gpu": {"backend": "simulated"},
-                "limits": {"defaults": {"max_gpu_equivalents": 2}},
-                # an existing group stands in for ds01-gpu-direct (GPU containers join it)
-                "bare_metal": {"group": "users"},
-            }
-        )
+    config = write_config(
+        base,
+        {
+            "limits": {"defaults": {"max_gpu_equivalents": 2}},
+            # an existing group stands in for ds01-gpu-direct (GPU containers join it)
+            "bare_metal": {"group": "users"},
+        },
     )
     with running_gateway(config) as sock:
         yield {"sock": sock, "events": base / "log" / "events.jsonl", "config": config}

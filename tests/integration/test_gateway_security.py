@@ -11,8 +11,8 @@ import tarfile
 import time
 
 import pytest
-import yaml
 
+from tests.helpers.config import write_config
 from tests.helpers.gateway import http, json_of, raw_as, running_gateway, status_of
 
 pytestmark = pytest.mark.integration
@@ -22,21 +22,7 @@ V = "/v1.41"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, unix_users, docker_engine, test_image):
     """Alice owns a running container, an exec instance and a volume; bob attacks them."""
-    base = tmp_path_factory.mktemp("gwsec")
-    for sub in ("state", "log", "run"):
-        (base / sub).mkdir()
-    config = base / "ds01.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {
-                    k: str(base / v)
-                    for k, v in (("state_dir", "state"), ("log_dir", "log"), ("runtime_dir", "run"))
-                },
-                "gpu": {"backend": "simulated"},
-            }
-        )
-    )
+    config = write_config(tmp_path_factory.mktemp("gwsec"))
     alice, bob = unix_users["ds01ta"], unix_users["ds01tb"]
     tag = os.getpid()
     with running_gateway(config) as sock:
@@ -373,16 +359,7 @@ def json_of_lines(answer: bytes) -> list[dict]:
 def test_one_user_cannot_hold_every_connection(tmp_path, unix_users):
     """Each connection is a thread in the gateway: past the per-user cap a user is refused,
     and another user still gets in."""
-    config = tmp_path / "ds01.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {k: str(tmp_path) for k in ("state_dir", "log_dir", "runtime_dir")},
-                "gpu": {"backend": "simulated"},
-                "gateway": {"max_connections_per_user": 3},
-            }
-        )
-    )
+    config = write_config(tmp_path, {"gateway": {"max_connections_per_user": 3}})
     bob, alice = unix_users["ds01tb"], unix_users["ds01ta"]
     with running_gateway(config) as sock:
         read_end, write_end = os.pipe()
