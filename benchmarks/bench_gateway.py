@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from ds01_core.gateway.ownership import UnixHTTPConnection
+
 USER = "ds01bench"
 CONTAINERS = 200
 LOG_BYTES = 100 * 1024 * 1024
@@ -41,23 +43,12 @@ IMAGE = "ds01-test:busybox"
 V = "/v1.41"
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str):
-        super().__init__("localhost", timeout=300)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
-
-
 class Client:
     """One keep-alive connection, like a docker CLI invocation or an SDK client."""
 
     def __init__(self, path: str):
         self.path = path
-        self.conn = UnixHTTP(path)
+        self.conn = UnixHTTPConnection(path, 300)
 
     def call(self, method: str, target: str, body: Any = None) -> tuple[int, bytes]:
         payload = None if body is None else json.dumps(body).encode()
@@ -67,13 +58,13 @@ class Client:
             answer = self.conn.getresponse()
         except (http.client.HTTPException, OSError):
             self.conn.close()
-            self.conn = UnixHTTP(self.path)
+            self.conn = UnixHTTPConnection(self.path, 300)
             self.conn.request(method, target, body=payload, headers=headers)
             answer = self.conn.getresponse()
         data = answer.read()
         if answer.will_close:
             self.conn.close()
-            self.conn = UnixHTTP(self.path)
+            self.conn = UnixHTTPConnection(self.path, 300)
         return answer.status, data
 
     def stream_size(self, target: str) -> int:
@@ -83,7 +74,7 @@ class Client:
         while chunk := answer.read(1 << 20):
             total += len(chunk)
         self.conn.close()
-        self.conn = UnixHTTP(self.path)
+        self.conn = UnixHTTPConnection(self.path, 300)
         return total
 
 

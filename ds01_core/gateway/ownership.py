@@ -31,7 +31,9 @@ class EngineUnavailable(Exception):
     """The engine socket could not be reached."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket (the engine's, or the gateway's)."""
+
     def __init__(self, path: str, timeout: float):
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
@@ -59,7 +61,7 @@ class Engine:
         for attempt in (1, 2):
             conn = getattr(self._local, "conn", None)
             if conn is None:
-                conn = self._local.conn = _UnixConnection(self.socket_path, self.timeout)
+                conn = self._local.conn = UnixHTTPConnection(self.socket_path, self.timeout)
             try:
                 conn.request(method, path, body=payload, headers=headers)
                 answer = conn.getresponse()
