@@ -246,6 +246,24 @@ class GatewayConfig:
 
 
 @attrs.define
+class ApiConfig:
+    """The local API socket (``ds01-api``): how users' ``ds01`` commands reach the services."""
+
+    socket: str = "/run/ds01/api.sock"
+    max_connections_per_user: int = 16
+
+
+@attrs.define
+class PrivacyConfig:
+    """What users see of each other's work in ``ds01 workloads`` and ``ds01 gpu status``
+    (admins see everything). Owners are visible by default, as ``nvidia-smi`` shows processes;
+    other users' container names, images, commands and ids are not."""
+
+    show_other_owners: bool = True
+    show_other_container_names: bool = False
+
+
+@attrs.define
 class BareMetalConfig:
     """GPU use outside containers: who may, for how long, and what happens to the others."""
 
@@ -279,6 +297,8 @@ class Config:
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     lifecycle: LifecycleConfig = attrs.Factory(LifecycleConfig)
     gateway: GatewayConfig = attrs.Factory(GatewayConfig)
+    api: ApiConfig = attrs.Factory(ApiConfig)
+    privacy: PrivacyConfig = attrs.Factory(PrivacyConfig)
     bare_metal: BareMetalConfig = attrs.Factory(BareMetalConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     source: str | None = attrs.field(default=None, kw_only=True)
@@ -752,6 +772,10 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
             problems.append(
                 ConfigProblem(f"gateway.{key}", "must be an absolute path (or unix:///path)")
             )
+    if config.api.max_connections_per_user < 1:
+        problems.append(ConfigProblem("api.max_connections_per_user", "must be at least 1"))
+    if not config.api.socket.startswith("/"):
+        problems.append(ConfigProblem("api.socket", "must be an absolute path"))
     lifecycle = config.lifecycle
     if lifecycle.interval <= 0:
         problems.append(ConfigProblem("lifecycle.interval", "must be greater than 0"))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Workload,
     )
     from ds01_core.runtime import Runtime
+    from ds01_core.services.operations import Operation
 
 PROJECT = "ds01"
 
@@ -90,6 +91,25 @@ def add_cli_commands(cli: click.Group) -> None:
 
     :param cli: the root ``ds01`` click group; call ``cli.add_command(...)``. Adding a command
         whose name is already taken is an error reported with the plugin's name.
+    """
+
+
+@hookspec
+def service_operations() -> Sequence[Operation]:
+    """Declare service operations: what the plugin lets a caller do, over every transport.
+
+    Called once per process when the operation table is first needed (the API socket serves
+    each operation under its ``/v1/…`` path; the CLI calls it in-process for root and over the
+    socket for everyone else). An operation's function receives a
+    :class:`~ds01_core.services.operations.ServiceContext` (the runtime and the caller) and
+    its parameters, and decides what that caller may see and do (``ctx.target_user``,
+    ``ctx.require_admin``, or ``admin=True`` on the operation).
+
+    :return: operations whose names (``<plugin>.<what>``) and paths are not used by the core
+        or another plugin.
+
+    If an implementation raises, its operations are missing (logged with the plugin's name)
+    and the others' are still served.
     """
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         Workload,
     )
     from ds01_core.runtime import Runtime
+    from ds01_core.services.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,11 @@ class Hooks:
         """Add every plugin's commands; a plugin's broken command (or a name clash) is
         returned with its name and the others are still added."""
         return self._call_each("add_cli_commands", cli=cli)[1]
+
+    def service_operations(self) -> list[Operation]:
+        """Every plugin's service operations; a plugin that raises is logged and left out."""
+        results, _errors = self._call_each("service_operations")
+        return [op for batch in results for op in batch]
 
     def detect_workloads(
         self, runtime: Runtime

@@ -105,6 +105,7 @@ def load_runtime(
     entry_points: EntryPointSource | None = None,
     extra_plugins: tuple[tuple[str, object], ...] = (),
     configure: bool = True,
+    runtime_class: type[Runtime] = Runtime,
 ) -> Runtime:
     """Read the configuration, build the plugin manager, validate, and call ``configure``.
 
@@ -136,7 +137,7 @@ def load_runtime(
         source=source,
         ignore_sections=host.inactive_names(),
     )
-    runtime = Runtime(config, host)
+    runtime = runtime_class(config, host)
     if configure:
         runtime.hooks.configure(runtime)
     return runtime

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,14 +21,31 @@ from ds01_core import __version__
 from ds01_core.config import ConfigError
 from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from ds01_core.api_socket.client import ApiClient
+    from ds01_core.plugins import PluginHost
+    from ds01_core.services.operations import OperationTable, ServiceContext
 
 
 class CliState:
-    """Options shared by every command, and the runtime built from them on first use."""
+    """Options shared by every command; the way to the services; the runtime on first use.
 
-    def __init__(self, config_path: str | None, no_plugins: bool):
+    Root runs operations in this process (:meth:`call` with the in-process runtime); everyone
+    else reaches them through the ds01 API socket, where the service learns who they are from
+    the kernel. Commands call :meth:`call`/:meth:`stream` and never decide a rule themselves.
+    """
+
+    def __init__(
+        self,
+        config_path: str | None,
+        no_plugins: bool,
+        plugin_host: PluginHost | None = None,
+    ):
         self.config_path = config_path
         self.no_plugins = no_plugins
+        self.plugin_host = plugin_host
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -40,6 +58,76 @@ class CliState:
         except PluginStartupError as exc:
             click.echo(f"Error: plugins: {exc}", err=True)
             sys.exit(1)
+
+    # -- the services -------------------------------------------------------------------------
+
+    @property
+    def in_process(self) -> bool:
+        """Root calls the services directly; everyone else goes through the API socket."""
+        return os.geteuid() == 0 and not os.environ.get("DS01_API_SOCKET")
+
+    @cached_property
+    def context(self) -> ServiceContext:
+        from ds01_core.services.caller import Caller
+        from ds01_core.services.operations import ServiceContext
+
+        runtime = self.runtime
+        return ServiceContext(runtime, Caller.of_this_process(runtime.config.gateway.admin_group))
+
+    @cached_property
+    def client(self) -> ApiClient:
+        from ds01_core.api_socket.client import ApiClient
+
+        return ApiClient(api_socket_path(self.config_path))
+
+    @cached_property
+    def operations(self) -> OperationTable:
+        """The operations this client knows: the core's and the locally installed plugins'."""
+        from ds01_core.services.catalogue import core_operations
+        from ds01_core.services.operations import OperationTable
+
+        extra = self.plugin_host.hooks.service_operations() if self.plugin_host else []
+        return OperationTable([*core_operations(), *extra])
+
+    def call(
+        self, operation: str, /, *, client_timeout: float | None = 120.0, **params: Any
+    ) -> Any:
+        """Run ``operation`` for the caller; JSON-shaped result; ServiceError on refusal."""
+        if self.in_process:
+            from ds01_core.services.operations import call
+
+            return call(self.context, operation, **params)
+        return self.client.call(self.operations.get(operation), params, timeout=client_timeout)
+
+    def stream(self, operation: str, /, **params: Any) -> Iterator[Any]:
+        """Run a streaming operation: its items (bytes, or JSON records) as they come."""
+        if self.in_process:
+            from ds01_core.services.operations import call, jsonable, operation_table
+
+            op = operation_table(self.runtime).get(operation)
+            items = call(self.context, operation, **params)
+            if op.stream == "bytes":
+                return iter(items)
+            return (jsonable(item) for item in items if item is not None)
+        return self.client.stream(self.operations.get(operation), params)
+
+
+def api_socket_path(config_path: str | None) -> str:
+    """Where the API socket is: ``DS01_API_SOCKET``, else ``api.socket`` of the configuration
+    file when it can be read, else the default."""
+    from ds01_core.api_socket.client import DEFAULT_SOCKET
+    from ds01_core.config import read_config_file, resolve_config_path
+
+    chosen = os.environ.get("DS01_API_SOCKET")
+    if chosen:
+        return chosen
+    try:
+        data = read_config_file(resolve_config_path(config_path))
+    except (ConfigError, OSError):
+        return DEFAULT_SOCKET
+    api = data.get("api") if isinstance(data, dict) else None
+    socket_path = api.get("socket") if isinstance(api, dict) else None
+    return socket_path if isinstance(socket_path, str) else DEFAULT_SOCKET
 
 
 def refuse_borrowed_privilege(config_path: str | None, no_plugins: bool) -> None:
@@ -82,6 +170,28 @@ class Ds01Group(click.Group):
             raise ValueError(f"the command name {name!r} is already taken")
         super().add_command(cmd, name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a service's refusal or failure is one line on stderr with its exit
+        code, never a traceback (``--debug`` shows the traceback of an unexpected error)."""
+        try:
+            return super().invoke(ctx)
+        except ServiceError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            click.echo(
+                f"Error: {type(exc).__name__}: {exc} (this is a bug in ds01; run the command "
+                "again with --debug for the details and tell an admin)",
+                err=True,
+            )
+            ctx.exit(1)
+
 
 @click.group(
     cls=Ds01Group,
@@ -104,7 +214,8 @@ def cli(ctx: click.Context, config_path: str | None, no_plugins: bool, debug: bo
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    ctx.obj = CliState(config_path, no_plugins)
+    host = ctx.obj if ctx.obj is not None and not isinstance(ctx.obj, CliState) else None
+    ctx.obj = CliState(config_path, no_plugins, host)
 
 
 def _register_builtin_commands() -> None:
@@ -145,13 +256,13 @@ def _prescan(argv: Sequence[str]) -> tuple[str | None, bool]:
     return config_path, no_plugins
 
 
-def _add_plugin_commands(argv: Sequence[str]) -> None:
+def _add_plugin_commands(argv: Sequence[str]) -> PluginHost | None:
     from ds01_core.config import plugin_selection, read_config_file, resolve_config_path
     from ds01_core.plugins import make_plugin_host
 
     config_path, no_plugins = _prescan(argv)
     if no_plugins:
-        return
+        return None
     try:
         data = read_config_file(resolve_config_path(config_path))
     except ConfigError:
@@ -161,9 +272,10 @@ def _add_plugin_commands(argv: Sequence[str]) -> None:
         host = make_plugin_host(disabled=disabled, order=order)
     except PluginStartupError as exc:
         click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
-        return
+        return None
     for plugin, exc in host.hooks.add_cli_commands(cli):
         click.echo(f"Warning: plugin {plugin!r} could not add its commands: {exc}", err=True)
+    return host
 
 
 _register_builtin_commands()
@@ -172,5 +284,5 @@ cli.sealed = True
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    _add_plugin_commands(args)
-    cli.main(args=args, prog_name="ds01")
+    host = _add_plugin_commands(args)
+    cli.main(args=args, prog_name="ds01", obj=host)

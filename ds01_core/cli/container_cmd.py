@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
+import os
 from typing import Any
 
 import click
 
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import fail, json_option, print_json, print_table
-from ds01_core.containers import ContainerError, ContainerService, CreateRequest, caller_identity
-from ds01_core.docker import DockerError
 from ds01_core.units import ByteSize, Duration, format_bytes
 
 as_option = click.option(
@@ -21,35 +18,6 @@ as_option = click.option(
     metavar="USER",
     help="Act for USER (admins only).",
 )
-
-
-def service(state: CliState, as_user: str | None) -> ContainerService:
-    """The container service for the caller, or for ``--as USER`` when the caller is an admin."""
-    from ds01_core.users import normalize_username
-
-    user, admin = caller_identity()
-    if as_user:
-        if not admin:
-            fail(f"--as is for admins; you are {user}", code=2)
-        user = normalize_username(as_user)
-    return ContainerService(state.runtime, user)
-
-
-def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ds01's and Docker's failures into one clear line and exit code 1."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ContainerError as exc:
-            fail(str(exc))
-        except DockerError as exc:
-            if exc.status is None and "Permission denied" in str(exc):
-                fail("cannot reach Docker: run ds01 container commands with sudo")
-            fail(f"Docker: {exc}")
-
-    return wrapper
 
 
 class DurationParam(click.ParamType):
@@ -108,7 +76,6 @@ def container() -> None:
 @as_option
 @json_option
 @pass_state
-@handles_errors
 def create(
     state: CliState,
     name: str,
@@ -132,41 +99,36 @@ def create(
     """
     if sum([bool(gpus), bool(mig), full_gpu, cpu_only]) > 1:
         raise click.UsageError("choose one of --gpus, --mig, --full-gpu, --cpu-only")
-    svc = service(state, as_user)
     if wait:
         click.echo(f"waiting up to {Duration(wait)} for a GPU if none is free…", err=True)
-    created = svc.create(
-        CreateRequest(
-            name=name,
-            image=image,
-            gpus=gpus,
-            mig=mig,
-            full_gpu=full_gpu,
-            cpu_only=cpu_only,
-            min_memory=min_memory,
-            workspace=workspace,
-            project=project,
-            command=command,
-            wait=wait,
-        )
+    created = state.call(
+        "containers.create",
+        client_timeout=None if wait else 600.0,
+        name=name,
+        image=image,
+        gpus=gpus,
+        mig=mig,
+        full_gpu=full_gpu,
+        cpu_only=cpu_only,
+        min_memory=min_memory,
+        workspace=os.path.abspath(os.path.expanduser(workspace)) if workspace else None,
+        project=project,
+        command=list(command) or None,
+        wait=wait,
+        user=as_user,
     )
-    if created.warning:
-        click.echo(f"warning: {created.warning}", err=True)
+    if created["warning"]:
+        click.echo(f"warning: {created['warning']}", err=True)
     if as_json:
-        print_json(
-            {
-                "id": created.id,
-                "name": created.name,
-                "slots": created.slots,
-                "uuids": created.uuids,
-                "warning": created.warning,
-            }
-        )
+        print_json({k: created[k] for k in ("id", "name", "slots", "uuids", "warning")})
         return
-    gpus_text = ", ".join(created.slots) or "none"
-    click.echo(f"created {created.name} ({created.id[:12]}) for {svc.user}; GPU slots: {gpus_text}")
-    click.echo(f"start it with: ds01 container start {created.name}")
-    if created.uuids and not created.device_requests:
+    gpus_text = ", ".join(created["slots"]) or "none"
+    click.echo(
+        f"created {created['name']} ({created['id'][:12]}) for {created['user']}; "
+        f"GPU slots: {gpus_text}"
+    )
+    click.echo(f"start it with: ds01 container start {created['name']}")
+    if created["uuids"] and not created["device_requests"]:
         click.echo(
             "note: no NVIDIA runtime here: the slots are in labels and NVIDIA_VISIBLE_DEVICES only",
             err=True,
@@ -177,11 +139,10 @@ def create(
 @click.argument("name")
 @as_option
 @pass_state
-@handles_errors
 def start(state: CliState, name: str, as_user: str | None) -> None:
     """Start your container NAME."""
-    workload = service(state, as_user).start(name)
-    click.echo(f"started {workload.name}")
+    done = state.call("containers.start", name=name, user=as_user)
+    click.echo(f"started {done['name']}")
 
 
 @container.command()
@@ -194,14 +155,11 @@ def start(state: CliState, name: str, as_user: str | None) -> None:
 )
 @as_option
 @pass_state
-@handles_errors
 def stop(state: CliState, name: str, timeout: float | None, as_user: str | None) -> None:
     """Stop your container NAME; its GPU stays held for allocation.gpu_hold_after_stop."""
-    svc = service(state, as_user)
-    workload = svc.stop(name, timeout)
-    hold = state.runtime.config.allocation.gpu_hold_after_stop
-    note = f"; its GPU is held for {hold}" if workload.gpu_slots else ""
-    click.echo(f"stopped {workload.name}{note}")
+    done = state.call("containers.stop", client_timeout=None, name=name, grace=timeout, user=as_user)
+    note = f"; its GPU is held for {done['gpu_held_for']}" if done["gpu_held_for"] else ""
+    click.echo(f"stopped {done['name']}{note}")
 
 
 @container.command()
@@ -209,11 +167,10 @@ def stop(state: CliState, name: str, timeout: float | None, as_user: str | None)
 @click.option("--force", "-f", is_flag=True, help="Stop it first if it runs.")
 @as_option
 @pass_state
-@handles_errors
 def remove(state: CliState, name: str, force: bool, as_user: str | None) -> None:
     """Remove your container NAME and release its GPU at once."""
-    workload = service(state, as_user).remove(name, force)
-    click.echo(f"removed {workload.name}")
+    done = state.call("containers.remove", client_timeout=None, name=name, force=force, user=as_user)
+    click.echo(f"removed {done['name']}")
 
 
 @container.command("list")
@@ -221,26 +178,20 @@ def remove(state: CliState, name: str, force: bool, as_user: str | None) -> None
 @as_option
 @json_option
 @pass_state
-@handles_errors
 def list_(state: CliState, show_all: bool, as_user: str | None, as_json: bool) -> None:
     """List your containers."""
-    from ds01_core.detection.inventory import workload_json
-
-    svc = service(state, as_user)
-    items = [w for w in svc.mine() if show_all or w.status == "running"]
-    items.sort(key=lambda w: w.name)
+    items = state.call("containers.list", all=show_all, user=as_user)
     if as_json:
-        print_json([workload_json(w) for w in items])
+        print_json([{k: v for k, v in w.items() if k != "gpu_slot_ids"} for w in items])
         return
-    slots = {s.uuid: s.slot_id for s in state.runtime.gpu.slots()}
     rows = [
         (
-            w.name,
-            w.status,
-            w.origin,
-            ",".join(slots.get(u, u[:12]) for u in w.gpu_slots) or "-",
-            w.image or "-",
-            w.id[:12],
+            w["name"],
+            w["status"],
+            w["origin"],
+            ",".join(w["gpu_slot_ids"]) or "-",
+            w["image"] or "-",
+            w["id"][:12],
         )
         for w in items
     ]
@@ -258,18 +209,9 @@ def list_(state: CliState, show_all: bool, as_user: str | None, as_json: bool) -
 @as_option
 @json_option
 @pass_state
-@handles_errors
 def stats(state: CliState, filters: tuple[str, ...], as_user: str | None, as_json: bool) -> None:
     """CPU, memory and pids of your running containers (one sample)."""
-    from ds01_core.containers import parse_filter
-
-    for text in filters:
-        try:
-            parse_filter(text)
-        except ContainerError as exc:
-            raise click.BadParameter(str(exc), param_hint="--filter") from None
-    svc = service(state, as_user)
-    rows = svc.stats(filters)
+    rows = state.call("containers.stats", filter=list(filters) or None, user=as_user)
     if as_json:
         print_json(rows)
         return
@@ -294,11 +236,10 @@ def stats(state: CliState, filters: tuple[str, ...], as_user: str | None, as_jso
 @click.option("--tail", default="all", help="Only the last N lines.")
 @as_option
 @pass_state
-@handles_errors
 def logs(state: CliState, name: str, follow: bool, tail: str, as_user: str | None) -> None:
     """Print the output of your container NAME."""
     out = sys.stdout.buffer
-    for chunk in service(state, as_user).logs(name, follow=follow, tail=tail):
+    for chunk in state.stream("containers.logs", name=name, follow=follow, tail=tail, user=as_user):
         out.write(chunk)
         out.flush()
 
@@ -308,9 +249,8 @@ def logs(state: CliState, name: str, follow: bool, tail: str, as_user: str | Non
 @click.argument("command", nargs=-1, required=True)
 @as_option
 @pass_state
-@handles_errors
 def exec_(state: CliState, name: str, command: tuple[str, ...], as_user: str | None) -> None:
     """Run COMMAND in your running container NAME and print its output."""
-    code, output = service(state, as_user).exec(name, command)
-    click.echo(output, nl=False)
-    sys.exit(code)
+    done = state.call("containers.exec", client_timeout=None, name=name, command=list(command), user=as_user)
+    click.echo(done["output"], nl=False)
+    sys.exit(done["exit_code"])

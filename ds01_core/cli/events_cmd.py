@@ -10,7 +10,7 @@ import click
 
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import json_option, print_json, print_table
-from ds01_core.events import event_time, matcher, parse_time
+from ds01_core.events import event_time, parse_time
 
 
 class TimeParam(click.ParamType):
@@ -106,20 +106,17 @@ def events(
     Unreadable lines are skipped with a warning on stderr. With --follow and --json, one JSON
     object is printed per line (JSON Lines).
     """
-    log = state.runtime.events
-
-    def warn(message: str) -> None:
+    filters = {
+        "user": user,
+        "type": type_prefix,
+        "container": container,
+        "since": _utc(since),
+        "until": _utc(until),
+    }
+    answer = state.call("events.query", limit=limit, **filters)
+    for message in answer["warnings"]:
         click.echo(f"warning: {message}", err=True)
-
-    records = log.query(
-        user=user,
-        type_prefix=type_prefix,
-        container=container,
-        since=since,
-        until=until,
-        limit=limit,
-        warn=warn,
-    )
+    records = answer["events"]
     if as_json and not follow:
         print_json(records)
         return
@@ -134,14 +131,15 @@ def events(
         )
     if not follow:
         return
-    match = matcher(
-        user=user, type_prefix=type_prefix, container=container, since=since, until=until
-    )
     try:
-        for record in log.follow(match, warn=warn):
+        for record in state.stream("events.follow", **filters):
             if as_json:
                 click.echo(json.dumps(record, separators=(",", ":")))
             else:
                 click.echo("  ".join(_row(record)))
     except KeyboardInterrupt:
         return
+
+
+def _utc(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat()

@@ -1,18 +1,14 @@
-"""``ds01 gpu``: the GPU inventory as ds01 sees it (GPUs, MIG slots, their weights, processes)."""
+"""``ds01 gpu``: the GPU inventory as ds01 sees it (GPUs, MIG slots, their weights, holders)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections import defaultdict
-from collections.abc import Sequence
+import datetime as dt
 from typing import Any
 
 import click
 
 from ds01_core.cli import CliState, pass_state
-from ds01_core.cli.output import fail, json_option, print_json, print_table
-from ds01_core.gpu.base import GpuProvider, GpuProviderError
-from ds01_core.model import Allocation, Gpu, GpuProcess, GpuSlot
+from ds01_core.cli.output import json_option, print_json, print_table
 from ds01_core.units import format_duration
 
 GIB = 1024**3
@@ -44,27 +40,18 @@ def gpu() -> None:
 @json_option
 @pass_state
 def status(state: CliState, as_json: bool) -> None:
-    """Show every GPU slot: profile, weight, memory, utilisation and process count.
+    """Show every GPU slot: profile, weight, memory, utilisation, process count and holder.
 
     A slot is a whole GPU (MIG off) or a MIG instance; its weight is its share of the GPU in
     GPU-equivalents, the unit of every GPU quota (a 2g.20gb on a 7-slice A100 weighs 2/7).
+    Other users' containers are shown as the server's privacy settings allow.
     """
-    provider = _provider(state)
-    try:
-        gpus = provider.gpus()
-        processes = _by_slot(provider.processes())
-    except GpuProviderError as exc:
-        fail(str(exc))
-    holders = _holders(state)
+    data = state.call("gpu.status")
     if as_json:
-        print_json(status_json(provider, gpus, processes, holders))
+        print_json(data)
         return
-    click.echo(f"GPU provider: {provider.description}")
-    rows = [
-        slot_row(slot, processes[slot.uuid], holders.get(slot.uuid))
-        for g in gpus
-        for slot in g.slots
-    ]
+    click.echo(f"GPU provider: {data['description']}")
+    rows = [slot_row(slot) for g in data["gpus"] for slot in g["slots"]]
     print_table(rows, STATUS_HEADERS, shrinkable=[1, 8])
 
 
@@ -73,44 +60,27 @@ def status(state: CliState, as_json: bool) -> None:
 @pass_state
 def queue(state: CliState, as_json: bool) -> None:
     """Show the requests waiting for a GPU (``ds01 container create --wait``), in order."""
-    from ds01_core.gpu_queue import waiting
-
-    try:
-        tickets = waiting(state.runtime.state.db)
-    except (OSError, sqlite3.Error) as exc:
-        fail(f"cannot read the state store ({exc}): run `sudo ds01 gpu queue`")
+    tickets = state.call("gpu.queue")
     if as_json:
-        print_json(
-            [
-                {
-                    "position": i,
-                    "ticket": t.ticket,
-                    "user": t.user,
-                    "container": t.container_name,
-                    "request": t.request,
-                    "waiting_since": t.enqueued_at,
-                }
-                for i, t in enumerate(tickets, start=1)
-            ]
-        )
+        print_json(tickets)
         return
-    now = state.runtime.now()
+    now = dt.datetime.now(dt.UTC)
     print_table(
         [
             (
-                i,
-                t.user,
-                t.container_name,
-                _describe_request(t.request),
-                format_duration((now - t.enqueued_at).total_seconds()),
+                t["position"],
+                t["user"],
+                t["container"] or "-",
+                describe_request(t["request"]),
+                format_duration((now - _time(t["waiting_since"])).total_seconds()),
             )
-            for i, t in enumerate(tickets, start=1)
+            for t in tickets
         ],
         ["pos", "user", "container", "request", "waiting"],
     )
 
 
-def _describe_request(request: dict[str, Any]) -> str:
+def describe_request(request: dict[str, Any]) -> str:
     if request.get("mig_profile"):
         return f"{request.get('count', 1)} x {request['mig_profile']}"
     if request.get("full_gpu"):
@@ -118,31 +88,8 @@ def _describe_request(request: dict[str, Any]) -> str:
     return f"{request.get('count', 1)} slot(s)"
 
 
-def _holders(state: CliState) -> dict[str, Allocation]:
-    """Slot UUID → the allocation holding it; empty if the state store cannot be read."""
-    from ds01_core.allocation import Allocations
-
-    try:
-        return {u: a for a in Allocations(state.runtime).live() for u in a.slot_uuids}
-    except Exception:  # a user without access to the root-only store: no owner column
-        return {}
-
-
-def _provider(state: CliState) -> GpuProvider:
-    try:
-        return state.runtime.gpu
-    except GpuProviderError as exc:
-        fail(str(exc))
-
-
-def _by_slot(processes: Sequence[GpuProcess]) -> defaultdict[str, list[GpuProcess]]:
-    grouped: defaultdict[str, list[GpuProcess]] = defaultdict(list)
-    for proc in processes:
-        grouped[proc.slot_uuid].append(proc)
-    return grouped
-
-
-# -- table --------------------------------------------------------------------------------------
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def short_model(model: str) -> str:
@@ -155,87 +102,28 @@ def memory_cell(used: int, total: int) -> str:
     return f"{used / GIB:.0f}/{total / GIB:.0f}G"
 
 
-def slot_row(
-    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
-) -> tuple[str, ...]:
-    """One table row: the slot, its use, and who holds it since when."""
+def slot_row(slot: dict[str, Any]) -> tuple[str, ...]:
+    """One table row from a slot's JSON form: the slot, its use, and who holds it since when."""
+    holder = slot["allocation"]
     since = "-"
     if holder is not None:
-        since = holder.allocated_at.astimezone().strftime("%m-%d %H:%M")
-        if holder.stopped_at is not None:
+        since = _time(holder["since"]).astimezone().strftime("%m-%d %H:%M")
+        if holder["held_after_stop"]:
             since += " (stopped)"
+    container = "-"
+    if holder is not None:
+        container = holder["container"] or "-"
+        if holder["container_id"] and container == holder["container_id"]:
+            container = container[:12]
     return (
-        slot.slot_id,
-        short_model(slot.model),
-        slot.profile or "full",
-        f"{slot.weight:.2f}",
-        memory_cell(slot.memory_used, slot.memory_total),
-        "-" if slot.utilization is None else f"{slot.utilization:.0f}%",
-        str(len(processes)),
-        holder.user if holder else "-",
-        (holder.container_name or holder.container[:12]) if holder else "-",
+        slot["slot_id"],
+        short_model(slot["model"]),
+        slot["profile"] or "full",
+        f"{slot['weight']:.2f}",
+        memory_cell(slot["memory_used"], slot["memory_total"]),
+        "-" if slot["utilization"] is None else f"{slot['utilization']:.0f}%",
+        str(len(slot["processes"])),
+        holder["user"] if holder else "-",
+        container,
         since,
     )
-
-
-# -- JSON ---------------------------------------------------------------------------------------
-
-
-def slot_json(
-    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
-) -> dict[str, Any]:
-    return {
-        "slot_id": slot.slot_id,
-        "uuid": slot.uuid,
-        "legacy_uuid": slot.legacy_uuid,
-        "kind": slot.kind,
-        "profile": slot.profile,
-        "compute_slices": slot.compute_slices,
-        "total_slices": slot.total_slices,
-        "weight": slot.weight,
-        "memory_total": slot.memory_total,
-        "memory_used": slot.memory_used,
-        "utilization": slot.utilization,
-        "processes": [{"pid": p.pid, "used_memory": p.used_memory} for p in processes],
-        "allocation": None
-        if holder is None
-        else {
-            "user": holder.user,
-            "container": holder.container_name or holder.container,
-            "container_id": holder.container if holder.bound else None,
-            "since": holder.allocated_at,
-            "held_after_stop": holder.stopped_at is not None,
-        },
-    }
-
-
-def gpu_json(
-    gpu: Gpu, processes: dict[str, list[GpuProcess]], holders: dict[str, Allocation] | None = None
-) -> dict[str, Any]:
-    holders = holders or {}
-    return {
-        "index": gpu.index,
-        "uuid": gpu.uuid,
-        "model": gpu.model,
-        "mig_enabled": gpu.mig_enabled,
-        "total_slices": gpu.total_slices,
-        "memory_total": gpu.memory_total,
-        "memory_used": gpu.memory_used,
-        "utilization": gpu.utilization,
-        "power_watts": gpu.power_watts,
-        "energy_joules": gpu.energy_joules,
-        "slots": [slot_json(s, processes.get(s.uuid, []), holders.get(s.uuid)) for s in gpu.slots],
-    }
-
-
-def status_json(
-    provider: GpuProvider,
-    gpus: Sequence[Gpu],
-    processes: dict[str, list[GpuProcess]],
-    holders: dict[str, Allocation] | None = None,
-) -> dict[str, Any]:
-    return {
-        "provider": provider.name,
-        "description": provider.description,
-        "gpus": [gpu_json(g, processes, holders) for g in gpus],
-    }

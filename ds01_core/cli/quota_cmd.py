@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
-import attrs
 import click
 
 from ds01_core.cli import CliState, pass_state
-from ds01_core.cli.output import fail, json_option, print_json, print_table
+from ds01_core.cli.output import json_option, print_json, print_table
 from ds01_core.units import format_bytes
+
+
+_BYTES = ("memory", "memory_swap", "shm_size")
 
 
 @click.command()
@@ -18,57 +20,24 @@ from ds01_core.units import format_bytes
 @pass_state
 def quota(state: CliState, user: str | None, as_json: bool) -> None:
     """Show your GPU quota: GPU-equivalents in use (per container) and left."""
-    from ds01_core.allocation import Allocations
-    from ds01_core.containers import caller_identity
-    from ds01_core.user_limits import effective_limits
-    from ds01_core.users import normalize_username
-
-    me, admin = caller_identity()
-    if user and normalize_username(user) != me and not admin:
-        fail("only admins can see another user's quota", code=2)
-    name = normalize_username(user) if user else me
-    runtime = state.runtime
-    now = runtime.now()
-    limits = effective_limits(runtime, name, now=now)
-    try:
-        held = Allocations(runtime).live(user=name)
-    except (OSError, sqlite3.Error) as exc:
-        fail(f"cannot read the state store ({exc}): run `sudo ds01 quota`")
-    in_use = sum(a.weight for a in held)
-    quota_value = limits.get("max_gpu_equivalents")
-    data = {
-        "user": name,
-        "group": limits.group,
-        "gpu_equivalents": {
-            "in_use": round(in_use, 4),
-            "limit": quota_value,
-            "left": None if quota_value is None else round(max(0.0, quota_value - in_use), 4),
-            "source": limits.values["max_gpu_equivalents"].source,
-            "allocations": [
-                {
-                    "container": a.container_name or a.container,
-                    "weight": round(a.weight, 4),
-                    "slots": a.slot_uuids,
-                    "held_after_stop": a.stopped_at is not None,
-                }
-                for a in held
-            ],
-        },
-        "limits": {k: v.value for k, v in limits.values.items()},
-    }
-    lines = runtime.hooks.quota_usage(runtime, name, limits)
-    data["resources"] = [attrs.asdict(line) for line in lines]
+    data = state.call("quota", user=user)
     if as_json:
         print_json(data)
         return
+    render(data)
+
+
+def render(data: dict[str, Any]) -> None:
     ge = data["gpu_equivalents"]
+    limits = data["limits"]
+    quota_value = ge["limit"]
     limit_text = "no limit" if quota_value is None else f"{quota_value:g}"
     left = "" if ge["left"] is None else f", {ge['left']:.2f} left"
     click.echo(
-        f"{name} ({limits.group or 'no group'}): GPU {in_use:.2f} of {limit_text} "
-        f"GPU-equivalents in use{left}  [{ge['source']}]"
+        f"{data['user']} ({data['group'] or 'no group'}): GPU {ge['in_use']:.2f} of "
+        f"{limit_text} GPU-equivalents in use{left}  [{ge['source']}]"
     )
-    if held:
+    if ge["allocations"]:
         print_table(
             [
                 (
@@ -81,15 +50,16 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
             ],
             ["container", "weight", "slots", "state"],
         )
+    lines = data["resources"]
     if lines:
         click.echo()
         print_table(
             [
                 (
-                    line.resource,
-                    show(line.used, line.unit),
-                    show(line.limit, line.unit),
-                    ("OVER " if line.over else "") + line.detail,
+                    line["resource"],
+                    show(line["used"], line["unit"]),
+                    show(line["limit"], line["unit"]),
+                    ("OVER " if line["over"] else "") + line["detail"],
                 )
                 for line in lines
             ],
@@ -97,7 +67,7 @@ def quota(state: CliState, user: str | None, as_json: bool) -> None:
             shrinkable=[3],
         )
     per_container = [
-        f"{key}={limits[key]}"
+        f"{key}={format_bytes(int(limits[key])) if key in _BYTES else f'{limits[key]:g}'}"
         for key in ("max_cpus", "memory", "memory_swap", "shm_size", "pids_limit")
         if limits.get(key) is not None
     ]

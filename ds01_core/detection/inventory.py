@@ -89,7 +89,7 @@ def write_snapshot(path: Path, workloads: Sequence[Workload], taken_at: dt.datet
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(body, handle, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # root only: users ask the API, which applies privacy.*
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

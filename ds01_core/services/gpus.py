@@ -1,0 +1,127 @@
+"""The GPUs as a caller may see them: slots, weights, use and holders; and the wait queue."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from ds01_core.gpu.base import GpuProviderError
+from ds01_core.model import Allocation, Gpu, GpuProcess, GpuSlot
+from ds01_core.services.errors import Unavailable
+from ds01_core.services.operations import Operation, ServiceContext
+from ds01_core.services.privacy import OTHER_USER, allocation_view, shows_owner
+
+
+def slot_json(
+    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
+) -> dict[str, Any]:
+    return {
+        "slot_id": slot.slot_id,
+        "uuid": slot.uuid,
+        "legacy_uuid": slot.legacy_uuid,
+        "kind": slot.kind,
+        "profile": slot.profile,
+        "model": slot.model,
+        "gpu_index": slot.gpu_index,
+        "compute_slices": slot.compute_slices,
+        "total_slices": slot.total_slices,
+        "weight": slot.weight,
+        "memory_total": slot.memory_total,
+        "memory_used": slot.memory_used,
+        "utilization": slot.utilization,
+        "processes": [{"pid": p.pid, "used_memory": p.used_memory} for p in processes],
+        "allocation": None
+        if holder is None
+        else {
+            "user": holder.user,
+            "container": holder.container_name or holder.container,
+            "container_id": holder.container if holder.bound else None,
+            "since": holder.allocated_at,
+            "held_after_stop": holder.stopped_at is not None,
+        },
+    }
+
+
+def gpu_json(
+    gpu: Gpu, processes: dict[str, list[GpuProcess]], holders: dict[str, Allocation] | None = None
+) -> dict[str, Any]:
+    holders = holders or {}
+    return {
+        "index": gpu.index,
+        "uuid": gpu.uuid,
+        "model": gpu.model,
+        "mig_enabled": gpu.mig_enabled,
+        "total_slices": gpu.total_slices,
+        "memory_total": gpu.memory_total,
+        "memory_used": gpu.memory_used,
+        "utilization": gpu.utilization,
+        "power_watts": gpu.power_watts,
+        "energy_joules": gpu.energy_joules,
+        "slots": [slot_json(s, processes.get(s.uuid, []), holders.get(s.uuid)) for s in gpu.slots],
+    }
+
+
+def _holders(ctx: ServiceContext) -> dict[str, Allocation]:
+    from ds01_core.allocation import Allocations
+
+    try:
+        return {u: a for a in Allocations(ctx.runtime).live() for u in a.slot_uuids}
+    except (OSError, sqlite3.Error) as exc:
+        raise Unavailable(f"cannot read the state store: {exc}") from None
+
+
+def status(ctx: ServiceContext) -> dict[str, Any]:
+    """Every GPU and slot with its holder; other users' holders as ``privacy`` allows."""
+    try:
+        provider = ctx.runtime.gpu
+        gpus = provider.gpus()
+        grouped: defaultdict[str, list[GpuProcess]] = defaultdict(list)
+        for proc in provider.processes():
+            grouped[proc.slot_uuid].append(proc)
+    except GpuProviderError as exc:
+        raise Unavailable(str(exc)) from None
+    data = {
+        "provider": provider.name,
+        "description": provider.description,
+        "gpus": [gpu_json(g, grouped, _holders(ctx)) for g in gpus],
+    }
+    for gpu in data["gpus"]:
+        for slot in gpu["slots"]:
+            slot["allocation"] = allocation_view(ctx, slot["allocation"])
+    return data
+
+
+def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
+    """The GPU wait queue in order; other users' tickets show as ``privacy`` allows."""
+    from ds01_core.gpu_queue import waiting
+
+    try:
+        tickets = waiting(ctx.runtime.state.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise Unavailable(f"cannot read the state store: {exc}") from None
+    rows = []
+    for position, t in enumerate(tickets, start=1):
+        own = ctx.caller.admin or t.user == ctx.caller.name
+        rows.append(
+            {
+                "position": position,
+                "ticket": t.ticket if own else None,
+                "user": t.user if shows_owner(ctx, t.user) else OTHER_USER,
+                "container": t.container_name if own else None,
+                "request": t.request,
+                "waiting_since": t.enqueued_at,
+                "mine": t.user == ctx.caller.name,
+            }
+        )
+    return rows
+
+
+OPERATIONS = (
+    Operation(
+        "gpu.status", "GET", "/v1/gpus", status, summary="GPUs and MIG slots, with their holders."
+    ),
+    Operation("gpu.queue", "GET", "/v1/gpus/queue", queue, summary="Requests waiting for a GPU."),
+)
+

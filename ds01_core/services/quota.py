@@ -1,0 +1,62 @@
+"""The caller's limits and what they use of them (``ds01 quota``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import attrs
+
+from ds01_core.services.errors import Unavailable
+from ds01_core.services.operations import Operation, Param, ServiceContext
+
+
+def quota(ctx: ServiceContext, user: str | None = None) -> dict[str, Any]:
+    """GPU-equivalents in use (per container) and left, the other limits, and every plugin's
+    resource lines. ``user`` other than the caller: admins only."""
+    from ds01_core.allocation import Allocations
+    from ds01_core.user_limits import effective_limits
+
+    name = ctx.target_user(user, "another user's quota")
+    runtime = ctx.runtime
+    limits = effective_limits(runtime, name, now=runtime.now())
+    try:
+        held = Allocations(runtime).live(user=name)
+    except (OSError, sqlite3.Error) as exc:
+        raise Unavailable(f"cannot read the state store: {exc}") from None
+    in_use = sum(a.weight for a in held)
+    quota_value = limits.get("max_gpu_equivalents")
+    lines = runtime.hooks.quota_usage(runtime, name, limits)
+    return {
+        "user": name,
+        "group": limits.group,
+        "gpu_equivalents": {
+            "in_use": round(in_use, 4),
+            "limit": quota_value,
+            "left": None if quota_value is None else round(max(0.0, quota_value - in_use), 4),
+            "source": limits.values["max_gpu_equivalents"].source,
+            "allocations": [
+                {
+                    "container": a.container_name or a.container,
+                    "weight": round(a.weight, 4),
+                    "slots": a.slot_uuids,
+                    "held_after_stop": a.stopped_at is not None,
+                }
+                for a in held
+            ],
+        },
+        "limits": {k: v.value for k, v in limits.values.items()},
+        "resources": [attrs.asdict(line) for line in lines],
+    }
+
+
+OPERATIONS = (
+    Operation(
+        "quota",
+        "GET",
+        "/v1/quota",
+        quota,
+        (Param("user"),),
+        summary="Your limits and what you use of them.",
+    ),
+)
