@@ -236,13 +236,14 @@ class UnixUser:
     home: str
 
 
-TEST_USERS = ("ds01ta", "ds01tb")
+TEST_USERS = ("ds01ta", "ds01tb", "ds01tc")
 
 
 @pytest.fixture(scope="session")
 def unix_users() -> Iterator[dict[str, UnixUser]]:
-    """Two real users (``ds01ta``, ``ds01tb``) with homes under /home, created for the run and
-    removed afterwards. Needs root (CI runs as root)."""
+    """Real users (``ds01ta``, ``ds01tb``: plain users; ``ds01tc``: the admin group's member,
+    see :func:`admin_member`) with homes under /home, created for the run and removed
+    afterwards. Needs root (CI runs as root)."""
     if os.geteuid() != 0:
         if os.environ.get("CI") == "true":
             pytest.fail("integration tests need root to create test users")
@@ -267,3 +268,38 @@ def unix_users() -> Iterator[dict[str, UnixUser]]:
     for name in created:
         subprocess.run(["userdel", "--remove", name], capture_output=True)
         shutil.rmtree(f"/home/{name}", ignore_errors=True)
+
+
+ADMIN_GROUP = "ds01-admin"
+
+
+@pytest.fixture(scope="session")
+def admin_member(unix_users: dict[str, UnixUser]) -> Iterator[UnixUser]:
+    """``ds01tc`` as a member of the admin group (``gateway.admin_group``, ``ds01-admin``):
+    an admin who is not root (the plain users ds01ta and ds01tb never are). The group is
+    created if the host lacks it, and the membership (and a group made here) removed
+    afterwards."""
+    import grp
+
+    user = unix_users["ds01tc"]
+    try:
+        grp.getgrnam(ADMIN_GROUP)
+        made_group = False
+    except KeyError:
+        subprocess.run(["groupadd", ADMIN_GROUP], check=True, capture_output=True)
+        made_group = True
+    subprocess.run(["gpasswd", "-a", user.name, ADMIN_GROUP], check=True, capture_output=True)
+    yield user
+    subprocess.run(["gpasswd", "-d", user.name, ADMIN_GROUP], capture_output=True)
+    if made_group:
+        subprocess.run(["groupdel", ADMIN_GROUP], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def user_cli() -> Iterator[Path]:
+    """A ``ds01`` (and ``ds01-api``) that any user can run: see tests/helpers/user_cli.py."""
+    from tests.helpers.user_cli import build_user_cli
+
+    root = build_user_cli()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

@@ -57,7 +57,10 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if op.method == "GET":
             if rest:
-                query = {k: ([_query_value(i) for i in v] if isinstance(v, list) else _query_value(v)) for k, v in rest.items()}
+                query = {
+                    k: ([_query_value(i) for i in v] if isinstance(v, list) else _query_value(v))
+                    for k, v in rest.items()
+                }
                 target += "?" + urlencode(query, doseq=True)
         else:
             body = json.dumps(rest).encode()

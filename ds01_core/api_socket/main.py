@@ -19,7 +19,6 @@ import click
 
 from ds01_core.api_socket.server import ApiServer, ThreadedRuntime
 from ds01_core.config import ConfigError
-from ds01_core.model import Event
 from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import load_runtime
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import os
+import sys
 from typing import Any
 
 import click
 
 from ds01_core.cli import CliState, pass_state
-from ds01_core.cli.output import fail, json_option, print_json, print_table
+from ds01_core.cli.output import json_option, print_json, print_table
 from ds01_core.units import ByteSize, Duration, format_bytes
 
 as_option = click.option(
@@ -157,7 +157,9 @@ def start(state: CliState, name: str, as_user: str | None) -> None:
 @pass_state
 def stop(state: CliState, name: str, timeout: float | None, as_user: str | None) -> None:
     """Stop your container NAME; its GPU stays held for allocation.gpu_hold_after_stop."""
-    done = state.call("containers.stop", client_timeout=None, name=name, grace=timeout, user=as_user)
+    done = state.call(
+        "containers.stop", client_timeout=None, name=name, grace=timeout, user=as_user
+    )
     note = f"; its GPU is held for {done['gpu_held_for']}" if done["gpu_held_for"] else ""
     click.echo(f"stopped {done['name']}{note}")
 
@@ -169,7 +171,9 @@ def stop(state: CliState, name: str, timeout: float | None, as_user: str | None)
 @pass_state
 def remove(state: CliState, name: str, force: bool, as_user: str | None) -> None:
     """Remove your container NAME and release its GPU at once."""
-    done = state.call("containers.remove", client_timeout=None, name=name, force=force, user=as_user)
+    done = state.call(
+        "containers.remove", client_timeout=None, name=name, force=force, user=as_user
+    )
     click.echo(f"removed {done['name']}")
 
 
@@ -251,6 +255,8 @@ def logs(state: CliState, name: str, follow: bool, tail: str, as_user: str | Non
 @pass_state
 def exec_(state: CliState, name: str, command: tuple[str, ...], as_user: str | None) -> None:
     """Run COMMAND in your running container NAME and print its output."""
-    done = state.call("containers.exec", client_timeout=None, name=name, command=list(command), user=as_user)
+    done = state.call(
+        "containers.exec", client_timeout=None, name=name, command=list(command), user=as_user
+    )
     click.echo(done["output"], nl=False)
     sys.exit(done["exit_code"])

@@ -10,7 +10,6 @@ from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import json_option, print_json, print_table
 from ds01_core.units import format_bytes
 
-
 _BYTES = ("memory", "memory_swap", "shm_size")
 
 

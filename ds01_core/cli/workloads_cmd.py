@@ -113,9 +113,11 @@ def workloads(
     items = data["workloads"]
     taken_at = _time(data["taken_at"])
     if as_json:
-        listing = _by_user(items) if by_user else [
-            {k: v for k, v in w.items() if k != "gpu_slot_ids"} for w in items
-        ]
+        listing = (
+            _by_user(items)
+            if by_user
+            else [{k: v for k, v in w.items() if k != "gpu_slot_ids"} for w in items]
+        )
         print_json(
             {
                 "source": data["source"],

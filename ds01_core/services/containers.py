@@ -259,9 +259,7 @@ OPERATIONS = (
         ),
         summary="Create a container with GPU slots allocated to you.",
     ),
-    Operation(
-        "containers.start", "POST", "/v1/containers/{name}/start", start, (_NAME, _USER)
-    ),
+    Operation("containers.start", "POST", "/v1/containers/{name}/start", start, (_NAME, _USER)),
     Operation(
         "containers.stop",
         "POST",

@@ -124,4 +124,3 @@ OPERATIONS = (
     ),
     Operation("gpu.queue", "GET", "/v1/gpus/queue", queue, summary="Requests waiting for a GPU."),
 )
-

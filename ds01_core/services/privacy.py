@@ -17,7 +17,9 @@ OTHER_USER = "(another user)"
 
 
 def shows_owner(ctx: ServiceContext, owner: str | None) -> bool:
-    return ctx.caller.admin or owner == ctx.caller.name or ctx.runtime.config.privacy.show_other_owners
+    return (
+        ctx.caller.admin or owner == ctx.caller.name or ctx.runtime.config.privacy.show_other_owners
+    )
 
 
 def shows_names(ctx: ServiceContext, owner: str | None) -> bool:
@@ -36,9 +38,7 @@ def workload_view(ctx: ServiceContext, data: dict[str, Any]) -> dict[str, Any]:
         view["owner"] = OTHER_USER
         view["owner_source"] = None
     if not shows_names(ctx, owner):
-        view.update(
-            name=HIDDEN, id="", image=None, cmdline=None, pids=[], last_active_signal=None
-        )
+        view.update(name=HIDDEN, id="", image=None, cmdline=None, pids=[], last_active_signal=None)
     return view
 
 

@@ -14,7 +14,5 @@ def whoami(ctx: ServiceContext) -> dict[str, Any]:
 
 
 OPERATIONS = (
-    Operation(
-        "whoami", "GET", "/v1/whoami", whoami, summary="Who the service thinks you are."
-    ),
+    Operation("whoami", "GET", "/v1/whoami", whoami, summary="Who the service thinks you are."),
 )

@@ -12,16 +12,15 @@ import os
 import pty
 import select
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.servers import running_server
 
 DOCKER = shutil.which("docker") or "/usr/bin/docker"
 COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
@@ -30,38 +29,8 @@ COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 @contextmanager
 def running_gateway(config: Path) -> Iterator[str]:
     """Start ``ds01-gateway`` on a socket users can reach; yield the socket path."""
-    directory = tempfile.mkdtemp(prefix="ds01-gw-")
-    os.chmod(directory, 0o755)
-    sock = os.path.join(directory, "docker.sock")
-    log = open(os.path.join(directory, "gateway.log"), "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from ds01_core.gateway.main import main; main()",
-            "--config",
-            str(config),
-            "--socket",
-            sock,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(sock):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(Path(log.name).read_text())
-            time.sleep(0.05)
+    with running_server("ds01_core.gateway.main:main", config, "docker.sock") as sock:
         yield sock
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def user_env(user: Any, sock: str) -> dict[str, str]:

@@ -34,6 +34,15 @@ def build_user_cli() -> Path:
         ignore=shutil.ignore_patterns("__pycache__", "pip", "pip-*", "_pytest", "hypothesis*"),
         symlinks=True,
     )
+    # the ds01_core the tests import (the checkout, first on pytest's path), not an older wheel
+    import ds01_core
+
+    shutil.rmtree(site / "ds01_core", ignore_errors=True)
+    shutil.copytree(
+        Path(ds01_core.__file__).parent,
+        site / "ds01_core",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     bindir = root / "bin"
     bindir.mkdir()
     for name, target in (
