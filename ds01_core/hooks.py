@@ -130,11 +130,17 @@ class Hooks:
             raise TypeError(f"{hook} is firstresult: call it through pluggy, not one by one")
         results: list[tuple[str, Any]] = []
         failures: list[HookFailure] = []
+        kwargs = {**(getattr(caller.spec, "kwargdefaults", None) or {}), **kwargs}
         for impl in reversed(caller.get_hookimpls()):
+            try:  # as pluggy passes them: by position, then those with defaults by name
+                args = [kwargs[name] for name in impl.argnames]
+                named = {name: kwargs[name] for name in impl.kwargnames if name in kwargs}
+            except KeyError as exc:  # the core's mistake, not the plugin's
+                raise pluggy.HookCallError(f"{hook} must be given {exc.args[0]!r}") from exc
             try:
                 if impl.wrapper or impl.hookwrapper:  # refused at load; registered by hand
                     raise TypeError(f"hook wrappers are not supported on {hook}")
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
+                result = impl.function(*args, **named)
             except Exception as exc:
                 failure = HookFailure(impl.plugin_name, hook, exc)
                 log.error("%s", failure)
