@@ -263,6 +263,23 @@ def test_a_raising_plugin_costs_only_its_own_answer(hook, runtime, caplog):
     assert f"plugin 'first' failed in {hook}: RuntimeError: first is broken" in caplog.messages
 
 
+def test_nothing_calls_pluggy_around_the_facade():
+    """A plain ``pm.hook.<name>(...)`` call elsewhere would skip the isolation tested above."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"\bpm\.hook\b|\.hook\.\w+\(")
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("ds01_core", "plugins")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "hooks.py" or path.parent.name != "ds01_core"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line) and not line.lstrip().startswith(("#", "The core never"))
+    ]
+    assert offenders == [], "call hooks through ds01_core.hooks.Hooks, not pm.hook"
+
+
 def test_every_isolated_hook_says_what_a_failure_means():
     for hook in isolated_hooks():
         doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
