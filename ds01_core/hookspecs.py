@@ -4,9 +4,18 @@ A plugin is any object or module with functions named like the hooks below and d
 :data:`hookimpl`. Built-in plugins and third-party plugins (entry point group ``ds01``) are
 equal. Plugins may accept any subset of a hook's arguments, by name.
 
-The core never calls ``pm.hook.<name>`` directly outside :mod:`ds01_core.plugins`; it goes
-through the typed methods of :class:`ds01_core.plugins.Hooks`, so each call site is checked
-and searchable.
+The core never calls ``pm.hook.<name>`` directly outside :mod:`ds01_core.hooks`; it goes
+through the typed methods of :class:`ds01_core.hooks.Hooks` (re-exported by
+:mod:`ds01_core.plugins`), so each call site is checked and searchable.
+
+Failures: a hook that is not firstresult is called one implementation at a time, so a plugin
+that raises costs only its own answer; the other plugins still run and their results are kept.
+Each hook below says what the failure means ("If an implementation raises: …"); where it
+happens in the daemon's cycle it is logged, listed in the cycle's errors and written to the
+audit log as a ``plugin.failed`` event (details: ``plugin``, ``hook``, ``error``). Hook
+wrappers (``wrapper=True``/``hookwrapper=True``) are only allowed on firstresult hooks: a
+plugin with a wrapper on another hook is refused at start-up (``ds01 plugins`` shows it as
+failed).
 
 Ordering: within a hook, implementations marked ``tryfirst`` run first and ``trylast`` last;
 between those, plugins run in the order the admin lists them in ``plugins.order`` and then in
@@ -64,6 +73,10 @@ def plugin_config_sections() -> Mapping[str, type]:
         is a start-up error.
 
     Not firstresult: every plugin's mapping is merged.
+
+    If an implementation raises: the plugin is disabled (``ds01 plugins`` shows it as failed,
+    with the error) and its ``plugins.<name>`` section is ignored; the other plugins' sections
+    are read. A plugin listed in ``plugins.required`` stops start-up instead.
     """
 
 
@@ -78,8 +91,12 @@ def configure(runtime: Runtime) -> None:
         validated :class:`~ds01_core.config.Config`, ``runtime.plugin_config(name)`` a plugin's
         own section.
 
-    An exception raised here stops start-up (for a required plugin) or disables the plugin with a
-    logged error (otherwise).
+    Not firstresult: every plugin is configured.
+
+    If an implementation raises: the plugin is disabled (unregistered, so no later hook runs it
+    half-configured; ``ds01 plugins`` shows it as failed, with the error) and the others are
+    configured as usual. A plugin listed in ``plugins.required`` stops start-up instead (the
+    daemon keeps its last good configuration on a reload).
     """
 
 
@@ -91,6 +108,11 @@ def add_cli_commands(cli: click.Group) -> None:
 
     :param cli: the root ``ds01`` click group; call ``cli.add_command(...)``. Adding a command
         whose name is already taken is an error reported with the plugin's name.
+
+    Not firstresult: every plugin adds its commands.
+
+    If an implementation raises: ``ds01`` prints a one-line warning naming the plugin, and the
+    commands of every other plugin (and whatever this one added before it raised) are there.
     """
 
 
@@ -128,6 +150,10 @@ def user_group(runtime: Runtime, user: str) -> str | None:
 
     firstresult: the first group named wins, so plugins listed earlier in ``plugins.order``
     take precedence.
+
+    If an implementation raises: the error is logged and the configuration's own membership
+    decides for that lookup (no later plugin is asked: a lower-precedence source must not
+    answer for a higher one that failed).
     """
 
 
@@ -144,6 +170,9 @@ def explain_user_group(runtime: Runtime, user: str) -> str | None:
         researcher wins``, or ``None`` when this plugin has nothing to say about the user.
 
     Not firstresult: every plugin's line is shown.
+
+    If an implementation raises: its place is taken by the line ``<plugin>: could not explain:
+    <error>``; the other plugins' lines are shown.
     """
 
 
@@ -163,8 +192,11 @@ def detect_workloads(runtime: Runtime) -> Sequence[Workload]:
         ``(kind, id)``: for a duplicate, the first reporter's record wins and later ones only
         add GPU slots and pids.
 
-    Not firstresult. A detector that raises is logged and skipped for that cycle; the others
-    still report.
+    Not firstresult: every detector reports.
+
+    If an implementation raises: that detector is skipped for the cycle (its workloads are
+    missing from this inventory); the failure is logged, listed in the cycle's errors and
+    written to the audit log as ``plugin.failed``. The other detectors' workloads are kept.
     """
 
 
@@ -180,7 +212,13 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> Sequence[Event
     :param workloads: the merged inventory from ``detect_workloads``.
     :return: the events describing what was changed (the core writes them to the audit log).
 
-    Not firstresult.
+    Not firstresult: every reconciler runs.
+
+    If an implementation raises: its events are lost for that cycle (what it wrote before
+    raising stays written) and it is tried again next cycle; the failure is logged, listed in the
+    cycle's errors (``ds01d --once`` exits 1) and written to the audit log as
+    ``plugin.failed``. The other reconcilers run and their events are kept, so one broken
+    plugin never stops allocations from being released.
     """
 
 
@@ -201,6 +239,10 @@ def enforce_limits(
     :return: the actions taken (an empty sequence when nothing had to change).
 
     Not firstresult: every enforcer runs.
+
+    If an implementation raises: its actions for that user are lost for that cycle and it is
+    tried again next cycle; the failure is logged, listed in the cycle's errors and written to
+    the audit log as ``plugin.failed`` (with the user). The other enforcers' actions are kept.
     """
 
 
@@ -222,6 +264,9 @@ def on_idle(
 
     firstresult: the first non-None answer is taken. The built-in policy is ``trylast``, so a
     plugin can overrule it (for example to keep a class of containers alive).
+
+    If an implementation raises: nothing is done about that container in that cycle (no warning,
+    no stop) and a ``lifecycle.error`` event names it; the next cycle asks again.
     """
 
 
@@ -239,6 +284,10 @@ def notify(runtime: Runtime, notice: Notice) -> Sequence[DeliveryResult]:
         that one failing channel never blocks the others.
 
     Not firstresult: every notifier gets every notice.
+
+    If an implementation raises: it counts as one failed delivery on a channel named after the
+    plugin (a ``notify.failed`` event) and a ``plugin.failed`` event is written; the other
+    notifiers' deliveries are kept, and the action that sent the notice goes on.
     """
 
 
@@ -255,6 +304,9 @@ def quota_usage(runtime: Runtime, user: str, limits: EffectiveLimits) -> Sequenc
     :return: one :class:`~ds01_core.model.QuotaLine` per resource (``memory``, ``disk /home`` …).
 
     Not firstresult: every plugin's lines are shown, after the core's GPU line.
+
+    If an implementation raises: its place is taken by one line named after the plugin that
+    says ``unavailable: <error>``; the other plugins' lines are shown.
     """
 
 
@@ -292,6 +344,10 @@ def allocate_gpu(
 
     firstresult: exactly one allocator decides. The built-in whole-GPU allocator is ``trylast``,
     so installing an allocator plugin (like ``ds01-mig``) replaces it.
+
+    If an implementation raises: nothing is allocated (the transaction rolls back) and the
+    request fails with the error; no later allocator is asked, since a different allocator's
+    answer could break the policy the failing one enforces.
     """
 
 
@@ -310,4 +366,8 @@ def prepare_container(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
 
     Not firstresult: every plugin sees the request; any refusal refuses it, and the first
     refusal's reason is the one reported.
+
+    If an implementation raises: the create is refused (fail-closed: a create that a limit
+    plugin could not check must not go through unchecked), with a reason naming the plugin and
+    the error.
     """

@@ -1,8 +1,10 @@
 """One lifecycle cycle: detect → reconcile → enforce → idle (with notices to users).
 
 The cycle is the only place the daemon's periodic work is sequenced. Each step calls one hook;
-a plugin that raises in a step is logged with its name and the cycle carries on, because one
-broken plugin must not stop GPUs from being released or limits from being applied.
+a plugin that raises in a step costs only its own answer (the hooks are called one plugin at a
+time, see :mod:`ds01_core.hooks`): its failure is logged, written to the audit log as
+``plugin.failed`` and listed in the cycle's errors, and every other plugin's results are kept,
+because one broken plugin must not stop GPUs from being released or limits from being applied.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ds01_core.detection.inventory import diff_events
+from ds01_core.hooks import HookFailure
 from ds01_core.model import Action, DeliveryResult, Event, Notice, Workload
 from ds01_core.user_limits import effective_limits
 
@@ -56,11 +59,16 @@ def merge_workloads(batches: Iterable[Sequence[Workload] | None]) -> list[Worklo
     return list(merged.values())
 
 
-def detect(runtime: Runtime, errors: list[str] | None = None) -> list[Workload]:
-    """The merged inventory; detectors that raised are skipped (and named in ``errors``)."""
-    batches, failures = runtime.hooks.detect_workloads(runtime)
+def detect(
+    runtime: Runtime, errors: list[str] | None = None, failed: list[HookFailure] | None = None
+) -> list[Workload]:
+    """The merged inventory; detectors that raised are skipped (and named in ``errors``, and
+    handed over in ``failed`` for the audit log)."""
+    batches = runtime.hooks.detect_workloads(runtime)
     if errors is not None:
-        errors.extend(f"detect ({plugin}): {exc}" for plugin, exc in failures)
+        errors.extend(f"detect ({f.plugin}): {f.error}" for f in batches.failures)
+    if failed is not None:
+        failed.extend(batches.failures)
     return merge_workloads(batches)
 
 
@@ -85,26 +93,33 @@ def run_cycle(
     """
     started = time.monotonic()
     report = CycleReport()
-    report.workloads = detect(runtime, report.errors)
+    failed: list[HookFailure] = []
+    report.workloads = detect(runtime, report.errors, failed)
+    report.events += [f.event() for f in failed]
     if previous is not None:
         report.events += diff_events(previous, report.workloads)
     try:
-        report.events += runtime.hooks.reconcile(runtime, report.workloads)
-    except Exception as exc:
+        events = runtime.hooks.reconcile(runtime, report.workloads)
+    except Exception as exc:  # the core's own fault (hooks isolate each plugin's)
         log.exception("reconcile failed")
         report.errors.append(f"reconcile: {exc}")
+    else:
+        report.events += events
+        report.errors += [f"reconcile ({f.plugin}): {f.error}" for f in events.failures]
+        report.events += [f.event() for f in events.failures]
     now = runtime.now()
     for user in [] if partial else users_to_enforce(runtime, report.workloads):
-        limits = effective_limits(runtime, user, now=now)
-        own = [w for w in report.workloads if w.owner == user]
         try:
-            report.actions += [
-                a if a.user else attrs.evolve(a, user=user)
-                for a in runtime.hooks.enforce_limits(runtime, user, limits, own)
-            ]
+            limits = effective_limits(runtime, user, now=now)
+            own = [w for w in report.workloads if w.owner == user]
+            actions = runtime.hooks.enforce_limits(runtime, user, limits, own)
         except Exception as exc:
             log.exception("enforce_limits failed for %s", user)
             report.errors.append(f"enforce {user}: {exc}")
+            continue
+        report.actions += [a if a.user else attrs.evolve(a, user=user) for a in actions]
+        report.errors += [f"enforce {user} ({f.plugin}): {f.error}" for f in actions.failures]
+        report.events += [f.event(user) for f in actions.failures]
     if not partial:
         from ds01_core.lifecycle import LifecycleStep
 
@@ -132,12 +147,22 @@ def action_event(action: Action) -> Event:
 
 
 def tell_user(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
-    """Deliver a notice through every notify plugin and log each channel's result."""
+    """Deliver a notice through every notify plugin and log each channel's result.
+
+    A notifier that raises is a failed delivery on a channel named after the plugin (and a
+    ``plugin.failed`` event); the other notifiers' deliveries still count."""
+    failures: list[HookFailure] = []
     try:
-        results = runtime.hooks.notify(runtime, notice)
-    except Exception as exc:  # a notifier must not break the caller's action
+        collected = runtime.hooks.notify(runtime, notice)
+    except Exception as exc:  # the core's own fault; it must not break the caller's action
         log.exception("notify failed")
         results = [DeliveryResult("notify", False, str(exc))]
+    else:
+        failures = collected.failures
+        results = list(collected)
+        results += [DeliveryResult(f.plugin, False, f"raised {f.message}") for f in failures]
+    for failure in failures:
+        runtime.events.append(failure.event(notice.user, subject=notice.subject))
     for result in results:
         runtime.events.append(
             Event(

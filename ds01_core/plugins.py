@@ -12,35 +12,15 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 import attrs
 import pluggy
 
 from ds01_core import hookspecs
+from ds01_core.hooks import Collected, HookFailure, Hooks, first_refusal, unsupported_wrappers
 from ds01_core.hookspecs import PROJECT
-
-if TYPE_CHECKING:
-    import click
-
-    from ds01_core.model import (
-        Action,
-        Allocation,
-        AllocationDecision,
-        ContainerSpec,
-        DeliveryResult,
-        EffectiveLimits,
-        Event,
-        GpuRequest,
-        GpuSlot,
-        Notice,
-        QuotaLine,
-        Refusal,
-        Workload,
-    )
-    from ds01_core.runtime import Runtime
-    from ds01_core.services.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +105,7 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager, records: list[PluginRecord]):
         self.pm = pm
         self.records = records
-        self.hooks = Hooks(pm)
+        self.hooks = Hooks(pm, on_setup_failure=self.disable_failed)
 
     def record(self, name: str) -> PluginRecord | None:
         return next((r for r in self.records if r.name == name), None)
@@ -137,23 +117,46 @@ class PluginHost:
     def inactive_names(self) -> set[str]:
         return {r.name for r in self.records if r.status != "active"}
 
+    def disable_failed(self, failures: Sequence[HookFailure]) -> None:
+        """Plugins that raised while being set up (``plugin_config_sections``, ``configure``)
+        are marked failed and unregistered, so no later hook runs them half-configured; a
+        required one stops start-up."""
+        problems = []
+        for failure in failures:
+            record = self.record(failure.plugin)
+            if record is None or record.status != "active":
+                continue
+            _fail(self.pm, record, f"{failure.hook} raised {failure.message}")
+            if record.required:
+                problems.append(
+                    f"required plugin {record.name!r} ({record.distribution} {record.version}) "
+                    f"failed in {failure.hook}: {failure.message}"
+                )
+        if problems:
+            raise PluginStartupError("; ".join(problems))
+
     def config_sections(self) -> dict[str, type]:
         """Every plugin's config section classes; a name claimed twice is a start-up error."""
         sections: dict[str, type] = {}
         owners: dict[str, str] = {}
-        for record in self.active:
-            impl = getattr(record.plugin, "plugin_config_sections", None)
-            if impl is None:
-                continue
-            for name, cls in (impl() or {}).items():
+        for plugin, declared in self.hooks.plugin_config_sections():
+            for name, cls in declared.items():
                 if name in sections:
                     raise PluginStartupError(
-                        f"plugins {owners[name]!r} and {record.name!r} both declare the config "
+                        f"plugins {owners[name]!r} and {plugin!r} both declare the config "
                         f"section 'plugins.{name}'; disable one of them"
                     )
                 sections[name] = cls
-                owners[name] = record.name
+                owners[name] = plugin
         return sections
+
+
+def _fail(pm: pluggy.PluginManager, record: PluginRecord, error: str) -> None:
+    """Mark a loaded plugin failed and take it out of every hook."""
+    log.error("plugin %r disabled: %s", record.name, error)
+    record.status, record.error, record.hooks = "failed", error, []
+    if pm.is_registered(record.plugin):
+        pm.unregister(record.plugin)
 
 
 def make_plugin_host(
@@ -253,6 +256,14 @@ def make_plugin_host(
 
     for record in records:
         record.required = record.name in required
+        wrappers = unsupported_wrappers(pm, record.plugin) if record.status == "active" else []
+        if wrappers:
+            _fail(
+                pm,
+                record,
+                f"hook wrappers are not supported on {', '.join(wrappers)}: ds01 calls each "
+                "implementation of a hook that is not firstresult on its own",
+            )
         if record.status == "active":
             record.hooks = sorted(caller.name for caller in pm.get_hookcallers(record.plugin) or [])
 
@@ -286,128 +297,15 @@ def make_plugin_host(
     return PluginHost(pm, records)
 
 
-def first_refusal(results: Iterable[Refusal | None]) -> Refusal | None:
-    return next((r for r in results if r is not None), None)
-
-
-class Hooks:
-    """Typed calls into the plugins; the only place the core touches ``pm.hook``."""
-
-    def __init__(self, pm: pluggy.PluginManager):
-        self._hook = pm.hook
-
-    def plugin_config_sections(self) -> list[Mapping[str, type]]:
-        return self._hook.plugin_config_sections()
-
-    def configure(self, runtime: Runtime) -> None:
-        self._hook.configure(runtime=runtime)
-
-    def _call_each(self, hook: str, **kwargs: Any) -> tuple[list[Any], list[tuple[str, Exception]]]:
-        """Call every implementation of ``hook`` on its own, in pluggy's call order, so that one
-        plugin's exception is reported with its name while the others still run."""
-        results: list[Any] = []
-        errors: list[tuple[str, Exception]] = []
-        caller = getattr(self._hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:
-                log.error("plugin %r failed in %s: %s", impl.plugin_name, hook, exc)
-                errors.append((impl.plugin_name, exc))
-                continue
-            if result is not None:
-                results.append(result)
-        return results, errors
-
-    def add_cli_commands(self, cli: click.Group) -> list[tuple[str, Exception]]:
-        """Add every plugin's commands; a plugin's broken command (or a name clash) is
-        returned with its name and the others are still added."""
-        return self._call_each("add_cli_commands", cli=cli)[1]
-
-    def service_operations(self) -> list[Operation]:
-        """Every plugin's service operations; a plugin that raises is logged and left out."""
-        results, _errors = self._call_each("service_operations")
-        return [op for batch in results for op in batch]
-
-    def detect_workloads(
-        self, runtime: Runtime
-    ) -> tuple[list[Sequence[Workload]], list[tuple[str, Exception]]]:
-        """Every detector's report, and the (plugin, error) of those that raised."""
-        return self._call_each("detect_workloads", runtime=runtime)
-
-    def user_group(self, runtime: Runtime, user: str) -> str | None:
-        return self._hook.user_group(runtime=runtime, user=user)
-
-    def quota_usage(self, runtime: Runtime, user: str, limits: EffectiveLimits) -> list[QuotaLine]:
-        """Every plugin's quota lines; a plugin that fails is named in a line of its own."""
-        from ds01_core.model import QuotaLine
-
-        results, errors = self._call_each("quota_usage", runtime=runtime, user=user, limits=limits)
-        lines = [line for batch in results for line in batch]
-        lines += [
-            QuotaLine(plugin, None, None, "", f"unavailable: {exc}") for plugin, exc in errors
-        ]
-        return lines
-
-    def explain_user_group(self, runtime: Runtime, user: str) -> list[str]:
-        return [line for line in self._hook.explain_user_group(runtime=runtime, user=user) if line]
-
-    def reconcile(self, runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
-        results = self._hook.reconcile(runtime=runtime, workloads=workloads)
-        return [event for batch in results for event in (batch or ())]
-
-    def enforce_limits(
-        self,
-        runtime: Runtime,
-        user: str,
-        limits: EffectiveLimits,
-        workloads: Sequence[Workload],
-    ) -> list[Action]:
-        results = self._hook.enforce_limits(
-            runtime=runtime, user=user, limits=limits, workloads=workloads
-        )
-        return [action for batch in results for action in (batch or ())]
-
-    def on_idle(
-        self,
-        runtime: Runtime,
-        workload: Workload,
-        idle_seconds: float,
-        policy: Mapping[str, Any],
-    ) -> str | None:
-        return self._hook.on_idle(
-            runtime=runtime, workload=workload, idle_seconds=idle_seconds, policy=policy
-        )
-
-    def notify(self, runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
-        results = self._hook.notify(runtime=runtime, notice=notice)
-        return [result for batch in results for result in (batch or ())]
-
-    def allocate_gpu(
-        self,
-        runtime: Runtime,
-        request: GpuRequest,
-        free_slots: Sequence[GpuSlot],
-        all_slots: Sequence[GpuSlot],
-        held: Sequence[Allocation],
-        limits: EffectiveLimits,
-    ) -> AllocationDecision | None:
-        return self._hook.allocate_gpu(
-            runtime=runtime,
-            request=request,
-            free_slots=free_slots,
-            all_slots=all_slots,
-            held=held,
-            limits=limits,
-        )
-
-    def prepare_container(self, runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
-        """The first refusal, if any. A plugin that raises refuses too (fail-closed): a create
-        that a limit plugin could not check must not go through unchecked."""
-        from ds01_core.model import Refusal
-
-        results, errors = self._call_each("prepare_container", runtime=runtime, spec=spec)
-        if errors:
-            plugin, exc = errors[0]
-            return Refusal(f"plugin {plugin!r} could not check this container: {exc}", plugin)
-        return first_refusal(results)
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "Collected",
+    "EntryPointSource",
+    "HookFailure",
+    "Hooks",
+    "PluginHost",
+    "PluginRecord",
+    "PluginStartupError",
+    "first_refusal",
+    "make_plugin_host",
+]

@@ -396,7 +396,7 @@ def test_cycle_survives_a_broken_plugin(make_runtime):
     runtime = make_runtime(("x", Explodes()), ("d", Detector()))
     report = run_cycle(runtime)
     assert [w.id for w in report.workloads] == ["c1"]
-    assert report.errors == ["enforce alice: cgroup tree unwritable"]
+    assert report.errors == ["enforce alice (x): cgroup tree unwritable"]
     assert report.seconds >= 0
     assert dt.datetime.now(dt.UTC) >= runtime.now() - dt.timedelta(seconds=5)
 
