@@ -130,7 +130,7 @@ def service_operations() -> Sequence[Operation]:
     :return: operations whose names (``<plugin>.<what>``) and paths are not used by the core
         or another plugin.
 
-    If an implementation raises, its operations are missing (logged with the plugin's name)
+    If an implementation raises: its operations are missing (logged with the plugin's name)
     and the others' are still served.
     """
 
