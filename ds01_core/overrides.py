@@ -16,6 +16,7 @@ import attrs
 import yaml
 
 from ds01_core.config import LIMIT_KEYS, LimitSet, converter, structure_section
+from ds01_core.config_checks import limit_problem
 from ds01_core.limits import OverrideRecord
 from ds01_core.users import normalize_username
 
@@ -53,8 +54,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if problems:
         raise OverrideError("; ".join(str(p) for p in problems))
     typed = getattr(parsed, key)
-    if key != "allow_full_gpu" and typed is not None and typed <= 0:
-        raise OverrideError(f"{key}: must be greater than 0, got {raw.strip()}")
+    problem = limit_problem(key, typed)
+    if problem is not None:
+        raise OverrideError(f"{key}: {problem}")
     return key, typed
 
 
