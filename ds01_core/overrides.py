@@ -103,6 +103,13 @@ def active_overrides(db: sqlite3.Connection, now: dt.datetime) -> list[OverrideR
     return records
 
 
+def check_expiry(expires: dt.datetime, now: dt.datetime) -> None:
+    """Refuse an end date that has passed (for overrides and exemptions alike): a grant that
+    is over when it is made does nothing, so it is a mistake."""
+    if expires <= now:
+        raise OverrideError(f"--expires {expires.isoformat()} is in the past")
+
+
 def add_overrides(
     db: sqlite3.Connection,
     user: str,
@@ -114,8 +121,7 @@ def add_overrides(
     now: dt.datetime,
 ) -> list[int]:
     """Record one override row per key; the caller holds the transaction."""
-    if expires <= now:
-        raise OverrideError(f"--expires {expires.isoformat()} is in the past")
+    check_expiry(expires, now)
     if not reason.strip():
         raise OverrideError("--reason must say why (it is kept in the audit log)")
     if not values:

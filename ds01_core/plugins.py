@@ -346,6 +346,14 @@ class Hooks:
     def explain_user_group(self, runtime: Runtime, user: str) -> list[str]:
         return [line for line in self._hook.explain_user_group(runtime=runtime, user=user) if line]
 
+    def user_known(self, runtime: Runtime, user: str) -> bool | None:
+        """True when any plugin knows ``user``, False when some looked and none did, None when
+        no plugin could say."""
+        answers = self._hook.user_known(runtime=runtime, user=user)
+        if any(answer is True for answer in answers):
+            return True
+        return False if any(answer is False for answer in answers) else None
+
     def reconcile(self, runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
         results = self._hook.reconcile(runtime=runtime, workloads=workloads)
         return [event for batch in results for event in (batch or ())]
