@@ -19,6 +19,15 @@ import yaml
 from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from ds01_core.config_checks import (
+    AbsPath,
+    absolute_path,
+    bounded_int,
+    checked_duration,
+    checked_size,
+    finite_float,
+    limit_problem,
+)
 from ds01_core.units import ByteSize, Duration
 from ds01_core.users import normalize_username
 
@@ -34,10 +43,10 @@ ORIGINS = ("ds01", "devcontainer", "compose", "docker", "unknown")
 class PathsConfig:
     """Where ds01 keeps its state, its logs and its runtime files (sockets, snapshots)."""
 
-    state_dir: str = "/var/lib/ds01"
-    log_dir: str = "/var/log/ds01"
-    runtime_dir: str = "/run/ds01"
-    event_log: str | None = None
+    state_dir: AbsPath = AbsPath("/var/lib/ds01")
+    log_dir: AbsPath = AbsPath("/var/log/ds01")
+    runtime_dir: AbsPath = AbsPath("/run/ds01")
+    event_log: AbsPath | None = None
 
     @property
     def event_log_path(self) -> Path:
@@ -56,8 +65,8 @@ class PathsConfig:
 class SimulatedGpuConfig:
     """The simulated host used when no NVIDIA driver loads (or when asked for)."""
 
-    topology: str | None = None
-    processes_file: str | None = None
+    topology: AbsPath | None = None
+    processes_file: AbsPath | None = None
 
 
 @attrs.define
@@ -73,7 +82,7 @@ class GpuConfig:
 class DetectionConfig:
     """How workloads are found and attributed."""
 
-    home_roots: list[str] = attrs.Factory(lambda: ["/home"])
+    home_roots: list[AbsPath] = attrs.Factory(lambda: [AbsPath("/home")])
     process_confirm_cycles: int = 2
 
 
@@ -90,7 +99,7 @@ class AllocationConfig:
 
     gpu_hold_after_stop: Duration = Duration(15 * 60)
     stop_timeout: Duration = Duration(30)
-    owner_map_dir: str | None = None
+    owner_map_dir: AbsPath | None = None
     queue_recheck: Duration = Duration(30)
 
 
@@ -236,8 +245,8 @@ class GatewayConfig:
     socket: str = "/run/ds01/docker.sock"
     upstream: str = "/var/run/docker.sock"
     admin_group: str = "ds01-admin"
-    workspace_roots: list[str] = attrs.Factory(list)
-    read_only_paths: list[str] = attrs.Factory(list)
+    workspace_roots: list[AbsPath] = attrs.Factory(list)
+    read_only_paths: list[AbsPath] = attrs.Factory(list)
     extra_capabilities: list[str] = attrs.Factory(list)
     runtimes: list[str] = attrs.Factory(lambda: ["runc", "nvidia"])
     log_admin_requests: bool = True
@@ -361,15 +370,15 @@ def _describe(value: Any) -> str:
 def _strict_float(value: Any, _type: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, got {_describe(value)}")
-    return float(value)
+    return finite_float(value)
 
 
 def _strict_int(value: Any, _type: type) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return bounded_int(int(value))
         raise ValueError(f"expected a whole number, got {_describe(value)}")
-    return value
+    return bounded_int(value)
 
 
 def _strict_bool(value: Any, _type: type) -> bool:
@@ -446,8 +455,9 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(str, _strict_str)
-    conv.register_structure_hook(Duration, lambda v, _t: Duration.parse(v))
-    conv.register_structure_hook(ByteSize, lambda v, _t: ByteSize.parse(v))
+    conv.register_structure_hook(Duration, lambda v, _t: checked_duration(v))
+    conv.register_structure_hook(ByteSize, lambda v, _t: checked_size(v))
+    conv.register_structure_hook(AbsPath, lambda v, _t: absolute_path(_strict_str(v, str)))
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_structure_hook_func(
         lambda t: getattr(t, "__origin__", None) is Literal, _structure_literal_checked
@@ -672,14 +682,9 @@ _POSITIVE_KEYS = tuple(k for k in LIMIT_KEYS if k != "allow_full_gpu")
 def _check_limit_set(limits: LimitSet, path: str) -> list[ConfigProblem]:
     problems = []
     for key in _POSITIVE_KEYS:
-        value = getattr(limits, key)
-        if value is not None and value <= 0:
-            problems.append(
-                ConfigProblem(
-                    _join(path, key),
-                    f"must be greater than 0, got {value!r} (leave the key out for no limit)",
-                )
-            )
+        problem = limit_problem(key, getattr(limits, key))
+        if problem is not None:
+            problems.append(ConfigProblem(_join(path, key), problem))
     return problems
 
 
@@ -758,13 +763,6 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
             )
     if config.detection.process_confirm_cycles < 1:
         problems.append(ConfigProblem("detection.process_confirm_cycles", "must be at least 1"))
-    for index, root in enumerate(config.detection.home_roots):
-        if not root.startswith("/"):
-            problems.append(
-                ConfigProblem(
-                    f"detection.home_roots[{index}]", f"must be an absolute path, got {root!r}"
-                )
-            )
     if config.gateway.max_connections_per_user < 1:
         problems.append(ConfigProblem("gateway.max_connections_per_user", "must be at least 1"))
     for key in ("socket", "upstream"):

@@ -232,6 +232,12 @@ class Hooks:
         lines += [f"{f.plugin}: could not explain: {f.message}" for f in failures]
         return Collected(lines, failures)
 
+    def user_known(self, runtime: Runtime, user: str) -> Collected[bool]:
+        """Every plugin's answer that could say (True: it knows ``user``; False: it looked and
+        did not find them); a plugin that raises could not say and is in ``failures``."""
+        results, failures = self._call_each("user_known", runtime=runtime, user=user)
+        return Collected((answer for _plugin, answer in results), failures)
+
     def quota_usage(
         self, runtime: Runtime, user: str, limits: EffectiveLimits
     ) -> Collected[QuotaLine]:

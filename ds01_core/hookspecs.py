@@ -176,6 +176,29 @@ def explain_user_group(runtime: Runtime, user: str) -> str | None:
     """
 
 
+@hookspec
+def user_known(runtime: Runtime, user: str) -> bool | None:
+    """Say whether a user name exists in an account source this plugin reads (a directory).
+
+    Called by admin commands that record something for a user by name (``ds01 admin override
+    set``, ``ds01 admin exempt set --user``) when the host's passwd/NSS does not know the name,
+    so that a misspelt name is refused instead of silently helping nobody. Only an admin runs
+    these commands, so an implementation may ask its server (within its own timeouts); it must
+    catch its own errors and answer ``None`` when it cannot tell.
+
+    :param runtime: the process's runtime.
+    :param user: the normalised user name.
+    :return: ``True`` when this plugin's source has the user; ``False`` when it looked and the
+        user is not there; ``None`` when it cannot say (not configured, server unreachable).
+
+    Not firstresult: the user is known when any plugin answers ``True``; the admin command
+    refuses an unknown user unless given ``--allow-unknown-user``.
+
+    If an implementation raises: it is logged and counts as ``None`` (cannot say); the other
+    plugins' answers still decide.
+    """
+
+
 # -- the lifecycle cycle: detect → reconcile → enforce → idle → notify -------------------
 
 

@@ -16,6 +16,7 @@ import attrs
 import yaml
 
 from ds01_core.config import LIMIT_KEYS, LimitSet, converter, structure_section
+from ds01_core.config_checks import limit_problem
 from ds01_core.limits import OverrideRecord
 from ds01_core.users import normalize_username
 
@@ -53,8 +54,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if problems:
         raise OverrideError("; ".join(str(p) for p in problems))
     typed = getattr(parsed, key)
-    if key != "allow_full_gpu" and typed is not None and typed <= 0:
-        raise OverrideError(f"{key}: must be greater than 0, got {raw.strip()}")
+    problem = limit_problem(key, typed)
+    if problem is not None:
+        raise OverrideError(f"{key}: {problem}")
     return key, typed
 
 
@@ -101,6 +103,13 @@ def active_overrides(db: sqlite3.Connection, now: dt.datetime) -> list[OverrideR
     return records
 
 
+def check_expiry(expires: dt.datetime, now: dt.datetime) -> None:
+    """Refuse an end date that has passed (for overrides and exemptions alike): a grant that
+    is over when it is made does nothing, so it is a mistake."""
+    if expires <= now:
+        raise OverrideError(f"--expires {expires.isoformat()} is in the past")
+
+
 def add_overrides(
     db: sqlite3.Connection,
     user: str,
@@ -112,8 +121,7 @@ def add_overrides(
     now: dt.datetime,
 ) -> list[int]:
     """Record one override row per key; the caller holds the transaction."""
-    if expires <= now:
-        raise OverrideError(f"--expires {expires.isoformat()} is in the past")
+    check_expiry(expires, now)
     if not reason.strip():
         raise OverrideError("--reason must say why (it is kept in the audit log)")
     if not values:

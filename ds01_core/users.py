@@ -11,6 +11,10 @@ import contextlib
 import grp
 import pwd
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ds01_core.runtime import Runtime
 
 _UNSAFE = re.compile(r"[^a-z0-9_.-]")
 
@@ -55,3 +59,30 @@ def unix_groups_of(name: str) -> set[str]:
     with contextlib.suppress(KeyError):
         groups.add(grp.getgrgid(entry.pw_gid).gr_name)
     return groups
+
+
+class UnknownUserError(ValueError):
+    """A user name that no account source knows; the message says what to do."""
+
+
+def require_known_user(runtime: Runtime, name: str, *, allow_unknown: bool = False) -> str:
+    """``name`` normalised, when the host (passwd/NSS) or a plugin's directory knows it.
+
+    An admin command that records something for a user by name would otherwise accept a typo
+    and help nobody; ``allow_unknown`` is the explicit way to record a name ahead of its account.
+
+    :raises UnknownUserError: nobody knows the name and ``allow_unknown`` is false.
+    """
+    user = normalize_username(name)
+    if allow_unknown or uid_for_username(user) is not None:
+        return user
+    answers = runtime.hooks.user_known(runtime, user)
+    if any(answers):
+        return user
+    sources = "this host's accounts (passwd/NSS)"
+    if answers:  # a directory looked and did not find them
+        sources += " or the directory"
+    raise UnknownUserError(
+        f"no user {user!r} in {sources}: check the spelling, or pass --allow-unknown-user "
+        "to record it anyway (for an account not created yet)"
+    )

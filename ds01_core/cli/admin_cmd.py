@@ -8,6 +8,12 @@ import os
 import click
 
 from ds01_core.cli import CliState, pass_state
+from ds01_core.cli.admin_params import (
+    DateParam,
+    allow_unknown_user_option,
+    known_user,
+    require_future,
+)
 from ds01_core.cli.output import fail, json_option, print_json, print_table
 from ds01_core.model import Event
 from ds01_core.overrides import (
@@ -27,27 +33,6 @@ def require_admin() -> str:
     if not admin or os.geteuid() != 0:
         fail("this is an admin command: run it as root (sudo) as a member of ds01-admin")
     return name
-
-
-class DateParam(click.ParamType):
-    name = "DATE"
-
-    def convert(self, value, param, ctx) -> dt.datetime:  # type: ignore[no-untyped-def]
-        try:
-            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            try:  # a duration from now: 3d, 12h
-                from ds01_core.units import Duration
-
-                return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=Duration.parse(value))
-            except ValueError:
-                self.fail(
-                    f"expected a date (2026-12-31, 2026-12-31T18:00Z) or a duration "
-                    f"from now (3d, 12h), got {value!r}",
-                    param,
-                    ctx,
-                )
-        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 @click.group()
@@ -71,6 +56,7 @@ def override() -> None:
 )
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 @click.option("--approved-by", help="Who approved it [you].")
+@allow_unknown_user_option
 @pass_state
 def override_set(
     state: CliState,
@@ -79,6 +65,7 @@ def override_set(
     expires: dt.datetime,
     reason: str,
     approved_by: str | None,
+    allow_unknown_user: bool,
 ) -> None:
     """Set limits for USER until --expires, e.g. max_gpu_equivalents=2 memory=128g."""
     admin_name = require_admin()
@@ -87,6 +74,8 @@ def override_set(
     except OverrideError as exc:
         raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
     runtime = state.runtime
+    require_future(state, expires)
+    user = known_user(state, user, allow_unknown_user)
     try:
         with runtime.state.transaction() as db:
             ids = add_overrides(
@@ -260,6 +249,7 @@ def exempt() -> None:
     "--expires", type=DateParam(), required=True, help="A date, or a duration from now (3d)."
 )
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
+@allow_unknown_user_option
 @pass_state
 def exempt_set(
     state: CliState,
@@ -269,18 +259,21 @@ def exempt_set(
     runtime_cap: bool,
     expires: dt.datetime,
     reason: str,
+    allow_unknown_user: bool,
 ) -> None:
     """Exempt a user or a container until --expires."""
     from ds01_core.lifecycle import add_grant
     from ds01_core.pipeline import detect
-    from ds01_core.users import normalize_username
 
     admin_name = require_admin()
     if bool(user) == bool(container):
         raise click.UsageError("give exactly one of --user and --container")
     if not (idle or runtime_cap):
         raise click.UsageError("exempt from something: --idle and/or --runtime")
+    if not reason.strip():
+        raise click.UsageError("--reason must say why (it is kept in the audit log)")
     runtime = state.runtime
+    require_future(state, expires)
     if container:
         matches = [
             w
@@ -291,7 +284,7 @@ def exempt_set(
             fail(f"no single container {container!r}")
         target, owner = f"container:{matches[0].id}", matches[0].owner
     else:
-        owner = normalize_username(user or "")
+        owner = known_user(state, user or "", allow_unknown_user)
         target = f"user:{owner}"
     kinds = [k for k, on in (("exempt_idle", idle), ("exempt_runtime", runtime_cap)) if on]
     now = runtime.now()

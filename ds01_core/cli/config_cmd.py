@@ -17,6 +17,7 @@ from ds01_core.config import (
     resolve_config_path,
     unstructure,
 )
+from ds01_core.config_checks import config_warnings
 from ds01_core.plugins import PluginStartupError, make_plugin_host
 from ds01_core.units import ByteSize, Duration
 from ds01_core.user_limits import effective_limits
@@ -34,7 +35,8 @@ def check(state: CliState, file: str | None) -> None:
     """Validate FILE (default: the active configuration file).
 
     Every problem is listed with its path in the file; the exit code is 0 when the file is
-    valid and 2 when it is not.
+    valid and 2 when it is not. Values that are valid but will not act as written (a max_cpus
+    above this host's CPUs) are warned about on standard error.
     """
     path = file or resolve_config_path(state.config_path)
     try:
@@ -63,6 +65,8 @@ def check(state: CliState, file: str | None) -> None:
         f"{path}: OK ({len(limits.groups)} groups, {len(limits.users)} users, "
         f"{len(limits.overrides)} overrides, {len(host.active)} active plugins)"
     )
+    for where, message in config_warnings(cfg):
+        click.echo(f"warning: {where}: {message}", err=True)
     for record in host.records:
         if record.status == "failed":
             click.echo(f"warning: plugin {record.name!r} failed to load: {record.error}", err=True)

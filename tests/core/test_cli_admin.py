@@ -34,6 +34,7 @@ def test_override_lifecycle(tmp_config):
         "ICML deadline",
         "--approved-by",
         "prof",
+        "--allow-unknown-user",  # no such account here: this test is about the name's form
     )
     assert result.exit_code == 0, result.output
     listing = json.loads(run(config, "admin", "override", "list", "--json").output)

@@ -180,6 +180,7 @@ CASES: dict[str, Case] = {
     "quota_usage": Case(lambda a: [SECOND_QUOTA], check_quota),
     "prepare_container": Case(label_spec, check_prepare),
     "service_operations": Case(lambda a: [SECOND_OPERATION], collected(SECOND_OPERATION)),
+    "user_known": Case(lambda a: True, collected(True)),
 }
 
 

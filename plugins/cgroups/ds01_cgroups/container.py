@@ -6,7 +6,9 @@ unlimited (0, -1) or larger one is replaced by the limit.
 
 ``NanoCpus`` is capped at the user's aggregate ``cpu_quota`` as well as ``max_cpus``: one
 container can never use more than the user's whole share, and on cgroup v1 a container whose
-quota exceeds its parent's fails to start (EINVAL). A client that used ``CpuQuota``/
+quota exceeds its parent's fails to start (EINVAL). Both are clamped to the host's CPU count:
+the engine refuses a container asking for more CPUs than the host has ("Range of CPUs is from
+0.01 to 2.00"), so a limit written for a bigger machine means "all of them" here. A client that used ``CpuQuota``/
 ``CpuPeriod`` instead keeps that form (Docker refuses both forms together).
 
 On cgroup v1, blkio throttling is flat (a parent's limit does not cover its children), so the
@@ -84,11 +86,14 @@ def apply_container_limits(
     limits: LimitSource,
     *,
     per_container_io: Sequence[DeviceIO] = (),
+    host_cpus: int | None = None,
 ) -> list[str]:
     """Tighten ``host`` (a create body's ``HostConfig``) to ``limits``; returns what changed
-    (``Memory=17179869184`` …) for the log."""
+    (``Memory=17179869184`` …) for the log. ``host_cpus`` bounds the CPU limit."""
     changes: list[str] = []
     caps = [v for v in (limits.get("max_cpus"), limits.get("cpu_quota")) if v is not None]
+    if caps and host_cpus:
+        caps.append(host_cpus)
     _cpu(host, min(caps) if caps else None, changes)
     for key, limit in (
         ("Memory", "memory"),

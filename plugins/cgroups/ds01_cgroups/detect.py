@@ -18,6 +18,7 @@ import attrs
 
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.naming import DriverName
+from ds01_core.config_checks import host_cpu_count
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class HostCgroups:
     driver: DriverName
     version: VersionName
     docker_root: str | None = None
+    #: the CPUs the engine counts (``NCPU``; ours when it did not say): the most ``--cpus``
+    #: a container may be given
+    cpus: int | None = None
 
 
 def version_from_fs(cgroup_fs: str) -> VersionName:
@@ -69,6 +73,11 @@ def detect_host(config: CgroupsConfig, info: Callable[[], Mapping[str, Any]]) ->
     root = facts.get("DockerRootDir")
     if error is not None:
         log.warning("docker info failed (%s): IO limits skip Docker's data root", error)
+    ncpu = facts.get("NCPU")
+    cpus = ncpu if isinstance(ncpu, int) and not isinstance(ncpu, bool) and ncpu > 0 else None
     return HostCgroups(
-        cast(DriverName, driver), cast(VersionName, version), str(root) if root else None
+        cast(DriverName, driver),
+        cast(VersionName, version),
+        str(root) if root else None,
+        cpus or host_cpu_count(),
     )

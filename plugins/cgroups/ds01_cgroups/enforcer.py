@@ -260,7 +260,9 @@ class Enforcer:
         host["CgroupParent"] = cg.parent
         aggregate = self.aggregate(limits)
         per_container_io = aggregate.io if self.host.version == "v1" else ()
-        changes = apply_container_limits(host, limits, per_container_io=per_container_io)
+        changes = apply_container_limits(
+            host, limits, per_container_io=per_container_io, host_cpus=self.host.cpus
+        )
         if changes:
             log.info("cgroups: %s's container %s: %s", cg.user, spec.name, ", ".join(changes))
         if aggregate.memory_max is not None:

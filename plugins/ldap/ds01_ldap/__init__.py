@@ -58,6 +58,15 @@ def explain_user_group(runtime: Runtime, user: str) -> str | None:
 
 
 @hookimpl
+def user_known(runtime: Runtime, user: str) -> bool | None:
+    """Whether the membership cache or the directory has ``user`` (admin commands ask this
+    for names the host does not know; None when the directory cannot be read)."""
+    from ds01_ldap.known import user_known as _user_known
+
+    return _user_known(runtime, user)
+
+
+@hookimpl
 def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> Sequence[Event]:
     """Re-sync when ``sync_interval`` has passed (or the mapping changed); the events say
     who joined or left which group, or that the directory could not be read."""

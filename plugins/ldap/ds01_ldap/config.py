@@ -16,6 +16,7 @@ from typing import Literal
 
 import attrs
 
+from ds01_core.config_checks import AbsPath
 from ds01_core.units import Duration
 
 Directory = Literal["openldap", "active_directory"]
@@ -43,9 +44,9 @@ class LdapConfig:
 
     servers: list[str] = attrs.Factory(list)
     bind_dn: str | None = None
-    bind_password_file: str | None = None
+    bind_password_file: AbsPath | None = None
     start_tls: bool = False
-    ca_file: str | None = None
+    ca_file: AbsPath | None = None
     connect_timeout: Duration = Duration(5)
     receive_timeout: Duration = Duration(10)
     directory: Directory = "openldap"

@@ -299,3 +299,27 @@ def fetch_members(cfg: LdapConfig) -> DirectoryMembers:
     finally:
         _close(conn)
     return DirectoryMembers(server=uri, members=members)
+
+
+def user_exists(cfg: LdapConfig, user: str) -> bool:
+    """Whether a user named ``user`` (``user_attribute``) exists under ``user_base_dn``: one
+    search on the first working server, for an admin command about a name the host does not
+    know. Raises :class:`DirectoryUnreachable` or :class:`DirectoryError` when it cannot tell.
+    """
+    conn, uri = connect(cfg)
+    attribute = cfg.username_attribute
+    flt = users_named_filter([user], attribute=attribute, user_class=cfg.user_class)
+    try:
+        found = _search(conn, cfg.user_base_dn, flt, [attribute])
+        wanted = normalize_username(user)
+        return any(
+            normalize_username(value) == wanted
+            for _dn, attributes in found
+            for value in _values(attributes, attribute)
+        )
+    except LDAPCommunicationError as exc:
+        raise DirectoryUnreachable([describe_failure(uri, exc, cfg)]) from exc
+    except LDAPException as exc:
+        raise DirectoryError(f"{uri}: search failed: {exc}") from exc
+    finally:
+        _close(conn)

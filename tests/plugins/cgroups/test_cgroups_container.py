@@ -80,6 +80,17 @@ def test_nano_cpus_are_capped_by_the_users_aggregate_quota() -> None:
     assert only_quota["NanoCpus"] == 1_500_000_000
 
 
+def test_cpus_are_clamped_to_the_host() -> None:
+    """Docker refuses more CPUs than the host has ("Range of CPUs is from 0.01 to 2.00")."""
+    host: dict[str, Any] = {}
+    assert apply_container_limits(host, {"max_cpus": 64.0}, host_cpus=2) == ["NanoCpus=2000000000"]
+    quota_form: dict[str, Any] = {"CpuQuota": 800_000, "CpuPeriod": 100_000}
+    apply_container_limits(quota_form, {"cpu_quota": 16.0}, host_cpus=2)
+    assert quota_form["CpuQuota"] == 200_000
+    unlimited: dict[str, Any] = {}
+    assert apply_container_limits(unlimited, {}, host_cpus=2) == []  # no limit: none added
+
+
 def test_a_client_using_cpu_quota_keeps_that_form() -> None:
     host: dict[str, Any] = {"CpuQuota": 400_000, "CpuPeriod": 200_000}
     apply_container_limits(host, {"max_cpus": 1.0})

@@ -9,6 +9,7 @@ import pytest
 
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError, HostCgroups, detect_host
+from ds01_core.config_checks import host_cpu_count
 
 
 def info(**facts: Any) -> Any:
@@ -22,9 +23,9 @@ def failing() -> Any:
 def test_from_docker_info() -> None:
     host = detect_host(
         CgroupsConfig(),
-        info(CgroupDriver="systemd", CgroupVersion="2", DockerRootDir="/srv/docker"),
+        info(CgroupDriver="systemd", CgroupVersion="2", DockerRootDir="/srv/docker", NCPU=96),
     )
-    assert host == HostCgroups("systemd", "v2", "/srv/docker")
+    assert host == HostCgroups("systemd", "v2", "/srv/docker", 96)
 
 
 def test_the_configuration_wins() -> None:
@@ -49,7 +50,7 @@ def test_no_engine_and_no_configured_driver_is_an_error() -> None:
 
 def test_no_engine_with_everything_configured_works() -> None:
     host = detect_host(CgroupsConfig(driver="systemd", version="v2"), failing)
-    assert host == HostCgroups("systemd", "v2", None)
+    assert host == HostCgroups("systemd", "v2", None, host_cpu_count())
 
 
 def test_the_real_engine_if_any() -> None:
@@ -62,3 +63,4 @@ def test_the_real_engine_if_any() -> None:
     host = detect_host(CgroupsConfig(), adapter.info)
     assert host.driver in ("cgroupfs", "systemd") and host.version in ("v1", "v2")
     assert host.docker_root and host.docker_root.startswith("/")
+    assert host.cpus == adapter.info()["NCPU"]

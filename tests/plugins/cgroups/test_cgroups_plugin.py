@@ -69,11 +69,18 @@ def test_the_section_has_defaults_and_strict_checks(plugin_runtime: Make) -> Non
     text = str(err.value)
     assert "plugins.cgroups.driver: expected one of 'auto', 'cgroupfs', 'systemd', got 'x'" in text
     with pytest.raises(ConfigError) as err2:
-        plugin_runtime({"plugins": {"cgroups": {"root": "ds-01", "data_paths": ["rel"]}}})
+        plugin_runtime({"plugins": {"cgroups": {"data_paths": ["rel"]}}})
     assert (
-        "plugins.cgroups: root: expected a plain name (letters, digits, '_' and '.', not "
-        "starting with '.'), got 'ds-01'; data_paths[0]: must be an absolute path, got 'rel'"
+        "plugins.cgroups.data_paths[0]: must be an absolute path (starting with /), got 'rel'"
     ) in str(err2.value)
+    with pytest.raises(ConfigError) as err3:
+        plugin_runtime({"plugins": {"cgroups": {"root": "ds-01", "default_group": ".x"}}})
+    assert [str(p) for p in err3.value.problems] == [
+        "plugins.cgroups.root: expected a plain name (letters, digits, '_' and '.', not "
+        "starting with '.'), got 'ds-01'",
+        "plugins.cgroups.default_group: expected a plain name (letters, digits, '_' and '.', "
+        "not starting with '.'), got '.x'",
+    ]
 
 
 def test_create_gets_the_owners_cgroup_and_limits(

@@ -1,0 +1,210 @@
+"""Every ``ds01`` command, run for real by a plain user, by a member of the admin group and by
+root, against a real ``ds01-api`` and the real engine.
+
+The list of commands comes from the click command tree (built-in and installed plugins'), so a
+new command without a case here fails :func:`test_every_command_has_a_case`. Nothing may print
+a traceback; plain users get their own data, and a clear refusal (exit 2, one ``Error:`` line
+naming the admin group) for admin commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+import pytest
+
+from tests.helpers.config import write_config
+from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
+
+pytestmark = pytest.mark.integration
+
+Args = list[str] | Callable[["Session"], list[str]]
+
+
+@attrs.frozen
+class Case:
+    """How to run one command, and what each kind of caller must get."""
+
+    command: str
+    args: Args = attrs.Factory(list)
+    admin: bool = False  # plain users are refused
+    ok_codes: frozenset[int] = frozenset({0})
+    expect: str | None = None  # in the output of a successful run
+
+
+def _newest_grant_id(session: Session) -> list[str]:
+    """The exemption the same caller just set (a plain user set none: any id is refused)."""
+    grants = json.loads(session.root("admin", "exempt", "list", "--json").stdout)
+    return [str(max((g["id"] for g in grants if g["target"] == "user:ds01ta"), default=0))]
+
+
+CASES: tuple[Case, ...] = (
+    Case("plugins"),
+    Case("config check", lambda s: [str(s.config)], expect="OK"),
+    Case("config show", ["--user", "{me}"]),
+    Case("quota", expect="GPU-equivalents"),
+    Case("gpu status", expect="GPU provider"),
+    Case("gpu queue"),
+    Case("workloads", expect="workload(s)"),
+    Case(
+        "container create",
+        ["{box}", "--image", "ds01-test:busybox", "--cpu-only", "sleep", "3600"],
+        expect="created {box}",
+    ),
+    Case("container start", ["{box}"], expect="started {box}"),
+    Case("container list", ["--json"], expect="{box}"),
+    Case("container stats", expect="{box}"),
+    Case("container exec", ["{box}", "echo", "from-{me}"], expect="from-{me}"),
+    Case("container logs", ["{box}", "--tail", "5"]),
+    Case("keepalive", ["{box}", "--for", "30m"], expect="will not be stopped"),
+    Case("events", ["--limit", "5"]),
+    Case("container stop", ["{box}", "--timeout", "1s"], expect="stopped {box}"),
+    Case("container remove", ["{box}"], expect="removed {box}"),
+    Case(
+        "admin override set",
+        ["ds01ta", "max_gpu_equivalents=2", "--expires", "1d", "--reason", "test"],
+        admin=True,
+        expect="set for ds01ta",
+    ),
+    Case("admin override list", admin=True, expect="ds01ta"),
+    Case("admin override remove", ["--user", "ds01ta"], admin=True, expect="removed"),
+    Case(
+        "admin exempt set",
+        ["--user", "ds01ta", "--expires", "1d", "--reason", "test"],
+        admin=True,
+        expect="user:ds01ta",
+    ),
+    Case("admin exempt list", admin=True, expect="user:ds01ta"),
+    Case("admin exempt remove", _newest_grant_id, admin=True, expect="removed 1"),
+    Case(
+        "admin bare-metal grant",
+        ["ds01ta", "1h", "--reason", "test"],
+        admin=True,
+        expect="may use the GPUs directly",
+    ),
+    Case("admin bare-metal list", admin=True, expect="ds01ta"),
+    Case("admin bare-metal revoke", ["ds01ta"], admin=True, expect="ds01ta"),
+    Case("admin labels migrate", ["--dry-run"], admin=True),
+    # the doctor finds problems on a test host (exit 1); what matters is that it runs
+    Case("admin doctor", admin=True, ok_codes=frozenset({0, 1}), expect="problem"),
+)
+
+
+def command_paths() -> list[str]:
+    """Every leaf command of the ``ds01`` tree, with the installed plugins' commands."""
+    from ds01_core.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands([])
+
+    def walk(cmd: click.Command, path: list[str]) -> Iterator[str]:
+        if isinstance(cmd, click.Group):
+            for name, sub in sorted(cmd.commands.items()):
+                yield from walk(sub, [*path, name])
+        else:
+            yield " ".join(path)
+
+    return list(walk(cli, []))
+
+
+def test_every_command_has_a_case() -> None:
+    missing = sorted(set(command_paths()) - {c.command for c in CASES})
+    assert not missing, f"commands without a case in {__file__}: {missing}"
+
+
+@attrs.define
+class Session:
+    """One caller's run through the cases."""
+
+    role: str
+    user: Any  # UnixUser, or None for root
+    config: Path
+    sock: str
+    user_cli: Path
+
+    @property
+    def me(self) -> str:
+        return self.user.name if self.user else "root"
+
+    @property
+    def box(self) -> str:
+        return f"cmd-{self.role}-{os.getpid()}"
+
+    def fill(self, text: str) -> str:
+        return text.format(me=self.me, box=self.box)
+
+    def root(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ds01 ARGS`` as root, in-process (no socket), with the test's configuration."""
+        env = {k: v for k, v in os.environ.items() if k != "DS01_API_SOCKET"}
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from ds01_core.cli import main; main()",
+                "--config",
+                str(self.config),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "COLUMNS": "200"},
+        )
+
+    def run(self, case: Case) -> subprocess.CompletedProcess[str]:
+        raw = case.args(self) if callable(case.args) else case.args
+        args = [*case.command.split(), *(self.fill(a) for a in raw)]
+        if self.user is None:
+            return self.root(*args)
+        return run_as(self.user, self.user_cli, args, env={"DS01_API_SOCKET": self.sock})
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, docker_engine, test_image, unix_users):
+    base = tmp_path_factory.mktemp("every-command")
+    base.chmod(0o755)
+    # an existing group stands in for bare_metal.group (grant and revoke change membership)
+    config = write_config(base, {"bare_metal": {"group": "users"}})
+    with running_api(config) as sock:
+        yield config, sock
+    for summary in docker_engine.list_containers(all=True):
+        names = [n.lstrip("/") for n in summary.get("Names") or ()]
+        if any(n.startswith("cmd-") and n.endswith(f"-{os.getpid()}") for n in names):
+            docker_engine.remove(summary["Id"], force=True)
+
+
+ROLES = ("user", "admin", "root")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_command_as(role, service, unix_users, admin_member, user_cli):
+    config, sock = service
+    user = {"user": unix_users["ds01ta"], "admin": admin_member, "root": None}[role]
+    session = Session(role, user, config, sock, user_cli)
+    problems = []
+    for case in CASES:
+        result = session.run(case)
+        output = result.stdout + result.stderr
+        where = f"[{role}] ds01 {case.command}: exit {result.returncode}\n{output}"
+        if "Traceback" in output or "this is a bug in ds01" in output:
+            problems.append(f"traceback/bug — {where}")
+            continue
+        if case.admin and role == "user":
+            if result.returncode != 2 or not result.stderr.startswith("Error: "):
+                problems.append(f"expected a refusal (exit 2, Error: …) — {where}")
+            elif "admin" not in result.stderr:
+                problems.append(f"the refusal does not say it is for admins — {where}")
+            continue
+        if result.returncode not in case.ok_codes:
+            problems.append(f"failed — {where}")
+        elif case.expect and session.fill(case.expect) not in output:
+            problems.append(f"expected {session.fill(case.expect)!r} — {where}")
+    assert not problems, "\n\n".join(problems)
