@@ -383,7 +383,7 @@ def _structure_literal_checked(value: Any, type_: Any) -> Any:
 
 
 def _structure_time_limit(value: Any, _type: Any) -> TimeLimit:
-    """A time limit that may be left out, but not written as ``null``: older files meant
+    """A time limit, which may be left out but not written as ``null``: older files meant
     "never" by it, and "not set here" would silently mean the opposite."""
     if value is None:
         raise ValueError(
@@ -428,7 +428,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(Duration, lambda v, _t: Duration.parse(v))
     conv.register_structure_hook(ByteSize, lambda v, _t: ByteSize.parse(v))
-    conv.register_structure_hook(TimeLimit, lambda v, _t: TimeLimit.parse(v))
+    conv.register_structure_hook(TimeLimit, _structure_time_limit)
     conv.register_structure_hook_func(lambda t: t == TimeLimit | None, _structure_time_limit)
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_structure_hook_func(

@@ -78,6 +78,8 @@ class TimeLimit(Duration):
     def parse(cls, value: object) -> TimeLimit:
         if isinstance(value, str) and value.strip().lower() == "never":
             return NEVER
+        if isinstance(value, float) and math.isinf(value):
+            raise ValueError(f"expected a duration like '30m' or 'never', got {value!r}")
         return cls(Duration.parse(value))
 
     @property

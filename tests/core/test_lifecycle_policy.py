@@ -142,6 +142,14 @@ def test_null_and_zero_are_refused_with_a_message_naming_never(where, key):
 def test_never_is_only_for_limits():
     (problem,) = problems_of({"lifecycle": {"interval": "never"}})
     assert problem.startswith("lifecycle.interval: 'never' is not allowed here")
+    (problem,) = problems_of({"lifecycle": {"created_timeout": None}})
+    assert problem.startswith("lifecycle.created_timeout: null is not a time limit: write 'never'")
+    (problem,) = problems_of({"limits": {"defaults": {"max_runtime": float("inf")}}})
+    assert (
+        problem == "limits.defaults.max_runtime: expected a duration like '30m' or 'never', got inf"
+    )
+    config = build_config({"lifecycle": {"container_hold_after_stop": "never"}}, now=NOW)
+    assert str(config.lifecycle.container_hold_after_stop) == "never"
 
 
 def test_policy_and_high_demand(tmp_config, tmp_path):
