@@ -28,7 +28,7 @@ from ds01_core.config_checks import (
     finite_float,
     limit_problem,
 )
-from ds01_core.units import ByteSize, Duration
+from ds01_core.units import ByteSize, Duration, TimeLimit
 from ds01_core.users import normalize_username
 
 DEFAULT_CONFIG_PATH = "/etc/ds01/ds01.yaml"
@@ -107,7 +107,9 @@ class AllocationConfig:
 class LimitSet:
     """Limits as written at one level (defaults, a group, a user, an override).
 
-    ``None`` means "not set here": the value comes from the level below.
+    ``None`` means "not set here": the value comes from the level below. A time limit
+    (``idle_timeout``, ``max_runtime``) says "no limit" as ``never``; ``null`` is refused for
+    it, since older files used ``null`` to mean never.
     """
 
     max_gpu_equivalents: float | None = None
@@ -128,8 +130,8 @@ class LimitSet:
     io_read_iops: int | None = None
     io_write_iops: int | None = None
     disk_quota: ByteSize | None = None
-    idle_timeout: Duration | None = None
-    max_runtime: Duration | None = None
+    idle_timeout: TimeLimit | None = None
+    max_runtime: TimeLimit | None = None
     gpu_idle_threshold: float | None = None
     cpu_idle_threshold: float | None = None
     network_idle_threshold: ByteSize | None = None
@@ -150,6 +152,8 @@ BUILTIN_LIMITS = LimitSet(
     max_gpu_slots_per_container=1,
     allow_full_gpu=True,
     max_containers_per_user=3,
+    idle_timeout=TimeLimit(2 * 3600),
+    max_runtime=TimeLimit(7 * 86400),
     gpu_idle_threshold=5.0,
     cpu_idle_threshold=0.05,
     network_idle_threshold=ByteSize(2048),
@@ -191,36 +195,18 @@ class LimitsConfig:
 
 @attrs.define
 class OriginPolicy:
-    """What happens to containers of one origin: ``None`` for a timeout means never."""
+    """Containers of one origin: each key, when set, can only make the policy that applies to
+    every container stricter (shorter), never more lenient.
 
-    idle_timeout: Duration | None = None
-    max_runtime: Duration | None = None
-    stop_grace: Duration = Duration(30)
-    created_timeout: Duration | None = None
-    container_hold_after_stop: Duration | None = None
+    Origins are told apart by names and labels, which a user chooses: a policy that could
+    loosen a limit would let anyone escape it by naming a container ``vsc-…``.
+    """
 
-
-_DAY = 86400
-
-
-def _default_origins() -> dict[str, OriginPolicy]:
-    return {
-        "ds01": OriginPolicy(
-            idle_timeout=Duration(2 * 3600),
-            max_runtime=Duration(7 * _DAY),
-            created_timeout=Duration(_DAY),
-            container_hold_after_stop=Duration(7 * _DAY),
-        ),
-        "devcontainer": OriginPolicy(idle_timeout=Duration(4 * 3600)),
-        "compose": OriginPolicy(idle_timeout=Duration(2 * 3600)),
-        "docker": OriginPolicy(
-            idle_timeout=Duration(2 * 3600),
-            max_runtime=Duration(7 * _DAY),
-            created_timeout=Duration(_DAY),
-            container_hold_after_stop=Duration(7 * _DAY),
-        ),
-        "unknown": OriginPolicy(idle_timeout=Duration(2 * 3600)),
-    }
+    idle_timeout: TimeLimit | None = None
+    max_runtime: TimeLimit | None = None
+    stop_grace: Duration | None = None
+    created_timeout: TimeLimit | None = None
+    container_hold_after_stop: TimeLimit | None = None
 
 
 @attrs.define
@@ -235,7 +221,10 @@ class LifecycleConfig:
     keepalive_max: Duration = Duration(12 * 3600)
     high_demand_share: float = 0.9
     high_demand_factor: float = 0.5
-    origins: dict[str, OriginPolicy] = attrs.Factory(_default_origins)
+    stop_grace: Duration = Duration(30)
+    created_timeout: TimeLimit = TimeLimit(86400)
+    container_hold_after_stop: TimeLimit = TimeLimit(7 * 86400)
+    origins: dict[str, OriginPolicy] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -422,6 +411,17 @@ def _structure_literal_checked(value: Any, type_: Any) -> Any:
     return value
 
 
+def _structure_time_limit(value: Any, _type: Any) -> TimeLimit:
+    """A time limit, which may be left out but not written as ``null``: older files meant
+    "never" by it, and "not set here" would silently mean the opposite."""
+    if value is None:
+        raise ValueError(
+            "null is not a time limit: write 'never' for no limit, or leave the key out to "
+            "keep the value from the level below"
+        )
+    return TimeLimit.parse(value)
+
+
 def _guarded(check: type | tuple[type, ...], what: str, factory: Any) -> Any:
     """Wrap a cattrs hook factory so that a value of the wrong shape gets a plain message
     (cattrs would otherwise iterate a string as a list, or fail with an AttributeError)."""
@@ -458,11 +458,14 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Duration, lambda v, _t: checked_duration(v))
     conv.register_structure_hook(ByteSize, lambda v, _t: checked_size(v))
     conv.register_structure_hook(AbsPath, lambda v, _t: absolute_path(_strict_str(v, str)))
+    conv.register_structure_hook(TimeLimit, _structure_time_limit)
+    conv.register_structure_hook_func(lambda t: t == TimeLimit | None, _structure_time_limit)
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_structure_hook_func(
         lambda t: getattr(t, "__origin__", None) is Literal, _structure_literal_checked
     )
     conv.register_unstructure_hook(Duration, str)
+    conv.register_unstructure_hook(TimeLimit, str)
     conv.register_unstructure_hook(ByteSize, str)
     conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
     return conv
@@ -682,9 +685,38 @@ _POSITIVE_KEYS = tuple(k for k in LIMIT_KEYS if k != "allow_full_gpu")
 def _check_limit_set(limits: LimitSet, path: str) -> list[ConfigProblem]:
     problems = []
     for key in _POSITIVE_KEYS:
-        problem = limit_problem(key, getattr(limits, key))
+        value = getattr(limits, key)
+        if isinstance(value, TimeLimit):  # never (infinity) is allowed; 0 or less is not
+            if value <= 0:
+                problems.append(ConfigProblem(_join(path, key), _not_positive(value)))
+            continue
+        problem = limit_problem(key, value)
         if problem is not None:
             problems.append(ConfigProblem(_join(path, key), problem))
+    return problems
+
+
+def _not_positive(value: Any) -> str:
+    """The refusal of a zero or negative time limit, saying how to write what was meant."""
+    return (
+        f"must be greater than 0, got {value} (write 'never' for no limit, or leave the key "
+        "out to keep the value from the level below)"
+    )
+
+
+def _check_lifecycle_limits(lifecycle: LifecycleConfig) -> list[ConfigProblem]:
+    """Time limits of the lifecycle and of each origin: greater than 0 (``never`` for none)."""
+    problems = []
+    for key in ("created_timeout", "container_hold_after_stop"):
+        value = getattr(lifecycle, key)
+        if value <= 0:
+            problems.append(ConfigProblem(f"lifecycle.{key}", _not_positive(value)))
+    for origin, policy in lifecycle.origins.items():
+        for key in ("idle_timeout", "max_runtime", "created_timeout", "container_hold_after_stop"):
+            value = getattr(policy, key)
+            if value is not None and value <= 0:
+                path = f"lifecycle.origins.{origin}.{key}"
+                problems.append(ConfigProblem(path, _not_positive(value)))
     return problems
 
 
@@ -775,6 +807,7 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> list[ConfigPr
     if not config.api.socket.startswith("/"):
         problems.append(ConfigProblem("api.socket", "must be an absolute path"))
     lifecycle = config.lifecycle
+    problems += _check_lifecycle_limits(lifecycle)
     if lifecycle.interval <= 0:
         problems.append(ConfigProblem("lifecycle.interval", "must be greater than 0"))
     if lifecycle.idle_window < 1:

@@ -113,7 +113,10 @@ def limit_problem(key: str, value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if value <= 0:
-        return f"must be greater than 0, got {value!r} (leave the key out for no limit)"
+        return (
+            f"must be greater than 0, got {value!r} (leave the key out to keep the value from "
+            "the level below)"
+        )
     bound = LIMIT_MAXIMUMS.get(key)
     if bound is not None and value > bound[0]:
         return f"must be at most {bound[0]} ({bound[1]}), got {value!r}"

@@ -130,6 +130,9 @@ def service_operations() -> Sequence[Operation]:
     :return: operations whose names (``<plugin>.<what>``) and paths are not used by the core
         or another plugin.
 
+    Not firstresult: every plugin's operations are served (a name declared twice stops the
+    table from being built, naming the operation).
+
     If an implementation raises: its operations are missing (logged with the plugin's name)
     and the others' are still served.
     """

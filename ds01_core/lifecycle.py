@@ -1,8 +1,9 @@
 """The lifecycle step of a cycle: idle containers stopped on time, runtimes capped, leftovers
 removed — each action warned about first, logged with the numbers that justified it.
 
-Every container is handled, whatever its origin, by its origin's policy
-(``lifecycle.origins``) with the owner's ``idle_timeout``/``max_runtime`` limits on top.
+Every container is handled, whatever its origin, by the policy
+:mod:`ds01_core.lifecycle_policy` resolves: the owner's limits, which an origin's policy can
+only make stricter.
 Nothing is ever done to a container labelled ``ds01.protected``, and ds01 only ever acts
 through Docker (stop, remove): it never kills a process itself.
 """
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ds01_core.activity import Activity, Counters, activity, gpu_active, sample
+from ds01_core.lifecycle_policy import Policy, high_demand_factor, policy_for
 from ds01_core.model import Event, Notice, Workload
 from ds01_core.user_limits import effective_limits
 
@@ -27,62 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTECTED_LABEL = "ds01.protected"
-
-
-@attrs.frozen
-class Policy:
-    """What applies to one container now."""
-
-    idle_timeout: float | None
-    max_runtime: float | None
-    stop_grace: float
-    created_timeout: float | None
-    hold_after_stop: float | None
-    gpu_threshold: float
-    cpu_threshold: float
-    network_threshold: float
-    warn_at: tuple[float, ...]
-    demand_factor: float
-
-    def as_mapping(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
-
-def _seconds(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def high_demand_factor(runtime: Runtime) -> float:
-    """``high_demand_factor`` while the allocated share of GPU-equivalents is at or above
-    ``high_demand_share``, else 1."""
-    from ds01_core.allocation import Allocations, inventory_slots
-
-    lifecycle = runtime.config.lifecycle
-    total = sum(s.weight for s in inventory_slots(runtime))
-    if total <= 0:
-        return 1.0
-    used = sum(a.weight for a in Allocations(runtime).live())
-    return lifecycle.high_demand_factor if used / total >= lifecycle.high_demand_share else 1.0
-
-
-def policy_for(runtime: Runtime, workload: Workload, demand_factor: float) -> Policy:
-    origins = runtime.config.lifecycle.origins
-    origin = origins.get(workload.origin) or origins.get("unknown")
-    limits = effective_limits(runtime, workload.owner)
-    idle = limits.get("idle_timeout") or (origin.idle_timeout if origin else None)
-    runtime_cap = limits.get("max_runtime") or (origin.max_runtime if origin else None)
-    return Policy(
-        idle_timeout=_seconds(idle),
-        max_runtime=_seconds(runtime_cap),
-        stop_grace=float(origin.stop_grace) if origin else 30.0,
-        created_timeout=_seconds(origin.created_timeout) if origin else None,
-        hold_after_stop=_seconds(origin.container_hold_after_stop) if origin else None,
-        gpu_threshold=float(limits.get("gpu_idle_threshold") or 5.0),
-        cpu_threshold=float(limits.get("cpu_idle_threshold") or 0.05),
-        network_threshold=float(limits.get("network_idle_threshold") or 2048),
-        warn_at=tuple(sorted(runtime.config.lifecycle.warn_at)),
-        demand_factor=demand_factor,
-    )
 
 
 # -- grants: keepalive and exemptions (the state store's grants table) -------------------------

@@ -1,12 +1,14 @@
 """Human-friendly durations (``30m``, ``1.5h``) and sizes (``32g``, ``512MiB``).
 
-Admins write limits the way they think about them; these two types parse that form once, at
+Admins write limits the way they think about them; these types parse that form once, at
 config load, and print it back the same way, so a value shown by ``ds01 config show`` reads
-like the value in the file.
+like the value in the file. A time limit may also be ``never`` (:class:`TimeLimit`): "no
+limit" said in so many words, never confused with a key left out.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -32,11 +34,17 @@ class Duration(float):
         if isinstance(value, bool):
             raise ValueError(f"expected a duration like '30m' or '1.5h', got {value!r}")
         if isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValueError(f"expected a duration like '30m' or '1.5h', got {value!r}")
             if value < 0:
                 raise ValueError(f"a duration cannot be negative, got {value!r}")
             return cls(value)
         if not isinstance(value, str):
             raise ValueError(f"expected a duration like '30m' or '1.5h', got {value!r}")
+        if value.strip().lower() == "never":
+            raise ValueError(
+                "'never' is not allowed here: expected a duration like '30m' or '1.5h'"
+            )
         match = _DURATION_RE.match(value)
         if match:
             number, unit = match.groups()
@@ -57,7 +65,36 @@ class Duration(float):
         return f"{seconds:g}s"
 
     def __repr__(self) -> str:
-        return f"Duration({str(self)!r})"
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class TimeLimit(Duration):
+    """A duration limit (idle timeout, maximum runtime, …): a :class:`Duration`, or ``never``.
+
+    ``never`` is infinity, so the stricter of two limits is simply ``min()``.
+    """
+
+    @classmethod
+    def parse(cls, value: object) -> TimeLimit:
+        if isinstance(value, str) and value.strip().lower() == "never":
+            return NEVER
+        if isinstance(value, float) and math.isinf(value):
+            raise ValueError(f"expected a duration like '30m' or 'never', got {value!r}")
+        return cls(Duration.parse(value))
+
+    @property
+    def is_never(self) -> bool:
+        return math.isinf(self)
+
+    def __str__(self) -> str:
+        return "never" if self.is_never else super().__str__()
+
+    def seconds(self) -> float | None:
+        """Seconds, or None for never (how the lifecycle step reads "no limit")."""
+        return None if self.is_never else float(self)
+
+
+NEVER = TimeLimit(math.inf)
 
 
 class ByteSize(int):
@@ -96,6 +133,8 @@ def format_duration(seconds: float | None) -> str:
     """Short form for tables: ``4m12s``, ``2h05m``, ``3d04h``; ``-`` for None."""
     if seconds is None:
         return "-"
+    if math.isinf(seconds):
+        return "never"
     s = int(seconds)
     if s < 60:
         return f"{s}s"

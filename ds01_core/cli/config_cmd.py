@@ -1,4 +1,5 @@
-"""``ds01 config``: validate a configuration file and explain a user's effective limits."""
+"""``ds01 config``: validate a configuration file and explain a user's effective limits and the
+lifecycle policy their containers get."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import json_option, print_json, print_table
 from ds01_core.config import (
+    ORIGINS,
     ConfigError,
     build_config,
     plugin_selection,
@@ -86,15 +88,27 @@ def _show_value(value: object) -> str:
 @click.option(
     "--user", "user", metavar="NAME", help="Show NAME's effective limits and their sources."
 )
+@click.option(
+    "--origin",
+    type=click.Choice(ORIGINS),
+    help="With --user: the lifecycle policy NAME's containers of this origin get.",
+)
 @json_option
 @pass_state
-def show(state: CliState, user: str | None, as_json: bool) -> None:
+def show(state: CliState, user: str | None, origin: str | None, as_json: bool) -> None:
     """Show the effective configuration, or one user's effective limits.
 
     With --user, each limit is shown with where it came from: the built-in default, the file's
-    defaults, the user's group, the user's own entry, or an override (until its expiry).
+    defaults, the user's group, the user's own entry, or an override (until its expiry). With
+    --origin as well, the lifecycle policy that user's containers of that origin get (idle
+    timeout, maximum runtime, …), each value with its source: one of those, the lifecycle
+    section, or the origin's own policy where it is stricter.
     """
+    from ds01_core.lifecycle_policy import explain_policy
+
     runtime = state.runtime
+    if origin is not None and user is None:
+        raise click.UsageError("--origin needs --user: the policy depends on the user's limits")
     if user is None:
         data = unstructure(runtime.config)
         if as_json:
@@ -104,25 +118,40 @@ def show(state: CliState, user: str | None, as_json: bool) -> None:
         return
     limits = effective_limits(runtime, user)
     explanations = runtime.hooks.explain_user_group(runtime, limits.user)
+    policy = explain_policy(runtime.config, limits, origin) if origin else None
     if as_json:
-        print_json(
-            {
-                "user": limits.user,
-                "group": limits.group,
-                "group_explanations": explanations,
-                "limits": {
-                    key: {
-                        "value": entry.value,
-                        "source": entry.source,
-                        "expires": entry.expires,
-                    }
-                    for key, entry in limits.values.items()
-                },
-            }
-        )
+        data = {
+            "user": limits.user,
+            "group": limits.group,
+            "group_explanations": explanations,
+            "limits": {
+                key: {
+                    "value": entry.value,
+                    "source": entry.source,
+                    "expires": entry.expires,
+                }
+                for key, entry in limits.values.items()
+            },
+        }
+        if policy is not None:
+            data["origin"] = origin
+            data["policy"] = {row.pop("key"): row for row in policy}
+        print_json(data)
         return
     click.echo(f"user: {limits.user}   group: {limits.group or '(none: defaults apply)'}")
     for line in explanations:
         click.echo(f"  {line}")
     rows = [(key, _show_value(entry.value), entry.source) for key, entry in limits.values.items()]
     print_table(rows, ["limit", "value", "source"], shrinkable=[2])
+    if policy is not None:
+        click.echo(f"\nlifecycle policy for {limits.user}'s {origin} containers:")
+        print_table(
+            [(row["key"], row["value"], row["source"]) for row in policy],
+            ["policy", "value", "source"],
+            shrinkable=[2],
+        )
+        lifecycle = runtime.config.lifecycle
+        click.echo(
+            f"idle_timeout is multiplied by {lifecycle.high_demand_factor:g} while "
+            f"{lifecycle.high_demand_share:.0%} of all GPU-equivalents are allocated."
+        )

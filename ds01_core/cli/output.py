@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 import attrs
 import click
 
+from ds01_core.units import TimeLimit
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -29,8 +31,19 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _never_as_word(data: Any) -> Any:
+    """JSON has no infinity: a time limit of ``never`` is written as the word."""
+    if isinstance(data, TimeLimit) and data.is_never:
+        return "never"
+    if isinstance(data, dict):
+        return {k: _never_as_word(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_never_as_word(v) for v in data]
+    return data
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_default, sort_keys=False)
+    return json.dumps(_never_as_word(data), indent=2, default=_default, sort_keys=False)
 
 
 def print_json(data: Any) -> None:

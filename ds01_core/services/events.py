@@ -86,20 +86,27 @@ def follow(
     match = matcher(**_filters(ctx, user, type, container, since, until))
     log = ctx.runtime.events
     stop = threading.Event()
-    found: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=10_000)
+    found: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=10_000)
 
     def read() -> None:
-        for record in log.follow(match, stop=stop, warn=lambda _m: None):
-            found.put(record)
+        try:
+            for record in log.follow(match, stop=stop, warn=lambda _m: None):
+                found.put(record)
+        finally:
+            found.put(None)  # the log's follow ended: so does this stream
 
     reader = threading.Thread(target=read, name="events-follow", daemon=True)
     reader.start()
     try:
         while True:
             try:
-                yield found.get(timeout=HEARTBEAT)
+                record = found.get(timeout=HEARTBEAT)
             except queue.Empty:
                 yield None
+                continue
+            if record is None:
+                return
+            yield record
     finally:
         stop.set()
 

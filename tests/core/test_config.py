@@ -25,7 +25,7 @@ def test_empty_file_gives_defaults():
     assert config.paths.event_log_path == Path("/var/log/ds01/events.jsonl")
     assert config.gpu.backend == "auto"
     assert config.lifecycle.interval == 30
-    assert config.lifecycle.origins["devcontainer"].idle_timeout == 4 * 3600
+    assert config.lifecycle.origins == {}  # no origin is treated differently by default
 
 
 def test_wrong_type_names_path_expected_and_got():
@@ -75,7 +75,7 @@ def test_unknown_keys_at_every_level():
 def test_zero_or_negative_quota(value):
     assert problems_of({"limits": {"users": {"bob": {"max_gpu_equivalents": value}}}}) == [
         f"limits.users.bob.max_gpu_equivalents: must be greater than 0, got {float(value)!r} "
-        "(leave the key out for no limit)"
+        "(leave the key out to keep the value from the level below)"
     ]
 
 

@@ -55,9 +55,9 @@ def check(file: Path) -> tuple[int, str]:
             "limits.groups.student.max_gpu_equivalents: expected a finite number, got .inf",
         ),
         (
-            ("lifecycle", "warn_at", 0),
+            ("lifecycle", "quota_warn_at"),
             math.nan,
-            "lifecycle.warn_at[0]: expected a finite number, got .nan",
+            "lifecycle.quota_warn_at: expected a finite number, got .nan",
         ),
         (
             ("limits", "defaults", "pids_limit"),
@@ -87,7 +87,7 @@ def check(file: Path) -> tuple[int, str]:
         (
             ("limits", "defaults", "idle_timeout"),
             math.inf,
-            "limits.defaults.idle_timeout: expected a duration like '30m' or '1.5h', got .inf",
+            "limits.defaults.idle_timeout: expected a duration like '30m' or 'never', got inf",
         ),
         (
             ("lifecycle", "interval"),

@@ -74,7 +74,7 @@ def test_snapshot_round_trip_and_by_user_listing(tmp_config, tmp_path):
     workloads = [box("a", slots=["GPU-1"]), box("b", status="exited"), proc(7), proc(8, "carol")]
     path = config.parent / "run" / "inventory.json"
     write_snapshot(path, workloads, NOW)
-    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
     taken, back = read_snapshot(path)
     assert taken == NOW and [w.id for w in back] == ["a", "b", "7", "8"]
     assert back[2].cmdline == "python train.py" and back[0].created_at == NOW

@@ -1,11 +1,14 @@
 """The lifecycle on the real engine with timeouts of seconds: idle containers warned, then
-stopped; busy, keep-alive and exempted ones left running; leftovers removed."""
+stopped; busy, keep-alive and exempted ones left running; leftovers removed; containers a user
+names or labels as Dev Containers or compose services held to the ordinary limits."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from ds01_core.cli import cli
@@ -16,27 +19,22 @@ from ds01_core.runtime import load_runtime
 
 
 def make_config(tmp_config, cgroup_test_root):
-    fast = {
-        "idle_timeout": "3s",
-        "stop_grace": "1s",
-        "created_timeout": "1s",
-        "container_hold_after_stop": "1s",
-    }
     return tmp_config(
         {
             "lifecycle": {
                 "idle_window": 2,
                 "start_grace": "0s",
                 "warn_at": [0.3],
+                "stop_grace": "1s",
+                "created_timeout": "1s",
+                "container_hold_after_stop": "1s",
                 "origins": {
-                    "docker": fast,
-                    "ds01": fast,
-                    "devcontainer": {"idle_timeout": None},  # its own policy: never for idleness
-                    "compose": {"idle_timeout": "30s", "max_runtime": "2s", "stop_grace": "1s"},
-                    "unknown": fast,
+                    # more lenient than the limit: no effect (a user could claim the origin)
+                    "devcontainer": {"idle_timeout": "never", "max_runtime": "never"},
+                    "compose": {"max_runtime": "2s"},  # stricter: applies
                 },
             },
-            "limits": {"defaults": {"cpu_idle_threshold": 0.2}},
+            "limits": {"defaults": {"cpu_idle_threshold": 0.2, "idle_timeout": "3s"}},
             "plugins": {"cgroups": {"root": cgroup_test_root}},
         }
     )
@@ -90,10 +88,10 @@ def test_idle_busy_keepalive_exempt_devcontainer_compose(
         inspect = docker_engine.inspect_container(c.id)
         return bool(inspect and inspect["State"]["Running"])
 
-    assert not running(idle)
-    assert running(busy) and running(kept) and running(exempted) and running(dev)
+    assert not running(idle) and not running(dev)  # a devcontainer cannot claim "never"
+    assert running(busy) and running(kept) and running(exempted)
     assert running(protected)
-    assert not running(compose)  # its own policy: max_runtime 2s
+    assert not running(compose)  # its own, stricter, policy: max_runtime 2s
     log = EventLog(config.parent / "log" / "events.jsonl")
     by_type: dict[str, list[dict]] = {}
     for record in log.read():
@@ -110,6 +108,8 @@ def test_idle_busy_keepalive_exempt_devcontainer_compose(
     assert event_time(warned[0]) <= event_time(stop)
     runtime_stop = by_type["lifecycle.runtime_stop"]
     assert [e["details"]["container_id"] for e in runtime_stop] == [compose.id]
+    dev_stop = [e for e in by_type["lifecycle.idle_stop"] if e["details"]["container_id"] == dev.id]
+    assert [e["details"]["limit"] for e in dev_stop] == [3]
     notices = [e for e in by_type["notice.recorded"] if e["details"]["container"] == idle.name]
     assert {n["details"]["severity"] for n in notices} == {"warning", "action"}
 
@@ -266,3 +266,108 @@ def test_admin_exemptions(tmp_config, cgroup_test_root):
     )
     assert run("remove", *[str(g["id"]) for g in grants]).exit_code == 0
     assert json.loads(run("list", "--json").output) == []
+
+
+# -- a user cannot escape the limits by naming or labelling a container -------------------------
+
+
+class ShiftedClock:
+    """``runtime.now`` moved ahead of the real clock by ``offset``, so a policy of hours or days
+    is reached in a few real cycles; the engine, the containers and their activity are real."""
+
+    def __init__(self, offset: dt.timedelta):
+        self.offset = offset
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+
+@pytest.fixture(scope="module")
+def user_gateway(tmp_path_factory, unix_users, docker_engine, cgroup_test_root):
+    """A gateway on a configuration with nothing about the lifecycle: the built-in defaults."""
+    from tests.helpers.config import write_config
+    from tests.helpers.gateway import running_gateway
+
+    base = tmp_path_factory.mktemp("claimed-origins")
+    config = write_config(base, {"plugins": {"cgroups": {"root": cgroup_test_root}}})
+    with running_gateway(config) as sock:
+        yield {"sock": sock, "config": config, "user": unix_users["ds01ta"]}
+    for summary in docker_engine.list_containers(all=True):
+        if (summary.get("Labels") or {}).get("ds01.user") in unix_users:
+            docker_engine.remove(summary["Id"], force=True)
+
+
+def claimed_containers(gateway, test_image, tag):
+    """As the plain user ds01ta, through the gateway: an ordinary container, one named like a
+    VS Code Dev Container, one labelled as one, one labelled as a compose service."""
+    from tests.helpers.gateway import docker
+
+    stamp = f"{os.getpid()}-{tag}"
+    variants = {
+        "plain": (f"ds01test-plain-{stamp}", []),
+        "vsc name": (f"vsc-ds01test-{stamp}", []),
+        "devcontainer label": (f"ds01test-dev-{stamp}", ["--label", "devcontainer.config_file=/x"]),
+        "compose label": (
+            f"ds01test-web-{stamp}",
+            ["--label", "com.docker.compose.project=p", "--label", "com.docker.compose.service=w"],
+        ),
+    }
+    ids = {}
+    for what, (name, labels) in variants.items():
+        args = ["run", "-d", "--name", name, *labels, test_image, "sleep", "3600"]
+        run = docker(gateway["user"], gateway["sock"], *args)
+        assert run.returncode == 0, run.stderr
+        ids[run.stdout.strip()] = what
+    return ids
+
+
+def stops(config, ids):
+    log = EventLog(config.parent / "log" / "events.jsonl")
+    return {
+        ids[e["details"]["container_id"]]: (e["event_type"], e["details"]["limit"], e["user"])
+        for e in log.read()
+        if e["event_type"].endswith("_stop") and e["details"].get("container_id") in ids
+    }
+
+
+def test_claimed_origins_are_stopped_at_the_ordinary_runtime_cap(
+    user_gateway, test_image, docker_engine
+):
+    ids = claimed_containers(user_gateway, test_image, "runtime")
+    runtime = load_runtime(str(user_gateway["config"]))
+    runtime.now = ShiftedClock(dt.timedelta(days=7, hours=1))  # a week after they started
+    origins = {w.id: w.origin for w in detect(runtime) if w.id in ids}
+    assert sorted(origins.values()) == ["compose", "devcontainer", "devcontainer", "docker"]
+    cycles(runtime, set(ids), 2)
+    week = 7 * 86400
+    assert stops(user_gateway["config"], ids) == {
+        what: ("lifecycle.runtime_stop", week, "ds01ta") for what in ids.values()
+    }
+    for cid in ids:
+        inspect = docker_engine.inspect_container(cid)
+        assert inspect is None or not inspect["State"]["Running"]
+
+
+def test_claimed_origins_are_stopped_at_the_ordinary_idle_timeout(
+    user_gateway, test_image, docker_engine
+):
+    ids = claimed_containers(user_gateway, test_image, "idle")
+    runtime = load_runtime(str(user_gateway["config"]))
+    clock = ShiftedClock(dt.timedelta(minutes=15))  # past start_grace (10 min)
+    runtime.now = clock
+    stopped_at: dict[str, int] = {}
+    for cycle in range(12):  # 30 min a cycle: the built-in 2 h is reached in ~7 cycles
+        mine = [w for w in detect(runtime) if w.id in ids]
+        for event in LifecycleStep(runtime).run(mine):
+            runtime.events.append(event)
+            cid = event.details.get("container_id")
+            if event.event_type == "lifecycle.idle_stop" and cid in ids:
+                stopped_at[ids[cid]] = cycle
+        if len(stopped_at) == len(ids):
+            break
+        clock.offset += dt.timedelta(minutes=30)
+        time.sleep(1)
+    assert stops(user_gateway["config"], ids) == {
+        what: ("lifecycle.idle_stop", 7200, "ds01ta") for what in ids.values()
+    }
+    assert len(set(stopped_at.values())) == 1, stopped_at  # all in the same cycle
