@@ -15,15 +15,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import signal
+import socket
 import subprocess
+import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ds01_core.docker import docker_host
-from tests.conftest import unavailable
+from tests.conftest import in_ci, unavailable
 from tests.helpers.systemd_container import (
     ROOT,
     SystemdContainer,
@@ -83,6 +88,96 @@ CLIENT = textwrap.dedent(
         print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
     """
 )
+
+
+def socket_activate() -> str:
+    """systemd's socket-activation tool: skipped locally when missing, a failure in CI."""
+    found = shutil.which("systemd-socket-activate")
+    if found is None:
+        reason = "systemd-socket-activate is missing; bash scripts/ci/setup-systemd.sh"
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: this test must not be skipped)", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+def test_the_gateway_refuses_a_socket_that_is_not_the_configured_one(
+    tmp_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """ListenStream= and gateway.socket disagree: one clear line and exit 1, not a gateway
+    serving a path nobody connects to while systemd's socket queues clients forever."""
+    activate = socket_activate()
+    passed = tmp_path / "systemd.sock"
+    configured = tmp_path / "run" / "docker.sock"
+    gateway = [sys.executable, "-c", "from ds01_core.gateway.main import main; main()"]
+    gateway += ["--config", str(tmp_config())]
+    process = subprocess.Popen(
+        [activate, "-l", str(passed), *gateway, "--socket", str(configured)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not passed.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(passed))  # the tool starts the gateway on the first client
+        out, _ = process.communicate(timeout=30)
+        client.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1
+    assert "Traceback" not in out
+    assert f"ds01-gateway: cannot start: systemd passed 1 socket(s) ({passed})" in out
+    assert f"none bound to {configured}" in out
+    assert not configured.exists()
+
+
+def test_the_gateway_serves_the_socket_it_is_passed_and_leaves_the_file_alone(
+    tmp_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Started by systemd's own socket-activation tool (no PID 1 needed): the gateway serves
+    the listening socket it inherits; it neither replaces the file (which would orphan
+    systemd's socket) nor changes its mode (the .socket unit's SocketMode= decides)."""
+    activate = socket_activate()
+    config = tmp_config()
+    sock = tmp_path / "run" / "docker.sock"
+    log = tmp_path / "gateway.log"
+    gateway = [sys.executable, "-c", "from ds01_core.gateway.main import main; main()"]
+    gateway += ["--config", str(config), "--socket", str(sock)]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [activate, "-l", str(sock), "--fdname=docker", *gateway],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():  # the tool binds first, and starts the gateway on a client
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        before = sock.stat()
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.settimeout(15)
+        client.connect(str(sock))
+        client.sendall(b"GET /_ping HTTP/1.1\r\nHost: ds01\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+        client.close()
+        assert answer.startswith(b"HTTP/1.1 200 OK"), (answer, log.read_text())
+        after = sock.stat()
+        assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+        assert '"socket_activated":true' in (tmp_path / "log" / "events.jsonl").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture(scope="module")
