@@ -4,6 +4,10 @@ Separate from ``ds01d`` on purpose: every user's ``docker`` command goes through
 stay up while the daemon reloads, restarts or runs a slow cycle, and a fault in one must not
 take down the other. SIGHUP re-reads the configuration (a bad file is refused and the last good
 one kept); SIGTERM stops accepting and exits.
+
+Started by ``ds01-gateway.socket`` (systemd socket activation), it serves the socket systemd
+holds, so the socket stays while the gateway restarts; started any other way, it binds
+``gateway.socket`` itself.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ds01_core.gateway.server import Gateway
 from ds01_core.model import Event
 from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import load_runtime
+from ds01_core.systemd_sockets import SocketActivationError, inherited_unix_socket
 
 log = logging.getLogger("ds01.gateway")
 
@@ -49,7 +54,12 @@ def main(
         sys.exit(1)
     gateway = Gateway(runtime, socket_path=socket_path, upstream=upstream)
     try:
-        gateway.bind()
+        listening = inherited_unix_socket(gateway.socket_path)
+    except SocketActivationError as exc:
+        click.echo(f"ds01-gateway: cannot start: {exc}", err=True)
+        sys.exit(1)
+    try:
+        gateway.bind(listening)
     except OSError as exc:
         click.echo(f"ds01-gateway: cannot listen on {gateway.socket_path}: {exc}", err=True)
         sys.exit(1)
@@ -72,6 +82,11 @@ def main(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runtime.events.append(
-        Event("gateway.started", None, "gateway", {"socket": gateway.socket_path})
+        Event(
+            "gateway.started",
+            None,
+            "gateway",
+            {"socket": gateway.socket_path, "socket_activated": listening is not None},
+        )
     )
     gateway.serve()

@@ -200,12 +200,12 @@ class Gateway:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def bind(self) -> socketserver.ThreadingUnixStreamServer:
+    def bind(
+        self, listening: socket.socket | None = None
+    ) -> socketserver.ThreadingUnixStreamServer:
+        """Listen on the socket path; or, given the listening socket systemd passed
+        (``ds01-gateway.socket``), serve that one and leave its file and mode to systemd."""
         path = Path(self.socket_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o755)
-        if path.is_socket() or path.exists():
-            path.unlink()
         gateway = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -217,6 +217,15 @@ class Gateway:
             allow_reuse_address = True
             request_queue_size = 128
 
+        if listening is not None:
+            self.server = Server(str(path), Handler, bind_and_activate=False)
+            self.server.socket.close()
+            self.server.socket = listening
+            return self.server
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o755)
+        if path.is_socket() or path.exists():
+            path.unlink()
         umask = os.umask(0o077)
         try:
             self.server = Server(str(path), Handler)
