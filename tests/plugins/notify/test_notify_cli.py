@@ -114,7 +114,7 @@ def test_an_admin_may_act_for_another_user(root, runtime, unix_users):
     ],
 )
 def test_a_user_may_not_act_for_another(runtime, unix_users, operation, what):
-    """The rule is the operation's, whoever calls it (as users, see test_cli_as_user.py)."""
+    """The rule is the operation's, whoever calls it (as users, see test_notify_as_user.py)."""
     caller = Caller("ds01ta", unix_users["ds01ta"].uid, admin=False)
     with pytest.raises(Forbidden) as refused:
         call(ServiceContext(runtime, caller), operation, user="ds01tb")
