@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import click
 
     from ds01_core.runtime import Runtime
+    from ds01_core.services.operations import Operation
 
 __all__ = ["OUTSIDE_FLAG", "CgroupsConfig", "Enforcer", "enforcer_for", "install"]
 
@@ -67,3 +68,11 @@ def add_cli_commands(cli: click.Group) -> None:
     from ds01_cgroups.cli import add_to
 
     add_to(cli)
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``cgroups.check`` (admins): the work behind ``ds01 admin cgroups check``."""
+    from ds01_cgroups.services import OPERATIONS
+
+    return OPERATIONS

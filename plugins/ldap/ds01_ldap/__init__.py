@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ds01_core.model import Event, Workload
     from ds01_core.runtime import Runtime
+    from ds01_core.services.operations import Operation
 
 __version__ = "0.1.0"
 
@@ -79,3 +80,11 @@ def add_cli_commands(cli: click.Group) -> None:
     from ds01_ldap.cli import add_commands
 
     add_commands(cli)
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``ldap.sync`` and ``ldap.show`` (admins): the work behind ``ds01 admin ldap``."""
+    from ds01_ldap.services import OPERATIONS
+
+    return OPERATIONS

@@ -1,62 +1,58 @@
 """``ds01 admin ldap …``: run a sync by hand (dry run, confirm a held one) and explain a user.
 
+The commands only render: the admin rule and the work are the operations in
+:mod:`ds01_ldap.services` (in-process for root, through the API socket for everyone else).
 Imported only when the CLI adds its commands, so the daemon never loads click's command tree
 for this plugin.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import click
 
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import fail, json_option, print_json, print_table
-from ds01_ldap.config import advice
-from ds01_ldap.lookup import explain
-from ds01_ldap.store import iso, read_pending
-from ds01_ldap.sync import CONFIRM_HINT, SyncOutcome, config_of, run_sync
+from ds01_ldap.sync import CONFIRM_HINT
 
 
 @click.group("ldap")
 def ldap() -> None:
-    """Group membership from LDAP / Active Directory (plugin ds01-ldap)."""
+    """Group membership from LDAP / Active Directory (plugin ds01-ldap; admins)."""
 
 
-def _require_enabled(state: CliState) -> None:
-    cfg = config_of(state.runtime)
-    if cfg is None or not cfg.enabled:
-        fail("plugins.ldap maps no groups or names no servers: nothing to sync", 2)
-
-
-def _status(held: bool, applied: bool) -> str:
-    if held:
+def _status(change: dict[str, Any], applied: bool) -> str:
+    if change["held"]:
         return "held"
     return "applied" if applied else "would apply"
 
 
-def _print_outcome(outcome: SyncOutcome, dry_run: bool) -> None:
-    plan = outcome.plan
-    assert plan is not None
-    label = " (dry run: nothing changed)" if dry_run else ""
-    click.echo(f"LDAP sync from {outcome.server}{label}")
+def _print_outcome(data: dict[str, Any]) -> None:
+    label = " (dry run: nothing changed)" if data["dry_run"] else ""
+    changes = data["changes"]
+    click.echo(f"LDAP sync from {data['server']}{label}")
     print_table(
-        [(c.user, c.before, c.after, _status(c.held, outcome.applied)) for c in plan.changes],
+        [(c["user"], c["from"], c["to"], _status(c, data["applied"])) for c in changes],
         ["user", "from", "to", "status"],
     )
-    for group, users in plan.joins().items():
+    for group, users in data["joins"].items():
         click.echo(f"join {group}: {', '.join(users)}")
-    for group, users in plan.leaves().items():
+    for group, users in data["leaves"].items():
         click.echo(f"leave {group}: {', '.join(users)}")
-    for shrink in plan.held.values():
-        click.echo(f"held: {shrink.describe(plan.max_removal_share)}")
-    if plan.held:
+    limit = data["max_removal_share"]
+    for group, shrink in data["held_groups"].items():
+        click.echo(
+            f"held: {group}: would remove {shrink['removing']} of {shrink['members']} members "
+            f"({shrink['share']:.0%} > {limit:.0%})"
+        )
+    if data["held_groups"]:
         click.echo(f"Review the held changes, then apply them with: {CONFIRM_HINT}")
-    verb = "applied" if outcome.applied else "to apply"
+    held = sum(1 for c in changes if c["held"])
+    verb = "applied" if data["applied"] else "to apply"
     click.echo(
-        f"{len(plan.to_apply)} change(s) {verb}, {len(plan.held_changes)} held; "
-        f"{len(plan.desired)} user(s) in mapped LDAP groups"
+        f"{len(changes) - held} change(s) {verb}, {held} held; "
+        f"{data['users']} user(s) in mapped LDAP groups"
     )
 
 
@@ -74,27 +70,15 @@ def sync(state: CliState, dry_run: bool, confirm: bool, as_json: bool) -> None:
 
     With --dry-run --confirm: show everything a confirmed sync would apply.
     """
-    admin_name = None
-    if not dry_run:
-        from ds01_core.cli.admin_cmd import require_admin
-
-        admin_name = require_admin()
-    _require_enabled(state)
-    runtime = state.runtime
-    cfg = config_of(runtime)
-    assert cfg is not None
-    for note in advice(cfg, runtime.config.limits.groups):
+    data = state.call("ldap.sync", dry_run=dry_run, confirm=confirm)
+    for note in data["warnings"]:
         click.echo(f"Warning: {note}", err=True)
-    outcome = run_sync(runtime, dry_run=dry_run, confirm=confirm)
-    for event in [] if dry_run else outcome.events:  # a dry run records nothing
-        event.details["by"] = admin_name
-        runtime.events.append(event)
     if as_json:
-        print_json({"dry_run": dry_run, "confirm": confirm, **outcome.to_json()})
-    elif outcome.error is None:
-        _print_outcome(outcome, dry_run)
-    if outcome.error is not None:
-        fail(f"{outcome.error}; the last known membership stays in force")
+        print_json(data)
+    elif data["error"] is None:
+        _print_outcome(data)
+    if data["error"] is not None:
+        fail(f"{data['error']}; the last known membership stays in force")
 
 
 @ldap.command("show")
@@ -103,41 +87,13 @@ def sync(state: CliState, dry_run: bool, confirm: bool, as_json: bool) -> None:
 @pass_state
 def show(state: CliState, user: str, as_json: bool) -> None:
     """USER's mapped LDAP groups (from the last sync), their ds01 group, and why."""
-    runtime = state.runtime
-    found = explain(runtime, user)
-    if found is None:
-        fail("plugins.ldap maps no groups", 2)
-    cfg = config_of(runtime)
-    assert cfg is not None
-    try:
-        pending = read_pending(runtime.state.db) is not None
-    except (sqlite3.Error, OSError):  # no table before the first sync
-        pending = False
-    last = found.last_sync
-    data: dict[str, Any] = {
-        "user": found.user,
-        "ds01_group": found.group,
-        "ldap_groups": [
-            {
-                "ds01_group": group,
-                "ldap_group": ldap_group,
-                "precedence": cfg.groups[group].precedence if group in cfg.groups else None,
-            }
-            for group, ldap_group in found.ldap_groups.items()
-        ],
-        "explanation": found.reason,
-        "synced_at": found.synced_at,
-        "last_sync": iso(last.last_success) if last and last.last_success else None,
-        "last_error": last.last_error if last else None,
-        "server": last.server if last else None,
-        "sync_held": pending,
-    }
+    data = state.call("ldap.show", user=user)
     if as_json:
         print_json(data)
         return
-    click.echo(f"user:        {found.user}")
-    click.echo(f"ds01 group:  {found.group or '- (the configuration file decides)'}")
-    click.echo(f"why:         {found.reason}")
+    click.echo(f"user:        {data['user']}")
+    click.echo(f"ds01 group:  {data['ds01_group'] or '- (the configuration file decides)'}")
+    click.echo(f"why:         {data['explanation']}")
     if data["ldap_groups"]:
         print_table(
             [(g["ds01_group"], g["precedence"], g["ldap_group"]) for g in data["ldap_groups"]],
@@ -145,7 +101,7 @@ def show(state: CliState, user: str, as_json: bool) -> None:
         )
     if data["last_error"]:
         click.echo(f"last sync attempt failed: {data['last_error']}")
-    if pending:
+    if data["sync_held"]:
         click.echo(f"a sync is held for confirmation: {CONFIRM_HINT}")
 
 

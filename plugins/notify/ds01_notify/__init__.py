@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ds01_core.model import Notice
     from ds01_core.runtime import Runtime
+    from ds01_core.services.operations import Operation
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,14 @@ def notify(runtime: Runtime, notice: Notice) -> Sequence[DeliveryResult]:
     except Exception as exc:
         log.exception("ds01-notify failed")
         return [DeliveryResult("notify", False, f"{type(exc).__name__}: {exc}")]
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``notify.prefs`` and ``notify.test``: the rules behind ``ds01 notify``."""
+    from ds01_notify.services import OPERATIONS
+
+    return OPERATIONS
 
 
 @hookimpl

@@ -46,14 +46,17 @@ def config_of(runtime: Runtime) -> NotifyConfig | None:
 
 @contextlib.contextmanager
 def only_channels(runtime: Runtime, families: Collection[str] | None) -> Iterator[None]:
-    """Within the block, deliver through ``families`` only (``ds01 notify test --channel``)."""
-    holder: dict[str, Collection[str] | None] = runtime.memo(_ONLY_KEY, dict)
-    before = holder.get("only")
-    holder["only"] = families
+    """Within the block, deliver through ``families`` only (``ds01 notify test --channel``).
+
+    Per thread: the API server runs callers' operations on threads sharing one runtime, and
+    one user's test through one channel must not narrow a notice sent on another thread."""
+    holder: threading.local = runtime.memo(_ONLY_KEY, threading.local)
+    before: Collection[str] | None = getattr(holder, "only", None)
+    holder.only = families
     try:
         yield
     finally:
-        holder["only"] = before
+        holder.only = before
 
 
 def build_channels(runtime: Runtime, cfg: NotifyConfig, notice: Notice) -> list[Channel]:
@@ -104,7 +107,7 @@ def deliver(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
     cfg = config_of(runtime)
     if cfg is None:
         return []
-    only = (runtime.memoized(_ONLY_KEY) or {}).get("only")
+    only: Collection[str] | None = getattr(runtime.memoized(_ONLY_KEY), "only", None)
     results: list[DeliveryResult] = []
     try:
         wanted = set(chosen_channels(runtime, cfg, notice.user))

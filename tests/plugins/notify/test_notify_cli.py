@@ -1,5 +1,5 @@
 """``ds01 notify prefs`` and ``ds01 notify test`` through click, on a copy of the real ``ds01``
-command tree, as root (an admin) and as a user under sudo."""
+command tree, as root (in-process); the operations' rule for other users."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from click.testing import CliRunner, Result
 import ds01_notify
 from ds01_core.events import EventLog
 from ds01_core.runtime import Runtime
+from ds01_core.services.caller import Caller
+from ds01_core.services.errors import Forbidden
+from ds01_core.services.operations import ServiceContext, call
 from tests.plugins.notify.conftest import quiet_section
 
 
@@ -103,12 +106,19 @@ def test_an_admin_may_act_for_another_user(root, runtime, unix_users):
     assert ds01_notify.chosen_channels(runtime, cfg, "root") == ["terminal", "webhook"]
 
 
-def test_a_user_may_not_act_for_another(root, runtime, unix_users):
-    result = invoke(
-        root, runtime, "prefs", "--user", "ds01tb", "--json", env={"SUDO_USER": "ds01ta"}
-    )
-    assert result.exit_code == 2
-    assert result.stderr == "Error: --user is for admins; you are ds01ta\n"
+@pytest.mark.parametrize(
+    ("operation", "what"),
+    [
+        ("notify.prefs", "another user's notification channels"),
+        ("notify.test", "test notices to another user"),
+    ],
+)
+def test_a_user_may_not_act_for_another(runtime, unix_users, operation, what):
+    """The rule is the operation's, whoever calls it (as users, see test_notify_as_user.py)."""
+    caller = Caller("ds01ta", unix_users["ds01ta"].uid, admin=False)
+    with pytest.raises(Forbidden) as refused:
+        call(ServiceContext(runtime, caller), operation, user="ds01tb")
+    assert refused.value.message == f"only admins may see or change {what}; you are ds01ta"
 
 
 def test_test_sends_a_notice_to_yourself(root, runtime, webhooks):

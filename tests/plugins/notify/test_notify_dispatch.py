@@ -152,3 +152,22 @@ def test_a_notice_about_a_container_lands_in_it(notify_runtime, container_factor
     assert result.delivered, result
     code, text = docker_engine.exec_run(box.id, ["cat", "/workspace/.ds01-alerts"])
     assert code == 0 and text.endswith("GPU idle: stopping in 5m\n")
+
+
+def test_only_channels_narrows_its_own_thread_only(notify_runtime, webhooks):
+    """The API server runs callers' operations on threads sharing one runtime: one user's
+    ``notify test --channel terminal`` must not keep another's notice from the webhook."""
+    import threading
+
+    from ds01_notify.dispatch import only_channels
+
+    runtime = notify_runtime(quiet_section(webhooks=[{"name": "team", "url": webhooks.url()}]))
+    seen: list[list[str]] = []
+    with only_channels(runtime, {"terminal"}):
+        assert deliver(runtime, NOTICE) == []  # narrowed here: the webhook is not tried
+        other = threading.Thread(
+            target=lambda: seen.append([r.channel for r in deliver(runtime, NOTICE)])
+        )
+        other.start()
+        other.join(10)
+    assert seen == [["webhook:team"]]
