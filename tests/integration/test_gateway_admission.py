@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from ds01_core.allocation import Allocations
 from ds01_core.cli import cli
-from ds01_core.pipeline import run_cycle
+from ds01_core.detection.inventory import diff_events
+from ds01_core.model import Event
+from ds01_core.pipeline import detect
 from ds01_core.runtime import load_runtime
 from tests.helpers.config import write_config
 from tests.helpers.gateway import docker, running_gateway
@@ -33,7 +35,7 @@ LIMITS = {
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, unix_users, docker_engine, test_image, cgroup_test_root):
+def gateway(tmp_path_factory, unix_users, test_image, cgroup_test_root):
     base = tmp_path_factory.mktemp("admission")
     common = {
         "limits": LIMITS,
@@ -57,9 +59,6 @@ def gateway(tmp_path_factory, unix_users, docker_engine, test_image, cgroup_test
             "stop_config": stopping,
             "events": base / "log" / "events.jsonl",
         }
-    for summary in docker_engine.list_containers(all=True):
-        if (summary.get("Labels") or {}).get("ds01.user") in unix_users:
-            docker_engine.remove(summary["Id"], force=True)
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +71,45 @@ def bob(unix_users):
     return unix_users["ds01tb"]
 
 
+PREFIX = f"adm-{os.getpid()}-"
+
+
+@pytest.fixture(scope="module")
+def ours(container_prefix):
+    """This module's containers: made through the gateway, or by the container factory."""
+    return (PREFIX, container_prefix)
+
+
+def mine(runtime, ours) -> list:
+    """The inventory, cut to this module's containers: the engine may be shared with other
+    test runs, whose containers must be neither adopted nor stopped by these tests' cycles."""
+    return [w for w in detect(runtime) if w.kind == "container" and w.name.startswith(ours)]
+
+
+def cycle(config: Path, ours) -> list[Event]:
+    """The daemon's reconcile step as ``run_cycle`` runs it (the ``reconcile`` hook, its events
+    written to the audit log), over this module's containers."""
+    runtime = load_runtime(str(config))
+    events = list(runtime.hooks.reconcile(runtime, mine(runtime, ours)))
+    for event in events:
+        runtime.events.append(event)
+    return events
+
+
 @pytest.fixture
-def name(gateway, alice, bob):
+def name(gateway, alice, bob, ours):
     made: list[str] = []
 
     def make(suffix: str) -> str:
-        made.append(f"adm-{os.getpid()}-{suffix}")
+        made.append(PREFIX + suffix)
         return made[-1]
 
     yield make
-    for each in made:  # through the gateway, as its owner: the GPUs are released at once
+    for each in made:  # this test's only, through the gateway: the GPUs are released at once
         for user in (alice, bob):
             docker(user, gateway["sock"], "rm", "-f", each)
     # what the engine removed behind ds01's back (the container factory's) is released too
-    run_cycle(load_runtime(str(gateway["config"])))
+    cycle(gateway["config"], ours)
 
 
 def ok(result) -> str:
@@ -116,20 +140,22 @@ def gpu_container(gateway, user, engine, container: str, image: str) -> str:
     return uuid
 
 
-def stop_and_expire_hold(gateway, user, engine, container: str) -> None:
+def stop_and_expire_hold(gateway, user, engine, container: str, ours) -> None:
     """``docker stop``, then daemon cycles until ``gpu_hold_after_stop`` (1 s) released it."""
     ok(docker(user, gateway["sock"], "stop", "-t", "0", container))
     cid = engine.inspect_container(container)["Id"]
-    run_cycle(load_runtime(str(gateway["config"])))  # the hold starts
+    cycle(gateway["config"], ours)  # the hold starts
     time.sleep(1.2)
-    run_cycle(load_runtime(str(gateway["config"])))  # and has run out
+    cycle(gateway["config"], ours)  # and has run out
     assert not [a for a in live(gateway["config"]) if a.container == cid]
 
 
-def test_docker_start_takes_the_released_slot_back(gateway, alice, name, docker_engine, test_image):
+def test_docker_start_takes_the_released_slot_back(
+    gateway, ours, alice, name, docker_engine, test_image
+):
     box = name("back")
     uuid = gpu_container(gateway, alice, docker_engine, box, test_image)
-    stop_and_expire_hold(gateway, alice, docker_engine, box)
+    stop_and_expire_hold(gateway, alice, docker_engine, box, ours)
 
     ok(docker(alice, gateway["sock"], "start", box))
     assert running(docker_engine, box)
@@ -144,17 +170,17 @@ def test_docker_start_takes_the_released_slot_back(gateway, alice, name, docker_
 
 
 def test_docker_start_is_refused_when_the_slot_is_taken(
-    gateway, alice, bob, name, docker_engine, test_image, container_factory
+    gateway, ours, alice, bob, name, docker_engine, test_image, container_factory
 ):
     box = name("taken")
     uuid = gpu_container(gateway, alice, docker_engine, box, test_image)
-    stop_and_expire_hold(gateway, alice, docker_engine, box)
+    stop_and_expire_hold(gateway, alice, docker_engine, box, ours)
     # bob's container on that very slot, made by an admin with the real socket and adopted
     # for bob by the daemon
     bobs = container_factory(
         {"Labels": {"ds01.user": bob.name}, "Env": [f"NVIDIA_VISIBLE_DEVICES={uuid}"]}
     )
-    run_cycle(load_runtime(str(gateway["config"])))
+    cycle(gateway["config"], ours)
     assert [a.slot_uuids for a in live(gateway["config"], bob.name)] == [[uuid]]
 
     for verb in ("start", "restart"):
@@ -168,14 +194,16 @@ def test_docker_start_is_refused_when_the_slot_is_taken(
         assert live(gateway["config"], alice.name) == []
 
 
-def test_docker_start_is_refused_over_quota(gateway, alice, bob, name, docker_engine, test_image):
+def test_docker_start_is_refused_over_quota(
+    gateway, ours, alice, bob, name, docker_engine, test_image
+):
     first_holder = name("holder")
     held = gpu_container(gateway, bob, docker_engine, first_holder, test_image)
     box = name("quota")
     uuid = gpu_container(gateway, alice, docker_engine, box, test_image)
     assert uuid != held
     ok(docker(bob, gateway["sock"], "rm", "-f", first_holder))  # its GPU is free again
-    stop_and_expire_hold(gateway, alice, docker_engine, box)
+    stop_and_expire_hold(gateway, alice, docker_engine, box, ours)
     other = name("other")
     assert gpu_container(gateway, alice, docker_engine, other, test_image) != uuid  # quota used
 
@@ -198,12 +226,12 @@ def foreign_container(gateway, alice, bob, name, engine, image, factory):
 
 
 def test_the_daemon_stops_a_container_on_another_users_slot(
-    gateway, alice, bob, name, docker_engine, test_image, container_factory
+    gateway, ours, alice, bob, name, docker_engine, test_image, container_factory
 ):
     box, intruder = foreign_container(
         gateway, alice, bob, name, docker_engine, test_image, container_factory
     )
-    run_cycle(load_runtime(str(gateway["stop_config"])))
+    cycle(gateway["stop_config"], ours)
     assert not running(docker_engine, intruder.id)
     assert running(docker_engine, box)  # the holder is left alone
     (stopped,) = [
@@ -221,12 +249,12 @@ def test_the_daemon_stops_a_container_on_another_users_slot(
 
 
 def test_with_log_the_daemon_only_logs_a_foreign_slot(
-    gateway, alice, bob, name, docker_engine, test_image, container_factory
+    gateway, ours, alice, bob, name, docker_engine, test_image, container_factory
 ):
     box, intruder = foreign_container(
         gateway, alice, bob, name, docker_engine, test_image, container_factory
     )
-    run_cycle(load_runtime(str(gateway["config"])))  # foreign_slot_action: log
+    cycle(gateway["config"], ours)  # foreign_slot_action: log
     assert running(docker_engine, intruder.id) and running(docker_engine, box)
     assert any(e["details"]["container_id"] == intruder.id for e in events(gateway, "gpu.conflict"))
     assert not any(
@@ -257,7 +285,7 @@ def test_gateway_and_cli_creates_get_the_same_admission_event(
 
 
 def test_a_gateway_gpu_container_is_managed(
-    gateway, alice, name, docker_engine, test_image, container_factory
+    gateway, ours, alice, name, docker_engine, test_image, container_factory
 ):
     box = name("managed")
     uuid = gpu_container(gateway, alice, docker_engine, box, test_image)
@@ -267,11 +295,13 @@ def test_a_gateway_gpu_container_is_managed(
     forged = container_factory(
         {"Labels": {"ds01.gpu.uuids": uuid}, "Env": [f"NVIDIA_VISIBLE_DEVICES={uuid},{other}"]}
     )
-    report = run_cycle(load_runtime(str(gateway["config"])), previous=[])
-    seen = {w.id: w for w in report.workloads}
+    workloads = mine(load_runtime(str(gateway["config"])), ours)
+    seen = {w.id: w for w in workloads}
     assert "unmanaged_gpu" not in seen[cid].flags and seen[cid].gpu_slots == [uuid]
     assert "unmanaged_gpu" in seen[forged.id].flags
     unmanaged = {
-        e.details["id"] for e in report.events if e.event_type == "detection.unmanaged_gpu_workload"
+        e.details["id"]
+        for e in diff_events([], workloads)  # how the daemon logs what is new
+        if e.event_type == "detection.unmanaged_gpu_workload"
     }
     assert forged.id in unmanaged and cid not in unmanaged
