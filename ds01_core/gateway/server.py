@@ -4,8 +4,9 @@ Who is calling comes from the kernel (``SO_PEERCRED`` on the connection), never 
 request. Admins (root and the configured group) pass through untouched, their changes logged.
 Everyone else gets the engine's API restricted to their own objects: each request is matched
 against :mod:`~ds01_core.gateway.routes` (no match: refused), checked by the handler for its
-kind, and forwarded — with object references resolved to full ids, create bodies rewritten by
-:mod:`~ds01_core.gateway.create` — or refused with 403, an ``access.denied`` event and a message
+kind, and forwarded — with object references resolved to full ids, creates admitted through
+:mod:`ds01_core.admission` (as ``ds01 container create`` is), starts of GPU containers
+re-admitted — or refused with 403, an ``access.denied`` event and a message
 the docker CLI prints as is.
 """
 

@@ -192,6 +192,11 @@ def test_docker_start_is_refused_when_the_slot_is_taken(
         assert "remove it and create a new container" in refused.stderr
         assert not running(docker_engine, box)
         assert live(gateway["config"], alice.name) == []
+    by_cli = CliRunner().invoke(
+        cli, ["--config", str(gateway["config"]), "container", "start", box, "--as", alice.name]
+    )  # the same rule for `ds01 container start`
+    assert by_cli.exit_code == 1 and "allocated to another user's container" in by_cli.output
+    assert not running(docker_engine, box) and live(gateway["config"], alice.name) == []
 
 
 def test_docker_start_is_refused_over_quota(
