@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.model import Allocation, AllocationDecision, Event, GpuRequest, GpuSlot, Workload
+from ds01_core.model import (
+    Allocation,
+    AllocationDecision,
+    EffectiveLimits,
+    Event,
+    GpuRequest,
+    GpuSlot,
+    Workload,
+)
 from ds01_core.user_limits import effective_limits
 
 if TYPE_CHECKING:
@@ -34,9 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UUIDS_LABEL = "ds01.gpu.uuids"
-SLOTS_LABEL = "ds01.gpu.slots"
-ALLOCATED_AT_LABEL = "ds01.gpu.allocated_at"
 STOPPED_STATES = ("exited", "dead", "created")
 
 
@@ -89,6 +94,23 @@ def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
     if now - cache["at"] > SLOT_CACHE_SECONDS:
         cache["slots"], cache["at"] = runtime.gpu.slots(), now
     return cache["slots"]
+
+
+def quota_problem(
+    limits: EffectiveLimits, held: Sequence[Allocation], new: float, needs: str
+) -> str | None:
+    """The core's GPU quota rule, for new allocations and re-allocations alike: the user's
+    live allocations (held-after-stop ones included) plus ``new`` stay within
+    ``max_gpu_equivalents``. Returns the refusal, naming what is in use, or None."""
+    quota = limits.get("max_gpu_equivalents")
+    in_use = sum(a.weight for a in held)
+    if quota is None or in_use + new <= quota + 1e-9:
+        return None
+    used = ", ".join(f"{a.container_name or a.container[:12]} {a.weight:.2f}" for a in held)
+    return (
+        f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use ({used or 'nothing'}); "
+        f"{needs} {new:.2f}"
+    )
 
 
 class Allocations:
@@ -263,70 +285,88 @@ class Allocations:
                 "internal error: the allocator chose a slot that is not free; nothing was allocated"
             )
         if self.runtime.config.enforcement.mode == "hard":
-            quota = limits.get("max_gpu_equivalents")
-            in_use = sum(a.weight for a in mine)
             new = sum(s.weight for s in decision.slots)
-            if quota is not None and in_use + new > quota + 1e-9:
-                return (
-                    f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use; "
-                    f"this request needs {new:.2f}"
-                )
+            return quota_problem(limits, mine, new, "this request needs")
         return None
 
     def reserve(self, user: str, container_id: str, name: str, uuids: Sequence[str]) -> Allocation:
-        """Record that an existing container holds exactly ``uuids`` again (restarting after
-        its hold ran out): only if they are all free and, in hard mode, within the quota."""
+        """Record that an existing container holds exactly ``uuids`` again (starting after its
+        hold ran out): only if they all exist and are free, and within the GPU quota by the
+        same rule as a new allocation (:func:`quota_problem`; in ``soft`` mode over quota is
+        granted with a warning in the event)."""
         now = self.runtime.now()
         slots = {s.uuid: s for s in inventory_slots(self.runtime)}
         missing = [u for u in uuids if u not in slots]
         if missing:
             raise AllocationRefused(f"GPU slot(s) {', '.join(missing)} no longer exist")
+        ids = ", ".join(slots[u].slot_id for u in uuids)
+        warning = None
         with self.state.transaction() as db:
             live = self.live(db)
-            taken = sorted(
-                {a.container_name or a.container for a in live for u in a.slot_uuids if u in uuids}
-            )
-            if taken:
-                raise AllocationRefused(f"its GPU slot is now held by {', '.join(taken)}")
+            holders = [a for a in live if set(a.slot_uuids) & set(uuids)]
+            if holders:
+                theirs = [a for a in holders if a.user != user]
+                whose = (
+                    "another user's container"
+                    if theirs
+                    else ", ".join(sorted({a.container_name or a.container[:12] for a in holders}))
+                )
+                raise AllocationRefused(f"GPU slot(s) {ids} are now allocated to {whose}")
             weight = sum(slots[u].weight for u in uuids)
             limits = effective_limits(self.runtime, user, db=db, now=now)
-            quota = limits.get("max_gpu_equivalents")
-            in_use = sum(a.weight for a in live if a.user == user)
-            if (
-                self.runtime.config.enforcement.mode == "hard"
-                and quota is not None
-                and in_use + weight > quota + 1e-9
-            ):
-                raise AllocationRefused(
-                    f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use; "
-                    f"this container needs {weight:.2f}"
-                )
-            cursor = db.execute(
-                "INSERT INTO allocations (user, container, container_name, weight, "
-                "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
-                (user, container_id, name, weight, _iso(now)),
+            problem = quota_problem(
+                limits, [a for a in live if a.user == user], weight, "this container needs"
             )
-            db.executemany(
-                "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
-                [(cursor.lastrowid, u) for u in uuids],
-            )
-        self.runtime.events.append(
-            Event(
-                "gpu.allocated",
-                user,
-                "allocation",
-                {
-                    "container": name,
-                    "container_id": container_id,
-                    "uuids": list(uuids),
-                    "weight": round(weight, 4),
-                    "reason": "restarted after its hold expired",
-                },
-            )
-        )
+            if problem and self.runtime.config.enforcement.mode == "hard":
+                raise AllocationRefused(problem)
+            warning = problem
+            allocation_id = self.insert_bound(db, user, container_id, name, uuids, weight, now)
+        details: dict[str, Any] = {
+            "container": name,
+            "container_id": container_id,
+            "slots": [slots[u].slot_id for u in uuids],
+            "uuids": list(uuids),
+            "weight": round(weight, 4),
+            "allocation_id": allocation_id,
+            "reason": "started again after its hold expired",
+        }
+        if warning:
+            details["warning"] = warning
+        self.runtime.events.append(Event("gpu.allocated", user, "allocation", details))
         return Allocation(
-            cursor.lastrowid, user, container_id, list(uuids), weight, now, container_name=name
+            allocation_id,
+            user,
+            container_id,
+            list(uuids),
+            weight,
+            now,
+            container_name=name,
+            bound=True,
         )
+
+    @staticmethod
+    def insert_bound(
+        db: sqlite3.Connection,
+        user: str,
+        container_id: str,
+        name: str,
+        uuids: Sequence[str],
+        weight: float,
+        now: dt.datetime,
+    ) -> int:
+        """Record, inside the caller's transaction, that an existing container holds ``uuids``
+        (re-allocated on start, or adopted); returns the allocation's id."""
+        cursor = db.execute(
+            "INSERT INTO allocations (user, container, container_name, weight, "
+            "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
+            (user, container_id, name, weight, _iso(now)),
+        )
+        allocation_id = int(cursor.lastrowid or 0)
+        db.executemany(
+            "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
+            [(allocation_id, u) for u in uuids],
+        )
+        return allocation_id
 
     # -- binding, stopping, releasing ----------------------------------------------------------
 
@@ -389,115 +429,16 @@ class Allocations:
     # -- reconciling against Docker --------------------------------------------------------------
 
     def reconcile(self, workloads: Sequence[Workload]) -> list[Event]:
-        """Make the records match the containers that exist. Returns the events of adoptions
-        and flags; releases log their own ``gpu.released`` events."""
-        runtime = self.runtime
-        now = runtime.now()
-        hold = dt.timedelta(seconds=float(runtime.config.allocation.gpu_hold_after_stop))
-        containers = {w.id: w for w in workloads if w.kind == "container"}
-        by_name = {w.name: w for w in containers.values()}
-        events: list[Event] = []
-        to_release: dict[str, list[int]] = {}
-        for allocation in self.live():
-            assert allocation.id is not None
-            if not allocation.bound:
-                named = by_name.get(allocation.container_name or "")
-                if named is not None and named.labels.get(UUIDS_LABEL):
-                    self.bind(allocation.id, named.id)  # created, but the binder died
-                    continue
-                row = self.state.db.execute(
-                    "SELECT owner_pid, owner_pid_start FROM allocations WHERE id = ?",
-                    (allocation.id,),
-                ).fetchone()
-                if not process_alive(row["owner_pid"], row["owner_pid_start"]):
-                    to_release.setdefault(
-                        "the allocating process ended before creating the container", []
-                    ).append(allocation.id)
-                continue
-            workload = containers.get(allocation.container)
-            if workload is None:
-                to_release.setdefault("container removed", []).append(allocation.id)
-            elif workload.status in STOPPED_STATES:
-                stopped_at = allocation.stopped_at
-                if stopped_at is None:
-                    self._set_stopped(allocation.id, now)
-                elif now - stopped_at >= hold:
-                    to_release.setdefault(
-                        f"stopped for longer than gpu_hold_after_stop "
-                        f"({runtime.config.allocation.gpu_hold_after_stop})",
-                        [],
-                    ).append(allocation.id)
-            elif allocation.stopped_at is not None:
-                self._set_stopped(allocation.id, None)  # running again: the hold ends
-        for reason, ids in to_release.items():
-            self.release(ids, reason)
-        events += self._adopt(containers.values(), now)
-        return events
+        """Make the records match the containers that exist (see
+        :mod:`ds01_core.allocation_reconcile`)."""
+        from ds01_core.allocation_reconcile import reconcile
 
-    def _set_stopped(self, allocation_id: int, moment: dt.datetime | None) -> None:
+        return reconcile(self, workloads)
+
+    def set_stopped(self, allocation_id: int, moment: dt.datetime | None) -> None:
+        """Start (a time) or end (None) the hold after stop of a bound allocation."""
         with self.state.transaction() as db:
             db.execute(
                 "UPDATE allocations SET stopped_at = ? WHERE id = ?",
                 (_iso(moment) if moment else None, allocation_id),
             )
-
-    def _adopt(self, containers: Iterable[Workload], now: dt.datetime) -> list[Event]:
-        """Record running containers that hold GPUs without a record (made before ds01 ran,
-        or with the real socket); flag conflicts and quota overruns."""
-        events = []
-        slots = {s.uuid: s for s in inventory_slots(self.runtime)}
-        for workload in containers:
-            if workload.status != "running" or not workload.gpu_slots or workload.unrestricted_gpu:
-                continue
-            with self.state.transaction() as db:
-                live = self.live(db)
-                if any(a.container == workload.id for a in live):
-                    continue
-                holders = {u: a for a in live for u in a.slot_uuids}
-                clash = sorted({holders[u].container for u in workload.gpu_slots if u in holders})
-                if clash:
-                    events.append(
-                        Event(
-                            "gpu.conflict",
-                            workload.owner,
-                            "allocation",
-                            {
-                                "container": workload.name,
-                                "container_id": workload.id,
-                                "uuids": workload.gpu_slots,
-                                "also_held_by": clash,
-                            },
-                        )
-                    )
-                    continue
-                weight = sum(slots[u].weight for u in workload.gpu_slots if u in slots)
-                cursor = db.execute(
-                    "INSERT INTO allocations (user, container, container_name, weight, "
-                    "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
-                    (workload.owner, workload.id, workload.name, weight, _iso(now)),
-                )
-                db.executemany(
-                    "INSERT INTO allocation_slots (allocation_id, slot_uuid) VALUES (?, ?)",
-                    [(cursor.lastrowid, u) for u in workload.gpu_slots],
-                )
-                mine = sum(a.weight for a in live if a.user == workload.owner) + weight
-                limits = effective_limits(self.runtime, workload.owner, db=db, now=now)
-            details = {
-                "container": workload.name,
-                "container_id": workload.id,
-                "uuids": workload.gpu_slots,
-                "weight": round(weight, 4),
-                "origin": workload.origin,
-            }
-            events.append(Event("gpu.adopted", workload.owner, "allocation", details))
-            quota = limits.get("max_gpu_equivalents")
-            if quota is not None and mine > quota + 1e-9:
-                events.append(
-                    Event(
-                        "gpu.over_quota",
-                        workload.owner,
-                        "allocation",
-                        {**details, "in_use": round(mine, 4), "quota": quota},
-                    )
-                )
-        return events

@@ -95,12 +95,14 @@ class EnforcementConfig:
 
 @attrs.define
 class AllocationConfig:
-    """How GPU allocations are held and released."""
+    """How GPU allocations are held and released, and what the daemon does with a container
+    running on a slot allocated to another (``stop`` it, or only ``log`` a ``gpu.conflict``)."""
 
     gpu_hold_after_stop: Duration = Duration(15 * 60)
     stop_timeout: Duration = Duration(30)
     owner_map_dir: AbsPath | None = None
     queue_recheck: Duration = Duration(30)
+    foreign_slot_action: Literal["stop", "log"] = "stop"
 
 
 @attrs.define

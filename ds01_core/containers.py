@@ -1,4 +1,5 @@
-"""The user's containers: created with exactly their GPU slots, labelled, and always released.
+"""The user's containers, for ``ds01 container``: created through ds01's one admission path
+(:mod:`ds01_core.admission`: exactly their GPU slots, labelled, always released).
 
 Every operation acts for one user (the caller, or the user an admin acts for) and only on that
 user's containers, as detection attributes them.
@@ -8,32 +9,30 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.allocation import (
-    ALLOCATED_AT_LABEL,
-    SLOTS_LABEL,
-    UUIDS_LABEL,
-    AllocationRefused,
-    Allocations,
-    Granted,
+from ds01_core.admission import (
+    AdmissionRefused,
+    AdmissionRequest,
+    Prepared,
+    admit,
+    in_process,
+    readmit,
 )
-from ds01_core.bare_metal import gpu_group_id
-from ds01_core.detection.containers import ORIGIN_LABEL, OWNER_LABEL
+from ds01_core.allocation import Allocations
+from ds01_core.detection.containers import ORIGIN_LABEL
 from ds01_core.docker import DockerError
-from ds01_core.gpu_queue import allocate_waiting
-from ds01_core.model import ContainerSpec, Event, GpuRequest, Workload, utc_text
+from ds01_core.model import GpuRequest, Workload
 from ds01_core.pipeline import detect
 from ds01_core.users import uid_for_username
 
 if TYPE_CHECKING:
     from ds01_core.runtime import Runtime
 
-CREATED_AT_LABEL = "ds01.created_at"
 WORKSPACE_LABEL = "ds01.workspace"
 PROJECT_LABEL = "ds01.project"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
@@ -66,41 +65,6 @@ class Created:
     uuids: tuple[str, ...]
     warning: str | None = None
     device_requests: bool = False
-
-
-def give_gpus(
-    runtime: Runtime,
-    granted: Granted | None,
-    labels: dict[str, str],
-    env: list[str],
-    host: dict[str, Any],
-    *,
-    nvidia_runtime: bool,
-) -> None:
-    """Make a create body give the container exactly its granted slots, or none.
-
-    Shared by ``ds01 container create`` and the gateway: the slot labels, the
-    ``NVIDIA_VISIBLE_DEVICES`` list (``void`` without a grant: CUDA images default to ``all``),
-    a device request for those UUIDs where the engine has the nvidia runtime, and the GPU
-    group, whose members alone may open the device nodes (docs/bare-metal.md).
-    """
-    if granted is None:
-        env.append("NVIDIA_VISIBLE_DEVICES=void")
-        return
-    uuids = [s.uuid for s in granted.slots]
-    labels[UUIDS_LABEL] = ",".join(uuids)
-    labels[SLOTS_LABEL] = ",".join(s.slot_id for s in granted.slots)
-    labels[ALLOCATED_AT_LABEL] = utc_text(granted.allocation.allocated_at)
-    env.append(f"NVIDIA_VISIBLE_DEVICES={','.join(uuids)}")
-    if not any(str(e).startswith("NVIDIA_DRIVER_CAPABILITIES=") for e in env):
-        env.append("NVIDIA_DRIVER_CAPABILITIES=compute,utility")
-    if nvidia_runtime:
-        host["DeviceRequests"] = [
-            {"Driver": "nvidia", "DeviceIDs": uuids, "Capabilities": [["gpu"]]}
-        ]
-    gid = gpu_group_id(runtime)
-    if gid is not None:
-        host["GroupAdd"] = [*(host.get("GroupAdd") or []), str(gid)]
 
 
 class ContainerService:
@@ -169,6 +133,7 @@ class ContainerService:
             return False
 
     def create(self, req: CreateRequest) -> Created:
+        """Check what only this transport knows (name, image, workspace), then admit."""
         if not _NAME.match(req.name):
             raise ContainerError(
                 f"invalid name {req.name!r}: use letters, digits, '_', '.', '-' (max 128)"
@@ -178,103 +143,69 @@ class ContainerService:
         if self.docker.inspect_container(req.name) is not None:
             raise ContainerError(f"a container named {req.name!r} exists; pick another name")
         gpu_request = self._gpu_request(req)
-        binds = [self._workspace_bind(req.workspace)] if req.workspace else []
-        granted: Granted | None = None
-        if gpu_request is not None:
-            try:
-                granted = allocate_waiting(self.runtime, gpu_request, req.wait)
-            except AllocationRefused as refused:
-                raise ContainerError(str(refused)) from None
-        try:
-            return self._create(req, granted, binds, gpu_request)
-        except BaseException:
-            if granted is not None and granted.allocation.id is not None:
-                self.allocations.release([granted.allocation.id], "container create failed")
-            raise
-
-    def _create(
-        self,
-        req: CreateRequest,
-        granted: Granted | None,
-        binds: list[str],
-        gpu_request: GpuRequest | None,
-    ) -> Created:
-        now = self.runtime.now()
-        labels = {
-            OWNER_LABEL: self.user,
-            ORIGIN_LABEL: "ds01",
-            CREATED_AT_LABEL: utc_text(now),
-        }
-        if req.workspace:
-            labels[WORKSPACE_LABEL] = binds[0].rsplit(":", 1)[0]
-        if req.project:
-            labels[PROJECT_LABEL] = req.project
-        env: list[str] = []
-        host: dict[str, Any] = {}
-        use_device_requests = granted is not None and self._nvidia_runtime()
-        give_gpus(self.runtime, granted, labels, env, host, nvidia_runtime=use_device_requests)
-        uuids = [s.uuid for s in granted.slots] if granted else []
-        slot_ids = [s.slot_id for s in granted.slots] if granted else []
-        if binds:
-            host["Binds"] = binds
+        labels = {ORIGIN_LABEL: "ds01"}
         body: dict[str, Any] = {
             "Image": req.image,
             "Labels": labels,
-            "Env": env,
             "Tty": True,
             "OpenStdin": True,
-            "HostConfig": host,
+            "HostConfig": {},
         }
+        if req.workspace:
+            bind = self._workspace_bind(req.workspace)
+            body["HostConfig"]["Binds"] = [bind]
+            body["WorkingDir"] = "/workspace"
+            labels[WORKSPACE_LABEL] = bind.rsplit(":", 1)[0]
+        if req.project:
+            labels[PROJECT_LABEL] = req.project
         if req.command:
             body["Cmd"] = list(req.command)
-        if req.workspace:
-            body["WorkingDir"] = "/workspace"
-        spec = ContainerSpec(
-            user=self.user, name=req.name, body=body, origin="ds01", gpu_request=gpu_request
-        )
-        refusal = self.runtime.hooks.prepare_container(self.runtime, spec)
-        if refusal is not None:
-            raise ContainerError(refusal.reason)
-        container_id = self.docker.create_container(spec.body, name=req.name)
-        if granted is not None and granted.allocation.id is not None:
-            self.allocations.bind(granted.allocation.id, container_id)
-        self.runtime.events.append(
-            Event(
-                "container.created_by_ds01",
-                self.user,
-                "ds01",
-                {
-                    "container": req.name,
-                    "container_id": container_id,
-                    "image": req.image,
-                    "slots": slot_ids,
-                    "uuids": uuids,
-                },
-            )
-        )
-        return Created(
-            container_id,
+        request = AdmissionRequest(
+            self.user,
             req.name,
-            tuple(slot_ids),
-            tuple(uuids),
-            granted.warning if granted else None,
-            use_device_requests,
+            body,
+            gpu_request,
+            wait=req.wait,
+            nvidia_runtime=gpu_request is not None and self._nvidia_runtime(),
+            source="ds01",
         )
+
+        def create(prepared: Prepared, created: Callable[[str], None]) -> Created:
+            container_id = self.docker.create_container(prepared.body, name=req.name)
+            created(container_id)
+            return Created(
+                container_id,
+                req.name,
+                prepared.slots,
+                prepared.uuids,
+                prepared.warning,
+                prepared.device_requests,
+            )
+
+        try:
+            return admit(request, create, run=in_process(self.runtime))
+        except AdmissionRefused as refused:
+            raise ContainerError(str(refused)) from None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self, name: str) -> Workload:
+        """Start one of the user's containers; GPUs released while it was stopped are taken
+        back first (:func:`~ds01_core.admission.readmit`), or the start is refused."""
         workload = self.find(name)
-        uuids = [u for u in workload.labels.get(UUIDS_LABEL, "").split(",") if u]
-        if uuids and not self.allocations.for_container(workload.id):
-            try:  # the hold after stop ran out: take the same slots back, if still free
-                self.allocations.reserve(self.user, workload.id, workload.name, uuids)
-            except AllocationRefused as refused:
-                raise ContainerError(
-                    f"{refused}; its GPU was released while it was stopped. Remove it and "
-                    "create a new one."
-                ) from None
-        self.docker.start(workload.id)
+        inspect = self.docker.inspect_container(workload.id)
+        if inspect is None:
+            raise ContainerError(f"{workload.name} no longer exists (see `ds01 container list`)")
+        try:
+            reserved = readmit(self.runtime, self.user, inspect)
+        except AdmissionRefused as refused:
+            raise ContainerError(str(refused)) from None
+        try:
+            self.docker.start(workload.id)
+        except BaseException:
+            if reserved is not None and reserved.id is not None:
+                self.allocations.release([reserved.id], "container start failed")
+            raise
         return workload
 
     def stop(self, name: str, timeout: float | None = None) -> Workload:

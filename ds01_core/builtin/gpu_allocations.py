@@ -1,7 +1,11 @@
 """Built-in: keeps GPU allocation records true to Docker every cycle, and the owner map.
 
 Releases what is gone or held past ``allocation.gpu_hold_after_stop``, adopts containers that
-hold GPUs without a record, and rewrites the GPU → owner files for dcgm-exporter.
+hold GPUs without a record, and rewrites the GPU → owner files for dcgm-exporter. A running
+container that reaches a slot allocated to another container (``gpu.conflict``: started behind
+ds01's back, e.g. by the engine's restart policy or an admin) is stopped when
+``allocation.foreign_slot_action`` is ``stop`` (the default) — with a ``gpu.foreign_slot_stopped``
+event and a notice to its owner — or only logged with ``log``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ds01_core.allocation import Allocations, inventory_slots
+from ds01_core.allocation_reconcile import CONFLICT_EVENT
+from ds01_core.docker import DockerError
 from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Event, Workload
+from ds01_core.model import Event, Notice, Workload
 from ds01_core.owner_map import write_owner_map
 
 if TYPE_CHECKING:
@@ -20,11 +26,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOPPED_EVENT = "gpu.foreign_slot_stopped"
+
 
 @hookimpl
 def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     allocations = Allocations(runtime)
     events = allocations.reconcile(workloads)
+    if runtime.config.allocation.foreign_slot_action == "stop":
+        events += [
+            stopped
+            for event in events
+            if event.event_type == CONFLICT_EVENT
+            for stopped in [stop_foreign(runtime, event)]
+            if stopped is not None
+        ]
     try:
         write_owner_map(
             runtime.config.allocation_owner_map_dir, inventory_slots(runtime), allocations.live()
@@ -32,3 +48,39 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     except OSError as exc:
         log.error("cannot write the GPU owner map: %s", exc)
     return events
+
+
+def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:
+    """Stop the container a ``gpu.conflict`` names and tell its owner; the audit event, or
+    None when it could not be stopped (logged; the next cycle tries again)."""
+    from ds01_core.pipeline import tell_user
+
+    details = conflict.details
+    name = str(details.get("container"))
+    grace = int(float(runtime.config.allocation.stop_timeout))
+    try:
+        runtime.docker.stop(str(details["container_id"]), timeout=grace)
+    except DockerError as exc:
+        log.error("could not stop %s, which runs on another's GPU slot: %s", name, exc)
+        return None
+    if conflict.user:
+        tell_user(
+            runtime,
+            Notice(
+                conflict.user,
+                f"{name} stopped",
+                f"Your container {name} was stopped: it was running on a GPU that ds01 has "
+                "allocated to another container, without an allocation of its own. Start it "
+                "again when that GPU is free (the start takes it back), or remove it and create "
+                "a new container, which gets whichever GPU is free.",
+                "action",
+                name,
+                STOPPED_EVENT,
+            ),
+        )
+    return Event(
+        STOPPED_EVENT,
+        conflict.user,
+        "allocation",
+        {**details, "action": "stop", "grace_seconds": grace},
+    )

@@ -20,6 +20,11 @@ from ds01_core.users import normalize_username, uid_for_username, username_for_u
 LEGACY_USER_LABEL = "aime.mlc.USER"
 OWNER_LABEL = "ds01.user"
 ORIGIN_LABEL = "ds01.origin"
+#: the GPU slots ds01's admission gave a container (only admission writes them: the gateway
+#: drops every ``ds01.*`` label a client sends)
+UUIDS_LABEL = "ds01.gpu.uuids"
+SLOTS_LABEL = "ds01.gpu.slots"
+ALLOCATED_AT_LABEL = "ds01.gpu.allocated_at"
 COMPOSE_LABEL = "com.docker.compose.project"
 DEVCONTAINER_FOLDER_LABEL = "devcontainer.local_folder"
 _NAME_UID = re.compile(r"\._\.(\d+)$")
@@ -246,3 +251,17 @@ def gpu_access(inspect: Mapping[str, Any], slots: Sequence[GpuSlot]) -> GpuAcces
     if unrestricted:
         found = [s.uuid for s in slots]
     return GpuAccess(tuple(found), unrestricted, tuple(dict.fromkeys(via)))
+
+
+def gpu_managed(origin: Origin, labels: Mapping[str, str], access: GpuAccess) -> bool:
+    """Whether a container's GPU access is ds01's doing, whichever client asked for it.
+
+    True when it was made by ds01 (``ds01 container create``, or the aime.mlc tooling it
+    replaces), or when ds01's admission gave it its slots: the ``ds01.gpu.uuids`` label, which
+    only admission writes (the gateway drops any ``ds01.*`` label a client sends), covers every
+    slot it can reach. A container that can reach all GPUs, or more than it was given, is not.
+    """
+    if origin == "ds01":
+        return True
+    given = {u for u in str(labels.get(UUIDS_LABEL, "")).split(",") if u}
+    return bool(given) and not access.unrestricted and set(access.slot_uuids) <= given

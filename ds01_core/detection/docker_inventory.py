@@ -20,6 +20,7 @@ from ds01_core.detection.containers import (
     classify_origin,
     container_name,
     gpu_access,
+    gpu_managed,
     resolve_owner,
 )
 from ds01_core.detection.procfs import PROC, read_proc
@@ -141,7 +142,7 @@ class ContainerDetector:
         flags = []
         if access.unrestricted:
             flags.append("unrestricted_gpu")
-        if access.any and record.origin != "ds01":
+        if access.any and not gpu_managed(record.origin, record.labels, access):
             flags.append("unmanaged_gpu")
         return Workload(
             kind="container",

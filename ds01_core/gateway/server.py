@@ -4,8 +4,9 @@ Who is calling comes from the kernel (``SO_PEERCRED`` on the connection), never 
 request. Admins (root and the configured group) pass through untouched, their changes logged.
 Everyone else gets the engine's API restricted to their own objects: each request is matched
 against :mod:`~ds01_core.gateway.routes` (no match: refused), checked by the handler for its
-kind, and forwarded — with object references resolved to full ids, create bodies rewritten by
-:mod:`~ds01_core.gateway.create` — or refused with 403, an ``access.denied`` event and a message
+kind, and forwarded — with object references resolved to full ids, creates admitted through
+:mod:`ds01_core.admission` (as ``ds01 container create`` is), starts of GPU containers
+re-admitted — or refused with 403, an ``access.denied`` event and a message
 the docker CLI prints as is.
 """
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ds01_core import admission
 from ds01_core.detection.containers import OWNER_LABEL
 from ds01_core.gateway import create as creating
 from ds01_core.gateway import schema
@@ -605,8 +607,21 @@ class Gateway:
     def on_container_op(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
         cid = self.own_container(ident, str(route.ref))
+        if route.op in ("start", "restart"):
+            self._readmit(ident, cid)
         streams = route.op in ("logs", "stats", "export")
         return self.forward(client, head, route.with_ref(cid), framing, stream=streams)
+
+    def _readmit(self, ident: Identity, cid: str) -> None:
+        """GPUs released while the container was stopped are taken back before it runs, or
+        the start is refused (the same rule as ``ds01 container start``)."""
+        inspect = self.engine.inspect_container(cid)
+        if inspect is None:
+            raise HttpError(404, f"No such container: {cid}")
+        try:
+            self.in_runtime(admission.readmit, ident.user, inspect)
+        except admission.AdmissionRefused as refused:
+            raise Refused(str(refused)) from None
 
     def on_container_attach(self, ident, client, head, route, framing) -> bool:
         self.no_body(client, framing)
@@ -879,20 +894,14 @@ class Gateway:
         if problems:
             raise Refused("; ".join(problems))
         self._create_named_volumes(ident, body)
-        nvidia = self.nvidia_runtime()
-        try:
-            prepared = self.in_runtime(creating.prepare_create, ident.user, name, body, nvidia)
-        except creating.CreateRefused as refused:
-            raise Refused(str(refused)) from None
-        created: dict[str, str] = {}
+        request = creating.admission_request(ident.user, name, body, self.nvidia_runtime())
 
-        def bind(status: int, data: bytes) -> bytes:
-            if status == 201:
-                created["id"] = str(engine_json(data, dict).get("Id"))
-                self.in_runtime(creating.bind, prepared.allocation_id, created["id"])
-            return data
+        def create(prepared: admission.Prepared, created: Callable[[str], None]) -> bool:
+            def bind(status: int, data: bytes) -> bytes:
+                if status == 201:  # bound before the client hears of it (a start follows)
+                    created(str(engine_json(data, dict).get("Id")))
+                return data
 
-        try:
             return self.forward(
                 client,
                 head,
@@ -901,9 +910,11 @@ class Gateway:
                 body=json.dumps(prepared.body).encode(),
                 buffered=bind,
             )
-        finally:
-            if "id" not in created:
-                self.in_runtime(creating.release, prepared.allocation_id, "container create failed")
+
+        try:
+            return admission.admit(request, create, run=self.in_runtime)
+        except admission.AdmissionRefused as refused:
+            raise Refused(str(refused)) from None
 
     def _create_named_volumes(self, ident: Identity, body: dict[str, Any]) -> None:
         """Named volumes the engine would create on the fly get the owner's label first."""
