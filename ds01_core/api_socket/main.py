@@ -21,6 +21,7 @@ from ds01_core.api_socket.server import ApiServer, ThreadedRuntime
 from ds01_core.config import ConfigError
 from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import load_runtime
+from ds01_core.systemd_sockets import SocketActivationError, inherited_unix_socket
 
 log = logging.getLogger("ds01.api")
 
@@ -46,7 +47,12 @@ def main(config_path: str | None, socket_path: str | None, debug: bool) -> None:
         sys.exit(1)
     server = ApiServer(runtime, socket_path)
     try:
-        server.bind(_inherited(server.socket_path))
+        listening = inherited_unix_socket(server.socket_path)
+    except SocketActivationError as exc:
+        click.echo(f"ds01-api: {exc}", err=True)
+        sys.exit(1)
+    try:
+        server.bind(listening)
     except OSError as exc:
         click.echo(f"ds01-api: cannot listen on {server.socket_path}: {exc}", err=True)
         sys.exit(1)
@@ -68,14 +74,8 @@ def main(config_path: str | None, socket_path: str | None, debug: bool) -> None:
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server.event("api.started", None, {"socket": server.socket_path})
+    server.event(
+        "api.started", None, {"socket": server.socket_path, "inherited": listening is not None}
+    )
     server.serve()
 
-
-def _inherited(path: str):  # type: ignore[no-untyped-def]
-    """The listening socket systemd passed (socket activation), or None."""
-    try:
-        from ds01_core.systemd_sockets import inherited_unix_socket
-    except ImportError:  # pragma: no cover - until socket activation lands
-        return None
-    return inherited_unix_socket(path)
