@@ -78,4 +78,3 @@ def main(config_path: str | None, socket_path: str | None, debug: bool) -> None:
         "api.started", None, {"socket": server.socket_path, "inherited": listening is not None}
     )
     server.serve()
-

@@ -33,8 +33,8 @@ from ds01_core.services.operations import (
     Operation,
     ServiceContext,
     invoke,
-    json_default,
     operation_table,
+    to_json,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class ThreadedRuntime(Runtime):
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, default=json_default).encode()
+    return to_json(data).encode()
 
 
 class ApiServer:

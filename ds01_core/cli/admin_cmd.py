@@ -1,43 +1,24 @@
-"""``ds01 admin``: commands for administrators (they change the state store: run as root)."""
+"""``ds01 admin``: commands for administrators (root, or members of ``gateway.admin_group``).
+
+Every command calls an admin operation of the service layer, which refuses anyone else; an
+admin who is not root reaches it through the API socket like any user.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
+from typing import Any
 
 import click
 
 from ds01_core.cli import CliState, pass_state
-from ds01_core.cli.admin_params import (
-    DateParam,
-    allow_unknown_user_option,
-    known_user,
-    require_future,
-)
-from ds01_core.cli.output import fail, json_option, print_json, print_table
-from ds01_core.model import Event
-from ds01_core.overrides import (
-    OverrideError,
-    add_overrides,
-    list_overrides,
-    parse_assignment,
-    remove_overrides,
-)
-
-
-def require_admin() -> str:
-    """The acting admin's name; anyone else is refused before anything is touched."""
-    from ds01_core.containers import caller_identity
-
-    name, admin = caller_identity()
-    if not admin or os.geteuid() != 0:
-        fail("this is an admin command: run it as root (sudo) as a member of ds01-admin")
-    return name
+from ds01_core.cli.admin_params import DateParam, allow_unknown_user_option
+from ds01_core.cli.output import json_option, print_json, print_table
 
 
 @click.group()
 def admin() -> None:
-    """Administration: overrides and other changes to the state store."""
+    """Administration: overrides, exemptions, bare-metal grants, labels, the doctor."""
 
 
 @admin.group()
@@ -68,46 +49,18 @@ def override_set(
     allow_unknown_user: bool,
 ) -> None:
     """Set limits for USER until --expires, e.g. max_gpu_equivalents=2 memory=128g."""
-    admin_name = require_admin()
-    try:
-        values = dict(parse_assignment(a) for a in assignments)
-    except OverrideError as exc:
-        raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
-    runtime = state.runtime
-    require_future(state, expires)
-    user = known_user(state, user, allow_unknown_user)
-    try:
-        with runtime.state.transaction() as db:
-            ids = add_overrides(
-                db,
-                user,
-                values,
-                expires=expires,
-                reason=reason,
-                approved_by=approved_by or admin_name,
-                now=runtime.now(),
-            )
-    except OverrideError as exc:
-        raise click.UsageError(str(exc)) from None
-    from ds01_core.config import converter
-
-    runtime.events.append(
-        Event(
-            "override.set",
-            user,
-            "admin",
-            {
-                "values": converter.unstructure(values),
-                "expires": expires.isoformat(),
-                "reason": reason,
-                "approved_by": approved_by or admin_name,
-                "by": admin_name,
-                "ids": ids,
-            },
-        )
+    done = state.call(
+        "admin.override.set",
+        user=user,
+        assignments=list(assignments),
+        expires=expires.isoformat(),
+        reason=reason,
+        approved_by=approved_by,
+        allow_unknown_user=allow_unknown_user,
     )
     click.echo(
-        f"override(s) {', '.join(map(str, ids))} set for {user} until {expires:%Y-%m-%d %H:%M}Z"
+        f"override(s) {', '.join(map(str, done['ids']))} set for {done['user']} until "
+        f"{_time(done['expires']):%Y-%m-%d %H:%M}Z"
     )
 
 
@@ -118,39 +71,20 @@ def override_set(
 @pass_state
 def override_list(state: CliState, user: str | None, show_all: bool, as_json: bool) -> None:
     """List overrides (active ones, unless --all)."""
-    runtime = state.runtime
-    now = runtime.now()
-    items = [o for o in list_overrides(runtime.state.db, user=user) if show_all or o.active(now)]
+    items = state.call("admin.override.list", user=user, all=show_all)
     if as_json:
-        from ds01_core.config import converter
-
-        print_json(
-            [
-                {
-                    **converter.unstructure(o),
-                    "value": converter.unstructure(o.value),
-                    "active": o.active(now),
-                }
-                for o in items
-            ]
-        )
+        print_json([{k: v for k, v in o.items() if k not in ("shown", "status")} for o in items])
         return
-
-    def status(o) -> str:  # type: ignore[no-untyped-def]
-        if o.removed_at:
-            return "removed"
-        return "active" if o.active(now) else "expired"
-
     print_table(
         [
             (
-                o.id,
-                o.user,
-                f"{o.key}={o.value}",
-                f"{o.expires:%Y-%m-%d %H:%M}Z",
-                status(o),
-                o.approved_by,
-                o.reason,
+                o["id"],
+                o["user"],
+                o["shown"],
+                f"{_time(o['expires']):%Y-%m-%d %H:%M}Z",
+                o["status"],
+                o["approved_by"],
+                o["reason"],
             )
             for o in items
         ],
@@ -168,19 +102,12 @@ def override_remove(
     state: CliState, ids: tuple[int, ...], user: str | None, key: str | None
 ) -> None:
     """Remove overrides by ID, or a user's (for one --key)."""
-    admin_name = require_admin()
     if not ids and not user:
         raise click.UsageError("give override IDs or --user")
-    runtime = state.runtime
-    with runtime.state.transaction() as db:
-        removed = remove_overrides(db, ids=list(ids) or None, user=user, key=key, now=runtime.now())
-    if not removed:
-        fail("no matching active override")
-    for o in removed:
-        runtime.events.append(
-            Event("override.removed", o.user, "admin", {"id": o.id, "key": o.key, "by": admin_name})
-        )
-    click.echo(f"removed override(s) {', '.join(str(o.id) for o in removed)}")
+    done = state.call(
+        "admin.override.remove", ids=[str(i) for i in ids] or None, user=user, key=key
+    )
+    click.echo(f"removed override(s) {', '.join(str(i) for i in done['removed'])}")
 
 
 @admin.group()
@@ -204,33 +131,41 @@ def labels_migrate(state: CliState, dry_run: bool, recreate_stopped: bool, as_js
     ds01.* from then on. With --recreate-stopped, each stopped one is renamed aside, created
     again from its own configuration with ds01.* labels, and the old one removed.
     """
-    from ds01_core.label_migration import migrate
-
-    if not dry_run:
-        require_admin()
-    found = migrate(state.runtime, dry_run=dry_run, recreate_stopped=recreate_stopped)
+    data = state.call(
+        "admin.labels.migrate",
+        client_timeout=None,
+        dry_run=dry_run,
+        recreate_stopped=recreate_stopped,
+    )
+    found = data["containers"]
     if as_json:
-        print_json({"dry_run": dry_run, "containers": [c.to_json() for c in found]})
+        print_json(data)
         return
     if not found:
         click.echo("no legacy containers")
         return
-    rows = []
-    for c in found:
-        if dry_run:
-            action = "would record" + (
-                " + recreate" if recreate_stopped and c.status != "running" else ""
-            )
-        elif c.error:
-            action = f"FAILED: {c.error}"
-        elif c.recreated_as:
-            action = f"recreated as {c.recreated_as[:12]}"
-        else:
-            action = "recorded" if c.recorded_now else "already recorded"
-        rows.append((c.name, c.status, c.mapping.get("ds01.user", "-"), len(c.mapping), action))
-    print_table(rows, ["container", "status", "user", "labels", "action"], shrinkable=[4])
-    if any(c.error for c in found):
+    print_table(
+        [_migration_row(c, dry_run, recreate_stopped) for c in found],
+        ["container", "status", "user", "labels", "action"],
+        shrinkable=[4],
+    )
+    if any(c["error"] for c in found):
         raise SystemExit(1)
+
+
+def _migration_row(c: dict[str, Any], dry_run: bool, recreate_stopped: bool) -> tuple[Any, ...]:
+    if dry_run:
+        action = "would record" + (
+            " + recreate" if recreate_stopped and c["status"] != "running" else ""
+        )
+    elif c["error"]:
+        action = f"FAILED: {c['error']}"
+    elif c["recreated_as"]:
+        action = f"recreated as {c['recreated_as'][:12]}"
+    else:
+        action = "recorded" if c["recorded_now"] else "already recorded"
+    mapping = c["mapping"]
+    return (c["name"], c["status"], mapping.get("ds01.user", "-"), len(mapping), action)
 
 
 @admin.group()
@@ -262,53 +197,21 @@ def exempt_set(
     allow_unknown_user: bool,
 ) -> None:
     """Exempt a user or a container until --expires."""
-    from ds01_core.lifecycle import add_grant
-    from ds01_core.pipeline import detect
-
-    admin_name = require_admin()
     if bool(user) == bool(container):
         raise click.UsageError("give exactly one of --user and --container")
-    if not (idle or runtime_cap):
-        raise click.UsageError("exempt from something: --idle and/or --runtime")
-    if not reason.strip():
-        raise click.UsageError("--reason must say why (it is kept in the audit log)")
-    runtime = state.runtime
-    require_future(state, expires)
-    if container:
-        matches = [
-            w
-            for w in detect(runtime)
-            if w.kind == "container" and (w.name == container or w.id.startswith(container))
-        ]
-        if len(matches) != 1:
-            fail(f"no single container {container!r}")
-        target, owner = f"container:{matches[0].id}", matches[0].owner
-    else:
-        owner = known_user(state, user or "", allow_unknown_user)
-        target = f"user:{owner}"
-    kinds = [k for k, on in (("exempt_idle", idle), ("exempt_runtime", runtime_cap)) if on]
-    now = runtime.now()
-    with runtime.state.transaction() as db:
-        ids = [
-            add_grant(db, kind, owner, target, expires, reason, admin_name, now) for kind in kinds
-        ]
-    runtime.events.append(
-        Event(
-            "lifecycle.exempt",
-            owner,
-            "admin",
-            {
-                "target": target,
-                "kinds": kinds,
-                "expires": expires.isoformat(),
-                "reason": reason,
-                "by": admin_name,
-                "ids": ids,
-            },
-        )
+    done = state.call(
+        "admin.exempt.set",
+        user=user,
+        container=container,
+        idle=idle,
+        runtime_cap=runtime_cap,
+        expires=expires.isoformat(),
+        reason=reason,
+        allow_unknown_user=allow_unknown_user,
     )
     click.echo(
-        f"exemption(s) {', '.join(map(str, ids))} for {target} until {expires:%Y-%m-%d %H:%M}Z"
+        f"exemption(s) {', '.join(map(str, done['ids']))} for {done['target']} until "
+        f"{_time(done['expires']):%Y-%m-%d %H:%M}Z"
     )
 
 
@@ -317,10 +220,7 @@ def exempt_set(
 @pass_state
 def exempt_list(state: CliState, as_json: bool) -> None:
     """Active exemptions and keep-alives."""
-    from ds01_core.lifecycle import active_grants
-
-    runtime = state.runtime
-    grants = active_grants(runtime.state.db, runtime.now())
+    grants = state.call("admin.exempt.list")
     if as_json:
         print_json(grants)
         return
@@ -339,18 +239,12 @@ def exempt_list(state: CliState, as_json: bool) -> None:
 @pass_state
 def exempt_remove(state: CliState, ids: tuple[int, ...]) -> None:
     """End exemptions or keep-alives by ID."""
-    from ds01_core.lifecycle import revoke_grants
+    done = state.call("admin.exempt.remove", ids=[str(i) for i in ids])
+    click.echo(f"removed {done['removed']} exemption(s)")
 
-    admin_name = require_admin()
-    runtime = state.runtime
-    with runtime.state.transaction() as db:
-        count = revoke_grants(db, ids, runtime.now())
-    if not count:
-        fail("no matching active exemption")
-    runtime.events.append(
-        Event("lifecycle.exempt_removed", None, "admin", {"ids": list(ids), "by": admin_name})
-    )
-    click.echo(f"removed {count} exemption(s)")
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _add_command_families() -> None:

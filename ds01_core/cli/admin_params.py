@@ -1,7 +1,7 @@
-"""Parameters shared by the ``ds01 admin`` commands: dates, and user names that must exist.
+"""Parameters shared by the ``ds01 admin`` commands: dates, and the unknown-user escape.
 
-Both refuse a mistake before anything is recorded: an ``--expires`` already past (a grant that
-does nothing) and a user name no account source knows (a typo that would help nobody).
+An ``--expires`` already past and a user name that no account source knows are refused by the
+service (``ds01_core.services.admin_limits``), whichever way the command reached it.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 import click
-
-from ds01_core.cli import CliState
-from ds01_core.overrides import OverrideError, check_expiry
-from ds01_core.users import UnknownUserError, require_known_user
 
 allow_unknown_user_option = click.option(
     "--allow-unknown-user",
@@ -43,20 +39,3 @@ class DateParam(click.ParamType):
                     ctx,
                 )
         return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-
-
-def require_future(state: CliState, expires: dt.datetime) -> None:
-    """``--expires`` must lie ahead: a grant that is over when it is made does nothing."""
-    try:
-        check_expiry(expires, state.runtime.now())
-    except OverrideError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def known_user(state: CliState, user: str, allow_unknown: bool) -> str:
-    """``user`` normalised; a name no account source knows is a usage error (a typo would
-    otherwise be recorded and help nobody)."""
-    try:
-        return require_known_user(state.runtime, user, allow_unknown=allow_unknown)
-    except UnknownUserError as exc:
-        raise click.UsageError(str(exc)) from None

@@ -17,12 +17,10 @@ from ds01_core.config import (
     plugin_selection,
     read_config_file,
     resolve_config_path,
-    unstructure,
 )
 from ds01_core.config_checks import config_warnings
 from ds01_core.plugins import PluginStartupError, make_plugin_host
-from ds01_core.units import ByteSize, Duration
-from ds01_core.user_limits import effective_limits
+from ds01_core.units import ByteSize, Duration, TimeLimit
 
 
 @click.group()
@@ -74,16 +72,6 @@ def check(state: CliState, file: str | None) -> None:
             click.echo(f"warning: plugin {record.name!r} failed to load: {record.error}", err=True)
 
 
-def _show_value(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, Duration | ByteSize):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 @config.command("show")
 @click.option(
     "--user", "user", metavar="NAME", help="Show NAME's effective limits and their sources."
@@ -104,54 +92,68 @@ def show(state: CliState, user: str | None, origin: str | None, as_json: bool) -
     timeout, maximum runtime, …), each value with its source: one of those, the lifecycle
     section, or the origin's own policy where it is stricter.
     """
-    from ds01_core.lifecycle_policy import explain_policy
-
-    runtime = state.runtime
     if origin is not None and user is None:
         raise click.UsageError("--origin needs --user: the policy depends on the user's limits")
     if user is None:
-        data = unstructure(runtime.config)
+        data = state.call("config.show")
         if as_json:
             print_json(data)
         else:
             click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
         return
-    limits = effective_limits(runtime, user)
-    explanations = runtime.hooks.explain_user_group(runtime, limits.user)
-    policy = explain_policy(runtime.config, limits, origin) if origin else None
+    data = state.call("config.limits", user=user, origin=origin)
     if as_json:
-        data = {
-            "user": limits.user,
-            "group": limits.group,
-            "group_explanations": explanations,
-            "limits": {
-                key: {
-                    "value": entry.value,
-                    "source": entry.source,
-                    "expires": entry.expires,
-                }
-                for key, entry in limits.values.items()
-            },
-        }
-        if policy is not None:
-            data["origin"] = origin
-            data["policy"] = {row.pop("key"): row for row in policy}
-        print_json(data)
+        print_json({k: v for k, v in data.items() if k != "high_demand"})
         return
-    click.echo(f"user: {limits.user}   group: {limits.group or '(none: defaults apply)'}")
-    for line in explanations:
+    click.echo(f"user: {data['user']}   group: {data['group'] or '(none: defaults apply)'}")
+    for line in data["group_explanations"]:
         click.echo(f"  {line}")
-    rows = [(key, _show_value(entry.value), entry.source) for key, entry in limits.values.items()]
+    rows = [
+        (key, _shown(key, entry["value"]), entry["source"]) for key, entry in data["limits"].items()
+    ]
     print_table(rows, ["limit", "value", "source"], shrinkable=[2])
-    if policy is not None:
-        click.echo(f"\nlifecycle policy for {limits.user}'s {origin} containers:")
+    if origin is not None:
+        click.echo(f"\nlifecycle policy for {data['user']}'s {origin} containers:")
         print_table(
-            [(row["key"], row["value"], row["source"]) for row in policy],
+            [(key, row["value"], row["source"]) for key, row in data["policy"].items()],
             ["policy", "value", "source"],
             shrinkable=[2],
         )
-        lifecycle = runtime.config.lifecycle
+        demand = data["high_demand"]
         click.echo(
-            f"idle_timeout is multiplied by {lifecycle.high_demand_factor:g} while "
-            f"{lifecycle.high_demand_share:.0%} of all GPU-equivalents are allocated."
+            f"idle_timeout is multiplied by {demand['factor']:g} while "
+            f"{demand['share']:.0%} of all GPU-equivalents are allocated."
         )
+
+
+def _shown(key: str, value: object) -> str:
+    """A limit's JSON value as people write it in the file: sizes and durations in units."""
+    if value is None:
+        return "-"
+    kind = _LIMIT_TYPES.get(key)
+    if isinstance(value, int | float) and kind is not None:
+        return str(kind(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _limit_types() -> dict[str, type]:
+    """Limit keys whose values are sizes or durations, with the type that prints them."""
+    import typing
+
+    import attrs
+
+    from ds01_core.config import LimitSet
+
+    hints = typing.get_type_hints(LimitSet)
+    found: dict[str, type] = {}
+    for field in attrs.fields(LimitSet):
+        for kind in (TimeLimit, Duration, ByteSize):
+            if kind in typing.get_args(hints[field.name]) or hints[field.name] is kind:
+                found[field.name] = kind
+                break
+    return found
+
+
+_LIMIT_TYPES = _limit_types()

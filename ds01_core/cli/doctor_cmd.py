@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ds01_core import doctor as checks
 from ds01_core.cli import CliState, pass_state
 from ds01_core.cli.output import json_option, print_json
 
@@ -17,21 +16,16 @@ def doctor(state: CliState, as_json: bool) -> None:
     users' DOCKER_HOST are in place, and that the GPU device nodes are closed to users without
     a bare-metal grant. Each problem says how to fix it; the exit status is 1 if there is one.
     """
-    findings = checks.run_doctor(state.runtime, checks.DEFAULT_HOST)
-    problems = [f for f in findings if not f.ok]
+    data = state.call("admin.doctor")
     if as_json:
-        print_json(
-            {
-                "ok": not problems,
-                "problems": len(problems),
-                "findings": [f.to_json() for f in findings],
-            }
-        )
+        print_json(data)
     else:
-        for f in findings:
-            click.echo(f"{'ok' if f.ok else 'FAIL':<5} {f.check:<14} {f.subject}: {f.message}")
-            if f.fix:
-                click.echo(f"{'':<20} fix: {f.fix}")
-        click.echo(f"{len(problems)} problem(s) found" if problems else "no problems found")
-    if problems:
+        for f in data["findings"]:
+            mark = "ok" if f["ok"] else "FAIL"
+            click.echo(f"{mark:<5} {f['check']:<14} {f['subject']}: {f['message']}")
+            if f["fix"]:
+                click.echo(f"{'':<20} fix: {f['fix']}")
+        problems = data["problems"]
+        click.echo(f"{problems} problem(s) found" if problems else "no problems found")
+    if data["problems"]:
         raise SystemExit(1)

@@ -6,44 +6,20 @@ the terminal width, JSON never shortens anything.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-import attrs
 import click
 
-from ds01_core.units import TimeLimit
+from ds01_core.services.operations import to_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if attrs.has(type(value)):
-        return attrs.asdict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _never_as_word(data: Any) -> Any:
-    """JSON has no infinity: a time limit of ``never`` is written as the word."""
-    if isinstance(data, TimeLimit) and data.is_never:
-        return "never"
-    if isinstance(data, dict):
-        return {k: _never_as_word(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_never_as_word(v) for v in data]
-    return data
-
-
 def dumps(data: Any) -> str:
-    return json.dumps(_never_as_word(data), indent=2, default=_default, sort_keys=False)
+    return to_json(data, indent=2, sort_keys=False)
 
 
 def print_json(data: Any) -> None:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from ds01_core.services import containers, events, gpus, quota, system, workloads
+from ds01_core.services import (
+    admin_host,
+    admin_limits,
+    config_view,
+    containers,
+    events,
+    gpus,
+    quota,
+    system,
+    workloads,
+)
 from ds01_core.services.operations import Operation
 
 
@@ -14,4 +24,7 @@ def core_operations() -> tuple[Operation, ...]:
         *events.OPERATIONS,
         *gpus.OPERATIONS,
         *workloads.OPERATIONS,
+        *admin_limits.OPERATIONS,
+        *admin_host.OPERATIONS,
+        *config_view.OPERATIONS,
     )

@@ -184,9 +184,27 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def never_as_word(data: Any) -> Any:
+    """JSON has no infinity: a time limit of ``never`` is written as the word."""
+    from ds01_core.units import TimeLimit
+
+    if isinstance(data, TimeLimit) and data.is_never:
+        return "never"
+    if isinstance(data, dict):
+        return {k: never_as_word(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [never_as_word(v) for v in data]
+    return data
+
+
+def to_json(value: Any, **options: Any) -> str:
+    """``value`` as JSON text, the one way ds01 writes it (socket answers and ``--json``)."""
+    return json.dumps(never_as_word(value), default=json_default, **options)
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as it would arrive over the API socket, so in-process callers see the same."""
-    return json.loads(json.dumps(value, default=json_default))
+    return json.loads(to_json(value))
 
 
 # -- the table ----------------------------------------------------------------------------------

@@ -63,7 +63,9 @@ def ds01(user, user_cli, api, *args, **kw):
 
 
 def ok(result):
-    assert result.returncode == 0, f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.returncode == 0, (
+        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     return result.stdout
 
 
@@ -81,8 +83,20 @@ def refused(result, text, code=None):
 def alices_box(api, alice, user_cli, test_image):
     name = f"api-alice-{os.getpid()}"
     out = ok(
-        ds01(alice, user_cli, api, "container", "create", name, "--image", test_image,
-             "--gpus", "1", "sleep", "3600")
+        ds01(
+            alice,
+            user_cli,
+            api,
+            "container",
+            "create",
+            name,
+            "--image",
+            test_image,
+            "--gpus",
+            "1",
+            "sleep",
+            "3600",
+        )
     )
     assert f"created {name}" in out and "for ds01ta" in out
     ok(ds01(alice, user_cli, api, "container", "start", name))
@@ -90,7 +104,9 @@ def alices_box(api, alice, user_cli, test_image):
 
 
 def test_the_caller_is_who_the_kernel_says(api, alice):
-    forged = http("GET", "/v1/whoami", headers={"X-Remote-User": "root", "X-Forwarded-User": "root"})
+    forged = http(
+        "GET", "/v1/whoami", headers={"X-Remote-User": "root", "X-Forwarded-User": "root"}
+    )
     answer = json_of(raw_as(alice.uid, alice.gid, api["sock"], forged))
     assert answer["name"] == "ds01ta" and answer["uid"] == alice.uid and answer["admin"] is False
     root = json_of(raw_as(0, 0, api["sock"], http("GET", "/v1/whoami")))
@@ -102,9 +118,7 @@ def test_a_uid_without_an_account_is_refused_and_logged(api):
     assert status_of(answer) == 403
     assert "uid 54321 has no account" in json_of(answer)["error"]["message"]
     logged = [json.loads(line) for line in api["events"].read_text().splitlines()]
-    assert any(
-        e["event_type"] == "access.denied" and e["user"] == "uid:54321" for e in logged
-    )
+    assert any(e["event_type"] == "access.denied" and e["user"] == "uid:54321" for e in logged)
 
 
 def test_bad_requests_get_json_errors(api, alice):
@@ -173,17 +187,13 @@ def test_users_see_only_their_own_events(api, alice, bob, user_cli, alices_box):
 
 
 def test_admin_group_members_act_for_others(api, alice, admin_member, user_cli, alices_box):
-    quota = json.loads(
-        ok(ds01(admin_member, user_cli, api, "quota", "--user", "ds01ta", "--json"))
-    )
+    quota = json.loads(ok(ds01(admin_member, user_cli, api, "quota", "--user", "ds01ta", "--json")))
     assert quota["user"] == "ds01ta" and quota["gpu_equivalents"]["in_use"] > 0
     listing = json.loads(
         ok(ds01(admin_member, user_cli, api, "container", "list", "--as", "ds01ta", "--json"))
     )
     assert alices_box in {c["name"] for c in listing}
-    events = json.loads(
-        ok(ds01(admin_member, user_cli, api, "events", "--limit", "500", "--json"))
-    )
+    events = json.loads(ok(ds01(admin_member, user_cli, api, "events", "--limit", "500", "--json")))
     assert "ds01ta" in {e["user"] for e in events}
 
 
@@ -242,9 +252,7 @@ def test_connections_per_user_are_capped(api, alice, bob):
                 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 conn.settimeout(10)
                 conn.connect(api["sock"])
-                conn.sendall(
-                    b"GET /v1/whoami HTTP/1.1\r\nHost: ds01\r\nContent-Length: 0\r\n\r\n"
-                )
+                conn.sendall(b"GET /v1/whoami HTTP/1.1\r\nHost: ds01\r\nContent-Length: 0\r\n\r\n")
                 conn.recv(65536)
                 held.append(conn)
             fourth = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -278,9 +286,20 @@ def raw_as_inline(user, sock):
 def test_follow_streams_only_the_users_events(api, alice, user_cli):
     process = subprocess.Popen(
         [
-            "runuser", "-u", alice.name, "--", "env", "-i", f"DS01_API_SOCKET={api['sock']}",
-            f"HOME={alice.home}", str(user_cli / "bin" / "ds01"), "events", "-f", "--json",
-            "--type", "test.",
+            "runuser",
+            "-u",
+            alice.name,
+            "--",
+            "env",
+            "-i",
+            f"DS01_API_SOCKET={api['sock']}",
+            f"HOME={alice.home}",
+            str(user_cli / "bin" / "ds01"),
+            "events",
+            "-f",
+            "--json",
+            "--type",
+            "test.",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
