@@ -49,7 +49,7 @@ def _newest_grant_id(session: Session) -> list[str]:
 
 CASES: tuple[Case, ...] = (
     Case("plugins"),
-    Case("config check", lambda s: [str(s.config)], expect="OK"),
+    Case("config check", lambda s: [str(s.readable_config)], expect="OK"),
     Case("config show", ["--user", "{me}"]),
     Case("quota", expect="GPU-equivalents"),
     Case("gpu status", expect="GPU provider"),
@@ -96,6 +96,15 @@ CASES: tuple[Case, ...] = (
     Case("admin labels migrate", ["--dry-run"], admin=True),
     # the doctor finds problems on a test host (exit 1); what matters is that it runs
     Case("admin doctor", admin=True, ok_codes=frozenset({0, 1}), expect="problem"),
+    # plugins' commands (ds01-notify, ds01-ldap, ds01-cgroups)
+    Case("notify prefs", expect="terminal"),
+    # nobody is logged in here, so the terminal channel reports "not delivered" (exit 1)
+    Case("notify test", ok_codes=frozenset({0, 1}), expect="audit-log  yes"),
+    # no directory is configured here: a clear usage refusal, for admins too
+    Case("admin ldap sync", ["--dry-run"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
+    Case("admin ldap show", ["ds01ta"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
+    # cgroups check reports this test host's cgroups (exit 1 when something is off)
+    Case("admin cgroups check", ["--user", "ds01ta"], admin=True, ok_codes=frozenset({0, 1})),
 )
 
 
@@ -129,6 +138,12 @@ class Session:
     config: Path
     sock: str
     user_cli: Path
+
+    @property
+    def readable_config(self) -> Path:
+        """The configuration, copied where every user can read it (``config check`` runs in
+        the caller's own process, on a file it can read)."""
+        return self.user_cli / "ds01.yaml"
 
     @property
     def me(self) -> str:
@@ -189,6 +204,8 @@ def test_every_command_as(role, service, unix_users, admin_member, user_cli):
     config, sock = service
     user = {"user": unix_users["ds01ta"], "admin": admin_member, "root": None}[role]
     session = Session(role, user, config, sock, user_cli)
+    session.readable_config.write_text(config.read_text())
+    session.readable_config.chmod(0o644)
     problems = []
     for case in CASES:
         result = session.run(case)
