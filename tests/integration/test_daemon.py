@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from ds01_core.cli import cli
 from ds01_core.events import EventLog, event_time
+from tests.helpers.servers import running_api
 
 DAEMON = [sys.executable, "-c", "from ds01_core.daemon import main; main()"]
 
@@ -85,7 +88,7 @@ class Running:
         self.log_file.close()
 
 
-def _as_user(user, args, conn) -> None:
+def _as_user(user, args, conn, env) -> None:
     from click.testing import CliRunner
 
     from ds01_core.cli import cli
@@ -93,15 +96,17 @@ def _as_user(user, args, conn) -> None:
     os.setgroups([])
     os.setgid(user.gid)
     os.setuid(user.uid)  # for good: this forked child is that user now
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, args, env=env)
     conn.send((result.exit_code, result.output))
 
 
-def run_cli_as(user, args: list[str]) -> tuple[int, str]:
+def run_cli_as(user, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``ds01 ARGS`` as ``user`` (a forked child that drops root), the way a user would:
     the interpreter itself lives under /root here, which other users cannot execute."""
     parent, child = multiprocessing.get_context("fork").Pipe()
-    proc = multiprocessing.get_context("fork").Process(target=_as_user, args=(user, args, child))
+    proc = multiprocessing.get_context("fork").Process(
+        target=_as_user, args=(user, args, child, env)
+    )
     proc.start()
     proc.join(60)
     assert proc.exitcode == 0
@@ -156,14 +161,19 @@ def test_docker_events_are_logged_and_picked_up_between_cycles(
         lag = (event_time(discovered) - event_time(started)).total_seconds()
         assert lag < 3.0, f"partial cycle took {lag:.2f}s"
 
-        # users read the daemon's snapshot, with its age
-        code, out = run_cli_as(a, ["--config", str(config), "workloads", "--json"])
+        # users ask the API (a live look); admins may read the daemon's snapshot, with its age
+        with running_api(config) as sock:
+            code, out = run_cli_as(a, ["workloads", "--json"], {"DS01_API_SOCKET": sock})
         assert code == 0, out
         data = json.loads(out)
-        assert data["source"] == "snapshot"
-        assert box.id in {w["id"] for w in data["workloads"]}
-        code, out = run_cli_as(a, ["--config", str(config), "workloads"])
-        assert code == 0 and out.startswith("snapshot from "), out
+        assert data["source"] == "live"
+        assert box.id in {w["id"] for w in data["workloads"] if w["owner"] == a.name}
+        result = CliRunner().invoke(cli, ["--config", str(config), "workloads", "--snapshot"])
+        assert result.exit_code == 0 and result.output.startswith("snapshot from "), result.output
+        snapshot = CliRunner().invoke(
+            cli, ["--config", str(config), "workloads", "--snapshot", "--json"]
+        )
+        assert box.id in {w["id"] for w in json.loads(snapshot.output)["workloads"]}
 
         container_factory.engine.stop(box.id, timeout=1)
         stopped = daemon.wait_event(about(box.id, "container.stopped"))

@@ -5,22 +5,20 @@ the admin group gets the report as themselves."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.api_server import admin_member, api_server
-from tests.helpers.user_cli import build_user_cli, run_as
+from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
 
 
-@pytest.fixture(scope="module")
-def cli_root() -> Iterator[Path]:
-    root = build_user_cli()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+@pytest.fixture
+def cli_root(user_cli: Path) -> Path:
+    """The session's ``ds01`` any user can run (tests/conftest.py)."""
+    return user_cli
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ def sock(
             },
         }
     )
-    with api_server(cli_root, config) as path:
+    with running_api(config) as path:
         yield path
 
 
@@ -56,12 +54,11 @@ def test_a_plain_user_is_refused(sock: str, cli_root: Path, unix_users: Any) -> 
 
 
 def test_an_admin_group_member_gets_the_report(
-    sock: str, cli_root: Path, unix_users: Any, v1_root: Path
+    sock: str, cli_root: Path, admin_member: Any, v1_root: Path
 ) -> None:
-    tb = unix_users["ds01tb"]
-    with admin_member("ds01tb"):
-        as_json = ds01(tb, cli_root, sock, "check", "--user", "ds01ta", "--json")
-        table = ds01(tb, cli_root, sock, "check", "--user", "ds01ta")
+    tb = admin_member  # ds01tc, in the admin group (tests/conftest.py)
+    as_json = ds01(tb, cli_root, sock, "check", "--user", "ds01ta", "--json")
+    table = ds01(tb, cli_root, sock, "check", "--user", "ds01ta")
     assert as_json.returncode == 1, as_json.stderr  # ds01ta's cgroup does not exist yet
     [report] = json.loads(as_json.stdout)
     assert (report["user"], report["cgroup"], report["ok"]) == (

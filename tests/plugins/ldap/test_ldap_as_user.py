@@ -5,7 +5,6 @@ explains as themselves."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,16 @@ import pytest
 from ds01_core.events import EventLog
 from ds01_core.runtime import load_runtime
 from ds01_ldap.store import read_memberships
-from tests.helpers.api_server import admin_member, api_server
-from tests.helpers.user_cli import build_user_cli, run_as
+from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
 from tests.plugins.ldap.conftest import LIMIT_GROUPS
 from tests.plugins.ldap.slapd import Slapd
 
 
-@pytest.fixture(scope="module")
-def cli_root() -> Iterator[Path]:
-    root = build_user_cli()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+@pytest.fixture
+def cli_root(user_cli: Path) -> Path:
+    """The session's ``ds01`` any user can run (tests/conftest.py)."""
+    return user_cli
 
 
 @pytest.fixture
@@ -42,7 +40,7 @@ def served(
     config = tmp_config(
         {"limits": {"groups": LIMIT_GROUPS}, "plugins": {"ldap": ldap_section(slapd)}}
     )
-    with api_server(cli_root, config) as sock:
+    with running_api(config) as sock:
         yield config, sock
 
 
@@ -74,13 +72,12 @@ def test_a_plain_user_is_refused(
 
 
 def test_an_admin_group_member_syncs_and_explains(
-    served: tuple[Path, str], cli_root: Path, unix_users: Any, slapd: Slapd
+    served: tuple[Path, str], cli_root: Path, admin_member: Any, slapd: Slapd
 ) -> None:
     config, sock = served
-    tb = unix_users["ds01tb"]
-    with admin_member("ds01tb"):
-        synced = ds01(tb, cli_root, sock, "sync", "--json")
-        shown = ds01(tb, cli_root, sock, "show", "Alice@EXAMPLE.ORG")
+    tb = admin_member  # ds01tc, in the admin group (tests/conftest.py)
+    synced = ds01(tb, cli_root, sock, "sync", "--json")
+    shown = ds01(tb, cli_root, sock, "show", "Alice@EXAMPLE.ORG")
     assert synced.returncode == 0, synced.stderr
     data = json.loads(synced.stdout)
     assert data["applied"] is True and data["server"] == slapd.uri
@@ -97,6 +94,6 @@ def test_an_admin_group_member_syncs_and_explains(
             "dave": "student",
         }
         [record] = EventLog(runtime.config.paths.event_log_path).query(type_prefix="ldap.sync")
-        assert record["details"]["by"] == "ds01tb"
+        assert record["details"]["by"] == "ds01tc"
     finally:
         runtime.close()

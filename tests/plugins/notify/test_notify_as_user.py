@@ -14,19 +14,16 @@ import pytest
 from ds01_core.events import EventLog
 from ds01_core.runtime import load_runtime
 from ds01_notify import chosen_channels
-from tests.helpers.api_server import admin_member, api_server
-from tests.helpers.user_cli import build_user_cli, run_as
+from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
 from tests.plugins.notify.conftest import quiet_section
 from tests.plugins.notify.notify_servers import WebhookServer
 
 
-@pytest.fixture(scope="module")
-def cli_root() -> Iterator[Path]:
-    import shutil
-
-    root = build_user_cli()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+@pytest.fixture
+def cli_root(user_cli: Path) -> Path:
+    """The session's ``ds01`` any user can run (tests/conftest.py)."""
+    return user_cli
 
 
 @pytest.fixture
@@ -38,7 +35,7 @@ def served(
     config = tmp_config(
         {"plugins": {"notify": quiet_section(webhooks=[{"name": "team", "url": webhooks.url()}])}}
     )
-    with api_server(cli_root, config) as sock:
+    with running_api(config) as sock:
         yield config, sock
 
 
@@ -106,25 +103,24 @@ def test_a_user_is_refused_another_users_channels(
 
 
 def test_an_admin_group_member_acts_for_another_user(
-    served: tuple[Path, str], cli_root: Path, unix_users: Any, webhooks: WebhookServer
+    served: tuple[Path, str], cli_root: Path, admin_member: Any, webhooks: WebhookServer
 ) -> None:
     config, sock = served
-    tb = unix_users["ds01tb"]
-    with admin_member("ds01tb"):
-        changed = ds01(
-            tb, cli_root, sock, "notify", "prefs", "--user", "ds01ta", "--disable", "terminal"
-        )
-        assert changed.returncode == 0, changed.stderr
-        assert "Notification channels for ds01ta:" in changed.stdout
-        sent = ds01(tb, cli_root, sock, "notify", "test", "--user", "ds01ta", "--json")
-        assert sent.returncode == 0, sent.stderr
+    tb = admin_member  # ds01tc, in the admin group (tests/conftest.py)
+    changed = ds01(
+        tb, cli_root, sock, "notify", "prefs", "--user", "ds01ta", "--disable", "terminal"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert "Notification channels for ds01ta:" in changed.stdout
+    sent = ds01(tb, cli_root, sock, "notify", "test", "--user", "ds01ta", "--json")
+    assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["user"] == "ds01ta"
     [post] = webhooks.posts
     assert post.body["user"] == "ds01ta"
-    assert "sent by ds01tb with `ds01 notify test`" in post.body["message"]
+    assert "sent by ds01tc with `ds01 notify test`" in post.body["message"]
     runtime = load_runtime(str(config))
     try:
         [event] = EventLog(runtime.config.paths.event_log_path).query(type_prefix="notify.prefs")
-        assert (event["user"], event["details"]["by"]) == ("ds01ta", "ds01tb")
+        assert (event["user"], event["details"]["by"]) == ("ds01ta", "ds01tc")
     finally:
         runtime.close()
