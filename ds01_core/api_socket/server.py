@@ -86,8 +86,8 @@ class ApiServer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def bind(self, inherited: socket.socket | None = None) -> None:
-        """Listen on the configured path, or on ``inherited`` (socket activation), which is
+    def bind(self, listening: socket.socket | None = None) -> None:
+        """Listen on the configured path, or on ``listening`` (socket activation), which is
         left as systemd made it."""
         handler = _handler_for(self)
 
@@ -95,10 +95,10 @@ class ApiServer:
             daemon_threads = True
             request_queue_size = 128
 
-        if inherited is not None:
+        if listening is not None:
             server = Server(self.socket_path, handler, bind_and_activate=False)
             server.socket.close()
-            server.socket = inherited
+            server.socket = listening
             self.server = server
             return
         path = Path(self.socket_path)

@@ -12,22 +12,11 @@ holds, so the socket stays while the gateway restarts; started any other way, it
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
-import threading
-from types import FrameType
-
 import click
 
-from ds01_core.config import ConfigError
 from ds01_core.gateway.server import Gateway
-from ds01_core.model import Event
-from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import load_runtime
-from ds01_core.systemd_sockets import SocketActivationError, inherited_unix_socket
-
-log = logging.getLogger("ds01.gateway")
+from ds01_core.socket_service import load_or_exit, serve_until_stopped, start_logging
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,54 +28,9 @@ def main(
     config_path: str | None, socket_path: str | None, upstream: str | None, debug: bool
 ) -> None:
     """Serve the Docker Engine API to users, each restricted to their own containers."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        runtime = load_runtime(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    except PluginStartupError as exc:
-        click.echo(f"ds01-gateway: cannot start: {exc}", err=True)
-        sys.exit(1)
+    start_logging(debug)
+    runtime = load_or_exit("ds01-gateway", lambda: load_runtime(config_path))
     gateway = Gateway(runtime, socket_path=socket_path, upstream=upstream)
-    try:
-        listening = inherited_unix_socket(gateway.socket_path)
-    except SocketActivationError as exc:
-        click.echo(f"ds01-gateway: cannot start: {exc}", err=True)
-        sys.exit(1)
-    try:
-        gateway.bind(listening)
-    except OSError as exc:
-        click.echo(f"ds01-gateway: cannot listen on {gateway.socket_path}: {exc}", err=True)
-        sys.exit(1)
-
-    def reload(_signum: int, _frame: FrameType | None) -> None:
-        def work() -> None:
-            try:
-                gateway.reload(load_runtime(config_path))
-                log.info("configuration reloaded")
-            except (ConfigError, PluginStartupError) as exc:
-                log.error("configuration refused, keeping the last good one:\n%s", exc)
-                gateway.event("config.reload_refused", None, {"error": str(exc)})
-
-        threading.Thread(target=work, daemon=True).start()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=gateway.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGHUP, reload)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    runtime.events.append(
-        Event(
-            "gateway.started",
-            None,
-            "gateway",
-            {"socket": gateway.socket_path, "socket_activated": listening is not None},
-        )
+    serve_until_stopped(
+        "ds01-gateway", gateway, lambda: load_runtime(config_path), "gateway.started"
     )
-    gateway.serve()

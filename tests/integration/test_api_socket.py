@@ -333,3 +333,28 @@ def test_follow_streams_only_the_users_events(api, alice, user_cli):
             process.wait(10)
             raise AssertionError("ds01 events -f did not end on Ctrl-C") from None
     assert "Traceback" not in process.stderr.read()
+
+
+def test_a_refused_reload_keeps_the_last_good_configuration(tmp_path, alice, user_cli):
+    """SIGHUP with a broken file: refused (an event says why), and users are still served."""
+    from ds01_core.services.caller import peer_credentials
+
+    config = write_config(tmp_path)
+    with running_api(config) as sock:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.connect(sock)
+        server_pid = peer_credentials(probe)[0]  # the kernel says who serves the socket
+        probe.close()
+        config.write_text(config.read_text() + "api: {max_connections_per_user: 0}\n")
+        os.kill(server_pid, signal.SIGHUP)
+        log = EventLog(tmp_path / "log" / "events.jsonl")
+        deadline = time.monotonic() + 20
+        refused = []
+        while not refused and time.monotonic() < deadline:
+            refused = log.query(type_prefix="config.reload_refused")
+            time.sleep(0.1)
+        assert refused and "api.max_connections_per_user" in refused[0]["details"]["error"]
+        answer = json.loads(
+            ok(run_as(alice, user_cli, ["quota", "--json"], env={"DS01_API_SOCKET": sock}))
+        )
+        assert answer["user"] == "ds01ta"

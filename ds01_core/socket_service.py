@@ -1,0 +1,96 @@
+"""Running one of ds01's socket servers (``ds01-gateway``, ``ds01-api``) as a program.
+
+Both start the same way and must behave alike under systemd: a bad configuration exits 2 and a
+start-up failure 1, each with one line; the listening socket is systemd's when it passed one
+(socket activation), else bound here; SIGHUP re-reads the configuration on a thread of its own
+(a refused file is logged, and the last good one kept); SIGTERM and SIGINT stop accepting.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, NoReturn, Protocol
+
+import click
+
+from ds01_core.config import ConfigError
+from ds01_core.plugins import PluginStartupError
+from ds01_core.runtime import Runtime
+from ds01_core.systemd_sockets import SocketActivationError, inherited_unix_socket
+
+
+class SocketServer(Protocol):
+    socket_path: str
+
+    def bind(self, listening: socket.socket | None = None) -> Any: ...
+    def serve(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def reload(self, runtime: Runtime) -> None: ...
+    def event(self, event_type: str, user: str | None, details: dict[str, Any]) -> None: ...
+
+
+def start_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _exit(program: str, message: str, code: int) -> NoReturn:
+    click.echo(f"{program}: {message}" if code != 2 else message, err=True)
+    sys.exit(code)
+
+
+def load_or_exit(program: str, load: Callable[[], Runtime]) -> Runtime:
+    """The runtime, or exit: 2 for a configuration refused (every problem listed), 1 for
+    plugins that cannot start."""
+    try:
+        return load()
+    except ConfigError as exc:
+        _exit(program, str(exc), 2)
+    except PluginStartupError as exc:
+        _exit(program, f"cannot start: {exc}", 1)
+
+
+def serve_until_stopped(
+    program: str, server: SocketServer, load: Callable[[], Runtime], started: str
+) -> None:
+    """Listen (systemd's socket, or one bound here), handle signals, log ``started``, serve."""
+    log = logging.getLogger(f"ds01.{program}")
+    try:
+        listening = inherited_unix_socket(server.socket_path)
+    except SocketActivationError as exc:
+        _exit(program, f"cannot start: {exc}", 1)
+    try:
+        server.bind(listening)
+    except OSError as exc:
+        _exit(program, f"cannot listen on {server.socket_path}: {exc}", 1)
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        def work() -> None:
+            try:
+                server.reload(load())
+                log.info("configuration reloaded")
+            except (ConfigError, PluginStartupError) as exc:
+                log.error("configuration refused, keeping the last good one:\n%s", exc)
+                server.event("config.reload_refused", None, {"error": str(exc)})
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.event(
+        started, None, {"socket": server.socket_path, "socket_activated": listening is not None}
+    )
+    server.serve()
