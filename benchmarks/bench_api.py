@@ -76,6 +76,8 @@ def api_client_times(
 ) -> dict[str, list[float]]:
     """Per-path request times (ms) from one keep-alive connection, in a child with the user's
     uid (the caller comes from SO_PEERCRED)."""
+    from ds01_core.api_socket.client import _UnixConnection  # before dropping to the user
+
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -84,8 +86,6 @@ def api_client_times(
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
-            from ds01_core.api_socket.client import _UnixConnection
-
             conn = _UnixConnection(sock, 60)
             times: dict[str, list[float]] = {p: [] for p in paths}
             for _ in range(rounds):
