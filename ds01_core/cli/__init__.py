@@ -273,8 +273,8 @@ def _add_plugin_commands(argv: Sequence[str]) -> PluginHost | None:
     except PluginStartupError as exc:
         click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
         return None
-    for plugin, exc in host.hooks.add_cli_commands(cli):
-        click.echo(f"Warning: plugin {plugin!r} could not add its commands: {exc}", err=True)
+    for plugin, error in host.hooks.add_cli_commands(cli):
+        click.echo(f"Warning: plugin {plugin!r} could not add its commands: {error}", err=True)
     return host
 
 

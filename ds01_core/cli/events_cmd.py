@@ -106,7 +106,7 @@ def events(
     Unreadable lines are skipped with a warning on stderr. With --follow and --json, one JSON
     object is printed per line (JSON Lines).
     """
-    filters = {
+    filters: dict[str, Any] = {
         "user": user,
         "type": type_prefix,
         "container": container,

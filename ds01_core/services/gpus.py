@@ -82,15 +82,12 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
             grouped[proc.slot_uuid].append(proc)
     except GpuProviderError as exc:
         raise Unavailable(str(exc)) from None
-    data = {
-        "provider": provider.name,
-        "description": provider.description,
-        "gpus": [gpu_json(g, grouped, _holders(ctx)) for g in gpus],
-    }
-    for gpu in data["gpus"]:
+    holders = _holders(ctx)
+    listed = [gpu_json(g, grouped, holders) for g in gpus]
+    for gpu in listed:
         for slot in gpu["slots"]:
             slot["allocation"] = allocation_view(ctx, slot["allocation"])
-    return data
+    return {"provider": provider.name, "description": provider.description, "gpus": listed}
 
 
 def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
