@@ -3,7 +3,9 @@
 Both start the same way and must behave alike under systemd: a bad configuration exits 2 and a
 start-up failure 1, each with one line; the listening socket is systemd's when it passed one
 (socket activation), else bound here; SIGHUP re-reads the configuration on a thread of its own
-(a refused file is logged, and the last good one kept); SIGTERM and SIGINT stop accepting.
+(a refused file is logged, and the last good one kept); SIGTERM and SIGINT stop accepting, let
+the requests being answered finish (at most :data:`DRAIN_SECONDS`), then exit. Under socket
+activation a connection that arrives meanwhile waits in systemd's queue for the next process.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn, Protocol
@@ -24,12 +27,17 @@ from ds01_core.plugins import PluginStartupError
 from ds01_core.runtime import Runtime
 from ds01_core.systemd_sockets import SocketActivationError, inherited_unix_socket
 
+#: How long a stopping server lets the connections it is answering finish. Idle keep-alive
+#: connections and long streams (``docker logs -f``, ``ds01 events -f``) end after it.
+DRAIN_SECONDS = 5.0
+
 
 class SocketServer(Protocol):
     socket_path: str
 
     def bind(self, listening: socket.socket | None = None) -> Any: ...
     def serve(self) -> None: ...
+    def stop_accepting(self) -> None: ...
     def shutdown(self) -> None: ...
     def reload(self, runtime: Runtime) -> None: ...
     def event(self, event_type: str, user: str | None, details: dict[str, Any]) -> None: ...
@@ -85,7 +93,7 @@ def serve_until_stopped(
         threading.Thread(target=work, daemon=True).start()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=server.stop_accepting, daemon=True).start()
 
     signal.signal(signal.SIGHUP, reload)
     signal.signal(signal.SIGTERM, stop)
@@ -94,3 +102,14 @@ def serve_until_stopped(
         started, None, {"socket": server.socket_path, "socket_activated": listening is not None}
     )
     server.serve()
+    finish_requests(DRAIN_SECONDS)
+    server.shutdown()
+
+
+def finish_requests(grace: float) -> None:
+    """Wait (at most ``grace`` seconds) for the threads answering connections, so that a stop
+    never cuts a request in half: its client would see an empty answer."""
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(max(0.0, deadline - time.monotonic()))

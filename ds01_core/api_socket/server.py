@@ -121,9 +121,14 @@ class ApiServer:
         log.info("API on %s", self.socket_path)
         self.server.serve_forever(poll_interval=0.5)
 
-    def shutdown(self) -> None:
+    def stop_accepting(self) -> None:
+        """Take no new connection; those being answered go on (see :meth:`shutdown`)."""
         if self.server is not None:
             self.server.shutdown()
+
+    def shutdown(self) -> None:
+        self.stop_accepting()
+        if self.server is not None:
             self.server.server_close()
 
     def reload(self, runtime: Runtime) -> None:

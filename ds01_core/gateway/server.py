@@ -241,9 +241,14 @@ class Gateway:
         log.info("gateway on %s, forwarding to %s", self.socket_path, self.upstream)
         server.serve_forever(poll_interval=0.5)
 
-    def shutdown(self) -> None:
+    def stop_accepting(self) -> None:
+        """Take no new connection; those being answered go on (see :meth:`shutdown`)."""
         if self.server is not None:
             self.server.shutdown()
+
+    def shutdown(self) -> None:
+        self.stop_accepting()
+        if self.server is not None:
             self.server.server_close()
         self._worker.shutdown(wait=True)
 
