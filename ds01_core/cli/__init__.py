@@ -269,7 +269,9 @@ def _add_plugin_commands(argv: Sequence[str]) -> PluginHost | None:
         data = {}
     disabled, _required, order = plugin_selection(data)
     try:
-        host = make_plugin_host(disabled=disabled, order=order)
+        # built-in plugins add no commands and no operations: not importing them (Docker's SDK
+        # among them) keeps every command's start-up short
+        host = make_plugin_host(disabled=disabled, order=order, builtins=())
     except PluginStartupError as exc:
         click.echo(f"Warning: plugin commands unavailable: {exc}", err=True)
         return None
