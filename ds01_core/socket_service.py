@@ -11,12 +11,15 @@ activation a connection that arrives meanwhile waits in systemd's queue for the 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import socketserver
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, Protocol
 
@@ -41,6 +44,82 @@ class SocketServer(Protocol):
     def shutdown(self) -> None: ...
     def reload(self, runtime: Runtime) -> None: ...
     def event(self, event_type: str, user: str | None, details: dict[str, Any]) -> None: ...
+
+
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    """A thread per connection; threads do not keep a stopping process alive (it first lets
+    the requests being answered finish, see :func:`finish_requests`)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def unix_server(
+    path: str,
+    handler: type[socketserver.BaseRequestHandler],
+    listening: socket.socket | None = None,
+) -> UnixServer:
+    """A server on ``listening`` (systemd's socket: its file and mode are left to systemd), or
+    on ``path`` bound here, mode 0666 — anyone may connect, who they are comes from
+    ``SO_PEERCRED``. A stale socket file is replaced; one a live server answers is refused."""
+    if listening is not None:
+        server = UnixServer(path, handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = listening
+        return server
+    where = Path(path)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(where.parent, 0o755)
+    if where.is_socket() or where.exists():
+        if _answers(where):
+            raise OSError(f"another server is listening on {where}")
+        where.unlink()
+    umask = os.umask(0o077)
+    try:
+        server = UnixServer(path, handler)
+    finally:
+        os.umask(umask)
+    os.chmod(where, 0o666)
+    return server
+
+
+def _answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+class ConnectionCounts:
+    """Connections each uid holds, so that one user's connections (each a thread) cannot
+    crowd the others out; root and admins are never refused."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, uid: int, admin: bool, limit: int) -> tuple[bool, int]:
+        """(admitted, connections held before this one); an admitted one must :meth:`leave`."""
+        with self._lock:
+            held = self._held.get(uid, 0)
+            admitted = uid == 0 or admin or held < limit
+            if admitted:
+                self._held[uid] = held + 1
+        return admitted, held
+
+    def leave(self, uid: int) -> None:
+        with self._lock:
+            left = self._held.get(uid, 1) - 1
+            if left > 0:
+                self._held[uid] = left
+            else:
+                self._held.pop(uid, None)
 
 
 def start_logging(debug: bool) -> None:

@@ -16,12 +16,9 @@ from __future__ import annotations
 import http.server
 import json
 import logging
-import os
 import socket
-import socketserver
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +33,7 @@ from ds01_core.services.operations import (
     operation_table,
     to_json,
 )
+from ds01_core.socket_service import ConnectionCounts, UnixServer, unix_server
 
 if TYPE_CHECKING:
     from ds01_core.state import StateStore
@@ -80,39 +78,14 @@ class ApiServer:
     def __init__(self, runtime: Runtime, socket_path: str | None = None):
         self.runtime = runtime
         self.socket_path = socket_path or runtime.config.api.socket
-        self.server: socketserver.ThreadingUnixStreamServer | None = None
-        self._connections: dict[int, int] = {}
-        self._count_lock = threading.Lock()
+        self.server: UnixServer | None = None
+        self.connections = ConnectionCounts()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def bind(self, listening: socket.socket | None = None) -> None:
-        """Listen on the configured path, or on ``listening`` (socket activation), which is
-        left as systemd made it."""
-        handler = _handler_for(self)
-
-        class Server(socketserver.ThreadingUnixStreamServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        if listening is not None:
-            server = Server(self.socket_path, handler, bind_and_activate=False)
-            server.socket.close()
-            server.socket = listening
-            self.server = server
-            return
-        path = Path(self.socket_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() or path.is_socket():
-            if _listening(path):
-                raise OSError(f"another server is listening on {path}")
-            path.unlink()
-        umask = os.umask(0o077)
-        try:
-            self.server = Server(str(path), handler)
-        finally:
-            os.umask(umask)
-        os.chmod(path, 0o666)  # anyone may connect: who they are comes from SO_PEERCRED
+        """Listen on the configured path, or on ``listening`` (socket activation)."""
+        self.server = unix_server(self.socket_path, _handler_for(self), listening)
 
     def serve(self) -> None:
         if self.server is None:
@@ -141,37 +114,6 @@ class ApiServer:
         except OSError:
             log.exception("could not write %s to the event log", event_type)
 
-    # -- admission ----------------------------------------------------------------------------
-
-    def admit(self, uid: int, caller: Caller | None) -> tuple[bool, int]:
-        limit = self.runtime.config.api.max_connections_per_user
-        with self._count_lock:
-            held = self._connections.get(uid, 0)
-            ok = uid == 0 or bool(caller and caller.admin) or held < limit
-            if ok:
-                self._connections[uid] = held + 1
-        return ok, held
-
-    def leave(self, uid: int) -> None:
-        with self._count_lock:
-            left = self._connections.get(uid, 1) - 1
-            if left > 0:
-                self._connections[uid] = left
-            else:
-                self._connections.pop(uid, None)
-
-
-def _listening(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
 
 def _handler_for(api: ApiServer) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(RequestHandler):
@@ -197,12 +139,13 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
         api = self.server_api
         self.pid, self.uid, _gid = peer_credentials(self.connection)
         self.caller = Caller.from_uid(self.uid, api.runtime.config.gateway.admin_group)
-        self.admitted, held = api.admit(self.uid, self.caller)
+        limit = api.runtime.config.api.max_connections_per_user
+        admin = bool(self.caller and self.caller.admin)
+        self.admitted, held = api.connections.admit(self.uid, admin, limit)
         self.refusal: ServiceError | None = None
         if self.caller is None:
             self.refusal = Forbidden(f"uid {self.uid} has no account on this host")
         elif not self.admitted:
-            limit = api.runtime.config.api.max_connections_per_user
             self.refusal = Busy(
                 f"you have {held} connections open to the ds01 service (the limit is {limit}); "
                 "close some"
@@ -213,7 +156,7 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
             super().finish()
         finally:
             if self.admitted:
-                self.server_api.leave(self.uid)
+                self.server_api.connections.leave(self.uid)
             runtime = self.server_api.runtime
             if isinstance(runtime, ThreadedRuntime):
                 runtime.close_thread_state()

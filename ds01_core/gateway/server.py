@@ -16,16 +16,13 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import os
 import pwd
 import re
 import socket
 import socketserver
 import struct
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -73,6 +70,7 @@ from ds01_core.gateway.relay import (
 )
 from ds01_core.gateway.routes import MIN_USER_API, Route, api_version, classify
 from ds01_core.model import Event
+from ds01_core.socket_service import ConnectionCounts, UnixServer, unix_server
 from ds01_core.users import normalize_username
 
 if TYPE_CHECKING:
@@ -177,10 +175,9 @@ class Gateway:
         self.owners = Owners(self.engine, runtime.config.detection.home_roots)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ds01-gw-rt")
         self._nvidia: tuple[float, bool] = (0.0, False)
-        self.server: socketserver.ThreadingUnixStreamServer | None = None
+        self.server: UnixServer | None = None
         self.identify = identify
-        self._connections: dict[int, int] = {}
-        self._count_lock = threading.Lock()
+        self.connections = ConnectionCounts()
 
     # -- the runtime (state store, plugins) lives in one thread -------------------------------
 
@@ -202,38 +199,16 @@ class Gateway:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def bind(
-        self, listening: socket.socket | None = None
-    ) -> socketserver.ThreadingUnixStreamServer:
+    def bind(self, listening: socket.socket | None = None) -> UnixServer:
         """Listen on the socket path; or, given the listening socket systemd passed
         (``ds01-gateway.socket``), serve that one and leave its file and mode to systemd."""
-        path = Path(self.socket_path)
         gateway = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 gateway.handle_connection(self.request)
 
-        class Server(socketserver.ThreadingUnixStreamServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 128
-
-        if listening is not None:
-            self.server = Server(str(path), Handler, bind_and_activate=False)
-            self.server.socket.close()
-            self.server.socket = listening
-            return self.server
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o755)
-        if path.is_socket() or path.exists():
-            path.unlink()
-        umask = os.umask(0o077)
-        try:
-            self.server = Server(str(path), Handler)
-        finally:
-            os.umask(umask)
-        os.chmod(path, 0o666)  # anyone may connect: who they are comes from SO_PEERCRED
+        self.server = unix_server(self.socket_path, Handler, listening)
         return self.server
 
     def serve(self) -> None:
@@ -255,11 +230,7 @@ class Gateway:
     def handle_connection(self, sock: socket.socket) -> None:
         pid, uid, ident = self.identify(sock, self.runtime.config.gateway.admin_group)
         limit = self.runtime.config.gateway.max_connections_per_user
-        with self._count_lock:
-            held = self._connections.get(uid, 0)
-            admitted = uid == 0 or bool(ident and ident.admin) or held < limit
-            if admitted:
-                self._connections[uid] = held + 1
+        admitted, held = self.connections.admit(uid, bool(ident and ident.admin), limit)
         if not admitted:  # one user's connections (each a thread here) must not crowd others out
             who = ident.user if ident else f"uid:{uid}"
             self.event(
@@ -276,10 +247,7 @@ class Gateway:
         try:
             self._serve_connection(sock, pid, uid, ident)
         finally:
-            with self._count_lock:
-                self._connections[uid] -= 1
-                if not self._connections[uid]:
-                    del self._connections[uid]
+            self.connections.leave(uid)
 
     def _serve_connection(
         self, sock: socket.socket, pid: int, uid: int, ident: Identity | None
