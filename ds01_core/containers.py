@@ -7,7 +7,6 @@ user's containers, as detection attributes them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -296,18 +295,3 @@ def stats_row(workload: Workload, raw: dict[str, Any]) -> dict[str, Any]:
         "pids": (raw.get("pids_stats") or {}).get("current"),
         "gpu_slots": workload.gpu_slots,
     }
-
-
-def caller_identity() -> tuple[str, bool]:
-    """(user name, is admin) of whoever runs this command.
-
-    Under sudo the user is ``SUDO_USER`` (not root); root itself, and members of the admin
-    group, are admins.
-    """
-    from ds01_core.users import normalize_username, unix_groups_of, username_for_uid
-
-    if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
-        name = normalize_username(os.environ["SUDO_USER"])
-        return name, "ds01-admin" in unix_groups_of(name)
-    name = username_for_uid(os.getuid()) or f"uid:{os.getuid()}"
-    return name, os.getuid() == 0 or "ds01-admin" in unix_groups_of(name)

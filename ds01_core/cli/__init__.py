@@ -139,16 +139,17 @@ def refuse_borrowed_privilege(config_path: str | None, no_plugins: bool) -> None
     """
     if os.geteuid() != 0 or not os.environ.get("SUDO_USER"):
         return
-    from ds01_core.containers import caller_identity
+    from ds01_core.services.caller import Caller
 
-    user, admin = caller_identity()
-    if admin:
+    # the configuration is what is in question: the admin group is its default, not its value
+    caller = Caller.of_this_process("ds01-admin")
+    if caller.admin:
         return
     chosen = config_path or os.environ.get("DS01_CONFIG")
     if chosen or no_plugins:
         what = "--no-plugins" if no_plugins else f"the configuration {chosen}"
         click.echo(
-            f"Error: {user} runs ds01 through sudo and may not choose {what}; "
+            f"Error: {caller.name} runs ds01 through sudo and may not choose {what}; "
             "only admins (root or the ds01-admin group) may",
             err=True,
         )

@@ -20,7 +20,6 @@ import pwd
 import re
 import socket
 import socketserver
-import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -70,6 +69,7 @@ from ds01_core.gateway.relay import (
 )
 from ds01_core.gateway.routes import MIN_USER_API, Route, api_version, classify
 from ds01_core.model import Event
+from ds01_core.services.caller import is_admin, peer_credentials
 from ds01_core.socket_service import ConnectionCounts, UnixServer, unix_server
 from ds01_core.users import normalize_username
 
@@ -138,19 +138,12 @@ class Identity:
 def peer_identity(sock: socket.socket, admin_group: str) -> tuple[int, int, Identity | None]:
     """(pid, uid, identity) of the process at the other end; identity None for a uid without
     an account (refused: there is nobody to attribute its containers to)."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _gid = struct.unpack("3i", raw)
+    pid, uid, _gid = peer_credentials(sock)
     try:
         entry = pwd.getpwuid(uid)
     except KeyError:
         return pid, uid, None
-    import grp
-
-    try:
-        group = grp.getgrnam(admin_group)
-        admin = uid == 0 or entry.pw_name in group.gr_mem or entry.pw_gid == group.gr_gid
-    except KeyError:
-        admin = uid == 0
+    admin = is_admin(entry, admin_group)
     return pid, uid, Identity(uid, pid, normalize_username(entry.pw_name), admin, entry.pw_dir)
 
 

@@ -7,13 +7,15 @@ it. Nothing the client sends can change who the caller is.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import socket
 import struct
 
 import attrs
 
-from ds01_core.users import normalize_username, unix_groups_of, username_for_uid
+from ds01_core.users import normalize_username
 
 
 @attrs.frozen
@@ -28,24 +30,43 @@ class Caller:
     def from_uid(cls, uid: int, admin_group: str) -> Caller | None:
         """The caller for ``uid`` (passwd/NSS, LDAP included), or None for a uid without an
         account: such a caller is refused, never guessed."""
-        name = username_for_uid(uid)
-        if name is None:
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
             return None
-        return cls(name, uid, uid == 0 or admin_group in unix_groups_of(name))
+        return cls(entry.pw_name, uid, is_admin(entry, admin_group))
 
     @classmethod
     def of_this_process(cls, admin_group: str) -> Caller:
         """The caller of an in-process command: ``SUDO_USER`` under sudo, else the real uid."""
         if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
             name = normalize_username(os.environ["SUDO_USER"])
-            uid = int(os.environ.get("SUDO_UID") or 0)
-            return cls(name, uid, admin_group in unix_groups_of(name))
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:  # sudo for a name passwd does not know: nobody's admin
+                return cls(name, int(os.environ.get("SUDO_UID") or 0), False)
+            return cls(name, entry.pw_uid, entry.pw_uid != 0 and is_admin(entry, admin_group))
         uid = os.getuid()
-        name = username_for_uid(uid) or f"uid:{uid}"
-        return cls(name, uid, uid == 0 or admin_group in unix_groups_of(name))
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
+            return cls(f"uid:{uid}", uid, uid == 0)
+        return cls(entry.pw_name, uid, is_admin(entry, admin_group))
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "uid": self.uid, "admin": self.admin}
+
+
+def is_admin(entry: pwd.struct_passwd, admin_group: str) -> bool:
+    """Root, or a member of ``admin_group`` (listed, or as primary group): one group looked
+    up by name, never a scan of every group (slow with a large directory behind NSS)."""
+    if entry.pw_uid == 0:
+        return True
+    try:
+        group = grp.getgrnam(admin_group)
+    except KeyError:
+        return False
+    return entry.pw_name in group.gr_mem or entry.pw_gid == group.gr_gid
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
