@@ -52,17 +52,12 @@ def _service(ctx: ServiceContext, user: str | None) -> ContainerService:
 @service_errors
 def list_containers(ctx: ServiceContext, all: bool = False, user: str | None = None) -> Any:
     from ds01_core.detection.inventory import workload_json
+    from ds01_core.services.workloads import slot_names, with_slot_ids
 
     svc = _service(ctx, user)
     items = sorted((w for w in svc.mine() if all or w.status == "running"), key=lambda w: w.name)
-    try:
-        slots = {s.uuid: s.slot_id for s in ctx.runtime.gpu.slots()}
-    except Exception:  # the GPU column falls back to UUIDs; the listing still works
-        slots = {}
-    return [
-        {**workload_json(w), "gpu_slot_ids": [slots.get(u, u[:12]) for u in w.gpu_slots]}
-        for w in items
-    ]
+    slots = slot_names(ctx)
+    return [with_slot_ids(workload_json(w), slots) for w in items]
 
 
 @service_errors

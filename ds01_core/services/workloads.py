@@ -42,11 +42,18 @@ def _provider_line(ctx: ServiceContext) -> str:
     return f"{gpus} GPUs, {len(slots)} slots — {provider.description}"
 
 
-def _slot_names(ctx: ServiceContext) -> dict[str, str]:
+def slot_names(ctx: ServiceContext) -> dict[str, str]:
+    """Slot UUID → the name ``ds01 gpu status`` shows (``5.2``); empty when the GPUs cannot
+    be read (listings then show the UUID's start)."""
     try:
         return {s.uuid: s.slot_id for s in ctx.runtime.gpu.slots()}
-    except Exception:  # the GPU column falls back to UUIDs
+    except Exception:  # the GPU column falls back to UUIDs; the listing still works
         return {}
+
+
+def with_slot_ids(view: dict[str, Any], slots: dict[str, str]) -> dict[str, Any]:
+    """A workload's JSON form with ``gpu_slot_ids`` added, named by ``slots``."""
+    return {**view, "gpu_slot_ids": [slots.get(u, u[:12]) for u in view["gpu_slots"]]}
 
 
 def workloads(
@@ -81,12 +88,8 @@ def workloads(
     if origin:
         items = [w for w in items if w.origin in origin]
     items.sort(key=lambda w: (w.owner, w.kind, w.name))
-    slots = _slot_names(ctx)
-    views = []
-    for w in items:
-        view = workload_view(ctx, workload_json(w))
-        view["gpu_slot_ids"] = [slots.get(u, u[:12]) for u in w.gpu_slots]
-        views.append(view)
+    slots = slot_names(ctx)
+    views = [with_slot_ids(workload_view(ctx, workload_json(w)), slots) for w in items]
     return {
         "source": "snapshot" if taken_at else "live",
         "taken_at": taken_at,
