@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from ds01_core.allocation import Allocations
-from ds01_core.model import GpuRequest
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.model import GpuRequest
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.runtime import load_runtime
 
 SLOTS = 112
 EXISTING = 100

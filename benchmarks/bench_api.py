@@ -76,7 +76,9 @@ def api_client_times(
 ) -> dict[str, list[float]]:
     """Per-path request times (ms) from one keep-alive connection, in a child with the user's
     uid (the caller comes from SO_PEERCRED)."""
-    from ds01_core.api_socket.client import _UnixConnection  # before dropping to the user
+    from ds01_core.transports.api_socket.client import (
+        _UnixConnection,  # before dropping to the user
+    )
 
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -108,7 +110,7 @@ def api_client_times(
 
 
 def in_process_times(config: Path, rounds: int) -> dict[str, list[float]]:
-    from ds01_core.runtime import load_runtime
+    from ds01_core.framework.runtime import load_runtime
     from ds01_core.services.caller import Caller
     from ds01_core.services.operations import ServiceContext, call
 
@@ -211,7 +213,7 @@ def main() -> None:
             for label, values in start_up.items():
                 print(f"{label:<28} {statistics.median(values):8.1f} ms")
     finally:
-        from ds01_core.docker import DockerAdapter
+        from ds01_core.domain.docker_engine import DockerAdapter
 
         docker = DockerAdapter.from_env()
         for summary in docker.list_containers(all=True):

@@ -24,8 +24,8 @@ import yaml
 from benchmarks import report
 from ds01_cgroups import install
 from ds01_cgroups.files import write_file
-from ds01_core.runtime import load_runtime
-from ds01_core.user_limits import effective_limits
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.framework.runtime import load_runtime
 
 USERS = 200
 CGROUP_FS = Path("/sys/fs/cgroup")

@@ -24,11 +24,11 @@ from pathlib import Path
 import yaml
 
 from benchmarks import best_of, report
-from ds01_core.detection.procfs import PROC_FILES
-from ds01_core.docker import DockerAdapter
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.pipeline import detect
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.detection.procfs import PROC_FILES
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.docker_engine import DockerAdapter
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.framework.runtime import load_runtime
 
 IMAGE = "ds01-test:busybox"
 LABEL = "ds01.bench"

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from ds01_core.gateway.ownership import UnixHTTPConnection
+from ds01_core.transports.gateway.ownership import UnixHTTPConnection
 
 USER = "ds01bench"
 CONTAINERS = 200
@@ -224,7 +224,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "from ds01_core.gateway.main import main; main()",
+            "from ds01_core.transports.gateway.main import main; main()",
             "--config",
             str(config),
             "--socket",
@@ -288,7 +288,7 @@ def main() -> None:
             os.waitpid(floor, 0)
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(10)
-        from ds01_core.docker import DockerAdapter
+        from ds01_core.domain.docker_engine import DockerAdapter
 
         engine = DockerAdapter.from_env()
         for cid in ids:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from ds01_core.docker import DockerAdapter
-from ds01_core.events import EventLog, event_time
-from ds01_core.lifecycle import LifecycleStep
-from ds01_core.pipeline import detect
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.lifecycle import LifecycleStep
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.audit_log import EventLog, event_time
+from ds01_core.domain.docker_engine import DockerAdapter
+from ds01_core.framework.runtime import load_runtime
 
 CONTAINERS = 20
 

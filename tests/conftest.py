@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import pytest
 
-from ds01_core.docker import DockerAdapter, DockerError, docker_host
+from ds01_core.domain.docker_engine import DockerAdapter, DockerError, docker_host
 from tests.helpers.config import write_config
 
 TESTS_DIR = Path(__file__).resolve().parent

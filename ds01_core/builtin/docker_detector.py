@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ds01_core.detection.docker_inventory import ContainerDetector
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import GpuSlot, Workload
+from ds01_core.cycle.detection.docker_inventory import ContainerDetector
+from ds01_core.domain.model import GpuSlot, Workload
+from ds01_core.framework.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 MEMO_KEY = "docker-detector"
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import DeliveryResult, Event, Notice
+from ds01_core.domain.model import DeliveryResult, Event, Notice
+from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 
 @hookimpl(trylast=True)

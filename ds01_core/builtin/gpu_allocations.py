@@ -14,15 +14,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.allocation import Allocations, inventory_slots
-from ds01_core.allocation_reconcile import CONFLICT_EVENT
-from ds01_core.docker import DockerError
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Event, Notice, Workload
-from ds01_core.owner_map import write_owner_map
+from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT
+from ds01_core.cycle.owner_map import write_owner_map
+from ds01_core.domain.docker_engine import DockerError
+from ds01_core.domain.model import Event, Notice, Workload
+from ds01_core.domain.state.allocations import Allocations, inventory_slots
+from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
 def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:
     """Stop the container a ``gpu.conflict`` names and tell its owner; the audit event, or
     None when it could not be stopped (logged; the next cycle tries again)."""
-    from ds01_core.pipeline import tell_user
+    from ds01_core.cycle.pipeline import tell_user
 
     details = conflict.details
     name = str(details.get("container"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ds01_core.builtin.docker_detector import MEMO_KEY as DOCKER_MEMO_KEY
-from ds01_core.detection.host_processes import ProcessDetector
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Workload
+from ds01_core.cycle.detection.host_processes import ProcessDetector
+from ds01_core.domain.model import Workload
+from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 
 def detector(runtime: Runtime) -> ProcessDetector:

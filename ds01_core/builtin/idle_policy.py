@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ds01_core.hookspecs import hookimpl
+from ds01_core.framework.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Allocation, AllocationDecision, EffectiveLimits, GpuRequest, GpuSlot
+from ds01_core.domain.model import (
+    Allocation,
+    AllocationDecision,
+    EffectiveLimits,
+    GpuRequest,
+    GpuSlot,
+)
+from ds01_core.framework.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -12,7 +12,7 @@ def bare_metal_grant(
     ctx: ServiceContext, user: str, seconds: float | None = None, reason: str = ""
 ) -> dict[str, Any]:
     """Let ``user`` use the GPUs outside containers for a while (group membership + grant)."""
-    from ds01_core.bare_metal import BareMetalError, grant
+    from ds01_core.services.bare_metal_grants import BareMetalError, grant
 
     if seconds is not None and seconds <= 0:
         raise Invalid("the duration must be positive")
@@ -24,7 +24,7 @@ def bare_metal_grant(
 
 
 def bare_metal_revoke(ctx: ServiceContext, user: str) -> dict[str, Any]:
-    from ds01_core.bare_metal import BareMetalError, revoke
+    from ds01_core.services.bare_metal_grants import BareMetalError, revoke
 
     try:
         done = revoke(ctx.runtime, user, ctx.caller.name)
@@ -39,7 +39,7 @@ def bare_metal_revoke(ctx: ServiceContext, user: str) -> dict[str, Any]:
 
 
 def bare_metal_list(ctx: ServiceContext) -> dict[str, Any]:
-    from ds01_core.bare_metal import list_grants, members_without_grant
+    from ds01_core.services.bare_metal_grants import list_grants, members_without_grant
 
     runtime = ctx.runtime
     return {
@@ -54,7 +54,7 @@ def labels_migrate(
 ) -> dict[str, Any]:
     """Report (``dry_run``) or record every legacy ``aime.mlc.*`` container's ``ds01.*``
     labels; admins only, dry run included: it lists every user's containers."""
-    from ds01_core.label_migration import migrate
+    from ds01_core.services.label_migration import migrate
 
     found = migrate(ctx.runtime, dry_run=dry_run, recreate_stopped=recreate_stopped)
     return {"dry_run": dry_run, "containers": [c.to_json() for c in found]}
@@ -62,7 +62,7 @@ def labels_migrate(
 
 def doctor(ctx: ServiceContext) -> dict[str, Any]:
     """What still lets a non-admin reach the real engine or the GPUs, as seen by the service."""
-    from ds01_core import doctor as checks
+    from ds01_core.services import doctor as checks
 
     findings = checks.run_doctor(ctx.runtime, checks.DEFAULT_HOST)
     problems = [f for f in findings if not f.ok]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ds01_core.model import Event
-from ds01_core.overrides import (
+from ds01_core.domain.model import Event
+from ds01_core.domain.state.overrides import (
     OverrideError,
     add_overrides,
     check_expiry,
@@ -18,9 +18,9 @@ from ds01_core.overrides import (
     parse_assignment,
     remove_overrides,
 )
+from ds01_core.domain.users import UnknownUserError, normalize_username, require_known_user
 from ds01_core.services.errors import Invalid, NotFound
 from ds01_core.services.operations import Operation, Param, ServiceContext
-from ds01_core.users import UnknownUserError, normalize_username, require_known_user
 
 
 def _expiry(ctx: ServiceContext, text: str) -> dt.datetime:
@@ -53,7 +53,7 @@ def override_set(
     allow_unknown_user: bool = False,
 ) -> dict[str, Any]:
     """Set limits for ``user`` until ``expires`` (``KEY=VALUE`` assignments)."""
-    from ds01_core.config import converter
+    from ds01_core.domain.config import converter
 
     if not assignments:
         raise Invalid("give at least one KEY=VALUE")
@@ -97,7 +97,7 @@ def override_set(
 
 
 def override_list(ctx: ServiceContext, user: str | None = None, all: bool = False) -> Any:
-    from ds01_core.config import converter
+    from ds01_core.domain.config import converter
 
     now = ctx.runtime.now()
     items = [
@@ -170,8 +170,8 @@ def exempt_set(
 ) -> dict[str, Any]:
     """Exempt a user's containers, or one container, from the idle timeout and/or the
     maximum runtime until ``expires``."""
-    from ds01_core.lifecycle import add_grant
-    from ds01_core.pipeline import detect
+    from ds01_core.cycle.lifecycle import add_grant
+    from ds01_core.cycle.pipeline import detect
 
     if bool(user) == bool(container):
         raise Invalid("give exactly one of --user and --container")
@@ -219,13 +219,13 @@ def exempt_set(
 
 
 def exempt_list(ctx: ServiceContext) -> Any:
-    from ds01_core.lifecycle import active_grants
+    from ds01_core.cycle.lifecycle import active_grants
 
     return active_grants(ctx.runtime.state.db, ctx.runtime.now())
 
 
 def exempt_remove(ctx: ServiceContext, ids: list[str]) -> dict[str, Any]:
-    from ds01_core.lifecycle import revoke_grants
+    from ds01_core.cycle.lifecycle import revoke_grants
 
     numbers = _ids(ids)
     if not numbers:

@@ -15,7 +15,7 @@ import struct
 
 import attrs
 
-from ds01_core.users import normalize_username
+from ds01_core.domain.users import normalize_username
 
 
 @attrs.frozen

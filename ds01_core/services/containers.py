@@ -1,6 +1,6 @@
 """The caller's containers: create, start, stop, remove, list, stats, logs, exec, keep-alive.
 
-Thin on purpose: the rules live in :class:`ds01_core.containers.ContainerService` (one
+Thin on purpose: the rules live in :class:`ds01_core.services.user_containers.ContainerService` (one
 admission path for every transport); this module decides *whose* containers an operation acts
 on and turns failures into service errors.
 """
@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
-from ds01_core.containers import (
+from ds01_core.domain.docker_engine import DockerError
+from ds01_core.services.errors import Conflict, Invalid, ServiceError, Unavailable
+from ds01_core.services.operations import Operation, Param, ServiceContext
+from ds01_core.services.user_containers import (
     ContainerError,
     ContainerService,
     CreateRequest,
     parse_filter,
 )
-from ds01_core.docker import DockerError
-from ds01_core.services.errors import Conflict, Invalid, ServiceError, Unavailable
-from ds01_core.services.operations import Operation, Param, ServiceContext
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def _service(ctx: ServiceContext, user: str | None) -> ContainerService:
 
 @service_errors
 def list_containers(ctx: ServiceContext, all: bool = False, user: str | None = None) -> Any:
-    from ds01_core.detection.inventory import workload_json
+    from ds01_core.cycle.detection.inventory import workload_json
     from ds01_core.services.workloads import slot_names, with_slot_ids
 
     svc = _service(ctx, user)
@@ -179,9 +179,9 @@ def keepalive(
     ctx: ServiceContext, name: str, seconds: float = 7200.0, user: str | None = None
 ) -> dict[str, Any]:
     """Keep one of the caller's containers from being stopped for idleness, for a while."""
-    from ds01_core.lifecycle import add_grant
-    from ds01_core.model import Event
-    from ds01_core.units import Duration
+    from ds01_core.cycle.lifecycle import add_grant
+    from ds01_core.domain.model import Event
+    from ds01_core.domain.units import Duration
 
     svc = _service(ctx, user)
     workload = svc.find(name)

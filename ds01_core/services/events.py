@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ds01_core.events import matcher, parse_time
+from ds01_core.domain.audit_log import matcher, parse_time
 from ds01_core.services.errors import Invalid, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 

@@ -7,8 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ds01_core.gpu.base import GpuProviderError
-from ds01_core.model import Allocation, Gpu, GpuProcess, GpuSlot
+from ds01_core.domain.gpu.base import GpuProviderError
+from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
 from ds01_core.services.errors import Unavailable
 from ds01_core.services.operations import Operation, ServiceContext
 from ds01_core.services.privacy import OTHER_USER, allocation_view, shows_owner
@@ -64,7 +64,7 @@ def gpu_json(
 
 
 def _holders(ctx: ServiceContext) -> dict[str, Allocation]:
-    from ds01_core.allocation import Allocations
+    from ds01_core.domain.state.allocations import Allocations
 
     try:
         return {u: a for a in Allocations(ctx.runtime).live() for u in a.slot_uuids}
@@ -92,7 +92,7 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
 
 def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
     """The GPU wait queue in order; other users' tickets show as ``privacy`` allows."""
-    from ds01_core.gpu_queue import waiting
+    from ds01_core.domain.state.gpu_queue import waiting
 
     try:
         tickets = waiting(ctx.runtime.state.db)

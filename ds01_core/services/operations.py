@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ds01_core.domain.users import normalize_username
 from ds01_core.services.caller import Caller
 from ds01_core.services.errors import Forbidden, Invalid, NotFound
-from ds01_core.users import normalize_username
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 ParamType = Literal["str", "int", "float", "bool", "list"]
 Stream = Literal["bytes", "jsonl"]
@@ -186,7 +186,7 @@ def json_default(value: Any) -> Any:
 
 def never_as_word(data: Any) -> Any:
     """JSON has no infinity: a time limit of ``never`` is written as the word."""
-    from ds01_core.units import TimeLimit
+    from ds01_core.domain.units import TimeLimit
 
     if isinstance(data, TimeLimit) and data.is_never:
         return "never"

@@ -14,8 +14,8 @@ from ds01_core.services.operations import Operation, Param, ServiceContext
 def quota(ctx: ServiceContext, user: str | None = None) -> dict[str, Any]:
     """GPU-equivalents in use (per container) and left, the other limits, and every plugin's
     resource lines. ``user`` other than the caller: admins only."""
-    from ds01_core.allocation import Allocations
-    from ds01_core.user_limits import effective_limits
+    from ds01_core.domain.state.allocations import Allocations
+    from ds01_core.domain.user_limits import effective_limits
 
     name = ctx.target_user(user, "another user's quota")
     runtime = ctx.runtime

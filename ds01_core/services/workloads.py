@@ -5,20 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ds01_core.detection.inventory import read_snapshot, workload_json
-from ds01_core.model import Workload
+from ds01_core.cycle.detection.inventory import read_snapshot, workload_json
+from ds01_core.domain.model import Workload
+from ds01_core.domain.users import normalize_username
 from ds01_core.services.errors import Invalid, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_core.services.privacy import workload_view
-from ds01_core.users import normalize_username
 
 ORIGINS = ("ds01", "devcontainer", "compose", "docker", "host", "unknown")
 
 
 def _live(ctx: ServiceContext) -> tuple[list[Workload], list[str]]:
     """Detect now, in one look (GPU processes are reported at first sight, with no history)."""
-    from ds01_core.detection.host_processes import ProcessDetector
-    from ds01_core.pipeline import detect
+    from ds01_core.cycle.detection.host_processes import ProcessDetector
+    from ds01_core.cycle.pipeline import detect
 
     runtime = ctx.runtime
     # the key is the built-in gpu-process-detector plugin's

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ds01_core.plugins import EntryPointSource
+from ds01_core.framework.manager import EntryPointSource
 
 DISTS = Path(__file__).resolve().parent.parent / "fixtures" / "dists"
 

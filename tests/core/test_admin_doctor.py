@@ -18,11 +18,11 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-from ds01_core import doctor
-from ds01_core.bare_metal import grant
-from ds01_core.cli import cli
-from ds01_core.config import GatewayConfig
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.config import GatewayConfig
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.services import doctor
+from ds01_core.services.bare_metal_grants import grant
+from ds01_core.transports.cli import cli
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 

@@ -8,12 +8,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.config import build_config
-from ds01_core.hookspecs import hookimpl
-from ds01_core.plugins import make_plugin_host
-from ds01_core.runtime import Runtime
-from ds01_core.users import UnknownUserError, require_known_user
+from ds01_core.domain.config import build_config
+from ds01_core.domain.users import UnknownUserError, require_known_user
+from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.manager import make_plugin_host
+from ds01_core.framework.runtime import Runtime
+from ds01_core.transports.cli import cli
 
 NOBODY = "nosuchuser-ds01x"
 

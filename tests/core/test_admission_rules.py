@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from ds01_core.config import ConfigError, build_config
-from ds01_core.detection.containers import GpuAccess, gpu_managed
+from ds01_core.domain.config import ConfigError, build_config
+from ds01_core.domain.container_facts import GpuAccess, gpu_managed
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ds01_core.allocation import AllocationRefused, Allocations
-from ds01_core.model import GpuRequest
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.model import GpuRequest
+from ds01_core.domain.state.allocations import AllocationRefused, Allocations
+from ds01_core.framework.runtime import load_runtime
 
 USERS = ("ann", "ben", "cat", "dan")
 QUOTA = 1.5

@@ -22,7 +22,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ds01_core.bare_metal import (
+from ds01_core.builtin.bare_metal_watch import SEEN_KIND, ProcessRef, stop_processes, watch
+from ds01_core.cycle.detection.procfs import read_proc
+from ds01_core.cycle.pipeline import run_cycle
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.domain.model import Workload
+from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_core.services.bare_metal_grants import (
     BareMetalError,
     UnixGroups,
     expire,
@@ -30,13 +36,7 @@ from ds01_core.bare_metal import (
     list_grants,
     revoke,
 )
-from ds01_core.builtin.bare_metal import SEEN_KIND, ProcessRef, stop_processes, watch
-from ds01_core.cli import cli
-from ds01_core.detection.procfs import read_proc
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.model import Workload
-from ds01_core.pipeline import run_cycle
-from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.transports.cli import cli
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 

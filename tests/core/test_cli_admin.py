@@ -7,11 +7,11 @@ import json
 
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.events import EventLog
-from ds01_core.limits import resolve_limits
-from ds01_core.overrides import active_overrides
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.limits import resolve_limits
+from ds01_core.domain.state.overrides import active_overrides
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 
 
 def run(config, *args):

@@ -10,9 +10,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.events import EventLog
-from ds01_core.model import Event
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.model import Event
+from ds01_core.transports.cli import cli
 
 
 def _setup(tmp_config):

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ds01_core.cli import CliState, cli
-from ds01_core.cli.gpu_cmd import gpu
+from ds01_core.transports.cli import CliState, cli
+from ds01_core.transports.cli.gpu_cmd import gpu
 from tests.helpers.fake_pynvml import a30_fake
 
 GIB = 1024**3

@@ -7,7 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
+from ds01_core.transports.cli import cli
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="simulates sudo: needs root")
 

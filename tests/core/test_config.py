@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ds01_core.config import ConfigError, build_config, load_config, unstructure
-from ds01_core.units import ByteSize, Duration
+from ds01_core.domain.config import ConfigError, build_config, load_config, unstructure
+from ds01_core.domain.units import ByteSize, Duration
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ds01.yaml"
@@ -279,7 +279,7 @@ def test_example_config_is_valid_and_complete():
 
 
 def test_every_config_key_is_documented():
-    from ds01_core import config as cfg
+    from ds01_core.domain import config as cfg
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
     classes = [

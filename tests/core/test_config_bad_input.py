@@ -17,9 +17,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ds01_core import config as cfg
-from ds01_core.cli import cli
-from ds01_core.config_checks import AbsPath
+from ds01_core.domain import config as cfg
+from ds01_core.domain.config_checks import AbsPath
+from ds01_core.transports.cli import cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ds01.yaml"
 
@@ -190,7 +190,7 @@ def test_every_path_field_is_typed_absolute():
 
 
 def test_override_values_on_the_command_line_are_checked_the_same_way():
-    from ds01_core.overrides import OverrideError, parse_assignment
+    from ds01_core.domain.state.overrides import OverrideError, parse_assignment
 
     for text, expected in (
         ("gpu_idle_threshold=.nan", "expected a finite number"),

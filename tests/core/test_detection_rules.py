@@ -7,15 +7,19 @@ import pwd
 
 import pytest
 
-from ds01_core.detection.containers import (
+from ds01_core.cycle.detection.procfs import (
+    container_id_from_cgroup,
+    read_proc,
+    real_uid_from_status,
+)
+from ds01_core.domain.container_facts import (
     classify_origin,
     gpu_access,
     home_user_of,
     resolve_gpu_ids,
     resolve_owner,
 )
-from ds01_core.detection.procfs import container_id_from_cgroup, read_proc, real_uid_from_status
-from ds01_core.gpu.simulated import SimulatedProvider
+from ds01_core.domain.gpu.simulated import SimulatedProvider
 
 CID = "4f1c" + "ab" * 30
 

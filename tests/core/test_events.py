@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from ds01_core.events import EventLog, matcher, parse_time
-from ds01_core.model import Event
+from ds01_core.domain.audit_log import EventLog, matcher, parse_time
+from ds01_core.domain.model import Event
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -162,7 +162,7 @@ def test_corrupt_lines_warn_through_logging_by_default(tmp_path, caplog):
     with open(path, "ab") as handle:
         handle.write(b"{torn\n")
     log.append(Event("test.last"))
-    with caplog.at_level("WARNING", logger="ds01_core.events"):
+    with caplog.at_level("WARNING", logger="ds01_core.domain.audit_log"):
         records = log.query()
     assert [r["event_type"] for r in records] == ["test.first", "test.last"]
     assert [r.getMessage() for r in caplog.records] == [f"{path}:2: not JSON, skipped"]

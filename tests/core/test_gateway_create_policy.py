@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ds01_core.gateway.create_policy import CreateRules, Lookups, refusals
+from ds01_core.transports.gateway.create_policy import CreateRules, Lookups, refusals
 
 
 @pytest.fixture

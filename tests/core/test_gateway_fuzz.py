@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ds01_core.gateway.create_policy import CreateRules, refusals
-from ds01_core.gateway.routes import classify
-from ds01_core.gateway.server import Gateway, Identity
-from ds01_core.runtime import load_runtime
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.gateway.create_policy import CreateRules, refusals
+from ds01_core.transports.gateway.routes import classify
+from ds01_core.transports.gateway.server import Gateway, Identity
 from tests.helpers.config import write_config
 
 OWNERS = {"a" * 64: "alice", "b" * 64: "bob"}

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from ds01_core.gateway.http import Head, HttpError, Stream, parse_head
-from ds01_core.gateway.routes import api_version, classify
-from ds01_core.gateway.server import Gateway, Identity, json_array_filter
-from ds01_core.runtime import load_runtime
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.gateway.http import Head, HttpError, Stream, parse_head
+from ds01_core.transports.gateway.routes import api_version, classify
+from ds01_core.transports.gateway.server import Gateway, Identity, json_array_filter
 from tests.helpers.config import write_config
 
 

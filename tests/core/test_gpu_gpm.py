@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from ds01_core.gpu.simulated import SimulatedProvider
+from ds01_core.domain.gpu.simulated import SimulatedProvider
 
 
 def host(tmp_path, gpm: bool):
@@ -58,10 +58,10 @@ def test_without_gpm_every_mig_slot_is_unknown(tmp_path):
 
 
 def test_the_lifecycle_prefers_gpm_over_process_presence(tmp_path, tmp_config):
-    from ds01_core.activity import gpu_active
-    from ds01_core.lifecycle import LifecycleStep
-    from ds01_core.model import GpuProcess
-    from ds01_core.runtime import load_runtime
+    from ds01_core.cycle.activity import gpu_active
+    from ds01_core.cycle.lifecycle import LifecycleStep
+    from ds01_core.domain.model import GpuProcess
+    from ds01_core.framework.runtime import load_runtime
 
     config = tmp_config({"gpu": {"simulated": {"topology": str(host(tmp_path, gpm=True))}}})
     runtime = load_runtime(str(config))

@@ -8,11 +8,11 @@ import sys
 import pynvml
 import pytest
 
-from ds01_core.config import GpuConfig
-from ds01_core.gpu import GpuProviderError, open_provider
-from ds01_core.gpu.nvml import NvmlProvider, composed_profile, profile_from_name
-from ds01_core.gpu.simnvml import SimHandle
-from ds01_core.gpu.simulated import load_topology
+from ds01_core.domain.config import GpuConfig
+from ds01_core.domain.gpu import GpuProviderError, open_provider
+from ds01_core.domain.gpu.nvml import NvmlProvider, composed_profile, profile_from_name
+from ds01_core.domain.gpu.simnvml import SimHandle
+from ds01_core.domain.gpu.simulated import load_topology
 from tests.helpers.fake_pynvml import FakeNvml, a30_fake
 
 MIB = 1024**2
@@ -159,7 +159,7 @@ def test_a_lost_gpu_is_left_out_and_logged_once(
     fake: FakeNvml, provider: NvmlProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.fail("*", pynvml.NVMLError_GpuIsLost, gpu=3)
-    with caplog.at_level(logging.DEBUG, logger="ds01_core.gpu.nvml"):
+    with caplog.at_level(logging.DEBUG, logger="ds01_core.domain.gpu.nvml"):
         assert [g.index for g in provider.gpus()] == [0, 1, 2, 4, 5, 6, 7]
         assert 4200004 not in {p.pid for p in provider.processes()}
         assert [s.slot_id for s in provider.slots()][:3] == ["0", "1", "2"]
@@ -169,7 +169,7 @@ def test_a_lost_gpu_is_left_out_and_logged_once(
 
     fake.heal()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="ds01_core.gpu.nvml"):
+    with caplog.at_level(logging.INFO, logger="ds01_core.domain.gpu.nvml"):
         assert [g.index for g in provider.gpus()] == list(range(8))
     assert "GPU 3 is readable again" in caplog.text
 
@@ -227,7 +227,7 @@ def test_without_profile_info_mig_weights_use_the_slices_in_use(
 ) -> None:
     fake = a30_fake()
     fake.fail("nvmlDeviceGetGpuInstanceProfileInfo", pynvml.NVMLError_NoPermission)
-    with caplog.at_level(logging.WARNING, logger="ds01_core.gpu.nvml"):
+    with caplog.at_level(logging.WARNING, logger="ds01_core.domain.gpu.nvml"):
         gpus = NvmlProvider(fake).gpus()
     assert gpus[0].total_slices == 1  # no MIG information: a whole GPU is one slice
     assert gpus[1].total_slices == 4  # 2 + 1 + 1 in use

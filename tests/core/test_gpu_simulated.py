@@ -11,11 +11,11 @@ import pynvml
 import pytest
 import yaml
 
-from ds01_core.config import GpuConfig, SimulatedGpuConfig
-from ds01_core.gpu import open_provider
-from ds01_core.gpu.nvml import NvmlProvider
-from ds01_core.gpu.simnvml import SimHandle, SimulatedNvml
-from ds01_core.gpu.simulated import (
+from ds01_core.domain.config import GpuConfig, SimulatedGpuConfig
+from ds01_core.domain.gpu import open_provider
+from ds01_core.domain.gpu.nvml import NvmlProvider
+from ds01_core.domain.gpu.simnvml import SimHandle, SimulatedNvml
+from ds01_core.domain.gpu.simulated import (
     SimulatedProvider,
     SimulatedTopologyError,
     build_host,

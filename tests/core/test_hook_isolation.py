@@ -1,6 +1,6 @@
 """One plugin raising never costs another plugin's results: every hook that is not firstresult.
 
-The hooks are read from pluggy (the spec options of ``ds01_core.hookspecs``), so a hook added
+The hooks are read from pluggy (the spec options of ``ds01_core.framework.hookspecs``), so a hook added
 later is covered automatically: it fails here until the ``Hooks`` facade isolates it and the
 table below says how to call it and what its result looks like.
 """
@@ -18,13 +18,9 @@ import click
 import pluggy
 import pytest
 
-from ds01_core import hookspecs
-from ds01_core.allocation import Allocations
-from ds01_core.config import build_config
-from ds01_core.hooks import PLUGIN_FAILED, HookFailure
-from ds01_core.hookspecs import PROJECT, hookimpl
-from ds01_core.limits import resolve_limits
-from ds01_core.model import (
+from ds01_core.domain.config import build_config
+from ds01_core.domain.limits import resolve_limits
+from ds01_core.domain.model import (
     Action,
     ContainerSpec,
     DeliveryResult,
@@ -35,8 +31,12 @@ from ds01_core.model import (
     Refusal,
     Workload,
 )
-from ds01_core.plugins import PluginHost, make_plugin_host
-from ds01_core.runtime import Runtime
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework import hookspecs
+from ds01_core.framework.hooks import PLUGIN_FAILED, HookFailure
+from ds01_core.framework.hookspecs import PROJECT, hookimpl
+from ds01_core.framework.manager import PluginHost, make_plugin_host
+from ds01_core.framework.runtime import Runtime
 from ds01_core.services.operations import Operation
 
 
@@ -227,7 +227,7 @@ def test_a_raising_plugin_costs_only_its_own_answer(hook, runtime, caplog):
     assert case is not None, (
         f"hook {hook!r} is not firstresult but has no entry in CASES of {__file__}: add one "
         "(what a second plugin answers and how that shows in the outcome), and make sure "
-        "ds01_core.hooks.Hooks calls it one plugin at a time"
+        "ds01_core.framework.hooks.Hooks calls it one plugin at a time"
     )
     values = arguments(runtime)
     missing = [name for name in argnames(hook) if name not in values]
@@ -251,8 +251,10 @@ def test_a_raising_plugin_costs_only_its_own_answer(hook, runtime, caplog):
         load_entry_points=False,
     )
     method = getattr(host.hooks, hook, None)
-    assert method is not None, f"ds01_core.hooks.Hooks has no method for the hook {hook!r}"
-    with caplog.at_level(logging.ERROR, logger="ds01_core.hooks"):
+    assert method is not None, (
+        f"ds01_core.framework.hooks.Hooks has no method for the hook {hook!r}"
+    )
+    with caplog.at_level(logging.ERROR, logger="ds01_core.framework.hooks"):
         try:
             outcome = method(**args)
         except RuntimeError as exc:
@@ -277,11 +279,11 @@ def test_nothing_calls_pluggy_around_the_facade():
         f"{path.relative_to(root)}:{number}"
         for folder in ("ds01_core", "plugins")
         for path in sorted((root / folder).rglob("*.py"))
-        if path.name != "hooks.py" or path.parent.name != "ds01_core"
+        if path.name != "hooks.py" or path.parent.name != "framework"
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if pattern.search(line) and not line.lstrip().startswith(("#", "The core never"))
     ]
-    assert offenders == [], "call hooks through ds01_core.hooks.Hooks, not pm.hook"
+    assert offenders == [], "call hooks through ds01_core.framework.hooks.Hooks, not pm.hook"
 
 
 def test_every_isolated_hook_says_what_a_failure_means():
@@ -314,7 +316,7 @@ def test_a_wrapper_on_an_isolated_hook_is_refused_at_load():
 
 
 def test_a_required_plugin_that_fails_to_configure_stops_start_up(runtime):
-    from ds01_core.plugins import PluginStartupError
+    from ds01_core.framework.manager import PluginStartupError
 
     class Broken:
         @hookimpl
@@ -331,7 +333,7 @@ def test_a_required_plugin_that_fails_to_configure_stops_start_up(runtime):
 
 
 def test_a_raising_notifier_is_a_failed_delivery_and_the_others_still_deliver(runtime):
-    from ds01_core.pipeline import tell_user
+    from ds01_core.cycle.pipeline import tell_user
 
     class Broken:
         @hookimpl(tryfirst=True)
@@ -372,8 +374,8 @@ def test_a_raising_reconciler_does_not_lose_another_reconcilers_releases(
     """The reported case, through the daemon's own cycle: a reconciler that runs before the
     built-in ``gpu-allocations`` raises; the allocation of a container that is gone is still
     released, and the failure is in the cycle's errors and in the audit log."""
-    import ds01_core.daemon as daemon_module
-    from ds01_core.runtime import load_runtime
+    import ds01_core.cycle.daemon as daemon_module
+    from ds01_core.framework.runtime import load_runtime
 
     class Broken:
         @hookimpl

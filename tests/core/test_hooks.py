@@ -15,11 +15,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ds01_core import hookspecs
-from ds01_core.config import build_config
-from ds01_core.hookspecs import hookimpl
-from ds01_core.limits import resolve_limits
-from ds01_core.model import (
+from ds01_core.cycle.pipeline import detect, run_cycle, tell_user
+from ds01_core.domain.config import build_config
+from ds01_core.domain.limits import resolve_limits
+from ds01_core.domain.model import (
     AllocationDecision,
     ContainerSpec,
     DeliveryResult,
@@ -30,9 +29,10 @@ from ds01_core.model import (
     Refusal,
     Workload,
 )
-from ds01_core.pipeline import detect, run_cycle, tell_user
-from ds01_core.plugins import make_plugin_host
-from ds01_core.runtime import Runtime
+from ds01_core.framework import hookspecs
+from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.manager import make_plugin_host
+from ds01_core.framework.runtime import Runtime
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_hook_configure(make_runtime):
 
 
 def test_hook_add_cli_commands():
-    from ds01_core.cli import Ds01Group
+    from ds01_core.transports.cli import Ds01Group
 
     root = Ds01Group("root")
 
@@ -402,7 +402,7 @@ def test_cycle_survives_a_broken_plugin(make_runtime):
 
 
 def test_hook_user_group(make_runtime):
-    from ds01_core.user_limits import effective_limits
+    from ds01_core.domain.user_limits import effective_limits
 
     class Directory:
         @hookimpl
@@ -456,8 +456,8 @@ def test_hook_explain_user_group(make_runtime, tmp_path):
 
 
 def test_hook_quota_usage(make_runtime):
-    from ds01_core.model import QuotaLine
-    from ds01_core.user_limits import effective_limits
+    from ds01_core.domain.model import QuotaLine
+    from ds01_core.domain.user_limits import effective_limits
 
     class Memory:
         @hookimpl

@@ -7,9 +7,9 @@ import json
 
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.detection.inventory import diff_events, read_snapshot, write_snapshot
-from ds01_core.model import Workload
+from ds01_core.cycle.detection.inventory import diff_events, read_snapshot, write_snapshot
+from ds01_core.domain.model import Workload
+from ds01_core.transports.cli import cli
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 

@@ -13,14 +13,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ds01_core.allocation import Allocations
-from ds01_core.cli import cli
-from ds01_core.config import ORIGINS, ConfigError, build_config
-from ds01_core.detection.containers import classify_origin
-from ds01_core.lifecycle_policy import high_demand_factor, policy_for, resolve_policy
-from ds01_core.limits import resolve_limits
-from ds01_core.model import GpuRequest, Workload
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.config import ORIGINS, ConfigError, build_config
+from ds01_core.domain.container_facts import classify_origin
+from ds01_core.domain.limits import resolve_limits
+from ds01_core.domain.model import GpuRequest, Workload
+from ds01_core.domain.policy import high_demand_factor, policy_for, resolve_policy
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ds01.yaml"
@@ -293,7 +293,7 @@ def effect(data: dict) -> Any:
         config = build_config(data, now=NOW, ignore_sections=PLUGIN_SECTIONS)
     except ConfigError:
         return None
-    from ds01_core.config import unstructure
+    from ds01_core.domain.config import unstructure
 
     limits = config.limits
     users = {"somebody-else", *limits.users, *(o.user for o in limits.overrides)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ds01_core.config import LimitSet, build_config
-from ds01_core.limits import OverrideRecord, resolve_limits
-from ds01_core.units import ByteSize
+from ds01_core.domain.config import LimitSet, build_config
+from ds01_core.domain.limits import OverrideRecord, resolve_limits
+from ds01_core.domain.units import ByteSize
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 

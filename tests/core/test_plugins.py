@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from ds01_core.hookspecs import hookimpl
-from ds01_core.plugins import BUILTIN_PLUGINS, PluginStartupError, make_plugin_host
-from ds01_core.runtime import load_runtime
+from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.manager import BUILTIN_PLUGINS, PluginStartupError, make_plugin_host
+from ds01_core.framework.runtime import load_runtime
 
 
 def test_installed_plugin_is_found_with_distribution_version_and_hooks(use_dists):
@@ -122,7 +122,7 @@ def test_admin_order_decides_call_order(order, expected):
 def test_plugin_config_section_is_typed_and_validated_with_its_path(use_dists, tmp_path):
     cfg = tmp_path / "ds01.yaml"
     cfg.write_text("plugins:\n  sample:\n    threshold: high\n    colour: red\n")
-    from ds01_core.config import ConfigError
+    from ds01_core.domain.config import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_runtime(str(cfg), entry_points=use_dists("ds01-sample-plugin"))
@@ -149,7 +149,7 @@ def _cli(args, dists, env_extra=None, installed=None):
     env["PYTHONPATH"] = os.pathsep.join(str(installed[d]) for d in dists)
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-c", "from ds01_core.cli import main; main()", *args],
+        [sys.executable, "-c", "from ds01_core.transports.cli import main; main()", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ds01_core.hookspecs import hookimpl
-from ds01_core.runtime import load_runtime
+from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.runtime import load_runtime
 from ds01_core.services.caller import Caller
 from ds01_core.services.errors import Forbidden, Invalid, NotFound
 from ds01_core.services.operations import (

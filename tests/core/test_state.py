@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from ds01_core.state import MIGRATIONS, StateStore
+from ds01_core.domain.state.store import MIGRATIONS, StateStore
 
 
 def test_new_store_is_migrated_and_in_wal_mode(tmp_path):

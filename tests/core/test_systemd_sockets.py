@@ -2,7 +2,7 @@
 
 Each case starts a child through ``bash`` (dash cannot name fds above 9), which moves the listening socket to fd 3 and sets
 ``LISTEN_PID=$$`` before ``exec``-ing Python (``exec`` keeps the pid), so the child sees exactly
-what systemd would hand it. The child reports what ``ds01_core.systemd_sockets`` found as JSON.
+what systemd would hand it. The child reports what ``ds01_core.transports.systemd_sockets`` found as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.conftest import in_ci
 CHILD = textwrap.dedent(
     """
     import json, os, socket, sys
-    from ds01_core import systemd_sockets as sd
+    from ds01_core.transports import systemd_sockets as sd
 
     path = sys.argv[1]
     out = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ds01_core.config import Config
+from ds01_core.domain.config import Config
 from tests.conftest import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from ds01_core.gpu.simnvml import SimHandle, SimHost, SimulatedNvml
-from ds01_core.gpu.simulated import build_host
+from ds01_core.domain.gpu.simnvml import SimHandle, SimHost, SimulatedNvml
+from ds01_core.domain.gpu.simulated import build_host
 
 
 @attrs.define

@@ -29,7 +29,7 @@ COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 @contextmanager
 def running_gateway(config: Path) -> Iterator[str]:
     """Start ``ds01-gateway`` on a socket users can reach; yield the socket path."""
-    with running_server("ds01_core.gateway.main:main", config, "docker.sock") as sock:
+    with running_server("ds01_core.transports.gateway.main:main", config, "docker.sock") as sock:
         yield sock
 
 

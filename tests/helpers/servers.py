@@ -59,5 +59,5 @@ def running_server(
 @contextmanager
 def running_api(config: Path) -> Iterator[str]:
     """``ds01-api`` on a socket users can reach; yields the socket path."""
-    with running_server("ds01_core.api_socket.main:main", config, "api.sock") as sock:
+    with running_server("ds01_core.transports.api_socket.main:main", config, "api.sock") as sock:
         yield sock

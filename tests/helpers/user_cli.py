@@ -46,8 +46,8 @@ def build_user_cli() -> Path:
     bindir = root / "bin"
     bindir.mkdir()
     for name, target in (
-        ("ds01", "ds01_core.cli:main"),
-        ("ds01-api", "ds01_core.api_socket.main:main"),
+        ("ds01", "ds01_core.transports.cli:main"),
+        ("ds01-api", "ds01_core.transports.api_socket.main:main"),
     ):
         module, func = target.split(":")
         script = bindir / name

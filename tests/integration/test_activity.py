@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-from ds01_core.activity import activity, gpu_active, net_bytes, sample
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.model import GpuProcess
+from ds01_core.cycle.activity import activity, gpu_active, net_bytes, sample
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.domain.model import GpuProcess
 
 
 def main_pid(engine, container_id: str) -> int:

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from ds01_core.events import EventLog
-from ds01_core.model import Event
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.model import Event
 from tests.helpers.config import write_config
 from tests.helpers.gateway import http, json_of, raw_as, status_of
 from tests.helpers.servers import running_api

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.allocation import Allocations
-from ds01_core.cli import cli
-from ds01_core.events import EventLog
-from ds01_core.pipeline import run_cycle
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.pipeline import run_cycle
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 
 IMAGE = "ds01-test:busybox"
 
@@ -256,7 +256,7 @@ def test_wait_queue_is_served_when_a_slot_is_released(config, names, unix_users)
         [
             sys.executable,
             "-c",
-            "from ds01_core.cli import main; main()",
+            "from ds01_core.transports.cli import main; main()",
             "--config",
             str(config),
             "container",

@@ -7,8 +7,8 @@ import contextlib
 
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.config_checks import host_cpu_count
+from ds01_core.domain.config_checks import host_cpu_count
+from ds01_core.transports.cli import cli
 
 IMAGE = "ds01-test:busybox"
 

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.events import EventLog, event_time
+from ds01_core.domain.audit_log import EventLog, event_time
+from ds01_core.transports.cli import cli
 from tests.helpers.servers import running_api
 
-DAEMON = [sys.executable, "-c", "from ds01_core.daemon import main; main()"]
+DAEMON = [sys.executable, "-c", "from ds01_core.cycle.daemon import main; main()"]
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ class Running:
 def _as_user(user, args, conn, env) -> None:
     from click.testing import CliRunner
 
-    from ds01_core.cli import cli
+    from ds01_core.transports.cli import cli
 
     os.setgroups([])
     os.setgid(user.gid)

@@ -15,17 +15,17 @@ import pytest
 import yaml
 
 from ds01_core.builtin.gpu_process_detector import detector as process_detector
-from ds01_core.detection.procfs import read_proc
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.pipeline import detect
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.detection.procfs import read_proc
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.framework.runtime import load_runtime
 
 
 def ds01(*args: str, config: Path, user: str | None = None, check: bool = True):
     command = [
         sys.executable,
         "-c",
-        "from ds01_core.cli import main; main()",
+        "from ds01_core.transports.cli import main; main()",
         "--config",
         str(config),
         *args,

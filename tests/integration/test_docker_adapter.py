@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ds01_core.docker import DockerAdapter, DockerError, DockerNotFound
+from ds01_core.domain.docker_engine import DockerAdapter, DockerError, DockerNotFound
 
 MiB = 1024 * 1024
 

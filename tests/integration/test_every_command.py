@@ -118,7 +118,7 @@ def command_paths() -> list[str]:
 
 WALK = """
 import click
-from ds01_core.cli import _add_plugin_commands, cli
+from ds01_core.transports.cli import _add_plugin_commands, cli
 _add_plugin_commands([])
 def walk(cmd, path):
     if isinstance(cmd, click.Group):
@@ -171,7 +171,7 @@ class Session:
             [
                 sys.executable,
                 "-c",
-                "from ds01_core.cli import main; main()",
+                "from ds01_core.transports.cli import main; main()",
                 "--config",
                 str(self.config),
                 *args,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.allocation import Allocations
-from ds01_core.cli import cli
-from ds01_core.detection.inventory import diff_events
-from ds01_core.model import Event
-from ds01_core.pipeline import detect
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.detection.inventory import diff_events
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.model import Event
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 from tests.helpers.config import write_config
 from tests.helpers.gateway import docker, running_gateway
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ds01_core.allocation import Allocations
-from ds01_core.cli import cli
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.pipeline import detect, run_cycle
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.pipeline import detect, run_cycle
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 
 
 def run(config, *args):

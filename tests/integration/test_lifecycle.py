@@ -11,11 +11,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.events import EventLog
-from ds01_core.lifecycle import LifecycleStep, add_grant
-from ds01_core.pipeline import detect
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.lifecycle import LifecycleStep, add_grant
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.transports.cli import cli
 
 
 def make_config(tmp_config, cgroup_test_root):
@@ -182,9 +182,9 @@ def test_idle_gpu_container_is_stopped_and_its_gpu_released_per_hold(
 ):
     import yaml
 
-    from ds01_core.allocation import Allocations
-    from ds01_core.containers import ContainerService, CreateRequest
-    from ds01_core.pipeline import run_cycle
+    from ds01_core.cycle.pipeline import run_cycle
+    from ds01_core.domain.state.allocations import Allocations
+    from ds01_core.services.user_containers import ContainerService, CreateRequest
 
     config = make_config(tmp_config, cgroup_test_root)
     config_dir = config.parent

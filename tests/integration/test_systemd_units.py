@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from ds01_core.docker import docker_host
+from ds01_core.domain.docker_engine import docker_host
 from tests.conftest import in_ci, unavailable
 from tests.helpers.systemd_container import (
     ROOT,
@@ -108,7 +108,7 @@ def test_the_gateway_refuses_a_socket_that_is_not_the_configured_one(
     activate = socket_activate()
     passed = tmp_path / "systemd.sock"
     configured = tmp_path / "run" / "docker.sock"
-    gateway = [sys.executable, "-c", "from ds01_core.gateway.main import main; main()"]
+    gateway = [sys.executable, "-c", "from ds01_core.transports.gateway.main import main; main()"]
     gateway += ["--config", str(tmp_config())]
     process = subprocess.Popen(
         [activate, "-l", str(passed), *gateway, "--socket", str(configured)],
@@ -145,7 +145,7 @@ def test_the_gateway_serves_the_socket_it_is_passed_and_leaves_the_file_alone(
     config = tmp_config()
     sock = tmp_path / "run" / "docker.sock"
     log = tmp_path / "gateway.log"
-    gateway = [sys.executable, "-c", "from ds01_core.gateway.main import main; main()"]
+    gateway = [sys.executable, "-c", "from ds01_core.transports.gateway.main import main; main()"]
     gateway += ["--config", str(config), "--socket", str(sock)]
     with log.open("w") as out:
         process = subprocess.Popen(

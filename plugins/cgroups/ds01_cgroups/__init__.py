@@ -15,14 +15,21 @@ from typing import TYPE_CHECKING
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError
 from ds01_cgroups.enforcer import OUTSIDE_FLAG, PLUGIN, Enforcer, enforcer_for, install
-from ds01_core.hookspecs import hookimpl
-from ds01_core.model import Action, ContainerSpec, EffectiveLimits, QuotaLine, Refusal, Workload
-from ds01_core.user_limits import effective_limits
+from ds01_core.domain.model import (
+    Action,
+    ContainerSpec,
+    EffectiveLimits,
+    QuotaLine,
+    Refusal,
+    Workload,
+)
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
     from ds01_core.services.operations import Operation
 
 __all__ = ["OUTSIDE_FLAG", "CgroupsConfig", "Enforcer", "enforcer_for", "install"]

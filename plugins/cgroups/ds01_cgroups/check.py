@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ds01_cgroups.enforcer import UserCheck, enforcer_for
-from ds01_core.model import Workload
-from ds01_core.pipeline import detect, users_to_enforce
-from ds01_core.user_limits import effective_limits
-from ds01_core.users import normalize_username
+from ds01_core.cycle.pipeline import detect, users_to_enforce
+from ds01_core.domain.model import Workload
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.domain.users import normalize_username
 
 if TYPE_CHECKING:
-    from ds01_core.runtime import Runtime
+    from ds01_core.framework.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

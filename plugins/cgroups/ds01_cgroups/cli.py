@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import click
 
-from ds01_core.cli import CliState, pass_state
-from ds01_core.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli import CliState, pass_state
+from ds01_core.transports.cli.output import json_option, print_json, print_table
 
 
 @click.group("cgroups")

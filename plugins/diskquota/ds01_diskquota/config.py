@@ -6,7 +6,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.units import Duration
+from ds01_core.domain.units import Duration
 
 
 @attrs.define

@@ -16,8 +16,8 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.config_checks import AbsPath
-from ds01_core.units import Duration
+from ds01_core.domain.config_checks import AbsPath
+from ds01_core.domain.units import Duration
 
 Directory = Literal["openldap", "active_directory"]
 

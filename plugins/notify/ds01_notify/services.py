@@ -11,7 +11,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from ds01_core.model import Event, Notice
+from ds01_core.domain.model import Event, Notice
 from ds01_core.services.errors import Conflict, Invalid, NotFound, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_notify.config import CHANNELS, NotifyConfig
@@ -100,8 +100,8 @@ def _check_channel(ctx: ServiceContext, cfg: NotifyConfig, user: str, channel: s
 
 def _container_id(ctx: ServiceContext, user: str, name: str) -> str:
     """One of ``user``'s containers (never another's: the server writes into it as root)."""
-    from ds01_core.containers import ContainerError, ContainerService
-    from ds01_core.docker import DockerError
+    from ds01_core.domain.docker_engine import DockerError
+    from ds01_core.services.user_containers import ContainerError, ContainerService
 
     try:
         return ContainerService(ctx.runtime, user).find(name).id
@@ -121,7 +121,7 @@ def test(
 ) -> dict[str, Any]:
     """Send ``user`` (the caller; another user: admins only) a test notice, through
     ``channel`` or every channel they have on; one result per channel tried."""
-    from ds01_core.pipeline import tell_user
+    from ds01_core.cycle.pipeline import tell_user
 
     name = ctx.target_user(user, "test notices to another user")
     cfg = _config(ctx)

@@ -12,7 +12,7 @@ from cgroups_helpers import FakeDocker, Recorder, make_sysfs
 
 import ds01_cgroups
 from ds01_cgroups.enforcer import Enforcer, install
-from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.framework.runtime import Runtime, load_runtime
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError, HostCgroups, detect_host
-from ds01_core.config_checks import host_cpu_count
+from ds01_core.domain.config_checks import host_cpu_count
 
 
 def info(**facts: Any) -> Any:
@@ -55,7 +55,7 @@ def test_no_engine_with_everything_configured_works() -> None:
 
 def test_the_real_engine_if_any() -> None:
     """On this machine (when an engine answers): the facts the plugin will work with."""
-    from ds01_core.docker import DockerAdapter
+    from ds01_core.domain.docker_engine import DockerAdapter
 
     adapter = DockerAdapter.from_env()
     if not adapter.ping():

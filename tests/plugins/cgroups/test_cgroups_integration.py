@@ -26,11 +26,11 @@ import pytest
 
 import ds01_cgroups
 from ds01_cgroups.enforcer import enforcer_for
-from ds01_core.containers import ContainerError, ContainerService, CreateRequest
-from ds01_core.docker import DockerAdapter
-from ds01_core.model import ContainerSpec, Workload
-from ds01_core.runtime import Runtime, load_runtime
-from ds01_core.user_limits import effective_limits
+from ds01_core.domain.docker_engine import DockerAdapter
+from ds01_core.domain.model import ContainerSpec, Workload
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_core.services.user_containers import ContainerError, ContainerService, CreateRequest
 
 pytestmark = pytest.mark.integration
 

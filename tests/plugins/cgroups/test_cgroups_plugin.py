@@ -17,11 +17,11 @@ from click.testing import CliRunner
 
 import ds01_cgroups
 from ds01_cgroups.enforcer import OUTSIDE_FLAG
-from ds01_core.cli import CliState
-from ds01_core.config import ConfigError
-from ds01_core.model import Action, ContainerSpec, Refusal, Workload
-from ds01_core.runtime import Runtime
-from ds01_core.user_limits import effective_limits
+from ds01_core.domain.config import ConfigError
+from ds01_core.domain.model import Action, ContainerSpec, Refusal, Workload
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.framework.runtime import Runtime
+from ds01_core.transports.cli import CliState
 
 GiB = 1024**3
 MiB = 1024**2
@@ -285,7 +285,7 @@ def test_ds01_lists_the_admin_command() -> None:
         [
             sys.executable,
             "-c",
-            "from ds01_core.cli import main; main(['admin', 'cgroups', '--help'])",
+            "from ds01_core.transports.cli import main; main(['admin', 'cgroups', '--help'])",
         ],
         capture_output=True,
         text=True,

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.containers import ContainerService, CreateRequest
-from ds01_core.pipeline import run_cycle
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.pipeline import run_cycle
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.services.user_containers import ContainerService, CreateRequest
+from ds01_core.transports.cli import cli
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cli import cli
-from ds01_core.containers import ContainerError, ContainerService, CreateRequest
-from ds01_core.pipeline import run_cycle
-from ds01_core.runtime import load_runtime
+from ds01_core.cycle.pipeline import run_cycle
+from ds01_core.framework.runtime import load_runtime
+from ds01_core.services.user_containers import ContainerError, ContainerService, CreateRequest
+from ds01_core.transports.cli import cli
 from ds01_diskquota import fsquota
 from ds01_diskquota.measure import usage_by_uid
 

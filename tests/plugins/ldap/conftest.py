@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.plugins.ldap.slapd import (
     BASE_LDIF,
     GROUPS,

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ds01_ldap
-from ds01_core.events import EventLog
-from ds01_core.runtime import Runtime
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.framework.runtime import Runtime
 from ds01_ldap.store import read_memberships, read_pending
 from tests.plugins.ldap.slapd import GROUPS, Slapd, free_port, user_dn
 
@@ -22,8 +22,8 @@ RuntimeFactory = Callable[..., Runtime]
 
 def fresh_cli() -> click.Group:
     """A copy of the ``ds01`` root group (and of its ``admin`` group) to add plugin commands
-    to, so that a test never changes the process-wide ``ds01_core.cli.cli``."""
-    from ds01_core.cli import cli
+    to, so that a test never changes the process-wide ``ds01_core.transports.cli.cli``."""
+    from ds01_core.transports.cli import cli
 
     root = copy.copy(cli)
     root.commands = dict(cli.commands)
@@ -37,7 +37,7 @@ def fresh_cli() -> click.Group:
 
 @pytest.fixture(scope="module")
 def root() -> click.Group:
-    """``ds01`` with the plugin's commands added the way ``ds01_core.cli.main`` adds them."""
+    """``ds01`` with the plugin's commands added the way ``ds01_core.transports.cli.main`` adds them."""
     cli = fresh_cli()
     ds01_ldap.add_cli_commands(cli=cli)
     return cli
@@ -65,7 +65,7 @@ def test_commands_go_under_admin_or_stand_alone() -> None:
     assert isinstance(admin, click.Group)
     assert set(admin.commands["ldap"].commands) == {"sync", "show"}  # type: ignore[attr-defined]
     assert "ldap" not in with_admin.commands
-    from ds01_core.cli import cli
+    from ds01_core.transports.cli import cli
 
     assert "ldap" not in cli.commands["admin"].commands  # type: ignore[attr-defined]
     bare = click.Group("ds01")

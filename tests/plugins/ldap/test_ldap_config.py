@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ds01_core.config import ConfigError, build_config
-from ds01_core.units import Duration
+from ds01_core.domain.config import ConfigError, build_config
+from ds01_core.domain.units import Duration
 from ds01_ldap import LdapConfig, plugin_config_sections
 from ds01_ldap.config import advice
 

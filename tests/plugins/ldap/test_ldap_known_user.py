@@ -8,8 +8,8 @@ from collections.abc import Callable
 from click.testing import CliRunner
 
 import ds01_ldap
-from ds01_core.cli import cli
-from ds01_core.runtime import Runtime
+from ds01_core.framework.runtime import Runtime
+from ds01_core.transports.cli import cli
 from ds01_ldap import run_sync
 from tests.plugins.ldap.slapd import Slapd
 

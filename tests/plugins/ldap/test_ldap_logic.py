@@ -6,7 +6,7 @@ import datetime as dt
 
 import attrs
 
-from ds01_core.units import Duration
+from ds01_core.domain.units import Duration
 from ds01_ldap.config import GroupMapping, LdapConfig
 from ds01_ldap.query import (
     group_by_cn_filter,

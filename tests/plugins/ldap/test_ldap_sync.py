@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ds01_core.runtime import Runtime
-from ds01_core.user_limits import effective_limits
+from ds01_core.domain.user_limits import effective_limits
+from ds01_core.framework.runtime import Runtime
 from ds01_ldap import explain, explain_user_group, run_sync
 from ds01_ldap.store import read_memberships, read_pending, read_sync_state
 from tests.plugins.ldap.slapd import GROUPS, Slapd, free_port, user_dn

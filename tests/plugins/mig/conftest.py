@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ds01_core.gpu.simulated import SimulatedProvider
-from ds01_core.model import Allocation, EffectiveLimits, GpuSlot, LimitValue
+from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.domain.model import Allocation, EffectiveLimits, GpuSlot, LimitValue
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

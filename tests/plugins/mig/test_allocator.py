@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ds01_core.model import AllocationDecision, GpuRequest, GpuSlot
+from ds01_core.domain.model import AllocationDecision, GpuRequest, GpuSlot
 from ds01_mig import decide, fmt_ge
 from ds01_mig.config import MigConfig
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import ds01_mig
-from ds01_core.allocation import AllocationRefused, Allocations
-from ds01_core.config import ConfigError, build_config
-from ds01_core.model import GpuRequest
-from ds01_core.plugins import EntryPointSource, PluginHost, make_plugin_host
-from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.domain.config import ConfigError, build_config
+from ds01_core.domain.model import GpuRequest
+from ds01_core.domain.state.allocations import AllocationRefused, Allocations
+from ds01_core.framework.manager import EntryPointSource, PluginHost, make_plugin_host
+from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_mig.config import MigConfig
 
 PLUGIN_DIR = Path(__file__).resolve().parents[3] / "plugins" / "mig"  # the source, not the install

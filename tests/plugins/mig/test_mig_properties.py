@@ -12,7 +12,13 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from ds01_core.model import Allocation, AllocationDecision, EffectiveLimits, GpuRequest, LimitValue
+from ds01_core.domain.model import (
+    Allocation,
+    AllocationDecision,
+    EffectiveLimits,
+    GpuRequest,
+    LimitValue,
+)
 from ds01_mig import decide
 from ds01_mig.config import MigConfig
 

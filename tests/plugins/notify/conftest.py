@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import ds01_notify
-from ds01_core.runtime import Runtime, load_runtime
+from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_notify.utmp import USER_PROCESS, UtmpEntry, write_utmp
 from tests.plugins.notify.notify_servers import (
     Pty,

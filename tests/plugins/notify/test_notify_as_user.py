@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ds01_core.events import EventLog
-from ds01_core.runtime import load_runtime
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.framework.runtime import load_runtime
 from ds01_notify import chosen_channels
 from tests.helpers.servers import running_api
 from tests.helpers.user_cli import run_as

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ds01_notify
-from ds01_core.events import EventLog
-from ds01_core.runtime import Runtime
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller
 from ds01_core.services.errors import Forbidden
 from ds01_core.services.operations import ServiceContext, call
@@ -21,8 +21,8 @@ from tests.plugins.notify.conftest import quiet_section
 
 
 def fresh_cli() -> click.Group:
-    """A copy of the ``ds01`` root group, so a test never changes ``ds01_core.cli.cli``."""
-    from ds01_core.cli import cli
+    """A copy of the ``ds01`` root group, so a test never changes ``ds01_core.transports.cli.cli``."""
+    from ds01_core.transports.cli import cli
 
     root = copy.copy(cli)
     root.commands = dict(cli.commands)

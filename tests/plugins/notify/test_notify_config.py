@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import ds01_notify
-from ds01_core.config import ConfigError, build_config
-from ds01_core.plugins import EntryPointSource, make_plugin_host
-from ds01_core.units import Duration
+from ds01_core.domain.config import ConfigError, build_config
+from ds01_core.domain.units import Duration
+from ds01_core.framework.manager import EntryPointSource, make_plugin_host
 from ds01_notify.config import NotifyConfig, RateLimitConfig, bad_address, check_pattern
 
 PLUGIN_DIR = Path(__file__).resolve().parents[3] / "plugins" / "notify"

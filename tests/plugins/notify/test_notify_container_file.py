@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from ds01_core.docker import DockerAdapter
-from ds01_core.model import DeliveryResult, Notice
+from ds01_core.domain.docker_engine import DockerAdapter
+from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify.config import ContainerFileConfig
 from ds01_notify.container_file import ContainerFileChannel, trim
 

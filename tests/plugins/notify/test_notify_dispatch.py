@@ -8,9 +8,9 @@ import time
 import attrs
 import pytest
 
-from ds01_core.events import EventLog
-from ds01_core.model import DeliveryResult, Notice
-from ds01_core.pipeline import tell_user
+from ds01_core.cycle.pipeline import tell_user
+from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify import deliver
 from ds01_notify.dispatch import GRACE_SECONDS, run_channels
 from tests.plugins.notify.conftest import quiet_section

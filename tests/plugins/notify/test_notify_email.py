@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ds01_core.model import DeliveryResult, Notice
+from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify.address import add_resolver, resolve_address
 from ds01_notify.config import EmailConfig
 from ds01_notify.email import EmailChannel

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ds01_core.model import Notice
+from ds01_core.domain.model import Notice
 from ds01_notify import PrefsError, change_prefs, chosen_channels, deliver
 from ds01_notify.prefs import describe
 from tests.plugins.notify.conftest import quiet_section

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ds01_core.model import Notice
+from ds01_core.domain.model import Notice
 from ds01_notify import deliver
 from tests.plugins.notify.conftest import quiet_section
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ds01_core.model import DeliveryResult, Notice
+from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify.config import TerminalConfig
 from ds01_notify.terminal import TerminalChannel
 from tests.plugins.notify.notify_servers import iter_lines

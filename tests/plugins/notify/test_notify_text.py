@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ds01_core.model import Notice
+from ds01_core.domain.model import Notice
 from ds01_notify.text import clean, one_line, title
 from ds01_notify.utmp import (
     DEAD_PROCESS,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ds01_core.model import DeliveryResult, Notice
+from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify.config import WebhookConfig
 from ds01_notify.webhook import USER_AGENT, WebhookChannel
 

@@ -1,0 +1,1 @@
+"""The plugin framework: hook specifications, the plugin manager, typed hook calls, the runtime."""
