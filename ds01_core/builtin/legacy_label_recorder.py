@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
-    events = []
+    events: list[Event] = []
     now = runtime.now()
     legacy = [
         w

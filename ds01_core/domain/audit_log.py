@@ -20,6 +20,7 @@ import collections
 import datetime as dt
 import glob
 import gzip
+import io
 import json
 import logging
 import os
@@ -141,10 +142,10 @@ class EventLog:
         rotated.sort(key=lambda p: _rotation_key(p, base))
         return [*rotated, *([self.path] if self.path.exists() else [])]
 
-    def _open_all(self) -> list[tuple[Path, IO[bytes]]]:
+    def _open_all(self) -> list[tuple[Path, io.BufferedIOBase]]:
         """Every file opened before any is read: a rotation while we read then renames files
         under open descriptors instead of making us read one twice or skip one."""
-        handles: list[tuple[Path, IO[bytes]]] = []
+        handles: list[tuple[Path, io.BufferedIOBase]] = []
         for path in self.files():
             try:
                 handle = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
@@ -160,7 +161,9 @@ class DockerAdapter:
                     self._api = docker.APIClient(
                         base_url=self.base_url,
                         version=self._version,
-                        timeout=self._timeout,
+                        # the SDK hands the timeout to requests, which takes float seconds;
+                        # types-docker narrows it to int
+                        timeout=self._timeout,  # type: ignore[arg-type]
                         tls=self._tls,
                     )
             return self._api
@@ -316,7 +319,9 @@ class DockerAdapter:
         ``filters`` as the engine takes them (``{"type": ["container"], "container": [id]}``).
         """
         with self._errors("read docker events"):
-            stream = self.api.events(
+            # the engine takes since/until as "seconds.nanos" strings, which the SDK passes
+            # through; types-docker allows only datetime | int there (and a literal decode)
+            stream = self.api.events(  # type: ignore[call-overload]
                 since=_timestamp(since),
                 until=_timestamp(until),
                 filters=dict(filters) if filters else None,

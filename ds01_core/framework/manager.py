@@ -277,8 +277,8 @@ def make_plugin_host(
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         culprit = exc.plugin
-        record = next((r for r in records if r.plugin is culprit), None)
-        label = record.name if record else repr(culprit)
+        owner = next((r for r in records if r.plugin is culprit), None)
+        label = owner.name if owner else repr(culprit)
         raise PluginStartupError(
             f"plugin {label!r} implements a hook that does not exist: {exc}. "
             "Check the spelling against ds01_core/framework/hookspecs.py or disable the plugin."
@@ -287,13 +287,13 @@ def make_plugin_host(
     problems = []
     by_name = {r.name: r for r in records}
     for name in required:
-        record = by_name.get(name)
-        if record is None:
+        found = by_name.get(name)
+        if found is None:
             problems.append(f"required plugin {name!r} is not installed (install its distribution)")
-        elif record.status == "failed":
+        elif found.status == "failed":
             problems.append(
-                f"required plugin {name!r} ({record.distribution} {record.version}) failed to "
-                f"load: {record.error}"
+                f"required plugin {name!r} ({found.distribution} {found.version}) failed to "
+                f"load: {found.error}"
             )
     if problems:
         raise PluginStartupError("; ".join(problems))

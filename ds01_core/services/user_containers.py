@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -225,7 +225,9 @@ class ContainerService:
 
     def logs(self, name: str, *, follow: bool = False, tail: str = "all") -> Iterator[bytes]:
         workload = self.find(name)
-        return self.docker.api.logs(workload.id, stream=True, follow=follow, tail=tail)
+        # the SDK takes a count as an int and silently turns any other string into "all"
+        lines: int | Literal["all"] = "all" if tail == "all" else int(tail)
+        return self.docker.api.logs(workload.id, stream=True, follow=follow, tail=lines)
 
     def exec(self, name: str, command: Sequence[str]) -> tuple[int, str]:
         workload = self.find(name)

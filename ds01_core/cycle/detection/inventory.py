@@ -108,7 +108,7 @@ def read_snapshot(path: Path) -> tuple[dt.datetime, list[Workload]]:
 
 
 def _details(workload: Workload, **extra: Any) -> dict[str, Any]:
-    details = {
+    details: dict[str, Any] = {
         "kind": workload.kind,
         "id": workload.id,
         "name": workload.name,

@@ -52,7 +52,7 @@ class ThreadedRuntime(Runtime):
         super().__init__(*args, **kwargs)
         self._local = threading.local()
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> StateStore:
         store = getattr(self._local, "state", None)
         if store is None:

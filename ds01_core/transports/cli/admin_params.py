@@ -7,6 +7,7 @@ service (``ds01_core.services.admin_limits``), whichever way the command reached
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import click
 
@@ -23,7 +24,9 @@ class DateParam(click.ParamType):
 
     name = "DATE"
 
-    def convert(self, value, param, ctx) -> dt.datetime:  # type: ignore[no-untyped-def]
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.datetime:
         try:
             moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:

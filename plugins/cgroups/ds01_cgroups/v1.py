@@ -233,7 +233,11 @@ class V1Cgroups:
         for name, child in present.items():
             if seen.get(name) == io:
                 continue
-            now = read(lambda file, child=child: child / file.split("/", 1)[1], [f for f, _ in io])
+
+            def in_child(file: str, child: Path = child) -> Path:
+                return child / file.split("/", 1)[1]
+
+            now = read(in_child, [f for f, _ in io])
             for key in io:
                 now.setdefault(key, DEFAULTS[key[0]])
             errors_before = len(result.errors)

@@ -167,7 +167,7 @@ def _allocate(ctx: _Context, exceeded: list[str]) -> AllocationDecision:
 
 def _limits_of_choice(ctx: _Context, chosen: list[GpuSlot]) -> list[str]:
     """Soft mode: the limits the chosen slots themselves exceed."""
-    found = []
+    found: list[str | None] = []
     if not ctx.full_allowed and any(s.kind == "gpu" for s in chosen):
         found.append(full_gpu_refusal(ctx.example()))
     weight = sum(s.weight for s in chosen)
