@@ -16,7 +16,7 @@ import attrs
 import yaml
 
 from ds01_core.domain.config import LIMIT_KEYS, LimitSet, converter, structure_section
-from ds01_core.domain.config_checks import limit_problem
+from ds01_core.domain.config.checks import limit_problem
 from ds01_core.domain.limits import OverrideRecord
 from ds01_core.domain.users import normalize_username
 
