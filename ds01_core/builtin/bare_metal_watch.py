@@ -36,7 +36,7 @@ import attrs
 
 from ds01_core.cycle.detection.procfs import PROC, read_proc
 from ds01_core.cycle.lifecycle import first_notice
-from ds01_core.domain.model import Event, Notice, Workload
+from ds01_core.domain.model import Event, Notice, Workload, utc_text
 from ds01_core.domain.users import unix_groups_of, username_for_uid
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.services.bare_metal_grants import expire, granted_users
@@ -289,7 +289,7 @@ def _reported(runtime: Runtime, s: _Sighting, command: str) -> Event:
             "command": command or s.workload.name,
             "gpu": s.gpus,
             "action": config.action,
-            "first_seen": s.first_seen.astimezone(dt.UTC).isoformat(),
+            "first_seen": utc_text(s.first_seen),
         },
     )
 

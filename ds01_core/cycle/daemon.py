@@ -28,6 +28,7 @@ from ds01_core.domain.docker_engine import DockerAdapter, DockerError
 from ds01_core.domain.model import Event, Workload
 from ds01_core.framework.manager import PluginStartupError
 from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_core.framework.startup import require_writable, starting
 
 log = logging.getLogger("ds01d")
 
@@ -269,14 +270,9 @@ def main(config_path: str | None, once: bool, no_plugins: bool, debug: bool) -> 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
+    with starting("ds01d"):
         daemon = Daemon(config_path, no_plugins=no_plugins)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    except PluginStartupError as exc:
-        click.echo(f"ds01d: cannot start: {exc}", err=True)
-        sys.exit(1)
+        require_writable(daemon.runtime.config)
     if once:
         report = daemon.cycle()
         daemon.runtime.close()

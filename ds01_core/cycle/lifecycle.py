@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ds01_core.cycle.activity import Activity, Counters, activity, gpu_active, sample
-from ds01_core.domain.model import Event, Notice, Workload
+from ds01_core.domain.model import Event, Notice, Workload, utc_text
 from ds01_core.domain.policy import Policy, high_demand_factor, policy_for
 from ds01_core.domain.user_limits import effective_limits
 
@@ -35,7 +35,7 @@ PROTECTED_LABEL = "ds01.protected"
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
+    return utc_text(moment)
 
 
 def add_grant(

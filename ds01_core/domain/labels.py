@@ -13,6 +13,8 @@ import json
 import sqlite3
 from collections.abc import Mapping
 
+from ds01_core.domain.model import utc_text
+
 LEGACY_PREFIX = "aime.mlc."
 PREFIX = "ds01."
 
@@ -73,7 +75,7 @@ def record(
             name,
             json.dumps(legacy, sort_keys=True),
             json.dumps(legacy_mapping(labels), sort_keys=True),
-            now.isoformat(),
+            utc_text(now),
         ),
     )
     return cursor.rowcount > 0

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import attrs
 
 from ds01_core.domain.config import BUILTIN_LIMITS, LIMIT_KEYS, Config, LimitSet
-from ds01_core.domain.model import EffectiveLimits, LimitValue
+from ds01_core.domain.model import EffectiveLimits, LimitValue, utc_text
 from ds01_core.domain.users import normalize_username
 
 
@@ -29,7 +29,7 @@ class OverrideRecord:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return utc_text(moment)
 
 
 def config_overrides(config: Config) -> list[OverrideRecord]:

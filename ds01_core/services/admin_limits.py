@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ds01_core.domain.model import Event
+from ds01_core.domain.model import Event, utc_text
 from ds01_core.domain.state.overrides import (
     OverrideError,
     add_overrides,
@@ -85,7 +85,7 @@ def override_set(
             "admin",
             {
                 "values": converter.unstructure(values),
-                "expires": until.isoformat(),
+                "expires": utc_text(until),
                 "reason": reason,
                 "approved_by": approver,
                 "by": ctx.caller.name,
@@ -208,7 +208,7 @@ def exempt_set(
             {
                 "target": target,
                 "kinds": kinds,
-                "expires": until.isoformat(),
+                "expires": utc_text(until),
                 "reason": reason,
                 "by": ctx.caller.name,
                 "ids": ids,

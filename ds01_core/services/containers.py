@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from ds01_core.domain.docker_engine import DockerError
+from ds01_core.domain.model import utc_text
 from ds01_core.services.errors import Conflict, Invalid, ServiceError, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_core.services.user_containers import (
@@ -212,7 +213,7 @@ def keepalive(
             {
                 "container": workload.name,
                 "container_id": workload.id,
-                "until": until.isoformat(),
+                "until": utc_text(until),
                 "grant": grant,
                 "by": ctx.caller.name,
             },

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ds01_core.domain.model import utc_text
 from ds01_core.domain.users import normalize_username
 from ds01_core.services.caller import Caller
 from ds01_core.services.errors import Forbidden, Invalid, NotFound
@@ -176,7 +177,7 @@ def bind_params(op: Operation, given: Mapping[str, Any]) -> dict[str, Any]:
 def json_default(value: Any) -> Any:
     """How ds01's own types appear in JSON: times in UTC with ``Z``, attrs classes as objects."""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return utc_text(value)
     if attrs.has(type(value)):
         return attrs.asdict(value)
     if isinstance(value, set | frozenset | tuple):

@@ -1,7 +1,7 @@
 """Running one of ds01's socket servers (``ds01-gateway``, ``ds01-api``) as a program.
 
-Both start the same way and must behave alike under systemd: a bad configuration exits 2 and a
-start-up failure 1, each with one line; the listening socket is systemd's when it passed one
+Both start the same way and must behave alike under systemd: a failure to start is one line and
+the exit code of its kind (:mod:`ds01_core.framework.startup`); the listening socket is systemd's when it passed one
 (socket activation), else bound here; SIGHUP re-reads the configuration on a thread of its own
 (a refused file is logged, and the last good one kept); SIGTERM and SIGINT stop accepting, let
 the requests being answered finish (at most :data:`DRAIN_SECONDS`), then exit. Under socket
@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, Protocol
-
-import click
+from typing import Any, Protocol
 
 from ds01_core.domain.config import ConfigError
 from ds01_core.framework.manager import PluginStartupError
 from ds01_core.framework.runtime import Runtime
+from ds01_core.framework.startup import EXIT_UNAVAILABLE, StartupError, starting
 from ds01_core.transports.systemd_sockets import SocketActivationError, inherited_unix_socket
 
 #: How long a stopping server lets the connections it is answering finish. Idle keep-alive
@@ -130,35 +129,43 @@ def start_logging(debug: bool) -> None:
     )
 
 
-def _exit(program: str, message: str, code: int) -> NoReturn:
-    click.echo(f"{program}: {message}" if code != 2 else message, err=True)
-    sys.exit(code)
-
-
-def load_or_exit(program: str, load: Callable[[], Runtime]) -> Runtime:
-    """The runtime, or exit: 2 for a configuration refused (every problem listed), 1 for
-    plugins that cannot start."""
+def listen(server: SocketServer) -> socket.socket | None:
+    """Bind ``server`` to systemd's socket, or to one of its own; the socket systemd passed, if
+    any. A socket it cannot listen on is a :class:`StartupError` of its kind."""
     try:
-        return load()
-    except ConfigError as exc:
-        _exit(program, str(exc), 2)
-    except PluginStartupError as exc:
-        _exit(program, f"cannot start: {exc}", 1)
+        listening = inherited_unix_socket(server.socket_path)
+    except SocketActivationError as exc:
+        raise StartupError(str(exc), EXIT_UNAVAILABLE) from exc
+    try:
+        server.bind(listening)
+    except OSError as exc:
+        raise StartupError(_cannot_listen(server.socket_path, exc), EXIT_UNAVAILABLE) from exc
+    return listening
+
+
+def _cannot_listen(path: str, exc: OSError) -> str:
+    """Why ``path`` cannot be listened on, and what to do about it."""
+    if exc.errno is None:  # refused here: a live server answers on it
+        return f"{exc} (stop that server first, or choose another socket)"
+    where = f" ({exc.filename})" if exc.filename and exc.filename != path else ""
+    todo = (
+        "run it as root, or as the user its systemd unit names"
+        if isinstance(exc, PermissionError)
+        else "check the socket's path and its directory"
+    )
+    return f"cannot listen on {path}: {exc.strerror}{where} ({todo})"
 
 
 def serve_until_stopped(
     program: str, server: SocketServer, load: Callable[[], Runtime], started: str
 ) -> None:
-    """Listen (systemd's socket, or one bound here), handle signals, log ``started``, serve."""
+    """Listen (systemd's socket, or one bound here), handle signals, log ``started``, serve.
+
+    A socket that cannot be listened on ends the process: :func:`~ds01_core.framework.startup.fail`.
+    """
     log = logging.getLogger(f"ds01.{program}")
-    try:
-        listening = inherited_unix_socket(server.socket_path)
-    except SocketActivationError as exc:
-        _exit(program, f"cannot start: {exc}", 1)
-    try:
-        server.bind(listening)
-    except OSError as exc:
-        _exit(program, f"cannot listen on {server.socket_path}: {exc}", 1)
+    with starting(program):
+        listening = listen(server)
 
     def reload(_signum: int, _frame: FrameType | None) -> None:
         def work() -> None:

@@ -45,7 +45,9 @@ def test_override_lifecycle(tmp_config):
     shown = json.loads(run(config, "config", "show", "--user", "alice", "--json").output)
     entry = shown["limits"]["max_gpu_equivalents"]
     assert entry["value"] == 2.5
-    assert entry["source"] == "override until 2099-01-01T00:00Z (ICML deadline; approved by prof)"
+    assert (
+        entry["source"] == "override until 2099-01-01T00:00:00Z (ICML deadline; approved by prof)"
+    )
 
     runtime = load_runtime(str(config))
     later = dt.datetime(2099, 1, 2, tzinfo=dt.UTC)  # expired: stops applying by itself

@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from ds01_core.domain import config as cfg
-from ds01_core.domain.config_checks import AbsPath
+from ds01_core.domain.config.checks import AbsPath
 from ds01_core.transports.cli import cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ds01.yaml"

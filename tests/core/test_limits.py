@@ -81,7 +81,7 @@ def test_overrides_apply_until_they_expire():
     alice = resolve_limits(config, "alice", now=NOW)
     assert alice["max_gpu_equivalents"] == 3
     source = alice.values["max_gpu_equivalents"].source
-    assert source == "override until 2026-11-23T00:00Z (paper deadline; approved by prof)"
+    assert source == "override until 2026-11-23T00:00:00Z (paper deadline; approved by prof)"
     assert alice.values["max_gpu_equivalents"].expires == dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     assert alice["memory"] == ByteSize.parse("48g")  # names normalised: ALICE@example.org
 

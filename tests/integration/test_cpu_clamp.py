@@ -7,7 +7,7 @@ import contextlib
 
 from click.testing import CliRunner
 
-from ds01_core.domain.config_checks import host_cpu_count
+from ds01_core.domain.config.checks import host_cpu_count
 from ds01_core.transports.cli import cli
 
 IMAGE = "ds01-test:busybox"

@@ -128,7 +128,7 @@ def test_the_gateway_refuses_a_socket_that_is_not_the_configured_one(
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1
+    assert process.returncode == 4  # EXIT_UNAVAILABLE: systemd passed another socket
     assert "Traceback" not in out
     assert f"ds01-gateway: cannot start: systemd passed 1 socket(s) ({passed})" in out
     assert f"none bound to {configured}" in out

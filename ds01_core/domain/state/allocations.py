@@ -34,6 +34,7 @@ from ds01_core.domain.model import (
     GpuRequest,
     GpuSlot,
     Workload,
+    utc_text,
 )
 from ds01_core.domain.user_limits import effective_limits
 
@@ -57,7 +58,7 @@ class Granted:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat()
+    return utc_text(moment)
 
 
 def _parse(value: str | None) -> dt.datetime | None:

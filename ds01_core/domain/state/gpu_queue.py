@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.domain.model import Event, GpuRequest
+from ds01_core.domain.model import Event, GpuRequest, utc_text
 from ds01_core.domain.state.allocations import (
     AllocationRefused,
     Allocations,
@@ -71,7 +71,7 @@ def waiting(db: sqlite3.Connection, *, now: dt.datetime | None = None) -> list[T
         elif db.in_transaction:
             db.execute(
                 "UPDATE gpu_queue SET left_at = ?, outcome = 'abandoned' WHERE ticket = ?",
-                ((now or dt.datetime.now(dt.UTC)).isoformat(), row["ticket"]),
+                (utc_text(now or dt.datetime.now(dt.UTC)), row["ticket"]),
             )
     return alive
 
@@ -113,7 +113,7 @@ class Waiter:
                     request.user,
                     request.container,
                     json.dumps(attrs.asdict(request)),
-                    now.isoformat(),
+                    utc_text(now),
                     os.getpid(),
                     process_start_ticks(os.getpid()),
                 ),
@@ -155,7 +155,7 @@ class Waiter:
         with self.runtime.state.transaction() as db:
             db.execute(
                 "UPDATE gpu_queue SET left_at = ?, outcome = ? WHERE ticket = ?",
-                (self.runtime.now().isoformat(), outcome, self.ticket),
+                (utc_text(self.runtime.now()), outcome, self.ticket),
             )
         os.close(self.fd)
         with contextlib.suppress(FileNotFoundError):

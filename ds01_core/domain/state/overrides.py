@@ -16,8 +16,9 @@ import attrs
 import yaml
 
 from ds01_core.domain.config import LIMIT_KEYS, LimitSet, converter, structure_section
-from ds01_core.domain.config_checks import limit_problem
+from ds01_core.domain.config.checks import limit_problem
 from ds01_core.domain.limits import OverrideRecord
+from ds01_core.domain.model import utc_text
 from ds01_core.domain.users import normalize_username
 
 
@@ -107,7 +108,7 @@ def check_expiry(expires: dt.datetime, now: dt.datetime) -> None:
     """Refuse an end date that has passed (for overrides and exemptions alike): a grant that
     is over when it is made does nothing, so it is a mistake."""
     if expires <= now:
-        raise OverrideError(f"--expires {expires.isoformat()} is in the past")
+        raise OverrideError(f"--expires {utc_text(expires)} is in the past")
 
 
 def add_overrides(
@@ -137,10 +138,10 @@ def add_overrides(
                 normalize_username(user),
                 key,
                 text,
-                expires.astimezone(dt.UTC).isoformat(),
+                utc_text(expires),
                 reason,
                 approved_by,
-                now.isoformat(),
+                utc_text(now),
             ),
         )
         ids.append(int(cursor.lastrowid or 0))
@@ -162,7 +163,5 @@ def remove_overrides(
         if o.removed_at is None and (ids is None or o.id in ids) and (key is None or o.key == key)
     ]
     for override in targets:
-        db.execute(
-            "UPDATE overrides SET removed_at = ? WHERE id = ?", (now.isoformat(), override.id)
-        )
+        db.execute("UPDATE overrides SET removed_at = ? WHERE id = ?", (utc_text(now), override.id))
     return targets

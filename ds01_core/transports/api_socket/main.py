@@ -12,8 +12,9 @@ from __future__ import annotations
 import click
 
 from ds01_core.framework.runtime import load_runtime
+from ds01_core.framework.startup import require_writable, starting
 from ds01_core.transports.api_socket.server import ApiServer, ThreadedRuntime
-from ds01_core.transports.socket_service import load_or_exit, serve_until_stopped, start_logging
+from ds01_core.transports.socket_service import serve_until_stopped, start_logging
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,5 +28,8 @@ def main(config_path: str | None, socket_path: str | None, debug: bool) -> None:
     def load() -> ThreadedRuntime:
         return load_runtime(config_path, runtime_class=ThreadedRuntime)  # type: ignore[return-value]
 
-    server = ApiServer(load_or_exit("ds01-api", load), socket_path)
+    with starting("ds01-api"):
+        runtime = load()
+        require_writable(runtime.config)
+        server = ApiServer(runtime, socket_path)
     serve_until_stopped("ds01-api", server, load, "api.started")

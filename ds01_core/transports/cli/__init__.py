@@ -21,6 +21,7 @@ from ds01_core import __version__
 from ds01_core.domain.config import ConfigError
 from ds01_core.framework.manager import PluginStartupError
 from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_core.framework.startup import starting
 from ds01_core.services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -50,14 +51,8 @@ class CliState:
     @cached_property
     def runtime(self) -> Runtime:
         refuse_borrowed_privilege(self.config_path, self.no_plugins)
-        try:
+        with starting("ds01"):
             return load_runtime(self.config_path, no_plugins=self.no_plugins)
-        except ConfigError as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
-        except PluginStartupError as exc:
-            click.echo(f"Error: plugins: {exc}", err=True)
-            sys.exit(1)
 
     # -- the services -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ds01_core.domain.model import utc_text
 from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.admin_params import DateParam, allow_unknown_user_option
 from ds01_core.transports.cli.output import json_option, print_json, print_table
@@ -53,7 +54,7 @@ def override_set(
         "admin.override.set",
         user=user,
         assignments=list(assignments),
-        expires=expires.isoformat(),
+        expires=utc_text(expires),
         reason=reason,
         approved_by=approved_by,
         allow_unknown_user=allow_unknown_user,
@@ -205,7 +206,7 @@ def exempt_set(
         container=container,
         idle=idle,
         runtime_cap=runtime_cap,
-        expires=expires.isoformat(),
+        expires=utc_text(expires),
         reason=reason,
         allow_unknown_user=allow_unknown_user,
     )

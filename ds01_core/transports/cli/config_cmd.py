@@ -16,7 +16,7 @@ from ds01_core.domain.config import (
     read_config_file,
     resolve_config_path,
 )
-from ds01_core.domain.config_checks import config_warnings
+from ds01_core.domain.config.checks import config_warnings
 from ds01_core.domain.units import ByteSize, Duration, TimeLimit
 from ds01_core.framework.manager import PluginStartupError, make_plugin_host
 from ds01_core.transports.cli import CliState, pass_state

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ds01_core.domain.audit_log import event_time, parse_time
+from ds01_core.domain.model import utc_text
 from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
 
@@ -142,4 +143,4 @@ def events(
 
 
 def _utc(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat()
+    return None if moment is None else utc_text(moment)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import click
 
 from ds01_core.framework.runtime import load_runtime
+from ds01_core.framework.startup import require_writable, starting
 from ds01_core.transports.gateway.server import Gateway
-from ds01_core.transports.socket_service import load_or_exit, serve_until_stopped, start_logging
+from ds01_core.transports.socket_service import serve_until_stopped, start_logging
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,8 +30,10 @@ def main(
 ) -> None:
     """Serve the Docker Engine API to users, each restricted to their own containers."""
     start_logging(debug)
-    runtime = load_or_exit("ds01-gateway", lambda: load_runtime(config_path))
-    gateway = Gateway(runtime, socket_path=socket_path, upstream=upstream)
+    with starting("ds01-gateway"):
+        runtime = load_runtime(config_path)
+        require_writable(runtime.config)
+        gateway = Gateway(runtime, socket_path=socket_path, upstream=upstream)
     serve_until_stopped(
         "ds01-gateway", gateway, lambda: load_runtime(config_path), "gateway.started"
     )

@@ -9,7 +9,7 @@ import pytest
 
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError, HostCgroups, detect_host
-from ds01_core.domain.config_checks import host_cpu_count
+from ds01_core.domain.config.checks import host_cpu_count
 
 
 def info(**facts: Any) -> Any:

@@ -1,8 +1,8 @@
 """Numbers and paths a configuration must not accept, checked the same way for every field.
 
-The converter in :mod:`ds01_core.domain.config` calls these for every value of a type, whatever section
-it is in (plugin sections and ``ds01 admin override set`` values included), so a new field is
-covered without a check of its own:
+The converter (:mod:`ds01_core.domain.config.converter`) calls these for every value of a type,
+whatever section it is in (plugin sections and ``ds01 admin override set`` values included), so a
+new field is covered without a check of its own:
 
 - a float is finite: ``.nan`` compares false with everything (a NaN threshold is never crossed,
   a NaN quota never refuses) and ``.inf`` is not a limit (leave the key out for none);
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NewType
 from ds01_core.domain.units import ByteSize, Duration
 
 if TYPE_CHECKING:
-    from ds01_core.domain.config import Config, LimitSet
+    from ds01_core.domain.config.schema import Config, LimitSet
 
 #: A configuration field holding a path: refused unless absolute (``/var/lib/ds01``).
 AbsPath = NewType("AbsPath", str)

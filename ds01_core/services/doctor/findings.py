@@ -1,0 +1,40 @@
+"""What the doctor reports and where it looks: a :class:`Finding` per check, and the host's paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Finding:
+    """One check's result; ``fix`` says what to run when it is a problem."""
+
+    check: str
+    subject: str
+    ok: bool
+    message: str
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class HostPaths:
+    """Where the doctor looks; a test points these at a directory of its own."""
+
+    engine_sockets: tuple[str, ...] = (
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/containerd/containerd.sock",
+    )
+    daemon_json: str = "/etc/docker/daemon.json"
+    profile_snippet: str = "/etc/profile.d/ds01-docker-host.sh"
+    dev_dir: str = "/dev"
+    proc_dir: str = "/proc"
+    mounts: str = "/proc/self/mounts"
+
+
+DEFAULT_HOST = HostPaths()
