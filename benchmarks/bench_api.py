@@ -112,7 +112,8 @@ def api_client_times(
 def in_process_times(config: Path, rounds: int) -> dict[str, list[float]]:
     from ds01_core.framework.runtime import load_runtime
     from ds01_core.services.caller import Caller
-    from ds01_core.services.operations import ServiceContext, call
+    from ds01_core.services.catalogue import call
+    from ds01_core.services.operations import ServiceContext
 
     runtime = load_runtime(str(config))
     ctx = ServiceContext(runtime, Caller("root", 0, True))

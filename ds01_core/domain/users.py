@@ -43,6 +43,7 @@ def username_for_uid(uid: int) -> str | None:
 
 
 def uid_for_username(name: str) -> int | None:
+    """The uid of the login ``name``, or None when the host does not know it."""
     try:
         return pwd.getpwnam(name).pw_uid
     except KeyError:

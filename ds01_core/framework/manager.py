@@ -3,8 +3,9 @@
 :func:`make_plugin_host` builds a fresh manager every time it is called (one per process, one
 per test); nothing is registered at import time. Loading never stops at the first broken
 plugin: each one ends up active, disabled, failed or missing, with the reason, so
-``ds01 plugins`` can show the admin exactly what happened. Only a plugin the admin marked
-``required`` stops start-up.
+``ds01 plugins`` can show the admin exactly what happened. A plugin whose distribution requires
+another core version (``ds01>=…,<…``) is not imported: it fails with both versions named. Only
+a plugin the admin marked ``required`` stops start-up.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
+from ds01_core import __version__
 from ds01_core.framework import hookspecs
+from ds01_core.framework.core_version import unmet_core_requirement
 from ds01_core.framework.hooks import (
     Collected,
     HookFailure,
@@ -100,8 +103,6 @@ def _distribution_of(ep: md.EntryPoint) -> tuple[str, str]:
 def _core_distribution() -> tuple[str, str]:
     """Built-ins ship with the core: its distribution and version (asking importlib for the
     owner of each module costs a scan of every installed distribution)."""
-    from ds01_core import __version__
-
     return PROJECT, __version__
 
 
@@ -222,6 +223,11 @@ def make_plugin_host(
             seen.add(ep.name)
             if ep.name in disabled_set:
                 record.status = "disabled"
+            elif unmet := unmet_core_requirement(getattr(ep, "dist", None), __version__):
+                record.status, record.error = "failed", unmet
+                log.error(
+                    "plugin %r (distribution %s %s): %s", ep.name, distribution, version, unmet
+                )
             else:
                 try:
                     record.plugin = ep.load()
@@ -287,13 +293,13 @@ def make_plugin_host(
     problems = []
     by_name = {r.name: r for r in records}
     for name in required:
-        found = by_name.get(name)
-        if found is None:
+        named = by_name.get(name)
+        if named is None:
             problems.append(f"required plugin {name!r} is not installed (install its distribution)")
-        elif found.status == "failed":
+        elif named.status == "failed":
             problems.append(
-                f"required plugin {name!r} ({found.distribution} {found.version}) failed to "
-                f"load: {found.error}"
+                f"required plugin {name!r} ({named.distribution} {named.version}) failed to "
+                f"load: {named.error}"
             )
     if problems:
         raise PluginStartupError("; ".join(problems))

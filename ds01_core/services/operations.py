@@ -4,7 +4,8 @@ An :class:`Operation` names one service function, the HTTP method and ``/v1/…`
 socket serves it under, its parameters with their types, and whether only admins may call it.
 The CLI (in-process for root, over the socket for everyone else) and the API socket both go
 through :func:`invoke`, so parameter checking, the admin rule and error shapes are one piece of
-code. Plugins add operations through the ``service_operations`` hook.
+code. Plugins add operations through the ``service_operations`` hook; the process's whole table
+is gathered in :mod:`ds01_core.services.catalogue`.
 """
 
 from __future__ import annotations
@@ -241,19 +242,6 @@ class OperationTable:
         return iter(self.by_name.values())
 
 
-def operation_table(runtime: Runtime) -> OperationTable:
-    """The core's operations plus those the active plugins declare (built once per runtime)."""
-
-    def build() -> OperationTable:
-        from ds01_core.services.catalogue import core_operations
-
-        ops: list[Operation] = list(core_operations())
-        ops.extend(runtime.hooks.service_operations())
-        return OperationTable(ops)
-
-    return runtime.memo("service-operations", build)
-
-
 def invoke(ctx: ServiceContext, op: Operation, params: Mapping[str, Any]) -> Any:
     """Run ``op`` for ``ctx.caller``: parameters checked, admin rule applied."""
     bound = bind_params(op, params)
@@ -262,23 +250,13 @@ def invoke(ctx: ServiceContext, op: Operation, params: Mapping[str, Any]) -> Any
     return op.fn(ctx, **bound)
 
 
-def call(ctx: ServiceContext, operation: str, /, **params: Any) -> Any:
-    """Call an operation by name in this process; the result is JSON-shaped like the socket's
-    (streams are returned as they are)."""
-    op = operation_table(ctx.runtime).get(operation)
-    result = invoke(ctx, op, params)
-    return result if op.stream else jsonable(result)
-
-
 __all__: Sequence[str] = (
     "Operation",
     "OperationTable",
     "Param",
     "ServiceContext",
     "bind_params",
-    "call",
     "invoke",
     "json_default",
     "jsonable",
-    "operation_table",
 )

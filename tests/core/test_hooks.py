@@ -6,9 +6,11 @@ The meta-tests at the top keep it that way: a new hook without a full docstring,
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import click
@@ -30,6 +32,7 @@ from ds01_core.domain.model import (
     Workload,
 )
 from ds01_core.framework import hookspecs
+from ds01_core.framework.hooks import Hooks
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.framework.manager import make_plugin_host
 from ds01_core.framework.runtime import Runtime
@@ -76,6 +79,81 @@ def test_every_hook_has_a_test(name):
     pattern = re.compile(rf"def test_hook_{name}\b")
     found = [p for p in TESTS.rglob("test_*.py") if pattern.search(p.read_text())]
     assert found, f"no test named test_hook_{name} under tests/"
+
+
+# -- the Hooks facade matches the hookspecs ---------------------------------------------------
+
+
+def facade_methods() -> dict[str, object]:
+    """The public methods of :class:`Hooks`: one per hook, named after it."""
+    return {
+        name: fn
+        for name, fn in vars(Hooks).items()
+        if inspect.isfunction(fn) and not name.startswith("_")
+    }
+
+
+def hooks_called(method: object) -> dict[str, list[set[str]]]:
+    """The hooks ``method`` calls, read from its source: ``self._call_each("name", kw=…)`` and
+    ``self._hook.name(kw=…)``, each with the keyword names of every call."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    called: dict[str, list[set[str]]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func, name = node.func, None
+        if isinstance(func, ast.Attribute) and func.attr == "_call_each":
+            first = node.args[0] if node.args else None
+            assert isinstance(first, ast.Constant), "_call_each's hook name must be a literal"
+            name = first.value
+        elif (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Attribute)
+            and func.value.attr == "_hook"
+        ):
+            name = func.attr
+        if name is not None:
+            assert not any(k.arg is None for k in node.keywords), f"{name}: **kwargs hides names"
+            called.setdefault(name, []).append({k.arg for k in node.keywords if k.arg})
+    return called
+
+
+def test_every_hookspec_has_a_facade_method_and_no_other():
+    assert set(facade_methods()) == set(hook_specs())
+
+
+@pytest.mark.parametrize("name", sorted(hook_specs()))
+def test_facade_method_takes_the_hookspecs_parameters(name):
+    method = facade_methods().get(name)
+    assert method is not None, f"Hooks has no method {name}"
+    spec = inspect.signature(hook_specs()[name]).parameters
+    mine = dict(inspect.signature(method).parameters)
+    mine.pop("self")
+    assert [(p.name, p.kind) for p in mine.values()] == [(p.name, p.kind) for p in spec.values()]
+
+
+@pytest.mark.parametrize("name", sorted(facade_methods()))
+def test_facade_method_calls_only_its_own_hook_with_every_argument(name):
+    specs = hook_specs()
+    called = hooks_called(facade_methods()[name])
+    unknown = set(called) - set(specs)
+    assert not unknown, f"Hooks.{name} calls hooks that do not exist: {sorted(unknown)}"
+    assert set(called) == {name}, f"Hooks.{name} calls {sorted(called)}, not {name}"
+    wanted = set(inspect.signature(specs[name]).parameters)
+    for keywords in called[name]:
+        assert keywords == wanted, f"Hooks.{name} passes {sorted(keywords)}, not {sorted(wanted)}"
+
+
+def test_the_facade_check_reads_both_ways_of_calling():
+    class Broken:
+        def reconcile(self, runtime, workloads):
+            self._call_each("detect_workloads", runtime=runtime)
+            return self._hook.no_such_hook(runtime=runtime, workloads=workloads)
+
+    assert hooks_called(Broken.reconcile) == {
+        "detect_workloads": [{"runtime"}],
+        "no_such_hook": [{"runtime", "workloads"}],
+    }
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -7,15 +7,9 @@ import pytest
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.services.caller import Caller
+from ds01_core.services.catalogue import call, operation_table
 from ds01_core.services.errors import Forbidden, Invalid, NotFound
-from ds01_core.services.operations import (
-    Operation,
-    Param,
-    ServiceContext,
-    bind_params,
-    call,
-    operation_table,
-)
+from ds01_core.services.operations import Operation, Param, ServiceContext, bind_params
 
 ALICE = Caller("alice", 1001, admin=False)
 ADMIN = Caller("root", 0, admin=True)

@@ -25,14 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 from ds01_core.domain.model import Event
 from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller, peer_credentials
+from ds01_core.services.catalogue import operation_table
 from ds01_core.services.errors import Busy, Forbidden, Invalid, NotFound, ServiceError
-from ds01_core.services.operations import (
-    Operation,
-    ServiceContext,
-    invoke,
-    operation_table,
-    to_json,
-)
+from ds01_core.services.operations import Operation, ServiceContext, invoke, to_json
 from ds01_core.transports.socket_service import ConnectionCounts, UnixServer, unix_server
 
 if TYPE_CHECKING:

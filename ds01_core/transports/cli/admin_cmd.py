@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from ds01_core.domain.model import utc_text
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.admin_params import DateParam, allow_unknown_user_option
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 @click.group()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.container_cmd import DurationParam
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 @click.group("bare-metal")

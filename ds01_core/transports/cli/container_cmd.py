@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ds01_core.domain.units import ByteSize, Duration, format_bytes
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 as_option = click.option(
     "--as",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 @click.command()

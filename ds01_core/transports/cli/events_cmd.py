@@ -10,8 +10,8 @@ import click
 
 from ds01_core.domain.audit_log import event_time, parse_time
 from ds01_core.domain.model import utc_text
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 class TimeParam(click.ParamType):

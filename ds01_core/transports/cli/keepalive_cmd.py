@@ -6,9 +6,9 @@ import datetime as dt
 
 import click
 
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.container_cmd import DurationParam, as_option
 from ds01_core.transports.cli.output import json_option, print_json
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 @click.command()

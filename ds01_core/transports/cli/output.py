@@ -15,6 +15,7 @@ import click
 
 from ds01_core.services.operations import to_json
 
+#: ``--json`` for a listing command: the command gets ``as_json: bool``.
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -23,6 +24,8 @@ def dumps(data: Any) -> str:
 
 
 def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON, the way every ``--json`` does (times in UTC with ``Z``,
+    attrs classes as objects, a ``never`` time limit as the word)."""
     click.echo(dumps(data))
 
 
@@ -70,6 +73,8 @@ def render_table(
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], **kw: Any) -> None:
+    """Print ``rows`` under ``headers`` fitted to the terminal (see :func:`render_table` for
+    ``width`` and ``shrinkable``), or ``(none)`` when there are no rows."""
     if not rows:
         click.echo("(none)")
         return

@@ -11,8 +11,8 @@ from ds01_core.domain.config import (
     resolve_config_path,
 )
 from ds01_core.framework.manager import PluginStartupError, make_plugin_host
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 @click.command()

@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from ds01_core.domain.units import format_bytes
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 _BYTES = ("memory", "memory_swap", "shm_size")
 

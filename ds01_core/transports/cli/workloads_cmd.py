@@ -10,8 +10,8 @@ import click
 
 from ds01_core.domain.units import format_duration
 from ds01_core.services.workloads import ORIGINS
-from ds01_core.transports.cli import CliState, pass_state
 from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.transports.cli.state import CliState, pass_state
 
 
 def _age(moment: dt.datetime | None, now: dt.datetime) -> str:

@@ -15,22 +15,21 @@ from typing import TYPE_CHECKING
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.detect import DetectionError
 from ds01_cgroups.enforcer import OUTSIDE_FLAG, PLUGIN, Enforcer, enforcer_for, install
-from ds01_core.domain.model import (
+from ds01_core.api import (
     Action,
     ContainerSpec,
     EffectiveLimits,
     QuotaLine,
     Refusal,
     Workload,
+    effective_limits,
+    hookimpl,
 )
-from ds01_core.domain.user_limits import effective_limits
-from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.framework.runtime import Runtime
-    from ds01_core.services.operations import Operation
+    from ds01_core.api import Operation, Runtime
 
 __all__ = ["OUTSIDE_FLAG", "CgroupsConfig", "Enforcer", "enforcer_for", "install"]
 

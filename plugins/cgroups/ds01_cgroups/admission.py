@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ds01_cgroups.inventory import Member
-from ds01_core.domain.units import format_bytes
+from ds01_core.api import format_bytes
 
 
 def memory_refusal(memory_max: int, members: Sequence[Member], asked: int) -> str | None:

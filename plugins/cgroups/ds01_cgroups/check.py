@@ -7,13 +7,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ds01_cgroups.enforcer import UserCheck, enforcer_for
-from ds01_core.cycle.pipeline import detect, users_to_enforce
-from ds01_core.domain.model import Workload
-from ds01_core.domain.user_limits import effective_limits
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import (
+    Workload,
+    current_workloads,
+    effective_limits,
+    normalize_username,
+    users_to_enforce,
+)
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ def check_users(runtime: Runtime, only: Iterable[str] = ()) -> list[UserCheck]:
     """
     errors: list[str] = []
     try:
-        workloads: list[Workload] = detect(runtime, errors)
+        workloads: list[Workload] = current_workloads(runtime, errors)
     except Exception as exc:  # no engine: still check the configured users' cgroups
         log.warning("cannot list workloads: %s", exc)
         workloads = []

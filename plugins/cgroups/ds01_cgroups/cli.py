@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ds01_core.transports.cli import CliState, pass_state
-from ds01_core.transports.cli.output import json_option, print_json, print_table
+from ds01_core.api import CliState, json_option, pass_state, print_json, print_table
 
 
 @click.group("cgroups")

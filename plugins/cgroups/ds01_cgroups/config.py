@@ -7,7 +7,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.config.checks import AbsPath
+from ds01_core.api import AbsPath
 
 Driver = Literal["auto", "cgroupfs", "systemd"]
 Version = Literal["auto", "v1", "v2"]
@@ -33,7 +33,7 @@ class CgroupsConfig:
 
     def config_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """The names' syntax, reported by the core with their paths (``plugins.cgroups.root``);
-        the paths are checked by the core's converter (:data:`~ds01_core.domain.config.checks.AbsPath`).
+        the paths are checked by the core's converter (:data:`~ds01_core.api.AbsPath`).
         """
         found: list[tuple[tuple[str | int, ...], str]] = []
         for field in ("root", "default_group"):

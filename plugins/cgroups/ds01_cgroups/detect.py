@@ -18,7 +18,7 @@ import attrs
 
 from ds01_cgroups.config import CgroupsConfig
 from ds01_cgroups.naming import DriverName
-from ds01_core.domain.config.checks import host_cpu_count
+from ds01_core.api import host_cpu_count
 
 log = logging.getLogger(__name__)
 

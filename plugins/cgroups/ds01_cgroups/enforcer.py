@@ -27,10 +27,10 @@ from ds01_cgroups.inventory import ContainerParents, DockerLike
 from ds01_cgroups.limits import IO_KEYS, AggregateLimits, LimitSource, aggregate_limits
 from ds01_cgroups.naming import UserCgroup, same_parent, user_cgroup
 from ds01_cgroups.systemd import Runner, SystemdSlices, run_command
-from ds01_core.domain.model import Action, ContainerSpec, Refusal, Workload
+from ds01_core.api import Action, ContainerSpec, Refusal, Workload
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ MAX_CACHED = 10_000
 
 
 class DockerLike(Protocol):
-    """The part of :class:`ds01_core.domain.docker_engine.DockerAdapter` this plugin uses."""
+    """The part of :class:`ds01_core.api.DockerAdapter` this plugin uses."""
 
     def info(self) -> dict[str, Any]: ...
 

@@ -20,7 +20,7 @@ IO_KEYS = ("io_read_bps", "io_write_bps", "io_read_iops", "io_write_iops")
 
 
 class LimitSource(Protocol):
-    """Anything with ``get(key)``: :class:`ds01_core.domain.model.EffectiveLimits`, or a dict."""
+    """Anything with ``get(key)``: :class:`ds01_core.api.EffectiveLimits`, or a dict."""
 
     def get(self, key: str, default: Any = None) -> Any: ...
 

@@ -7,7 +7,7 @@ A ``-`` in a slice name means nesting to systemd, so a ``-`` inside a user or gr
 escaped the way ``systemd-escape`` does it (``-`` → ``\\x2d``, and a leading ``.`` → ``\\x2e``),
 not replaced by ``_``: escaping keeps ``a-b`` and ``a_b`` apart, and it is what systemd itself
 shows. User names are normalised first (domain stripped, lower case, unsafe characters → ``_``,
-as :func:`ds01_core.domain.users.safe_name` does everywhere in ds01).
+as :func:`ds01_core.api.safe_name` does everywhere in ds01).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.users import safe_name
+from ds01_core.api import safe_name
 
 DriverName = Literal["cgroupfs", "systemd"]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ds01_core.services.errors import Unavailable
-from ds01_core.services.operations import Operation, Param, ServiceContext
+from ds01_core.api import Operation, Param, ServiceContext, Unavailable
 
 
 def check(ctx: ServiceContext, users: list[str] | None = None) -> list[dict[str, Any]]:

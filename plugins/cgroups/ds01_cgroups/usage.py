@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ds01_cgroups.enforcer import Enforcer
-from ds01_core.domain.model import EffectiveLimits, QuotaLine
+from ds01_core.api import EffectiveLimits, QuotaLine
 
 
 def _number(path: Path) -> int | None:

@@ -12,24 +12,24 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.model import (
+from ds01_core.api import (
     ContainerSpec,
     EffectiveLimits,
     Event,
     QuotaLine,
     Refusal,
     Workload,
+    effective_limits,
+    format_bytes,
+    hookimpl,
+    username_for_uid,
 )
-from ds01_core.domain.units import format_bytes
-from ds01_core.domain.user_limits import effective_limits
-from ds01_core.domain.users import username_for_uid
-from ds01_core.framework.hookspecs import hookimpl
 from ds01_diskquota import fsquota, store
 from ds01_diskquota.config import DiskQuotaConfig, Filesystem
 from ds01_diskquota.measure import usage_by_uid
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 PLUGIN = "diskquota"

@@ -6,7 +6,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.units import Duration
+from ds01_core.api import Duration
 
 
 @attrs.define

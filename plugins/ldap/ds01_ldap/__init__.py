@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.api import hookimpl
 from ds01_ldap.config import GroupMapping, LdapConfig
 from ds01_ldap.lookup import GroupExplanation, cached_group, explain
 from ds01_ldap.lookup import explain_user_group as _explain_user_group
@@ -23,9 +23,7 @@ from ds01_ldap.sync import SyncOutcome, reconcile_events, run_sync
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.domain.model import Event, Workload
-    from ds01_core.framework.runtime import Runtime
-    from ds01_core.services.operations import Operation
+    from ds01_core.api import Event, Operation, Runtime, Workload
 
 __version__ = "0.1.0"
 

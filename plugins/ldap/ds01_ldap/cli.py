@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from ds01_core.transports.cli import CliState, pass_state
-from ds01_core.transports.cli.output import fail, json_option, print_json, print_table
+from ds01_core.api import CliState, fail, json_option, pass_state, print_json, print_table
 from ds01_ldap.sync import CONFIRM_HINT
 
 

@@ -16,8 +16,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.config.checks import AbsPath
-from ds01_core.domain.units import Duration
+from ds01_core.api import AbsPath, Duration
 
 Directory = Literal["openldap", "active_directory"]
 

@@ -27,7 +27,7 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import normalize_username
 from ds01_ldap.config import GroupMapping, LdapConfig, is_dn
 from ds01_ldap.errors import DirectoryError, DirectoryUnreachable
 from ds01_ldap.query import (

@@ -12,13 +12,13 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import normalize_username
 from ds01_ldap.errors import DirectoryError
 from ds01_ldap.store import read_membership
 from ds01_ldap.sync import config_of
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import normalize_username
 from ds01_ldap.resolve import choose
 from ds01_ldap.store import CachedMembership, SyncState, iso, read_membership, read_sync_state
 from ds01_ldap.sync import config_of
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ds01_core.services.errors import Invalid
-from ds01_core.services.operations import Operation, Param, ServiceContext
+from ds01_core.api import Invalid, Operation, Param, ServiceContext
 from ds01_ldap.config import LdapConfig, advice
 from ds01_ldap.lookup import explain
 from ds01_ldap.store import iso, read_pending

@@ -20,7 +20,7 @@ import attrs
 from ds01_ldap.resolve import Membership
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS ldap_membership (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.domain.model import Event
+from ds01_core.api import Event
 from ds01_ldap.config import LdapConfig, advice
 from ds01_ldap.errors import DirectoryError, DirectoryUnreachable
 from ds01_ldap.resolve import Membership, memberships
@@ -34,7 +34,7 @@ from ds01_ldap.store import (
 )
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 

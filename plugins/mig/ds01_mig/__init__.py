@@ -10,20 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.model import (
+from ds01_core.api import (
     Allocation,
     AllocationDecision,
     EffectiveLimits,
     GpuRequest,
     GpuSlot,
+    hookimpl,
 )
-from ds01_core.framework.hookspecs import hookimpl
 from ds01_mig.config import MigConfig
 from ds01_mig.decide import decide
 from ds01_mig.quota import fmt_ge
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 __all__ = ["MigConfig", "allocate_gpu", "decide", "fmt_ge", "plugin_config_sections"]
 __version__ = "0.1.0"

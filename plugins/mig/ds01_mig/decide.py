@@ -24,13 +24,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.model import (
-    Allocation,
-    AllocationDecision,
-    EffectiveLimits,
-    GpuRequest,
-    GpuSlot,
-)
+from ds01_core.api import Allocation, AllocationDecision, EffectiveLimits, GpuRequest, GpuSlot
 from ds01_mig.config import MigConfig
 from ds01_mig.matching import (
     cheapest,

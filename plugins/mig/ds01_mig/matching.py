@@ -12,8 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ds01_core.domain.model import GpuRequest, GpuSlot
-from ds01_core.domain.units import format_bytes
+from ds01_core.api import GpuRequest, GpuSlot, format_bytes
 from ds01_mig.config import Prefer
 from ds01_mig.placement import RankKey
 from ds01_mig.quota import EPSILON, fmt_ge

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ds01_core.domain.model import GpuSlot
+from ds01_core.api import GpuSlot
 from ds01_mig.config import Strategy
 from ds01_mig.quota import EPSILON
 

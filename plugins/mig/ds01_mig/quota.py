@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ds01_core.domain.model import Allocation, EffectiveLimits, GpuRequest
+from ds01_core.api import Allocation, EffectiveLimits, GpuRequest
 
 #: Float slack for quota sums (sevenths do not add up exactly).
 EPSILON = 1e-9

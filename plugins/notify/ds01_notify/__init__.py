@@ -20,8 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.model import DeliveryResult
-from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.api import DeliveryResult, hookimpl
 from ds01_notify.address import add_resolver, resolve_address
 from ds01_notify.config import CHANNELS, NotifyConfig
 from ds01_notify.dispatch import deliver
@@ -31,9 +30,7 @@ from ds01_notify.prefs import change as change_prefs
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.domain.model import Notice
-    from ds01_core.framework.runtime import Runtime
-    from ds01_core.services.operations import Operation
+    from ds01_core.api import Notice, Operation, Runtime
 
 __version__ = "0.1.0"
 

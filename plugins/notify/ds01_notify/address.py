@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import normalize_username
 from ds01_notify.config import EmailConfig, bad_address
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 #: ``resolver(user) -> address or None``
 Resolver = Callable[[str], str | None]

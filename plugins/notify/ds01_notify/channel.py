@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ds01_core.domain.model import DeliveryResult, Notice
+from ds01_core.api import DeliveryResult, Notice
 
 
 class Channel(Protocol):

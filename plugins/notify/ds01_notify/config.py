@@ -15,7 +15,7 @@ from typing import Literal
 
 import attrs
 
-from ds01_core.domain.units import ByteSize, Duration
+from ds01_core.api import ByteSize, Duration
 
 #: The channel families an admin enables and a user chooses among, in delivery order.
 CHANNELS: tuple[str, ...] = ("terminal", "container_file", "email", "webhook")

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import docker.errors
 
-from ds01_core.domain.model import DeliveryResult, Notice
+from ds01_core.api import DeliveryResult, Notice
 from ds01_notify.config import ContainerFileConfig
 from ds01_notify.text import iso, one_line
 
 if TYPE_CHECKING:
-    from ds01_core.domain.docker_engine import DockerAdapter
+    from ds01_core.api import DockerAdapter
 
 #: Go's os.FileMode bits in the engine's path stat
 _MODE_DIR = 1 << 31

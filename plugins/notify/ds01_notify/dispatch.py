@@ -18,7 +18,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.model import DeliveryResult, Notice
+from ds01_core.api import DeliveryResult, Notice
 from ds01_notify import ratelimit
 from ds01_notify.address import resolve_address
 from ds01_notify.channel import Channel, failed
@@ -30,7 +30,7 @@ from ds01_notify.terminal import TerminalChannel
 from ds01_notify.webhook import WebhookChannel
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 log = logging.getLogger(__name__)
 

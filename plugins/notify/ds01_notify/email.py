@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import attrs
 
-from ds01_core.domain.model import DeliveryResult, Notice
+from ds01_core.api import DeliveryResult, Notice
 from ds01_notify.config import EmailConfig
 from ds01_notify.text import clean, title
 

@@ -21,7 +21,7 @@ from ds01_notify.store import ensure_tables, transaction
 from ds01_notify.text import iso
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS notify_prefs (

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from ds01_core.domain.model import DeliveryResult
+from ds01_core.api import DeliveryResult
 from ds01_notify.config import RateLimitConfig
 from ds01_notify.store import ensure_tables, transaction
 from ds01_notify.text import iso
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 CHANNEL = "rate-limit"
 

@@ -11,9 +11,15 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from ds01_core.domain.model import Event, Notice
-from ds01_core.services.errors import Conflict, Invalid, NotFound, Unavailable
-from ds01_core.services.operations import Operation, Param, ServiceContext
+from ds01_core.api import (
+    Event,
+    Invalid,
+    Notice,
+    Operation,
+    Param,
+    ServiceContext,
+    Unavailable,
+)
 from ds01_notify.config import CHANNELS, NotifyConfig
 from ds01_notify.dispatch import config_of, only_channels
 from ds01_notify.prefs import PrefsError, change, chosen_channels, describe
@@ -100,17 +106,9 @@ def _check_channel(ctx: ServiceContext, cfg: NotifyConfig, user: str, channel: s
 
 def _container_id(ctx: ServiceContext, user: str, name: str) -> str:
     """One of ``user``'s containers (never another's: the server writes into it as root)."""
-    from ds01_core.domain.docker_engine import DockerError
-    from ds01_core.services.user_containers import ContainerError, ContainerService
+    from ds01_core.api import find_user_container
 
-    try:
-        return ContainerService(ctx.runtime, user).find(name).id
-    except ContainerError as exc:
-        raise NotFound(str(exc)) from None
-    except DockerError as exc:
-        if exc.status is None:
-            raise Unavailable(f"cannot reach Docker: {exc}") from None
-        raise Conflict(f"Docker: {exc}") from None
+    return find_user_container(ctx.runtime, user, name).id
 
 
 def test(
@@ -121,7 +119,7 @@ def test(
 ) -> dict[str, Any]:
     """Send ``user`` (the caller; another user: admins only) a test notice, through
     ``channel`` or every channel they have on; one result per channel tried."""
-    from ds01_core.cycle.pipeline import tell_user
+    from ds01_core.api import tell_user
 
     name = ctx.target_user(user, "test notices to another user")
     cfg = _config(ctx)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ds01_core.framework.runtime import Runtime
+    from ds01_core.api import Runtime
 
 
 @contextlib.contextmanager

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import attrs
 
-from ds01_core.domain.model import DeliveryResult, Notice
-from ds01_core.domain.users import uid_for_username
+from ds01_core.api import DeliveryResult, Notice, uid_for_username
 from ds01_notify.config import TerminalConfig
 from ds01_notify.text import clean, title
 from ds01_notify.utmp import sessions_of

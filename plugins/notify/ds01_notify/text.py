@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from ds01_core.domain.model import Notice
+from ds01_core.api import Notice
 
 _WHITESPACE = re.compile(r"\s+")
 

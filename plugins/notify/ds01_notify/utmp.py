@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from ds01_core.domain.users import normalize_username
+from ds01_core.api import normalize_username
 
 USER_PROCESS = 7
 DEAD_PROCESS = 8

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from ds01_core.domain.model import DeliveryResult, Notice
+from ds01_core.api import DeliveryResult, Notice
 from ds01_notify.config import WebhookConfig, check_url
 from ds01_notify.email import read_secret
 from ds01_notify.text import clean, iso, one_line, title

@@ -36,7 +36,7 @@ def runtime_for(host: PluginHost, data: dict) -> Runtime:
 def test_distribution_declares_its_entry_point():
     project = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]
     assert project["name"] == "ds01-mig"
-    assert project["dependencies"] == ["ds01"]
+    assert project["dependencies"] == ["ds01>=0.1,<0.2"]
     assert project["entry-points"]["ds01"] == {"mig": "ds01_mig"}
 
 

@@ -15,8 +15,9 @@ import ds01_notify
 from ds01_core.domain.audit_log import EventLog
 from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller
+from ds01_core.services.catalogue import call
 from ds01_core.services.errors import Forbidden
-from ds01_core.services.operations import ServiceContext, call
+from ds01_core.services.operations import ServiceContext
 from tests.plugins.notify.conftest import quiet_section
 
 

@@ -27,7 +27,7 @@ def problems_of(section: dict) -> list[str]:
 def test_distribution_declares_its_entry_point():
     project = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]
     assert project["name"] == "ds01-notify"
-    assert project["dependencies"] == ["ds01"]
+    assert project["dependencies"] == ["ds01>=0.1,<0.2"]
     assert project["entry-points"]["ds01"] == {"notify": "ds01_notify"}
 
 

@@ -1,0 +1,289 @@
+"""The one module a ds01 plugin imports from: the core's public API, and its stability promise.
+
+Everything in ``__all__`` keeps its name, its import path (``from ds01_core.api import …``) and
+its meaning within a major version of the ``ds01`` distribution (while ds01 is 0.x, within a
+minor version: ``0.1`` → ``0.2`` counts as major). Within that range a name may gain optional
+parameters, fields with defaults or new members, and nothing else; renaming, removing or
+changing one waits for the next major version. Everything else under ``ds01_core`` is internal
+and may change in any release, which is why a plugin declares a bounded core version
+(``dependencies = ["ds01>=0.1,<0.2"]``) and why a test refuses a shipped plugin that imports
+anything but this module. The hooks a plugin implements are specified (and versioned the same
+way) in :mod:`ds01_core.framework.hookspecs`; their arguments are the types below.
+
+Importing this module costs next to nothing: each name is imported from the core module that
+defines it the first time a plugin asks for it, so a plugin that uses only the model never
+loads the CLI or Docker's SDK.
+
+Implementing hooks
+    ``hookimpl``: the marker for hook implementations (``@hookimpl``, ``@hookimpl(tryfirst=True)``).
+    ``Runtime``: what most hooks get: the configuration (``plugin_config(name)`` for a plugin's
+    own section), the state store, the audit log (``events``), the GPUs, Docker, ``now()``.
+
+The model (what hooks take and return)
+    ``Workload``: a container or host process and what it holds; ``GpuSlot``: a GPU or MIG
+    slice; ``GpuRequest``, ``Allocation``, ``AllocationDecision``: asking for, holding and
+    deciding GPUs; ``ContainerSpec``, ``Refusal``: a container about to be created, and a
+    plugin's "no"; ``Action``: what enforcement did; ``Event``: an audit-log entry;
+    ``Notice``, ``DeliveryResult``: a message to a user and how its delivery went;
+    ``EffectiveLimits``: one user's resolved limits; ``QuotaLine``: one line of ``ds01 quota``.
+
+Units and configuration fields
+    ``Duration``, ``TimeLimit``, ``ByteSize``: typed config values written as ``90s``/``2h``,
+    ``never``, ``16GiB``; ``format_duration``, ``format_bytes``: the same values for people;
+    ``AbsPath``: a config field that must hold an absolute path; ``host_cpu_count``: the CPUs
+    this process may run on (what Docker counts for ``--cpus``).
+
+Users and limits
+    ``normalize_username``: the one form user names are compared in; ``safe_name``: a user
+    name as a file or cgroup name; ``uid_for_username``, ``username_for_uid``: the passwd
+    database, None when unknown; ``effective_limits``: a user's limits now (configuration,
+    group from the directory plugins, stored overrides).
+
+The cycle
+    ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
+    ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
+    ``Notice`` through every notify plugin, each delivery written to the audit log.
+
+The service layer (operations for the CLI and the API socket)
+    ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
+    ``ServiceContext``: what an operation's function gets (``runtime``, ``caller``,
+    ``require_admin()``, ``target_user()``); ``Caller``: who is asking; ``ServiceError`` and
+    its kinds ``Invalid``, ``Forbidden``, ``NotFound``, ``Conflict``, ``Unavailable``, ``Busy``:
+    a refusal, one HTTP status and one exit code each; ``find_user_container``: one of a
+    user's containers by name or id prefix, as a service error when there is none.
+
+Docker
+    ``DockerAdapter``: the core's Docker client (``runtime.docker``); ``DockerError``: its one
+    error (``status`` None when the engine cannot be reached).
+
+CLI commands (``add_cli_commands`` hook)
+    ``CliState``, ``pass_state``: the state ``@pass_state`` hands a command, and its way to the
+    services (``state.call(operation, **params)``); ``json_option``, ``print_json``,
+    ``print_table``: ``--json`` and tables the way every ds01 command prints them; ``fail``:
+    ``Error: …`` on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ds01_core.cycle.pipeline import tell_user as tell_user
+    from ds01_core.cycle.pipeline import users_to_enforce as users_to_enforce
+    from ds01_core.domain.config.checks import AbsPath as AbsPath
+    from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
+    from ds01_core.domain.docker_engine import DockerAdapter as DockerAdapter
+    from ds01_core.domain.docker_engine import DockerError as DockerError
+    from ds01_core.domain.model import Action as Action
+    from ds01_core.domain.model import Allocation as Allocation
+    from ds01_core.domain.model import AllocationDecision as AllocationDecision
+    from ds01_core.domain.model import ContainerSpec as ContainerSpec
+    from ds01_core.domain.model import DeliveryResult as DeliveryResult
+    from ds01_core.domain.model import EffectiveLimits as EffectiveLimits
+    from ds01_core.domain.model import Event as Event
+    from ds01_core.domain.model import GpuRequest as GpuRequest
+    from ds01_core.domain.model import GpuSlot as GpuSlot
+    from ds01_core.domain.model import Notice as Notice
+    from ds01_core.domain.model import QuotaLine as QuotaLine
+    from ds01_core.domain.model import Refusal as Refusal
+    from ds01_core.domain.model import Workload as Workload
+    from ds01_core.domain.units import ByteSize as ByteSize
+    from ds01_core.domain.units import Duration as Duration
+    from ds01_core.domain.units import TimeLimit as TimeLimit
+    from ds01_core.domain.units import format_bytes as format_bytes
+    from ds01_core.domain.units import format_duration as format_duration
+    from ds01_core.domain.user_limits import effective_limits as effective_limits
+    from ds01_core.domain.users import normalize_username as normalize_username
+    from ds01_core.domain.users import safe_name as safe_name
+    from ds01_core.domain.users import uid_for_username as uid_for_username
+    from ds01_core.domain.users import username_for_uid as username_for_uid
+    from ds01_core.framework.hookspecs import hookimpl as hookimpl
+    from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.services.caller import Caller as Caller
+    from ds01_core.services.errors import Busy as Busy
+    from ds01_core.services.errors import Conflict as Conflict
+    from ds01_core.services.errors import Forbidden as Forbidden
+    from ds01_core.services.errors import Invalid as Invalid
+    from ds01_core.services.errors import NotFound as NotFound
+    from ds01_core.services.errors import ServiceError as ServiceError
+    from ds01_core.services.errors import Unavailable as Unavailable
+    from ds01_core.services.operations import Operation as Operation
+    from ds01_core.services.operations import Param as Param
+    from ds01_core.services.operations import ServiceContext as ServiceContext
+    from ds01_core.transports.cli.output import fail as fail
+    from ds01_core.transports.cli.output import json_option as json_option
+    from ds01_core.transports.cli.output import print_json as print_json
+    from ds01_core.transports.cli.output import print_table as print_table
+    from ds01_core.transports.cli.state import CliState as CliState
+    from ds01_core.transports.cli.state import pass_state as pass_state
+
+#: Where each re-exported name is defined; imported on first use (see the module docstring).
+_SOURCES: dict[str, str] = {
+    # implementing hooks
+    "hookimpl": "ds01_core.framework.hookspecs",
+    "Runtime": "ds01_core.framework.runtime",
+    # the model
+    "Action": "ds01_core.domain.model",
+    "Allocation": "ds01_core.domain.model",
+    "AllocationDecision": "ds01_core.domain.model",
+    "ContainerSpec": "ds01_core.domain.model",
+    "DeliveryResult": "ds01_core.domain.model",
+    "EffectiveLimits": "ds01_core.domain.model",
+    "Event": "ds01_core.domain.model",
+    "GpuRequest": "ds01_core.domain.model",
+    "GpuSlot": "ds01_core.domain.model",
+    "Notice": "ds01_core.domain.model",
+    "QuotaLine": "ds01_core.domain.model",
+    "Refusal": "ds01_core.domain.model",
+    "Workload": "ds01_core.domain.model",
+    # units and configuration fields
+    "ByteSize": "ds01_core.domain.units",
+    "Duration": "ds01_core.domain.units",
+    "TimeLimit": "ds01_core.domain.units",
+    "format_bytes": "ds01_core.domain.units",
+    "format_duration": "ds01_core.domain.units",
+    "AbsPath": "ds01_core.domain.config.checks",
+    "host_cpu_count": "ds01_core.domain.config.checks",
+    # users and limits
+    "normalize_username": "ds01_core.domain.users",
+    "safe_name": "ds01_core.domain.users",
+    "uid_for_username": "ds01_core.domain.users",
+    "username_for_uid": "ds01_core.domain.users",
+    "effective_limits": "ds01_core.domain.user_limits",
+    # the cycle
+    "users_to_enforce": "ds01_core.cycle.pipeline",
+    "tell_user": "ds01_core.cycle.pipeline",
+    # the service layer
+    "Operation": "ds01_core.services.operations",
+    "Param": "ds01_core.services.operations",
+    "ServiceContext": "ds01_core.services.operations",
+    "Caller": "ds01_core.services.caller",
+    "ServiceError": "ds01_core.services.errors",
+    "Invalid": "ds01_core.services.errors",
+    "Forbidden": "ds01_core.services.errors",
+    "NotFound": "ds01_core.services.errors",
+    "Conflict": "ds01_core.services.errors",
+    "Unavailable": "ds01_core.services.errors",
+    "Busy": "ds01_core.services.errors",
+    # Docker
+    "DockerAdapter": "ds01_core.domain.docker_engine",
+    "DockerError": "ds01_core.domain.docker_engine",
+    # CLI commands
+    "CliState": "ds01_core.transports.cli.state",
+    "pass_state": "ds01_core.transports.cli.state",
+    "json_option": "ds01_core.transports.cli.output",
+    "print_json": "ds01_core.transports.cli.output",
+    "print_table": "ds01_core.transports.cli.output",
+    "fail": "ds01_core.transports.cli.output",
+}
+
+
+# -- functions offered to plugins (over the core's internals) ----------------------------------
+
+
+def current_workloads(runtime: Runtime, errors: list[str] | None = None) -> list[Workload]:
+    """Every workload the active detectors see now, merged the way the daemon's cycle merges
+    them. A detector that raises is left out and named in ``errors`` (when given): a plugin
+    that checks or shows workloads still works with the others' answers."""
+    from ds01_core.cycle.pipeline import detect
+
+    return detect(runtime, errors)
+
+
+def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workload:
+    """One of ``user``'s containers, by name or id prefix (at least 6 characters).
+
+    Another user's container is "not found" too, so that an operation never discloses names of
+    others' containers. Raises :class:`NotFound` (none, or several match),
+    :class:`Unavailable` (Docker cannot be reached) or :class:`Conflict` (Docker refused).
+    """
+    from ds01_core.domain.docker_engine import DockerError
+    from ds01_core.services.errors import Conflict, NotFound, Unavailable
+    from ds01_core.services.user_containers import ContainerError, ContainerService
+
+    try:
+        return ContainerService(runtime, user).find(name_or_id)
+    except ContainerError as exc:
+        raise NotFound(str(exc)) from None
+    except DockerError as exc:
+        if exc.status is None:
+            raise Unavailable(f"cannot reach Docker: {exc}") from None
+        raise Conflict(f"Docker: {exc}") from None
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and an unknown name stays an error
+
+    def __getattr__(name: str) -> Any:
+        source = _SOURCES.get(name)
+        if source is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(source), name)
+        globals()[name] = value  # once: later look-ups are plain module attributes
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+__all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each group
+    # implementing hooks
+    "Runtime",
+    "hookimpl",
+    # the model
+    "Action",
+    "Allocation",
+    "AllocationDecision",
+    "ContainerSpec",
+    "DeliveryResult",
+    "EffectiveLimits",
+    "Event",
+    "GpuRequest",
+    "GpuSlot",
+    "Notice",
+    "QuotaLine",
+    "Refusal",
+    "Workload",
+    # units and configuration fields
+    "AbsPath",
+    "ByteSize",
+    "Duration",
+    "TimeLimit",
+    "format_bytes",
+    "format_duration",
+    "host_cpu_count",
+    # users and limits
+    "effective_limits",
+    "normalize_username",
+    "safe_name",
+    "uid_for_username",
+    "username_for_uid",
+    # the cycle
+    "current_workloads",
+    "tell_user",
+    "users_to_enforce",
+    # the service layer
+    "Busy",
+    "Caller",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "Operation",
+    "Param",
+    "ServiceContext",
+    "ServiceError",
+    "Unavailable",
+    "find_user_container",
+    # Docker
+    "DockerAdapter",
+    "DockerError",
+    # CLI commands
+    "CliState",
+    "fail",
+    "json_option",
+    "pass_state",
+    "print_json",
+    "print_table",
+]
