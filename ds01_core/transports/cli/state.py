@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ds01_core.domain.config import ConfigError
-from ds01_core.framework.manager import PluginStartupError
 from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_core.framework.startup import starting
 
