@@ -19,6 +19,7 @@ import yaml
 from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from ds01_core.domain.config_cycle import CycleConfig
 from ds01_core.domain.config_checks import (
     AbsPath,
     absolute_path,
@@ -300,6 +301,7 @@ class Config:
     api: ApiConfig = attrs.Factory(ApiConfig)
     privacy: PrivacyConfig = attrs.Factory(PrivacyConfig)
     bare_metal: BareMetalConfig = attrs.Factory(BareMetalConfig)
+    cycle: CycleConfig = attrs.Factory(CycleConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     source: str | None = attrs.field(default=None, kw_only=True)
 
