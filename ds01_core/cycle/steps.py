@@ -148,9 +148,9 @@ def arrange(
 ) -> list[ArrangedStep]:
     """Every step with its place in the cycle that ``config`` asks for.
 
-    Steps named in ``config.order`` run in that order; a step not named keeps its default
-    place: right after the step before it by default (and after the steps it needs). A step in
-    ``config.disabled`` does not run.
+    Steps named in ``config.order`` run in that order; a step not named runs right after the
+    last of the steps that come before it by default (and of the steps it needs), so naming two
+    steps swaps them and leaves the rest in place. A step in ``config.disabled`` does not run.
 
     :raises ConfigError: with every problem by its path: a name no step has, a name listed
         twice, a step placed before one it needs, a needed step turned off, a step that needs
@@ -176,9 +176,8 @@ def arrange(
 
     sequence = list(listed)
     for index, step in enumerate(default):
-        if step.name not in listed:  # after the step before it by default, and what it needs
-            after = [default[index - 1].name] if index else []
-            after += [n for n in step.needs if n in sequence]
+        if step.name not in listed:  # after every step before it by default, and its needs
+            after = [s.name for s in default[:index]] + [n for n in step.needs if n in sequence]
             sequence.insert(max((sequence.index(n) + 1 for n in after), default=0), step.name)
     running = [name for name in sequence if name not in disabled]
     place = {name: i for i, name in enumerate(running)}

@@ -13,9 +13,8 @@ import attrs
 
 @attrs.define
 class CycleConfig:
-    """``cycle.order``: the steps to run in this order (steps not named keep their default
-    place, right after the step that comes before them by default); ``cycle.disabled``: steps
-    that do not run at all."""
+    """``cycle.order``: steps to run in this order (a step not named runs right after the last
+    of the steps that come before it by default); ``cycle.disabled``: steps that do not run."""
 
     order: list[str] = attrs.Factory(list)
     disabled: list[str] = attrs.Factory(list)
