@@ -34,7 +34,7 @@ def cycle_steps() -> list[CycleStep]:
 
 def record_legacy(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     """A ``labels.migration_recorded`` event per legacy container recorded for the first time."""
-    events = []
+    events: list[Event] = []
     now = runtime.now()
     legacy = [
         w

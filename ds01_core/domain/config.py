@@ -19,7 +19,6 @@ import yaml
 from cattrs.cols import is_mapping, is_sequence, list_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from ds01_core.domain.config_cycle import CycleConfig
 from ds01_core.domain.config_checks import (
     AbsPath,
     absolute_path,
@@ -29,6 +28,7 @@ from ds01_core.domain.config_checks import (
     finite_float,
     limit_problem,
 )
+from ds01_core.domain.config_cycle import CycleConfig
 from ds01_core.domain.units import ByteSize, Duration, TimeLimit
 from ds01_core.domain.users import normalize_username
 

@@ -203,7 +203,13 @@ def test_a_disabled_step_does_not_run(make_runtime, tmp_path):
     with off.state.transaction() as db:
         db.execute("DELETE FROM label_migrations")
     report = run_cycle(off, workloads=[legacy_box("c2")])
-    assert report.steps == ["detect", "reconcile-allocations", "reconcile", "enforce-limits", "idle"]
+    assert report.steps == [
+        "detect",
+        "reconcile-allocations",
+        "reconcile",
+        "enforce-limits",
+        "idle",
+    ]
     assert [e.event_type for e in report.events] == []
     with off.state.transaction() as db:
         assert db.execute("SELECT COUNT(*) FROM label_migrations").fetchone()[0] == 0
@@ -263,9 +269,7 @@ def write(path: Path, data: dict) -> Path:
 
 def test_config_check_and_the_daemon_refuse_a_bad_order(tmp_path):
     good = write(tmp_path / "good.yaml", base(tmp_path))
-    bad = write(
-        tmp_path / "bad.yaml", {**base(tmp_path), "cycle": {"order": ["idle", "detect"]}}
-    )
+    bad = write(tmp_path / "bad.yaml", {**base(tmp_path), "cycle": {"order": ["idle", "detect"]}})
     checked = CliRunner().invoke(cli, ["--no-plugins", "config", "check", str(bad)])
     assert checked.exit_code == 2
     assert "cycle.order[0]: 'idle' must run after 'detect', which it needs" in checked.output

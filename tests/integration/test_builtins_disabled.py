@@ -63,15 +63,19 @@ def test_each_builtin_can_be_disabled_without_breaking_the_others(
     try:
         runtime = daemon.runtime
         allocations = Allocations(runtime)
+        stale = None
         if "whole-gpu-allocator" in active:  # the one allocator without entry points
-            granted = allocations.allocate(GpuRequest(user=owner.name, container="gone"))
-            allocations.bind(granted.allocation.id, "f" * 64)  # a container the engine never had
+            stale = allocations.allocate(GpuRequest(user=owner.name, container="gone")).allocation
+            allocations.bind(stale.id, "f" * 64)  # a container the engine never had
 
         report = daemon.cycle()
 
         assert report.errors == []
         seen = {w.id: w for w in report.workloads}
-        found = {(e.event_type, e.details.get("container_id") or e.details.get("pid")) for e in report.events}
+        found = {
+            (e.event_type, e.details.get("container_id") or e.details.get("pid"))
+            for e in report.events
+        }
         # docker-detector: the container, with its owner
         assert (box.id in seen) == ("docker-detector" in active)
         # gpu-process-detector: the host process, attributed without the docker detector
@@ -79,8 +83,9 @@ def test_each_builtin_can_be_disabled_without_breaking_the_others(
         if "gpu-process-detector" in active:
             assert seen[str(host.pid)].owner == stranger.name
         # gpu-allocations: the allocation of a container that is gone released, owner map written
-        if "whole-gpu-allocator" in active:
-            assert (allocations.live() == []) == ("gpu-allocations" in active)
+        if stale is not None:  # (other runs' containers on the shared engine may be adopted)
+            still_held = stale.id in {a.id for a in allocations.live()}
+            assert still_held == ("gpu-allocations" not in active)
         assert runtime.config.allocation_owner_map_dir.is_dir() == ("gpu-allocations" in active)
         # label-migration: the legacy container's mapping recorded (once the container is seen)
         recorded = ("labels.migration_recorded", box.id) in found
@@ -92,9 +97,7 @@ def test_each_builtin_can_be_disabled_without_breaking_the_others(
         delivered = runtime.hooks.notify(runtime, Notice(owner.name, "hello", "hi", "info", None))
         assert (DeliveryResult("audit-log", True) in delivered) == ("event-notifier" in active)
         # whole-gpu-allocator: it decides (checked above by allocating); idle-policy: it stops
-        decided = runtime.hooks.on_idle(
-            runtime, seen.get(box.id), 7200.0, {"idle_timeout": 3600.0}
-        )
+        decided = runtime.hooks.on_idle(runtime, seen.get(box.id), 7200.0, {"idle_timeout": 3600.0})
         assert decided == ("stop" if "idle-policy" in active else None)
 
         # the daemon's Docker events name the owner, with or without the docker detector

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ds01_core.framework.runtime import Runtime
 
 _CONTAINERS_KEY = "core.docker-containers"
-_SINGLE_LOOK: contextvars.ContextVar[bool] = contextvars.ContextVar("ds01_single_look", default=False)
+_SINGLE_LOOK: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ds01_single_look", default=False
+)
 
 
 def docker_containers(runtime: Runtime) -> ContainerDetector:

@@ -110,37 +110,49 @@ def _show_cycle(
     errors += plan.problems + [str(failure) for failure in plan.failures]
     rank = {name: i for i, name in enumerate(order)}
     ranked = sorted(host.active, key=lambda r: rank.get(r.name, len(rank)))
-    steps = [
-        {
-            "position": a.position,
-            "name": a.step.name,
-            "provider": a.step.provider,
-            "enabled": a.enabled,
-            "partial": a.step.partial,
-            "default_position": a.default_position,
-            "needs": list(a.step.needs),
-            "description": a.step.description,
-            "hook": a.step.hook,
-            "plugins": [r.name for r in ranked if a.step.hook in r.hooks] if a.step.hook else [],
-        }
-        for a in plan.steps
-    ]
+
+    def implementers(hook: str | None) -> list[str]:
+        return [r.name for r in ranked if hook in r.hooks] if hook else []
+
     if as_json:
-        print_json({"steps": steps, "errors": errors})
+        print_json(
+            {
+                "steps": [
+                    {
+                        "position": a.position,
+                        "name": a.step.name,
+                        "provider": a.step.provider,
+                        "enabled": a.enabled,
+                        "partial": a.step.partial,
+                        "default_position": a.default_position,
+                        "needs": list(a.step.needs),
+                        "description": a.step.description,
+                        "hook": a.step.hook,
+                        "plugins": implementers(a.step.hook),
+                    }
+                    for a in plan.steps
+                ],
+                "errors": errors,
+            }
+        )
     else:
-        rows = [
-            (
-                s["position"] or "-",
-                s["name"],
-                s["provider"],
-                "runs" if s["enabled"] else "disabled",
-                "yes" if s["partial"] else "-",
-                s["description"] + (f" [{', '.join(s['plugins'])}]" if s["plugins"] else ""),
+        rows = []
+        for a in plan.steps:
+            plugins = implementers(a.step.hook)
+            rows.append(
+                (
+                    a.position or "-",
+                    a.step.name,
+                    a.step.provider,
+                    "runs" if a.enabled else "disabled",
+                    "yes" if a.step.partial else "-",
+                    a.step.description + (f" [{', '.join(plugins)}]" if plugins else ""),
+                )
             )
-            for s in steps
-        ]
         print_table(
-            rows, ["#", "step", "provided by", "status", "on events", "what it does"], shrinkable=[5]
+            rows,
+            ["#", "step", "provided by", "status", "on events", "what it does"],
+            shrinkable=[5],
         )
         for error in errors:
             click.echo(f"cycle: {error}", err=True)
