@@ -403,7 +403,8 @@ def test_a_raising_reconciler_does_not_lose_another_reconcilers_releases(
 
         report = daemon.cycle()
 
-        assert allocations.live() == []
+        # released (other runs' containers on the shared engine may have been adopted)
+        assert granted.allocation.id not in {a.id for a in allocations.live()}
         assert report.errors == ["reconcile (broken): directory unreachable"]
         events = daemon.runtime.events.query()
         released = [e for e in events if e["event_type"] == "gpu.released"]
