@@ -1,11 +1,16 @@
-"""Built-in detector: every Docker container, whatever client made it, as a workload."""
+"""Built-in detector: every Docker container, whatever client made it, as a workload.
+
+What it learns about each container goes into the core's cache
+(:func:`ds01_core.cycle.detection.shared.docker_containers`), where the GPU process detector
+and the daemon read owners without depending on this plugin.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from ds01_core.cycle.detection.docker_inventory import ContainerDetector
+from ds01_core.cycle.detection.shared import docker_containers
 from ds01_core.domain.model import GpuSlot, Workload
 from ds01_core.framework.hookspecs import hookimpl
 
@@ -14,20 +19,13 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from ds01_core.framework.runtime import Runtime
 
-MEMO_KEY = "docker-detector"
-
-
-def detector(runtime: Runtime) -> ContainerDetector:
-    """This runtime's detector (and its per-container cache)."""
-    return runtime.memo(
-        MEMO_KEY, lambda: ContainerDetector(home_roots=runtime.config.detection.home_roots)
-    )
+SLOTS_KEY = "docker-detector-slots"
 
 
 def current_slots(runtime: Runtime) -> list[GpuSlot]:
     """The GPU slots now, or the last ones read when the GPU provider fails (an NVML error
     must not hide containers)."""
-    last: dict[str, list[GpuSlot]] = runtime.memo("docker-detector-slots", lambda: {"slots": []})
+    last: dict[str, list[GpuSlot]] = runtime.memo(SLOTS_KEY, lambda: {"slots": []})
     try:
         last["slots"] = runtime.gpu.slots()
     except Exception as exc:
@@ -37,4 +35,4 @@ def current_slots(runtime: Runtime) -> list[GpuSlot]:
 
 @hookimpl
 def detect_workloads(runtime: Runtime) -> list[Workload]:
-    return detector(runtime).detect(runtime.docker, current_slots(runtime))
+    return docker_containers(runtime).detect(runtime.docker, current_slots(runtime))

@@ -1,11 +1,12 @@
 """Built-in: keeps GPU allocation records true to Docker every cycle, and the owner map.
 
-Releases what is gone or held past ``allocation.gpu_hold_after_stop``, adopts containers that
+Two steps of the daemon's cycle (``cycle_steps``): ``reconcile-allocations`` releases what is gone or held past ``allocation.gpu_hold_after_stop``, adopts containers that
 hold GPUs without a record, and rewrites the GPU → owner files for dcgm-exporter. A running
 container that reaches a slot allocated to another container (``gpu.conflict``: started behind
 ds01's back, e.g. by the engine's restart policy or an admin) is stopped when
 ``allocation.foreign_slot_action`` is ``stop`` (the default) — with a ``gpu.foreign_slot_stopped``
-event and a notice to its owner — or only logged with ``log``.
+event and a notice to its owner — or only logged with ``log``. ``owner-map`` then rewrites the
+GPU → owner files from the records. Both also run in the partial cycle after a Docker event.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT
 from ds01_core.cycle.owner_map import write_owner_map
+from ds01_core.cycle.steps import CycleStep
 from ds01_core.domain.docker_engine import DockerError
 from ds01_core.domain.model import Event, Notice, Workload
 from ds01_core.domain.state.allocations import Allocations, inventory_slots
@@ -30,9 +32,29 @@ STOPPED_EVENT = "gpu.foreign_slot_stopped"
 
 
 @hookimpl
-def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
-    allocations = Allocations(runtime)
-    events = allocations.reconcile(workloads)
+def cycle_steps() -> list[CycleStep]:
+    return [
+        CycleStep(
+            "reconcile-allocations",
+            lambda ctx: reconcile_allocations(ctx.runtime, ctx.workloads),
+            "GPU allocations released, adopted, or a container on another's GPU stopped",
+            before="reconcile",
+            partial=True,
+        ),
+        CycleStep(
+            "owner-map",
+            lambda ctx: write_owners(ctx.runtime),
+            "the GPU → owner files for dcgm-exporter rewritten from the allocations",
+            before="reconcile",
+            needs=("detect", "reconcile-allocations"),
+            partial=True,
+        ),
+    ]
+
+
+def reconcile_allocations(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
+    """Allocation records brought in line with ``workloads``; foreign slot users stopped."""
+    events = Allocations(runtime).reconcile(workloads)
     if runtime.config.allocation.foreign_slot_action == "stop":
         events += [
             stopped
@@ -41,13 +63,19 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
             for stopped in [stop_foreign(runtime, event)]
             if stopped is not None
         ]
+    return events
+
+
+def write_owners(runtime: Runtime) -> None:
+    """Rewrite the owner map; a write that fails is logged and tried again next cycle."""
     try:
         write_owner_map(
-            runtime.config.allocation_owner_map_dir, inventory_slots(runtime), allocations.live()
+            runtime.config.allocation_owner_map_dir,
+            inventory_slots(runtime),
+            Allocations(runtime).live(),
         )
     except OSError as exc:
         log.error("cannot write the GPU owner map: %s", exc)
-    return events
 
 
 def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:

@@ -1,7 +1,8 @@
-"""Built-in pipeline step: record the ``ds01.*`` mapping of every legacy container seen.
+"""Built-in cycle step ``label-migration``: record the ``ds01.*`` mapping of every legacy container.
 
-It runs in the reconcile step, in the order the admin gives in ``plugins.order`` (name
-``label-migration``); recreating containers is left to ``ds01 admin labels migrate``.
+It runs where ``cycle.order`` puts it (by default after the GPU allocations are reconciled,
+also in the partial cycle after a Docker event); recreating containers is left to
+``ds01 admin labels migrate``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ds01_core.cycle.steps import CycleStep
 from ds01_core.domain.labels import LEGACY_PREFIX, legacy_mapping, record
 from ds01_core.domain.model import Event, Workload
 from ds01_core.framework.hookspecs import hookimpl
@@ -18,7 +20,20 @@ if TYPE_CHECKING:
 
 
 @hookimpl
-def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
+def cycle_steps() -> list[CycleStep]:
+    return [
+        CycleStep(
+            "label-migration",
+            lambda ctx: record_legacy(ctx.runtime, ctx.workloads),
+            "the ds01.* mapping of each container with legacy labels recorded",
+            before="reconcile",
+            partial=True,
+        )
+    ]
+
+
+def record_legacy(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
+    """A ``labels.migration_recorded`` event per legacy container recorded for the first time."""
     events: list[Event] = []
     now = runtime.now()
     legacy = [

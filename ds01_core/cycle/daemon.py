@@ -1,7 +1,8 @@
 """``ds01d``: the lifecycle cycle on a timer and on Docker events, with live configuration reload.
 
-- A full cycle runs every ``lifecycle.interval``; a Docker container event (create, start, die,
-  destroy, …) triggers a partial cycle (detect + reconcile) within a second.
+- A full cycle (its steps in the order ``cycle:`` gives, see docs/cycle.md) runs every
+  ``lifecycle.interval``; a Docker container event (create, start, die, destroy, …) triggers a
+  partial cycle (the steps marked partial: detect and the reconciling ones) within a second.
 - SIGHUP reloads the configuration; a bad file is refused (every problem logged) and the daemon
   carries on with the last good one. SIGTERM/SIGINT finish the current cycle and exit.
 - The Docker engine going away is logged and retried; an NVML error is logged and the cycle
@@ -20,9 +21,9 @@ from typing import Any
 import click
 
 from ds01_core import __version__
-from ds01_core.builtin.docker_detector import detector as container_detector
 from ds01_core.cycle.detection.inventory import read_snapshot, write_snapshot
-from ds01_core.cycle.pipeline import CycleReport, run_cycle
+from ds01_core.cycle.detection.shared import docker_containers, forget_containers
+from ds01_core.cycle.pipeline import CycleReport, cycle_plan, run_cycle
 from ds01_core.domain.config import ConfigError
 from ds01_core.domain.docker_engine import DockerAdapter, DockerError
 from ds01_core.domain.model import Event, Workload
@@ -53,6 +54,11 @@ class Daemon:
         self.config_path = config_path
         self.no_plugins = no_plugins
         self.runtime: Runtime = load_runtime(config_path, no_plugins=no_plugins)
+        try:
+            cycle_plan(self.runtime)  # a ``cycle:`` section that does not fit is refused now
+        except ConfigError:
+            self.runtime.close()
+            raise
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
@@ -78,15 +84,12 @@ class Daemon:
         try:
             fresh = load_runtime(self.config_path, no_plugins=self.no_plugins)
         except (ConfigError, PluginStartupError) as exc:
-            log.error("configuration reload refused, keeping the last good one:\n%s", exc)
-            self.runtime.events.append(
-                Event(
-                    "config.reload_refused",
-                    source="ds01d",
-                    details={"source": self.config_path, "error": str(exc)},
-                )
-            )
-            return False
+            return self._refused(exc)
+        try:
+            cycle_plan(fresh)
+        except ConfigError as exc:
+            fresh.close()
+            return self._refused(exc)
         old, self.runtime = self.runtime, fresh
         old.close()
         log.info("configuration reloaded from %s", fresh.config.source)
@@ -95,16 +98,24 @@ class Daemon:
         )
         return True
 
+    def _refused(self, exc: Exception) -> bool:
+        """Log a reload that was refused; the running configuration stays."""
+        log.error("configuration reload refused, keeping the last good one:\n%s", exc)
+        self.runtime.events.append(
+            Event(
+                "config.reload_refused",
+                source="ds01d",
+                details={"source": self.config_path, "error": str(exc)},
+            )
+        )
+        return False
+
     # -- cycles -----------------------------------------------------------------------------
 
     def cycle(self, *, partial: bool = False) -> CycleReport:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
-        detector = container_detector(self.runtime)
-        if "" in dirty:  # after an engine outage nothing cached can be trusted
-            detector.records.clear()
-        for container_id in dirty:
-            detector.invalidate(container_id)
+        forget_containers(self.runtime, dirty)  # "" (after an engine outage): everything
         report = run_cycle(self.runtime, previous=self.previous, partial=partial)
         self.previous = report.workloads
         try:
@@ -158,9 +169,9 @@ class Daemon:
     # -- Docker events ----------------------------------------------------------------------
 
     def _owner_of(self, engine: DockerAdapter, container_id: str) -> tuple[str, str]:
-        record = container_detector(self.runtime).records.get(container_id)
-        if record is not None:
-            return record.owner.user, record.origin
+        known = docker_containers(self.runtime).owner_of(container_id)
+        if known is not None:
+            return known[0], known[1]
         inspect = engine.inspect_container(container_id)
         if inspect is None:
             return "unknown", "unknown"

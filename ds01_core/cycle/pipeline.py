@@ -1,14 +1,18 @@
-"""One lifecycle cycle: detect → reconcile → enforce → idle (with notices to users).
+"""One daemon cycle: its steps (detect → reconcile → enforce → idle) run in the configured order.
 
-The cycle is the only place the daemon's periodic work is sequenced. Each step calls one hook;
-a plugin that raises in a step costs only its own answer (the hooks are called one plugin at a
-time, see :mod:`ds01_core.framework.hooks`): its failure is logged, written to the audit log as
+The cycle is the only place the daemon's periodic work is sequenced. It is a list of named
+steps (:mod:`ds01_core.cycle.steps`): the core's own, defined here, and those plugins add
+through the ``cycle_steps`` hook, in the order ``cycle.order`` gives, without those in
+``cycle.disabled`` (see docs/cycle.md). A step that raises costs only itself; a step that calls
+a hook calls it one plugin at a time (:mod:`ds01_core.framework.hooks`), so a plugin that raises
+costs only its own answer: its failure is logged, written to the audit log as
 ``plugin.failed`` and listed in the cycle's errors, and every other plugin's results are kept,
 because one broken plugin must not stop GPUs from being released or limits from being applied.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -17,25 +21,30 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ds01_core.cycle.detection.inventory import diff_events
+from ds01_core.cycle.detection.shared import single_look
+from ds01_core.cycle.lifecycle import LifecycleStep
+from ds01_core.cycle.steps import (
+    CORE,
+    ArrangedStep,
+    CycleContext,
+    CycleReport,
+    CycleStep,
+    arrange,
+    unique,
+)
 from ds01_core.domain.model import Action, DeliveryResult, Event, Notice, Workload
 from ds01_core.domain.user_limits import effective_limits
 from ds01_core.framework.hooks import HookFailure
 
 if TYPE_CHECKING:
+    from ds01_core.domain.config.cycle import CycleConfig
+    from ds01_core.framework.hooks import Hooks
     from ds01_core.framework.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-
-@attrs.define
-class CycleReport:
-    """What one cycle saw and did, for the daemon's log and for tests."""
-
-    workloads: list[Workload] = attrs.Factory(list)
-    events: list[Event] = attrs.Factory(list)
-    actions: list[Action] = attrs.Factory(list)
-    errors: list[str] = attrs.Factory(list)
-    seconds: float = 0.0
+#: the runtime memo under which the core keeps its plan of the cycle (one per configuration)
+PLAN_KEY = "core.cycle-plan"
 
 
 def merge_workloads(batches: Iterable[Sequence[Workload] | None]) -> list[Workload]:
@@ -60,11 +69,20 @@ def merge_workloads(batches: Iterable[Sequence[Workload] | None]) -> list[Worklo
 
 
 def detect(
-    runtime: Runtime, errors: list[str] | None = None, failed: list[HookFailure] | None = None
+    runtime: Runtime,
+    errors: list[str] | None = None,
+    failed: list[HookFailure] | None = None,
+    *,
+    one_look: bool = False,
 ) -> list[Workload]:
     """The merged inventory; detectors that raised are skipped (and named in ``errors``, and
-    handed over in ``failed`` for the audit log)."""
-    batches = runtime.hooks.detect_workloads(runtime)
+    handed over in ``failed`` for the audit log).
+
+    :param one_look: a listing outside the daemon's cycles: report what is there now, without
+        waiting for the confirmation across cycles the daemon asks of host GPU processes.
+    """
+    with single_look() if one_look else contextlib.nullcontext():
+        batches = runtime.hooks.detect_workloads(runtime)
     if errors is not None:
         errors.extend(f"detect ({f.plugin}): {f.error}" for f in batches.failures)
     if failed is not None:
@@ -82,52 +100,167 @@ def users_to_enforce(runtime: Runtime, workloads: Sequence[Workload]) -> list[st
     return sorted(users)
 
 
-def run_cycle(
-    runtime: Runtime, *, previous: Sequence[Workload] | None = None, partial: bool = False
-) -> CycleReport:
-    """Run one cycle and write the events it produced to the audit log.
+# -- the core's steps ---------------------------------------------------------------------------
 
-    :param previous: the last cycle's inventory; when given, what changed since is logged as
-        ``detection.*`` events (the first cycle after start-up has none to compare with).
-    :param partial: detect and reconcile only (a Docker event happened between full cycles).
-    """
-    started = time.monotonic()
-    report = CycleReport()
+
+def _detect(ctx: CycleContext) -> list[Event]:
     failed: list[HookFailure] = []
-    report.workloads = detect(runtime, report.errors, failed)
-    report.events += [f.event() for f in failed]
-    if previous is not None:
-        report.events += diff_events(previous, report.workloads)
-    try:
-        events = runtime.hooks.reconcile(runtime, report.workloads)
-    except Exception as exc:  # the core's own fault (hooks isolate each plugin's)
-        log.exception("reconcile failed")
-        report.errors.append(f"reconcile: {exc}")
+    if ctx.given is not None:
+        ctx.report.workloads = list(ctx.given)
     else:
-        report.events += events
-        report.errors += [f"reconcile ({f.plugin}): {f.error}" for f in events.failures]
-        report.events += [f.event() for f in events.failures]
-    now = runtime.now()
-    for user in [] if partial else users_to_enforce(runtime, report.workloads):
+        ctx.report.workloads = detect(ctx.runtime, ctx.report.errors, failed)
+    events = [f.event() for f in failed]
+    if ctx.previous is not None:
+        events += diff_events(ctx.previous, ctx.workloads)
+    return events
+
+
+def _reconcile(ctx: CycleContext) -> list[Event]:
+    events = ctx.runtime.hooks.reconcile(ctx.runtime, ctx.workloads)
+    ctx.report.errors += [f"reconcile ({f.plugin}): {f.error}" for f in events.failures]
+    return [*events, *(f.event() for f in events.failures)]
+
+
+def _enforce(ctx: CycleContext) -> list[Event]:
+    runtime, report = ctx.runtime, ctx.report
+    events: list[Event] = []
+    for user in users_to_enforce(runtime, ctx.workloads):
         try:
-            limits = effective_limits(runtime, user, now=now)
-            own = [w for w in report.workloads if w.owner == user]
+            limits = effective_limits(runtime, user, now=ctx.now)
+            own = [w for w in ctx.workloads if w.owner == user]
             actions = runtime.hooks.enforce_limits(runtime, user, limits, own)
-        except Exception as exc:
+        except Exception as exc:  # the core's own fault (hooks isolate each plugin's)
             log.exception("enforce_limits failed for %s", user)
             report.errors.append(f"enforce {user}: {exc}")
             continue
         report.actions += [a if a.user else attrs.evolve(a, user=user) for a in actions]
         report.errors += [f"enforce {user} ({f.plugin}): {f.error}" for f in actions.failures]
-        report.events += [f.event(user) for f in actions.failures]
-    if not partial:
-        from ds01_core.cycle.lifecycle import LifecycleStep
+        events += [f.event(user) for f in actions.failures]
+    return events
 
+
+def _idle(ctx: CycleContext) -> list[Event]:
+    return LifecycleStep(ctx.runtime).run(ctx.workloads)
+
+
+CORE_STEPS: tuple[CycleStep, ...] = (
+    CycleStep(
+        "detect",
+        _detect,
+        "ask every detector what runs now, merge the reports, log what changed",
+        needs=(),
+        partial=True,
+        hook="detect_workloads",
+    ),
+    CycleStep(
+        "reconcile",
+        _reconcile,
+        "every plugin's reconcile hook: records brought in line with what runs",
+        partial=True,
+        hook="reconcile",
+    ),
+    CycleStep(
+        "enforce-limits",
+        _enforce,
+        "every plugin's enforce_limits hook, for each user with workloads or limits",
+        hook="enforce_limits",
+    ),
+    CycleStep(
+        "idle",
+        _idle,
+        "idle containers warned and stopped, runtimes capped, leftovers removed, quota warnings",
+    ),
+)
+
+
+# -- the plan: which steps run, in which order -------------------------------------------------
+
+
+@attrs.frozen
+class CyclePlan:
+    """The cycle as configured: every step with its place, and what went wrong gathering them
+    (a plugin whose ``cycle_steps`` raised, a step name taken twice)."""
+
+    steps: list[ArrangedStep]
+    failures: list[HookFailure] = attrs.Factory(list)
+    problems: list[str] = attrs.Factory(list)
+
+    def running(self, *, partial: bool = False) -> list[CycleStep]:
+        """The steps that run, in order (in a partial cycle, only those marked ``partial``)."""
+        chosen = sorted((a for a in self.steps if a.position is not None), key=_position)
+        return [a.step for a in chosen if a.step.partial or not partial]
+
+
+def _position(arranged: ArrangedStep) -> int:
+    return arranged.position or 0
+
+
+def plan_cycle(hooks: Hooks, config: CycleConfig, source: str | None = None) -> CyclePlan:
+    """The core's steps and every plugin's, arranged as ``config`` (``cycle:``) asks.
+
+    :raises ConfigError: the section names a step that is not there or breaks what a step
+        needs (every problem with its path).
+    """
+    contributed = hooks.cycle_steps()
+    steps, problems = unique([*CORE_STEPS, *contributed])
+    for problem in problems:
+        log.error("cycle: %s", problem)
+    return CyclePlan(arrange(steps, config, source), contributed.failures, problems)
+
+
+def cycle_plan(runtime: Runtime) -> CyclePlan:
+    """This runtime's plan, made once (a reload is a new runtime, so a new plan).
+
+    :raises ConfigError: as :func:`plan_cycle`; nothing is kept then, so the daemon refuses the
+        configuration and the next call asks again.
+    """
+    return runtime.memo(
+        PLAN_KEY,
+        lambda: plan_cycle(runtime.hooks, runtime.config.cycle, runtime.config.source),
+    )
+
+
+# -- one cycle ------------------------------------------------------------------------------
+
+
+def run_cycle(
+    runtime: Runtime,
+    *,
+    previous: Sequence[Workload] | None = None,
+    partial: bool = False,
+    workloads: Sequence[Workload] | None = None,
+) -> CycleReport:
+    """Run one cycle and write the events it produced to the audit log.
+
+    :param previous: the last cycle's inventory; when given, what changed since is logged as
+        ``detection.*`` events (the first cycle after start-up has none to compare with).
+    :param partial: only the steps marked ``partial`` (a Docker event happened between full
+        cycles): detection and reconciliation, no limits or idle stops.
+    :param workloads: the inventory to use instead of asking the detectors (the ``detect``
+        step takes it as it is).
+    :raises ConfigError: the ``cycle:`` section does not fit the steps there are.
+    """
+    started = time.monotonic()
+    report = CycleReport()
+    plan = cycle_plan(runtime)
+    report.errors += [f"cycle_steps ({f.plugin}): {f.error}" for f in plan.failures]
+    report.events += [f.event() for f in plan.failures]
+    report.errors += [f"cycle: {problem}" for problem in plan.problems]
+    ctx = CycleContext(
+        runtime, report, runtime.now(), partial=partial, previous=previous, given=workloads
+    )
+    for step in plan.running(partial=partial):
+        report.steps.append(step.name)
         try:
-            report.events += LifecycleStep(runtime).run(report.workloads)
+            report.events += step.run(ctx) or ()
         except Exception as exc:
-            log.exception("lifecycle step failed")
-            report.errors.append(f"lifecycle: {exc}")
+            log.exception("cycle step %s (%s) failed", step.name, step.provider)
+            if step.provider == CORE:
+                report.errors.append(f"{step.name}: {exc}")
+            else:
+                failure = HookFailure(step.provider, f"cycle step {step.name}", exc)
+                report.errors.append(f"{step.name} ({step.provider}): {exc}")
+                report.events.append(failure.event())
     report.events += [action_event(a) for a in report.actions]
     for event in report.events:
         runtime.events.append(event)

@@ -26,6 +26,7 @@ from ds01_core.domain.model import Event
 if TYPE_CHECKING:
     import click
 
+    from ds01_core.cycle.steps import CycleStep
     from ds01_core.domain.model import (
         Action,
         Allocation,
@@ -197,6 +198,20 @@ class Hooks:
             "enforce_limits", runtime=runtime, user=user, limits=limits, workloads=workloads
         )
         return _flatten((batch for _plugin, batch in results), failures)
+
+    def cycle_steps(self) -> Collected[CycleStep]:
+        """Every plugin's cycle steps, each with ``provider`` set to its plugin's name; a
+        plugin that raises (or returns something that is not a step) is in ``failures``."""
+        results, failures = self._call_each("cycle_steps")
+        steps: list[CycleStep] = []
+        for plugin, batch in results:
+            try:
+                steps += [attrs.evolve(step, provider=plugin) for step in batch]
+            except Exception as exc:  # not CycleStep objects: the plugin's fault
+                failure = HookFailure(plugin, "cycle_steps", exc)
+                log.error("%s", failure)
+                failures.append(failure)
+        return Collected(steps, failures)
 
     def notify(self, runtime: Runtime, notice: Notice) -> Collected[DeliveryResult]:
         results, failures = self._call_each("notify", runtime=runtime, notice=notice)

@@ -32,6 +32,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from ds01_core.cycle.steps import CycleStep
     from ds01_core.domain.model import (
         Action,
         Allocation,
@@ -269,6 +270,35 @@ def enforce_limits(
     If an implementation raises: its actions for that user are lost for that cycle and it is
     tried again next cycle; the failure is logged, listed in the cycle's errors and written to
     the audit log as ``plugin.failed`` (with the user). The other enforcers' actions are kept.
+    """
+
+
+@hookspec
+def cycle_steps() -> Sequence[CycleStep]:
+    """Add named steps to the daemon's cycle (``detect → reconcile → enforce-limits → idle``).
+
+    Called once per runtime, when the daemon first plans its cycle (at start-up and after each
+    configuration reload), and by ``ds01 plugins --cycle`` and ``ds01 config check``, which show
+    and check the order. It declares; it must not do the work itself.
+
+    :return: :class:`~ds01_core.cycle.steps.CycleStep` objects: each a unique ``name`` the
+        admin uses in ``cycle.order`` and ``cycle.disabled``, the ``run(ctx)`` function called
+        once per cycle with a :class:`~ds01_core.cycle.steps.CycleContext` (the runtime, the
+        inventory in ``ctx.workloads``, the moment the cycle began) that returns the events to
+        write to the audit log, a one-line ``description``, a default place (``before``: the
+        step it goes in front of), the steps it ``needs`` earlier in the cycle (``detect`` by
+        default) and whether it also runs in the ``partial`` cycle after a Docker event. The
+        core sets ``provider`` to the plugin's name.
+
+    Not firstresult: every plugin's steps are in the cycle, in the order the admin gives in
+    ``cycle.order`` (steps not named there keep their default place). A step whose name is
+    already taken (by the core or a plugin called earlier) is left out, and the cycle reports
+    it as an error.
+
+    If an implementation raises: none of that plugin's steps run; the failure is logged,
+    listed in every cycle's errors and written to the audit log as ``plugin.failed``. The
+    other plugins' steps run. A step's ``run`` that raises costs only that step in that cycle
+    (the same error and ``plugin.failed`` event, the hook named ``cycle step <name>``).
     """
 
 

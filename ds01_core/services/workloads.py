@@ -17,19 +17,10 @@ ORIGINS = ("ds01", "devcontainer", "compose", "docker", "host", "unknown")
 
 def _live(ctx: ServiceContext) -> tuple[list[Workload], list[str]]:
     """Detect now, in one look (GPU processes are reported at first sight, with no history)."""
-    from ds01_core.cycle.detection.host_processes import ProcessDetector
-    from ds01_core.cycle.pipeline import detect
+    from ds01_core.cycle.pipeline import detect  # the cycle's modules, only for a live look
 
-    runtime = ctx.runtime
-    # the key is the built-in gpu-process-detector plugin's
-    runtime.memo(
-        "gpu-process-detector",
-        lambda: ProcessDetector(
-            confirm_cycles=1, ignored_names=runtime.config.gpu.ignored_process_names
-        ),
-    )
     errors: list[str] = []
-    return detect(runtime, errors), errors
+    return detect(ctx.runtime, errors, one_look=True), errors
 
 
 def _provider_line(ctx: ServiceContext) -> str:

@@ -198,3 +198,36 @@ def test_ds01_plugins_exits_1_when_required_plugin_missing(installed_dists, tmp_
     result = _cli(["--config", str(cfg), "plugins"], [], installed=installed_dists)
     assert result.returncode == 1
     assert "no-such-plugin: required but not installed" in result.stderr
+
+
+def test_a_disabled_builtin_takes_its_cycle_steps_with_it(tmp_path):
+    """``ds01 plugins --cycle``: the steps of a disabled plugin are not in the cycle, and the
+    steps the others provide keep their order."""
+    from click.testing import CliRunner
+
+    from ds01_core.transports.cli import cli
+
+    def steps(disabled: list[str]) -> list[tuple[str, str]]:
+        cfg = tmp_path / "ds01.yaml"
+        cfg.write_text(json.dumps({"plugins": {"disabled": disabled}}))
+        args = ["--config", str(cfg), "--no-plugins", "plugins", "--cycle", "--json"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return [(s["name"], s["provider"]) for s in json.loads(result.stdout)["steps"]]
+
+    assert steps([]) == [
+        ("detect", "core"),
+        ("reconcile-allocations", "gpu-allocations"),
+        ("owner-map", "gpu-allocations"),
+        ("label-migration", "label-migration"),
+        ("reconcile", "core"),
+        ("enforce-limits", "core"),
+        ("idle", "core"),
+    ]
+    assert steps(["gpu-allocations"]) == [
+        ("detect", "core"),
+        ("label-migration", "label-migration"),
+        ("reconcile", "core"),
+        ("enforce-limits", "core"),
+        ("idle", "core"),
+    ]

@@ -140,6 +140,36 @@ def test_once_writes_a_snapshot_and_logs_what_changed(tmp_config, container_fact
     assert found[0]["details"]["owner_source"] == "label:ds01.user"
 
 
+def test_once_runs_the_steps_the_cycle_section_chooses(tmp_config, container_factory):
+    """A step in ``cycle.disabled`` does not do its work; ``cycle.order`` may move it; an order
+    that puts a step before ``detect`` stops start-up, named by its path."""
+    box = container_factory({"Labels": {"aime.mlc.USER": "alice"}})  # label-migration's work
+
+    def once(cycle: dict) -> subprocess.CompletedProcess:
+        config = tmp_config({"cycle": cycle})  # same state and log directories each time
+        return subprocess.run(
+            [*DAEMON, "--once", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def recorded() -> list[dict]:
+        log = EventLog(box_log)
+        return [r for r in log.read() if about(box.id, "labels.migration_recorded")(r)]
+
+    box_log = tmp_config().parent / "log" / "events.jsonl"
+    run = once({"disabled": ["label-migration"]})
+    assert run.returncode == 0, run.stderr
+    assert recorded() == []
+    run = once({"order": ["detect", "label-migration"]})
+    assert run.returncode == 0, run.stderr
+    assert len(recorded()) == 1
+    run = once({"order": ["label-migration", "detect"]})
+    assert run.returncode == 2
+    assert "cycle.order[0]: 'label-migration' must run after 'detect', which it needs" in run.stderr
+
+
 def test_docker_events_are_logged_and_picked_up_between_cycles(
     shared_dir, container_factory, unix_users
 ):

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ds01_core.cycle.detection.inventory import diff_events
-from ds01_core.cycle.pipeline import detect
+from ds01_core.cycle.pipeline import detect, run_cycle
 from ds01_core.domain.model import Event
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import load_runtime
@@ -87,13 +87,10 @@ def mine(runtime, ours) -> list:
 
 
 def cycle(config: Path, ours) -> list[Event]:
-    """The daemon's reconcile step as ``run_cycle`` runs it (the ``reconcile`` hook, its events
-    written to the audit log), over this module's containers."""
+    """The daemon's partial cycle (detection and the reconciling steps, its events written to
+    the audit log), over this module's containers."""
     runtime = load_runtime(str(config))
-    events = list(runtime.hooks.reconcile(runtime, mine(runtime, ours)))
-    for event in events:
-        runtime.events.append(event)
-    return events
+    return run_cycle(runtime, partial=True, workloads=mine(runtime, ours)).events
 
 
 @pytest.fixture

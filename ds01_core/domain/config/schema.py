@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from ds01_core.domain.config.checks import AbsPath
+from ds01_core.domain.config.cycle import CycleConfig
 from ds01_core.domain.units import ByteSize, Duration, TimeLimit
 from ds01_core.domain.users import normalize_username
 
@@ -286,6 +287,7 @@ class Config:
     api: ApiConfig = attrs.Factory(ApiConfig)
     privacy: PrivacyConfig = attrs.Factory(PrivacyConfig)
     bare_metal: BareMetalConfig = attrs.Factory(BareMetalConfig)
+    cycle: CycleConfig = attrs.Factory(CycleConfig)
     plugins: PluginsConfig = attrs.Factory(PluginsConfig)
     source: str | None = attrs.field(default=None, kw_only=True)
 

@@ -8,6 +8,7 @@ import sys
 import click
 import yaml
 
+from ds01_core.cycle.pipeline import plan_cycle
 from ds01_core.domain.config import (
     ORIGINS,
     ConfigError,
@@ -54,6 +55,7 @@ def check(state: CliState, file: str | None) -> None:
             source=path,
             ignore_sections=host.inactive_names(),
         )
+        plan_cycle(host.hooks, cfg.cycle, path)  # the cycle's steps, as cycle: orders them
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
