@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT
+from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT, reconcile_allocations
 from ds01_core.cycle.owner_map import write_owner_map
 from ds01_core.domain.docker_engine import DockerError
 from ds01_core.domain.model import Event, Notice, Workload
@@ -32,7 +32,7 @@ STOPPED_EVENT = "gpu.foreign_slot_stopped"
 @hookimpl
 def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     allocations = Allocations(runtime)
-    events = allocations.reconcile(workloads)
+    events = reconcile_allocations(allocations, workloads)
     if runtime.config.allocation.foreign_slot_action == "stop":
         events += [
             stopped
@@ -53,7 +53,7 @@ def reconcile(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
 def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:
     """Stop the container a ``gpu.conflict`` names and tell its owner; the audit event, or
     None when it could not be stopped (logged; the next cycle tries again)."""
-    from ds01_core.cycle.pipeline import tell_user
+    from ds01_core.cycle.notices import tell_user
 
     details = conflict.details
     name = str(details.get("container"))

@@ -121,7 +121,7 @@ def test(
 ) -> dict[str, Any]:
     """Send ``user`` (the caller; another user: admins only) a test notice, through
     ``channel`` or every channel they have on; one result per channel tried."""
-    from ds01_core.cycle.pipeline import tell_user
+    from ds01_core.cycle.notices import tell_user
 
     name = ctx.target_user(user, "test notices to another user")
     cfg = _config(ctx)
