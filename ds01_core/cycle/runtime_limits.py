@@ -23,5 +23,6 @@ def runtime_verdict(
     passed); None without a cap, a start time or when exempted."""
     if policy.max_runtime is None or running_seconds is None or EXEMPTION in exemptions:
         return None
-    action = "stop" if running_seconds >= policy.max_runtime else "warn"
-    return LimitVerdict(action, "runtime", running_seconds, policy.max_runtime)
+    if running_seconds >= policy.max_runtime:
+        return LimitVerdict("stop", "runtime", running_seconds, policy.max_runtime)
+    return LimitVerdict("warn", "runtime", running_seconds, policy.max_runtime)

@@ -76,7 +76,7 @@ def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
     re-partitions MIG; reading every GPU's metrics for each request would dominate its cost.
     The records, not this list, are what prevent double booking.
     """
-    cache = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
+    cache: dict[str, Any] = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
     now = time.monotonic()
     if now - cache["at"] > SLOT_CACHE_SECONDS:
         cache["slots"], cache["at"] = runtime.gpu.slots(), now
@@ -177,6 +177,7 @@ class Allocations:
             mine = self.live(db, user=request.user)
             limits = effective_limits(runtime, request.user, db=db, now=now)
             queue = waiting(db, now=now)
+            decision: AllocationDecision | None
             if queue and queue[0].ticket != ticket:
                 ahead = len(queue) if ticket is None else [t.ticket for t in queue].index(ticket)
                 decision = AllocationDecision(
