@@ -73,9 +73,6 @@ class Policy:
     warn_at: tuple[float, ...]
     demand_factor: float
 
-    def as_mapping(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
 
 def resolve_policy(config: Config, limits: EffectiveLimits, origin: str) -> dict[str, PolicyValue]:
     """The durations that apply to a container of ``origin`` owned by ``limits.user``."""
