@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from ds01_core.cycle.lifecycle import LifecycleStep
 from ds01_core.cycle.pipeline import detect
+from ds01_core.cycle.upkeep import UpkeepStep
 from ds01_core.domain.audit_log import EventLog, event_time
 from ds01_core.domain.docker_engine import DockerAdapter
 from ds01_core.framework.runtime import load_runtime
@@ -69,7 +69,7 @@ def main() -> None:
         while time.monotonic() - started < timeout + 4 * interval:
             cycle_start = time.monotonic()
             mine = [w for w in detect(runtime) if w.id in ids and w.status == "running"]
-            for event in LifecycleStep(runtime).run(mine):
+            for event in UpkeepStep(runtime).run(mine):
                 runtime.events.append(event)
             for row in runtime.state.db.execute("SELECT container, idle_since FROM idle_streaks"):
                 if row[1] and row[0] in ids and row[0] not in deadlines:

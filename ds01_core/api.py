@@ -69,7 +69,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ds01_core.cycle.pipeline import tell_user as tell_user
+    from ds01_core.cycle.notices import tell_user as tell_user
     from ds01_core.cycle.pipeline import users_to_enforce as users_to_enforce
     from ds01_core.domain.config.checks import AbsPath as AbsPath
     from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
@@ -153,7 +153,7 @@ _SOURCES: dict[str, str] = {
     "effective_limits": "ds01_core.domain.user_limits",
     # the cycle
     "users_to_enforce": "ds01_core.cycle.pipeline",
-    "tell_user": "ds01_core.cycle.pipeline",
+    "tell_user": "ds01_core.cycle.notices",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",

@@ -9,8 +9,9 @@ daemon starts), because both of its jobs bring reality in line with the record:
    not root, not in ``gateway.admin_group`` and holds no active grant is reported once, as
    ``bare_metal.unauthorised`` (user, pid, command, GPUs), and its owner is told through the
    ``notify`` hook. It is remembered by pid *and* start time in the state store's
-   ``notices_sent`` table, so neither a later cycle nor a daemon restart repeats the report or
-   restarts the grace period. With ``bare_metal.action: kill``, once it has been seen for
+   ``notices_sent`` table (a ``process`` subject, :mod:`ds01_core.domain.state.notices_sent`),
+   so neither a later cycle nor a daemon restart repeats the report or restarts the grace
+   period. With ``bare_metal.action: kill``, once it has been seen for
    ``bare_metal.grace``, that process alone gets SIGTERM, then SIGKILL if it is still there
    :data:`KILL_WAIT` seconds later (``bare_metal.killed``). ``notify`` never kills.
 
@@ -35,8 +36,16 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ds01_core.cycle.detection.procfs import PROC, read_proc
-from ds01_core.cycle.lifecycle import first_notice
+from ds01_core.cycle.notices import tell_user
 from ds01_core.domain.model import Event, Notice, Workload, utc_text
+from ds01_core.domain.state.notices_sent import (
+    Subject,
+    first_notice,
+    forget,
+    sent_at,
+    subjects_with,
+)
+from ds01_core.domain.units import format_duration
 from ds01_core.domain.users import unix_groups_of, username_for_uid
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.services.bare_metal_grants import expire, granted_users
@@ -47,8 +56,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE = "bare-metal"
-#: the ``notices_sent.kind`` under which unauthorised processes are remembered
+#: the ``notices_sent`` kind and threshold under which unauthorised processes are remembered
 SEEN_KIND = "bare_metal"
+SEEN_THRESHOLD = "unauthorised"
 #: seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0
 #: a cgroup path naming one of these belongs to a container, whatever detection said
@@ -171,10 +181,6 @@ class _Sighting:
     gpus: list[str]
 
 
-def _key(pid: int, start_ticks: int) -> str:
-    return f"pid:{pid}:{start_ticks}"
-
-
 def watch(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     """Report (and in ``kill`` mode, stop after the grace period) host GPU processes of users
     without bare-metal access; forget processes that have ended."""
@@ -195,18 +201,14 @@ def watch(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
                 continue  # the pid is no longer the process detection saw
             if exempt(workload.owner):
                 continue
-            key = _key(pid, info.start_ticks)
+            subject = Subject.process(pid, info.start_ticks)
             with runtime.state.transaction() as db:
-                new = first_notice(db, key, SEEN_KIND, "unauthorised", now)
-                row = db.execute(
-                    "SELECT sent_at FROM notices_sent WHERE container = ? AND kind = ? "
-                    "AND threshold = 'unauthorised'",
-                    (key, SEEN_KIND),
-                ).fetchone()
+                new = first_notice(db, subject, SEEN_KIND, SEEN_THRESHOLD, now)
+                first_seen = sent_at(db, subject, SEEN_KIND, SEEN_THRESHOLD) or now
             sighting = _Sighting(
                 workload,
                 ProcessRef(pid, info.start_ticks, info.uid),
-                dt.datetime.fromisoformat(row["sent_at"]),
+                first_seen,
                 [slot_name(u) for u in workload.gpu_slots],
             )
             if new:
@@ -255,9 +257,6 @@ def _slot_names(runtime: Runtime) -> Callable[[str], str]:
 
 
 def _reported(runtime: Runtime, s: _Sighting, command: str) -> Event:
-    from ds01_core.cycle.pipeline import tell_user
-    from ds01_core.domain.units import format_duration
-
     config = runtime.config.bare_metal
     user, pid = s.workload.owner, s.ref.pid
     gpus = ", ".join(s.gpus) or "?"
@@ -295,8 +294,6 @@ def _reported(runtime: Runtime, s: _Sighting, command: str) -> Event:
 
 
 def _stop(runtime: Runtime, due: Sequence[_Sighting], now: dt.datetime) -> list[Event]:
-    from ds01_core.cycle.pipeline import tell_user
-
     events = []
     outcomes = stop_processes([s.ref for s in due])
     for s, outcome in zip(due, outcomes, strict=True):
@@ -341,19 +338,10 @@ def _forget_ended(runtime: Runtime) -> None:
     """Drop what is remembered about processes that have ended (a pid and a start time never
     come back together, so nothing is lost)."""
     with runtime.state.transaction() as db:
-        keys = [
-            r["container"]
-            for r in db.execute(
-                "SELECT DISTINCT container FROM notices_sent WHERE kind = ?", (SEEN_KIND,)
-            )
-        ]
-        for key in keys:
+        for subject in subjects_with(db, "process", SEEN_KIND):
             try:
-                _, pid, start = key.split(":")
-                ended = not _alive(int(pid), int(start))
+                ended = not _alive(*subject.pid_and_start())
             except ValueError:
                 ended = True
             if ended:
-                db.execute(
-                    "DELETE FROM notices_sent WHERE container = ? AND kind = ?", (key, SEEN_KIND)
-                )
+                forget(db, subject, SEEN_KIND)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT
+from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT, reconcile_allocations
 from ds01_core.cycle.owner_map import write_owner_map
 from ds01_core.cycle.steps import CycleStep
 from ds01_core.domain.docker_engine import DockerError
@@ -36,7 +36,7 @@ def cycle_steps() -> list[CycleStep]:
     return [
         CycleStep(
             "reconcile-allocations",
-            lambda ctx: reconcile_allocations(ctx.runtime, ctx.workloads),
+            lambda ctx: reconcile_and_police(ctx.runtime, ctx.workloads),
             "GPU allocations released, adopted, or a container on another's GPU stopped",
             before="reconcile",
             partial=True,
@@ -52,9 +52,9 @@ def cycle_steps() -> list[CycleStep]:
     ]
 
 
-def reconcile_allocations(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
+def reconcile_and_police(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
     """Allocation records brought in line with ``workloads``; foreign slot users stopped."""
-    events = Allocations(runtime).reconcile(workloads)
+    events = reconcile_allocations(Allocations(runtime), workloads)
     if runtime.config.allocation.foreign_slot_action == "stop":
         events += [
             stopped
@@ -81,7 +81,7 @@ def write_owners(runtime: Runtime) -> None:
 def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:
     """Stop the container a ``gpu.conflict`` names and tell its owner; the audit event, or
     None when it could not be stopped (logged; the next cycle tries again)."""
-    from ds01_core.cycle.pipeline import tell_user
+    from ds01_core.cycle.notices import tell_user
 
     details = conflict.details
     name = str(details.get("container"))

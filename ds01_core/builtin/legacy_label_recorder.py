@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ds01_core.cycle.steps import CycleStep
-from ds01_core.domain.labels import LEGACY_PREFIX, legacy_mapping, record
+from ds01_core.domain.labels import LEGACY_PREFIX, legacy_mapping
 from ds01_core.domain.model import Event, Workload
+from ds01_core.domain.state.label_migrations import record
 from ds01_core.framework.hookspecs import hookimpl
 
 if TYPE_CHECKING:

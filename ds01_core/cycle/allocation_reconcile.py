@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from ds01_core.domain.container_facts import UUIDS_LABEL
 from ds01_core.domain.model import Event, Workload
-from ds01_core.domain.state.allocations import STOPPED_STATES, inventory_slots, process_alive
+from ds01_core.domain.state.allocations import STOPPED_STATES, Allocations, inventory_slots
 from ds01_core.domain.user_limits import effective_limits
-
-if TYPE_CHECKING:
-    from ds01_core.domain.state.allocations import Allocations
 
 CONFLICT_EVENT = "gpu.conflict"
 
 
-def reconcile(allocations: Allocations, workloads: Sequence[Workload]) -> list[Event]:
+def reconcile_allocations(allocations: Allocations, workloads: Sequence[Workload]) -> list[Event]:
     """Make the records match the containers that exist. Returns the events of adoptions
     and conflicts; releases log their own ``gpu.released`` events."""
     runtime = allocations.runtime
@@ -40,11 +36,7 @@ def reconcile(allocations: Allocations, workloads: Sequence[Workload]) -> list[E
             if named is not None and named.labels.get(UUIDS_LABEL):
                 allocations.bind(allocation.id, named.id)  # created, but the binder died
                 continue
-            row = allocations.state.db.execute(
-                "SELECT owner_pid, owner_pid_start FROM allocations WHERE id = ?",
-                (allocation.id,),
-            ).fetchone()
-            if not process_alive(row["owner_pid"], row["owner_pid_start"]):
+            if not allocations.allocating_process_alive(allocation.id):
                 to_release.setdefault(
                     "the allocating process ended before creating the container", []
                 ).append(allocation.id)

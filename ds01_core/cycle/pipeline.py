@@ -22,7 +22,6 @@ import attrs
 
 from ds01_core.cycle.detection.inventory import diff_events
 from ds01_core.cycle.detection.shared import single_look
-from ds01_core.cycle.lifecycle import LifecycleStep
 from ds01_core.cycle.steps import (
     CORE,
     ArrangedStep,
@@ -32,7 +31,8 @@ from ds01_core.cycle.steps import (
     arrange,
     unique,
 )
-from ds01_core.domain.model import Action, DeliveryResult, Event, Notice, Workload
+from ds01_core.cycle.upkeep import UpkeepStep
+from ds01_core.domain.model import Action, Event, Workload
 from ds01_core.domain.user_limits import effective_limits
 from ds01_core.framework.hooks import HookFailure
 
@@ -140,7 +140,7 @@ def _enforce(ctx: CycleContext) -> list[Event]:
 
 
 def _idle(ctx: CycleContext) -> list[Event]:
-    return LifecycleStep(ctx.runtime).run(ctx.workloads)
+    return UpkeepStep(ctx.runtime).run(ctx.workloads)
 
 
 CORE_STEPS: tuple[CycleStep, ...] = (
@@ -277,36 +277,3 @@ def action_event(action: Action) -> Event:
         action.plugin,
         {"target": action.target, "detail": action.detail},
     )
-
-
-def tell_user(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
-    """Deliver a notice through every notify plugin and log each channel's result.
-
-    A notifier that raises is a failed delivery on a channel named after the plugin (and a
-    ``plugin.failed`` event); the other notifiers' deliveries still count."""
-    failures: list[HookFailure] = []
-    try:
-        collected = runtime.hooks.notify(runtime, notice)
-    except Exception as exc:  # the core's own fault; it must not break the caller's action
-        log.exception("notify failed")
-        results = [DeliveryResult("notify", False, str(exc))]
-    else:
-        failures = collected.failures
-        results = list(collected)
-        results += [DeliveryResult(f.plugin, False, f"raised {f.message}") for f in failures]
-    for failure in failures:
-        runtime.events.append(failure.event(notice.user, subject=notice.subject))
-    for result in results:
-        runtime.events.append(
-            Event(
-                "notify.delivered" if result.delivered else "notify.failed",
-                user=notice.user,
-                source=result.channel,
-                details={
-                    "subject": notice.subject,
-                    "container": notice.container,
-                    "detail": result.detail,
-                },
-            )
-        )
-    return results

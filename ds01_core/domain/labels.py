@@ -3,17 +3,13 @@
 Docker labels cannot change after creation, so a legacy container keeps its ``aime.mlc.*``
 labels for life. Everything in ds01 reads labels through :func:`ds01_view`, which presents them
 as ``ds01.*``; the migration (``ds01 admin labels migrate``) records that mapping in the state
-store per container, and can recreate stopped legacy containers with real ``ds01.*`` labels.
+store per container (:mod:`ds01_core.domain.state.label_migrations`), and can recreate stopped
+legacy containers with real ``ds01.*`` labels.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import sqlite3
 from collections.abc import Mapping
-
-from ds01_core.domain.model import utc_text
 
 LEGACY_PREFIX = "aime.mlc."
 PREFIX = "ds01."
@@ -53,43 +49,3 @@ def ds01_view(labels: Mapping[str, str]) -> dict[str, str]:
     for key, value in legacy_mapping(labels).items():
         view.setdefault(key, value)
     return view
-
-
-# -- the record in the state store (table created by state migration 3) -----------------------
-
-
-def record(
-    db: sqlite3.Connection,
-    container_id: str,
-    name: str,
-    labels: Mapping[str, str],
-    now: dt.datetime,
-) -> bool:
-    """Record a legacy container's mapping once; True if it was new."""
-    legacy = {k: v for k, v in labels.items() if k.startswith(LEGACY_PREFIX)}
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO label_migrations (container_id, container_name, legacy, mapped, "
-        "recorded_at) VALUES (?, ?, ?, ?, ?)",
-        (
-            container_id,
-            name,
-            json.dumps(legacy, sort_keys=True),
-            json.dumps(legacy_mapping(labels), sort_keys=True),
-            utc_text(now),
-        ),
-    )
-    return cursor.rowcount > 0
-
-
-def recorded(db: sqlite3.Connection) -> dict[str, dict[str, str]]:
-    """container id → recorded ``ds01.*`` mapping."""
-    return {
-        row[0]: json.loads(row[1])
-        for row in db.execute("SELECT container_id, mapped FROM label_migrations")
-    }
-
-
-def mark_recreated(db: sqlite3.Connection, old_id: str, new_id: str) -> None:
-    db.execute(
-        "UPDATE label_migrations SET recreated_as = ? WHERE container_id = ?", (new_id, old_id)
-    )

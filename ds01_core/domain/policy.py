@@ -15,11 +15,13 @@ so "stricter" is simply the smaller value.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ds01_core.domain.model import EffectiveLimits, Workload
+from ds01_core.domain.state.allocations import Allocations, inventory_slots
 from ds01_core.domain.units import NEVER, ByteSize, Duration, TimeLimit
 from ds01_core.domain.user_limits import effective_limits
 
@@ -53,7 +55,12 @@ class PolicyValue:
 
 @attrs.frozen
 class Policy:
-    """What applies to one container now."""
+    """What applies to one container now: durations in seconds (None: never), activity
+    thresholds, the warning fractions and the high-demand factor.
+
+    ``idle_timeout`` is the timeout in force: the resolved one already multiplied by
+    ``demand_factor`` (which is below 1 while GPUs are in high demand).
+    """
 
     idle_timeout: float | None
     max_runtime: float | None
@@ -65,9 +72,6 @@ class Policy:
     network_threshold: float
     warn_at: tuple[float, ...]
     demand_factor: float
-
-    def as_mapping(self) -> dict[str, Any]:
-        return attrs.asdict(self)
 
 
 def resolve_policy(config: Config, limits: EffectiveLimits, origin: str) -> dict[str, PolicyValue]:
@@ -94,8 +98,6 @@ def resolve_policy(config: Config, limits: EffectiveLimits, origin: str) -> dict
 def high_demand_factor(runtime: Runtime) -> float:
     """``high_demand_factor`` while the allocated share of GPU-equivalents is at or above
     ``high_demand_share``, else 1."""
-    from ds01_core.domain.state.allocations import Allocations, inventory_slots
-
     lifecycle = runtime.config.lifecycle
     total = sum(s.weight for s in inventory_slots(runtime))
     if total <= 0:
@@ -104,11 +106,39 @@ def high_demand_factor(runtime: Runtime) -> float:
     return lifecycle.high_demand_factor if used / total >= lifecycle.high_demand_share else 1.0
 
 
-def policy_for(runtime: Runtime, workload: Workload, demand_factor: float) -> Policy:
-    limits = effective_limits(runtime, workload.owner)
+class CycleLimits:
+    """Each user's effective limits, resolved at most once per cycle.
+
+    A cycle needs them for every container (its policy) and every user (quota warnings);
+    resolving one asks the directory plugin for the user's group and reads the stored
+    overrides. Within one cycle the answer cannot usefully change, and a change made meanwhile
+    applies from the next cycle, as it always did.
+    """
+
+    def __init__(self, runtime: Runtime, now: dt.datetime | None = None):
+        self.runtime = runtime
+        self.now = now or runtime.now()
+        self._known: dict[str, EffectiveLimits] = {}
+
+    def __call__(self, user: str) -> EffectiveLimits:
+        if user not in self._known:
+            self._known[user] = effective_limits(self.runtime, user, now=self.now)
+        return self._known[user]
+
+
+def policy_for(
+    runtime: Runtime,
+    workload: Workload,
+    demand_factor: float,
+    limits: EffectiveLimits | None = None,
+) -> Policy:
+    """The policy of ``workload`` now; ``limits`` are its owner's, when already resolved."""
+    if limits is None:
+        limits = effective_limits(runtime, workload.owner)
     resolved = resolve_policy(runtime.config, limits, workload.origin)
+    idle_timeout = resolved["idle_timeout"].seconds
     return Policy(
-        idle_timeout=resolved["idle_timeout"].seconds,
+        idle_timeout=None if idle_timeout is None else idle_timeout * demand_factor,
         max_runtime=resolved["max_runtime"].seconds,
         stop_grace=resolved["stop_grace"].seconds or 0.0,
         created_timeout=resolved["created_timeout"].seconds,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Refusal,
         Workload,
     )
+    from ds01_core.domain.policy import Policy
     from ds01_core.framework.runtime import Runtime
     from ds01_core.services.operations import Operation
 
@@ -222,7 +223,7 @@ class Hooks:
         runtime: Runtime,
         workload: Workload,
         idle_seconds: float,
-        policy: Mapping[str, Any],
+        policy: Policy,
     ) -> str | None:
         return self._hook.on_idle(
             runtime=runtime, workload=workload, idle_seconds=idle_seconds, policy=policy

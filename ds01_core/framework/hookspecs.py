@@ -25,7 +25,7 @@ load order (built-ins before entry points).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         Refusal,
         Workload,
     )
+    from ds01_core.domain.policy import Policy
     from ds01_core.framework.runtime import Runtime
     from ds01_core.services.operations import Operation
 
@@ -304,22 +305,31 @@ def cycle_steps() -> Sequence[CycleStep]:
 
 @hookspec(firstresult=True)
 def on_idle(
-    runtime: Runtime, workload: Workload, idle_seconds: float, policy: Mapping[str, Any]
+    runtime: Runtime, workload: Workload, idle_seconds: float, policy: Policy
 ) -> str | None:
     """Decide what to do about a workload that has been idle.
 
     Called every cycle for each container whose activity signals have all been below their
-    thresholds for the configured idle window.
+    thresholds for the configured idle window (``lifecycle.idle_window`` cycles), once it is
+    past ``lifecycle.start_grace`` and not kept alive or exempted. A container with no known
+    signal is never idle, so never reaches this hook.
 
     :param runtime: the process's runtime.
     :param workload: the idle workload.
     :param idle_seconds: how long it has been idle.
-    :param policy: the policy in force for it (``idle_timeout``, ``max_runtime``, ``stop_grace``,
-        warning fractions), already resolved for its origin and its owner's group.
+    :param policy: the :class:`ds01_core.domain.policy.Policy` in force for it, resolved for
+        its origin and its owner's limits: ``policy.idle_timeout`` is the timeout in force
+        (seconds, already multiplied by ``policy.demand_factor`` while GPUs are in high
+        demand), and ``policy.warn_at`` the fractions of it at which the owner is warned.
     :return: ``"warn"``, ``"stop"`` or ``"none"``; ``None`` to let the next plugin decide.
 
     firstresult: the first non-None answer is taken. The built-in policy is ``trylast``, so a
     plugin can overrule it (for example to keep a class of containers alive).
+
+    Only idleness is asked about: a container at its ``max_runtime`` is stopped without this
+    hook (an admin's hard cap, lifted only by a logged exemption; see
+    :mod:`ds01_core.cycle.runtime_limits`), so keeping a container alive here never lets it
+    run past its cap.
 
     If an implementation raises: nothing is done about that container in that cycle (no warning,
     no stop) and a ``lifecycle.error`` event names it; the next cycle asks again.

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ds01_core.cycle.pipeline import detect
+from ds01_core.domain.config import converter
 from ds01_core.domain.model import Event, utc_text
+from ds01_core.domain.state.grants import active_grants, add_grant, revoke_grants
 from ds01_core.domain.state.overrides import (
     OverrideError,
     add_overrides,
@@ -53,8 +56,6 @@ def override_set(
     allow_unknown_user: bool = False,
 ) -> dict[str, Any]:
     """Set limits for ``user`` until ``expires`` (``KEY=VALUE`` assignments)."""
-    from ds01_core.domain.config import converter
-
     if not assignments:
         raise Invalid("give at least one KEY=VALUE")
     try:
@@ -97,8 +98,6 @@ def override_set(
 
 
 def override_list(ctx: ServiceContext, user: str | None = None, all: bool = False) -> Any:
-    from ds01_core.domain.config import converter
-
     now = ctx.runtime.now()
     items = [
         o
@@ -170,9 +169,6 @@ def exempt_set(
 ) -> dict[str, Any]:
     """Exempt a user's containers, or one container, from the idle timeout and/or the
     maximum runtime until ``expires``."""
-    from ds01_core.cycle.lifecycle import add_grant
-    from ds01_core.cycle.pipeline import detect
-
     if bool(user) == bool(container):
         raise Invalid("give exactly one of --user and --container")
     if not (idle or runtime_cap):
@@ -219,14 +215,10 @@ def exempt_set(
 
 
 def exempt_list(ctx: ServiceContext) -> Any:
-    from ds01_core.cycle.lifecycle import active_grants
-
     return active_grants(ctx.runtime.state.db, ctx.runtime.now())
 
 
 def exempt_remove(ctx: ServiceContext, ids: list[str]) -> dict[str, Any]:
-    from ds01_core.cycle.lifecycle import revoke_grants
-
     numbers = _ids(ids)
     if not numbers:
         raise Invalid("give the IDs of the exemptions to end (ds01 admin exempt list)")

@@ -42,7 +42,7 @@ from ds01_core.domain.state.allocations import (
     Granted,
     inventory_slots,
 )
-from ds01_core.domain.state.gpu_queue import allocate_waiting
+from ds01_core.domain.state.waiting_allocation import allocate_waiting
 from ds01_core.services.bare_metal_grants import gpu_group_id
 
 if TYPE_CHECKING:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ds01_core.cycle.lifecycle import add_grant, revoke_grants
+from ds01_core.cycle.notices import tell_user
 from ds01_core.domain.model import Event, Notice, utc_text
+from ds01_core.domain.state.grants import add_grant, open_grants, revoke_grants
 from ds01_core.domain.users import normalize_username, uid_for_username
 
 if TYPE_CHECKING:
@@ -133,12 +134,7 @@ def _require_group(groups: GroupMembership, group: str) -> None:
 
 def _open_rows(db: sqlite3.Connection, user: str | None = None) -> list[sqlite3.Row]:
     """Bare-metal grants not revoked yet, expired or not."""
-    query = "SELECT * FROM grants WHERE kind = ? AND revoked_at IS NULL"
-    args: list[Any] = [KIND]
-    if user is not None:
-        query += " AND user = ?"
-        args.append(user)
-    return db.execute(query + " ORDER BY id", args).fetchall()
+    return open_grants(db, KIND, user)
 
 
 def _expires(row: sqlite3.Row) -> dt.datetime:
@@ -327,8 +323,6 @@ def expire(
 
 
 def _tell_expired(runtime: Runtime, user: str, group: str) -> None:
-    from ds01_core.cycle.pipeline import tell_user
-
     tell_user(
         runtime,
         Notice(

@@ -180,8 +180,8 @@ def keepalive(
     ctx: ServiceContext, name: str, seconds: float = 7200.0, user: str | None = None
 ) -> dict[str, Any]:
     """Keep one of the caller's containers from being stopped for idleness, for a while."""
-    from ds01_core.cycle.lifecycle import add_grant
     from ds01_core.domain.model import Event
+    from ds01_core.domain.state.grants import add_grant
     from ds01_core.domain.units import Duration
 
     svc = _service(ctx, user)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ds01_core.domain.labels import LEGACY_PREFIX, is_legacy, legacy_mapping, mark_recreated, record
+from ds01_core.domain.labels import LEGACY_PREFIX, is_legacy, legacy_mapping
 from ds01_core.domain.model import Event
+from ds01_core.domain.state.label_migrations import mark_recreated, record
 
 if TYPE_CHECKING:
     from ds01_core.domain.docker_engine import DockerAdapter

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ds01_core.cycle.allocation_reconcile import reconcile_allocations
 from ds01_core.domain.model import GpuRequest
 from ds01_core.domain.state.allocations import AllocationRefused, Allocations
 from ds01_core.framework.runtime import load_runtime
@@ -157,7 +158,7 @@ def test_sigkill_at_random_points_leaks_nothing(tmp_path, rounds):
         with runtime.state.transaction(immediate=False) as db:
             assert violations(db) == []
             killed_holding += bool(allocations.live(db))
-        allocations.reconcile([])
+        reconcile_allocations(allocations, [])
         assert allocations.live() == [], f"round {round_}: leaked {allocations.live()}"
         runtime.close()
     assert killed_holding >= rounds // 2, "the kills rarely hit a process holding GPUs"

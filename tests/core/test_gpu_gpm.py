@@ -59,16 +59,16 @@ def test_without_gpm_every_mig_slot_is_unknown(tmp_path):
 
 def test_the_lifecycle_prefers_gpm_over_process_presence(tmp_path, tmp_config):
     from ds01_core.cycle.activity import gpu_active
-    from ds01_core.cycle.lifecycle import LifecycleStep
+    from ds01_core.cycle.idle import gpu_view
     from ds01_core.domain.model import GpuProcess
     from ds01_core.framework.runtime import load_runtime
 
     config = tmp_config({"gpu": {"simulated": {"topology": str(host(tmp_path, gpm=True))}}})
     runtime = load_runtime(str(config))
     idle_slot = next(s for s in runtime.gpu.slots() if s.gpu_instance_id == 9)
-    LifecycleStep(runtime)._gpu_view([])  # the first GPM sample
-    view = LifecycleStep(runtime)._gpu_view([])
-    assert view["slots"][idle_slot.uuid].utilization == 0.0
+    gpu_view(runtime, [])  # the first GPM sample
+    view = gpu_view(runtime, [])
+    assert view.slots[idle_slot.uuid].utilization == 0.0
     # a process sits on the slot holding memory, but GPM says the SMs do nothing: idle
     sitting = [GpuProcess(pid=1234, slot_uuid=idle_slot.uuid, used_memory=1 << 30)]
-    assert gpu_active([idle_slot.uuid], view["slots"], sitting, frozenset({1234}), 5) is False
+    assert gpu_active([idle_slot.uuid], view.slots, sitting, frozenset({1234}), 5) is False

@@ -339,7 +339,7 @@ def test_a_required_plugin_that_fails_to_configure_stops_start_up(runtime):
 
 
 def test_a_raising_notifier_is_a_failed_delivery_and_the_others_still_deliver(runtime):
-    from ds01_core.cycle.pipeline import tell_user
+    from ds01_core.cycle.notices import tell_user
 
     class Broken:
         @hookimpl(tryfirst=True)

@@ -17,7 +17,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cycle.pipeline import detect, run_cycle, tell_user
+from ds01_core.cycle.notices import tell_user
+from ds01_core.cycle.pipeline import detect, run_cycle
 from ds01_core.domain.config import build_config
 from ds01_core.domain.limits import resolve_limits
 from ds01_core.domain.model import (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 
 import pytest
 
+from ds01_core.domain.state.notices_sent import Subject, first_notice, sent_at, subjects_with
 from ds01_core.domain.state.store import MIGRATIONS, StateStore
 
 
@@ -101,4 +103,44 @@ def test_a_slot_cannot_be_held_twice_by_schema(tmp_path):
 def test_store_file_is_not_world_readable(tmp_path):
     store = StateStore(tmp_path / "sub" / "state.db")
     assert (tmp_path / "sub" / "state.db").stat().st_mode & 0o007 == 0
+    store.close()
+
+
+def test_notices_of_an_old_store_keep_their_subjects_after_migration_4(tmp_path):
+    """Before schema 4, ``notices_sent.container`` held a container id, ``user:<name>`` or
+    ``pid:<pid>:<ticks>``; each row survives with a subject of its kind and keeps its effect
+    (a notice already sent is not sent again)."""
+    path = tmp_path / "state.db"
+    old = StateStore(path, migrations=MIGRATIONS[:3])
+    rows = [
+        ("0123abcd" * 8, "idle", "0.8", "2026-11-01T10:00:00+00:00"),
+        ("user:alice", "quota", "gpu", "2026-11-01T11:00:00+00:00"),
+        ("pid:4242:987654", "bare_metal", "unauthorised", "2026-11-01T12:00:00+00:00"),
+    ]
+    with old.transaction() as db:
+        db.executemany(
+            "INSERT INTO notices_sent (container, kind, threshold, sent_at) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    old.close()
+
+    store = StateStore(path)
+    assert store.schema_version == len(MIGRATIONS) >= 4
+    db = store.db
+    assert [tuple(r) for r in db.execute("SELECT * FROM notices_sent ORDER BY sent_at")] == [
+        ("container", "0123abcd" * 8, "idle", "0.8", "2026-11-01T10:00:00+00:00"),
+        ("user", "alice", "quota", "gpu", "2026-11-01T11:00:00+00:00"),
+        ("process", "4242:987654", "bare_metal", "unauthorised", "2026-11-01T12:00:00+00:00"),
+    ]
+    process = Subject.process(4242, 987654)
+    assert subjects_with(db, "process", "bare_metal") == [process]
+    assert process.pid_and_start() == (4242, 987654)
+    assert sent_at(db, process, "bare_metal", "unauthorised") == dt.datetime(
+        2026, 11, 1, 12, tzinfo=dt.UTC
+    )
+    now = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    with store.transaction() as db:
+        assert not first_notice(db, Subject.user("alice"), "quota", "gpu", now)  # already sent
+        assert not first_notice(db, Subject.container("0123abcd" * 8), "idle", "0.8", now)
+        assert first_notice(db, Subject.container("alice"), "quota", "gpu", now)  # other kind
     store.close()

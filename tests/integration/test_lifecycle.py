@@ -11,9 +11,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ds01_core.cycle.lifecycle import LifecycleStep, add_grant
 from ds01_core.cycle.pipeline import detect
+from ds01_core.cycle.upkeep import UpkeepStep
 from ds01_core.domain.audit_log import EventLog
+from ds01_core.domain.state.grants import add_grant
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.transports.cli import cli
 
@@ -45,7 +46,7 @@ def cycles(runtime, ids, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         mine = [w for w in detect(runtime) if w.id in ids]
-        for event in LifecycleStep(runtime).run(mine):
+        for event in UpkeepStep(runtime).run(mine):
             runtime.events.append(event)
         time.sleep(1)
 
@@ -358,7 +359,7 @@ def test_claimed_origins_are_stopped_at_the_ordinary_idle_timeout(
     stopped_at: dict[str, int] = {}
     for cycle in range(12):  # 30 min a cycle: the built-in 2 h is reached in ~7 cycles
         mine = [w for w in detect(runtime) if w.id in ids]
-        for event in LifecycleStep(runtime).run(mine):
+        for event in UpkeepStep(runtime).run(mine):
             runtime.events.append(event)
             cid = event.details.get("container_id")
             if event.event_type == "lifecycle.idle_stop" and cid in ids:

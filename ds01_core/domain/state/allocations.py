@@ -8,9 +8,10 @@ booking impossible even for a buggy allocator.
 
 Why it is crash-safe: an allocation exists before its container does (the slot UUIDs go into
 the create body). Until it is *bound* to a container id, the allocating process vouches for it
-(its PID and start time are recorded); :meth:`Allocations.reconcile` releases it once that
-process is gone without having created the container. Bound allocations are checked against
-the containers Docker really has, every cycle.
+(its PID and start time are recorded); the cycle's reconcile
+(:mod:`ds01_core.cycle.allocation_reconcile`) releases it once that process is gone without
+having created the container. Bound allocations are checked against the containers Docker
+really has, every cycle.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from ds01_core.domain.model import (
     Event,
     GpuRequest,
     GpuSlot,
-    Workload,
     utc_text,
 )
+from ds01_core.domain.state.gpu_queue import waiting, wake_head
+from ds01_core.domain.state.owner_process import process_alive, process_start_ticks
 from ds01_core.domain.user_limits import effective_limits
 
 if TYPE_CHECKING:
@@ -65,21 +67,6 @@ def _parse(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (ticks since boot), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[-1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def process_alive(pid: int | None, start: int | None) -> bool:
-    """True while the very process that recorded (pid, start) runs (not a reused PID)."""
-    return pid is not None and start is not None and process_start_ticks(pid) == start
-
-
 SLOT_CACHE_SECONDS = 5.0
 
 
@@ -90,7 +77,7 @@ def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
     re-partitions MIG; reading every GPU's metrics for each request would dominate its cost.
     The records, not this list, are what prevent double booking.
     """
-    cache = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
+    cache: dict[str, Any] = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
     now = time.monotonic()
     if now - cache["at"] > SLOT_CACHE_SECONDS:
         cache["slots"], cache["at"] = runtime.gpu.slots(), now
@@ -177,8 +164,6 @@ class Allocations:
         :param ticket: the caller's place in the wait queue. While anyone waits, only the head
             of the queue is served, so a newcomer never overtakes a waiter.
         """
-        from ds01_core.domain.state.gpu_queue import waiting
-
         runtime = self.runtime
         all_slots = inventory_slots(runtime)
         by_uuid = {s.uuid: s for s in all_slots}
@@ -193,6 +178,7 @@ class Allocations:
             mine = self.live(db, user=request.user)
             limits = effective_limits(runtime, request.user, db=db, now=now)
             queue = waiting(db, now=now)
+            decision: AllocationDecision | None
             if queue and queue[0].ticket != ticket:
                 ahead = len(queue) if ticket is None else [t.ticket for t in queue].index(ticket)
                 decision = AllocationDecision(
@@ -402,8 +388,6 @@ class Allocations:
                     (allocation.id,),
                 )
         if released:
-            from ds01_core.domain.state.gpu_queue import wake_head
-
             wake_head(self.runtime)
         for allocation in released:
             self.runtime.events.append(
@@ -427,14 +411,14 @@ class Allocations:
         ids = [a.id for a in self.for_container(container_id) if a.id is not None]
         return self.release(ids, reason)
 
-    # -- reconciling against Docker --------------------------------------------------------------
+    # -- what the reconcile step reads and changes (ds01_core.cycle.allocation_reconcile) -------
 
-    def reconcile(self, workloads: Sequence[Workload]) -> list[Event]:
-        """Make the records match the containers that exist (see
-        :mod:`ds01_core.cycle.allocation_reconcile`)."""
-        from ds01_core.cycle.allocation_reconcile import reconcile
-
-        return reconcile(self, workloads)
+    def allocating_process_alive(self, allocation_id: int) -> bool:
+        """An unbound allocation's maker still runs (so the container may yet be created)."""
+        row = self.state.db.execute(
+            "SELECT owner_pid, owner_pid_start FROM allocations WHERE id = ?", (allocation_id,)
+        ).fetchone()
+        return row is not None and process_alive(row["owner_pid"], row["owner_pid_start"])
 
     def set_stopped(self, allocation_id: int, moment: dt.datetime | None) -> None:
         """Start (a time) or end (None) the hold after stop of a bound allocation."""

@@ -16,20 +16,13 @@ import json
 import os
 import select
 import sqlite3
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ds01_core.domain.model import Event, GpuRequest, utc_text
-from ds01_core.domain.state.allocations import (
-    AllocationRefused,
-    Allocations,
-    Granted,
-    process_alive,
-    process_start_ticks,
-)
+from ds01_core.domain.state.owner_process import process_alive, process_start_ticks
 
 if TYPE_CHECKING:
     from ds01_core.framework.runtime import Runtime
@@ -160,33 +153,3 @@ class Waiter:
         os.close(self.fd)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-
-
-def allocate_waiting(runtime: Runtime, request: GpuRequest, timeout: float | None) -> Granted:
-    """Allocate now, or (``timeout`` not None) queue and wait up to ``timeout`` seconds."""
-    allocations = Allocations(runtime)
-    if timeout is None:
-        return allocations.allocate(request)
-    deadline = time.monotonic() + timeout
-    waiter = Waiter(runtime, request)
-    recheck = float(runtime.config.allocation.queue_recheck)
-    last_reason = "no free GPU slot"
-    outcome = "timeout"
-    try:
-        while True:
-            try:
-                granted = allocations.allocate(request, ticket=waiter.ticket)
-                outcome = "served"
-                return granted
-            except AllocationRefused as refused:
-                last_reason = str(refused)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AllocationRefused(
-                    f"{last_reason} (waited {timeout:g}s in the GPU queue; try again later)"
-                )
-            waiter.wait(min(recheck, remaining))
-    finally:
-        waiter.leave(outcome)
-        if outcome == "served":
-            wake_head(runtime)  # the next one may fit in what is still free

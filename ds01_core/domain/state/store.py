@@ -139,12 +139,48 @@ def _m3_label_migrations(db: sqlite3.Connection) -> None:
     )
 
 
+def _m4_notice_subjects(db: sqlite3.Connection) -> None:
+    # notices_sent.container held three kinds of key: a container id, user:<name> (quota
+    # warnings) and pid:<pid>:<start ticks> (bare-metal processes). Each row keeps its notice,
+    # now under a subject of its kind.
+    _run_statements(
+        db,
+        """
+        CREATE TABLE notices_sent_4 (
+            subject_kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            threshold TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (subject_kind, subject, kind, threshold)
+        );
+        INSERT INTO notices_sent_4 (subject_kind, subject, kind, threshold, sent_at)
+            SELECT
+                CASE
+                    WHEN container LIKE 'user:%' THEN 'user'
+                    WHEN container LIKE 'pid:%' THEN 'process'
+                    ELSE 'container'
+                END,
+                CASE
+                    WHEN container LIKE 'user:%' THEN substr(container, 6)
+                    WHEN container LIKE 'pid:%' THEN substr(container, 5)
+                    ELSE container
+                END,
+                kind, threshold, sent_at
+            FROM notices_sent;
+        DROP TABLE notices_sent;
+        ALTER TABLE notices_sent_4 RENAME TO notices_sent
+        """,
+    )
+
+
 #: Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append only:
 #: never edit or reorder a migration that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     _m1_initial,
     _m2_allocation_lifecycle,
     _m3_label_migrations,
+    _m4_notice_subjects,
 )
 
 

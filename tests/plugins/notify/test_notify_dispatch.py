@@ -8,7 +8,7 @@ import time
 import attrs
 import pytest
 
-from ds01_core.cycle.pipeline import tell_user
+from ds01_core.cycle.notices import tell_user
 from ds01_core.domain.audit_log import EventLog
 from ds01_core.domain.model import DeliveryResult, Notice
 from ds01_notify import deliver
