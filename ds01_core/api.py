@@ -37,12 +37,15 @@ Users and limits
     ``normalize_username``: the one form user names are compared in; ``safe_name``: a user
     name as a file or cgroup name; ``uid_for_username``, ``username_for_uid``: the passwd
     database, None when unknown; ``effective_limits``: a user's limits now (configuration,
-    group from the directory plugins, stored overrides).
+    group from the directory plugins, stored overrides); ``Policy``: the idle and runtime
+    policy one container gets (what ``on_idle`` receives).
 
 The cycle
     ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
-    ``Notice`` through every notify plugin, each delivery written to the audit log.
+    ``Notice`` through every notify plugin, each delivery written to the audit log;
+    ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
+    ``CycleContext``: what a step's function gets (runtime, this cycle's workloads, report).
 
 The service layer (operations for the CLI and the API socket)
     ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
@@ -71,6 +74,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ds01_core.cycle.notices import tell_user as tell_user
     from ds01_core.cycle.pipeline import users_to_enforce as users_to_enforce
+    from ds01_core.cycle.steps import CycleContext as CycleContext
+    from ds01_core.cycle.steps import CycleStep as CycleStep
     from ds01_core.domain.config.checks import AbsPath as AbsPath
     from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
     from ds01_core.domain.docker_engine import DockerAdapter as DockerAdapter
@@ -88,6 +93,7 @@ if TYPE_CHECKING:
     from ds01_core.domain.model import QuotaLine as QuotaLine
     from ds01_core.domain.model import Refusal as Refusal
     from ds01_core.domain.model import Workload as Workload
+    from ds01_core.domain.policy import Policy as Policy
     from ds01_core.domain.units import ByteSize as ByteSize
     from ds01_core.domain.units import Duration as Duration
     from ds01_core.domain.units import TimeLimit as TimeLimit
@@ -151,9 +157,12 @@ _SOURCES: dict[str, str] = {
     "uid_for_username": "ds01_core.domain.users",
     "username_for_uid": "ds01_core.domain.users",
     "effective_limits": "ds01_core.domain.user_limits",
+    "Policy": "ds01_core.domain.policy",
     # the cycle
     "users_to_enforce": "ds01_core.cycle.pipeline",
     "tell_user": "ds01_core.cycle.notices",
+    "CycleStep": "ds01_core.cycle.steps",
+    "CycleContext": "ds01_core.cycle.steps",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",
@@ -254,12 +263,15 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "format_duration",
     "host_cpu_count",
     # users and limits
+    "Policy",
     "effective_limits",
     "normalize_username",
     "safe_name",
     "uid_for_username",
     "username_for_uid",
     # the cycle
+    "CycleContext",
+    "CycleStep",
     "current_workloads",
     "tell_user",
     "users_to_enforce",

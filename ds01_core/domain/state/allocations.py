@@ -254,7 +254,14 @@ class Allocations:
         runtime.events.append(Event("gpu.allocated", request.user, "allocation", details))
         return Granted(allocation, tuple(chosen), decision_warning)
 
-    def _check(self, decision, request, free, mine, limits) -> str | None:
+    def _check(
+        self,
+        decision: AllocationDecision | None,
+        request: GpuRequest,
+        free: Sequence[GpuSlot],
+        mine: Sequence[Allocation],
+        limits: EffectiveLimits,
+    ) -> str | None:
         """The core's own check of an allocator's answer (a third-party allocator may be wrong)."""
         if decision is None:
             return (
