@@ -191,7 +191,8 @@ def make_plugin_host(
     :param load_entry_points: ``False`` for ``--no-plugins``: only built-ins and ``extra``.
     """
     pm = pluggy.PluginManager(PROJECT)
-    pm.add_hookspecs(hookspecs)
+    for group in hookspecs.GROUPS:
+        pm.add_hookspecs(group)
     disabled_set = set(disabled)
     records: list[PluginRecord] = []
     loaded: list[PluginRecord] = []
@@ -287,7 +288,7 @@ def make_plugin_host(
         label = owner.name if owner else repr(culprit)
         raise PluginStartupError(
             f"plugin {label!r} implements a hook that does not exist: {exc}. "
-            "Check the spelling against ds01_core/framework/hookspecs.py or disable the plugin."
+            "Check the spelling against ds01_core/framework/hookspecs/ or disable the plugin."
         ) from exc
 
     problems = []

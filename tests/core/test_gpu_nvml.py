@@ -10,9 +10,10 @@ import pytest
 
 from ds01_core.domain.config import GpuConfig
 from ds01_core.domain.gpu import GpuProviderError, open_provider
-from ds01_core.domain.gpu.nvml import NvmlProvider, composed_profile, profile_from_name
-from ds01_core.domain.gpu.simnvml import SimHandle
+from ds01_core.domain.gpu.nvml import NvmlProvider
+from ds01_core.domain.gpu.nvml.slots import composed_profile, profile_from_name
 from ds01_core.domain.gpu.simulated import load_topology
+from ds01_core.domain.gpu.simulated.values import SimHandle
 from tests.helpers.fake_pynvml import FakeNvml, a30_fake
 
 MIB = 1024**2

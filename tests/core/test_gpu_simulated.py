@@ -14,13 +14,14 @@ import yaml
 from ds01_core.domain.config import GpuConfig, SimulatedGpuConfig
 from ds01_core.domain.gpu import open_provider
 from ds01_core.domain.gpu.nvml import NvmlProvider
-from ds01_core.domain.gpu.simnvml import SimHandle, SimulatedNvml
 from ds01_core.domain.gpu.simulated import (
     SimulatedProvider,
     SimulatedTopologyError,
     build_host,
     load_topology,
 )
+from ds01_core.domain.gpu.simulated.nvml import SimulatedNvml
+from ds01_core.domain.gpu.simulated.values import SimHandle
 from tests.helpers.fake_pynvml import a30_topology
 
 MIB = 1024**2

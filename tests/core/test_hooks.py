@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import inspect
+import pkgutil
 import re
 import textwrap
 from pathlib import Path
@@ -53,6 +54,20 @@ def test_hookspecs_are_found():
     assert {"detect_workloads", "allocate_gpu", "enforce_limits", "on_idle", "notify"} <= set(
         hook_specs()
     )
+
+
+def test_every_hookspec_module_is_registered_and_every_hook_re_exported():
+    """The plugin manager registers ``hookspecs.GROUPS``, and the package's names are what the
+    tests here enumerate: a module left out of either would hold hooks nobody checks or calls."""
+    modules = {info.name for info in pkgutil.iter_modules(hookspecs.__path__)} - {"markers"}
+    assert {group.__name__.rsplit(".", 1)[1] for group in hookspecs.GROUPS} == modules
+    in_groups = {
+        name
+        for group in hookspecs.GROUPS
+        for name, fn in vars(group).items()
+        if inspect.isfunction(fn) and hasattr(fn, "ds01_spec")
+    }
+    assert in_groups == set(hook_specs())
 
 
 @pytest.mark.parametrize("name", sorted(hook_specs()))

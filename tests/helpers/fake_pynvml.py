@@ -15,8 +15,10 @@ from typing import Any
 
 import attrs
 
-from ds01_core.domain.gpu.simnvml import SimHandle, SimHost, SimulatedNvml
 from ds01_core.domain.gpu.simulated import build_host
+from ds01_core.domain.gpu.simulated.host import SimHost
+from ds01_core.domain.gpu.simulated.nvml import SimulatedNvml
+from ds01_core.domain.gpu.simulated.values import SimHandle
 
 
 @attrs.define

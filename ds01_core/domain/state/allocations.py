@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import sqlite3
 import time
@@ -30,20 +29,18 @@ import attrs
 from ds01_core.domain.model import (
     Allocation,
     AllocationDecision,
-    EffectiveLimits,
     Event,
     GpuRequest,
     GpuSlot,
     utc_text,
 )
+from ds01_core.domain.state.allocation_rules import check_decision, quota_problem
 from ds01_core.domain.state.gpu_queue import waiting, wake_head
 from ds01_core.domain.state.owner_process import process_alive, process_start_ticks
 from ds01_core.domain.user_limits import effective_limits
 
 if TYPE_CHECKING:
     from ds01_core.framework.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 STOPPED_STATES = ("exited", "dead", "created")
 
@@ -82,23 +79,6 @@ def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
     if now - cache["at"] > SLOT_CACHE_SECONDS:
         cache["slots"], cache["at"] = runtime.gpu.slots(), now
     return cache["slots"]
-
-
-def quota_problem(
-    limits: EffectiveLimits, held: Sequence[Allocation], new: float, needs: str
-) -> str | None:
-    """The core's GPU quota rule, for new allocations and re-allocations alike: the user's
-    live allocations (held-after-stop ones included) plus ``new`` stay within
-    ``max_gpu_equivalents``. Returns the refusal, naming what is in use, or None."""
-    quota = limits.get("max_gpu_equivalents")
-    in_use = sum(a.weight for a in held)
-    if quota is None or in_use + new <= quota + 1e-9:
-        return None
-    used = ", ".join(f"{a.container_name or a.container[:12]} {a.weight:.2f}" for a in held)
-    return (
-        f"GPU quota: {in_use:.2f} of {quota:g} GPU-equivalents in use ({used or 'nothing'}); "
-        f"{needs} {new:.2f}"
-    )
 
 
 class Allocations:
@@ -189,7 +169,8 @@ class Allocations:
                 decision = runtime.hooks.allocate_gpu(
                     runtime, request, free, all_slots, mine, limits
                 )
-            refusal = self._check(decision, request, free, mine, limits)
+            mode = runtime.config.enforcement.mode
+            refusal = check_decision(decision, free, mine, limits, mode)
             if refusal is None:
                 assert decision is not None
                 decision_warning = decision.warning
@@ -253,35 +234,6 @@ class Allocations:
             details["warning"] = decision_warning
         runtime.events.append(Event("gpu.allocated", request.user, "allocation", details))
         return Granted(allocation, tuple(chosen), decision_warning)
-
-    def _check(
-        self,
-        decision: AllocationDecision | None,
-        request: GpuRequest,
-        free: Sequence[GpuSlot],
-        mine: Sequence[Allocation],
-        limits: EffectiveLimits,
-    ) -> str | None:
-        """The core's own check of an allocator's answer (a third-party allocator may be wrong)."""
-        if decision is None:
-            return (
-                "no GPU allocator is active (enable ds01-mig or the built-in whole-gpu-allocator)"
-            )
-        if decision.refused:
-            return decision.refused
-        uuids = [s.uuid for s in decision.slots]
-        free_uuids = {s.uuid for s in free}
-        if not uuids:
-            return "the allocator chose no GPU slot"
-        if len(set(uuids)) != len(uuids) or not set(uuids) <= free_uuids:
-            log.error("allocator chose slots that are not free: %s", uuids)
-            return (
-                "internal error: the allocator chose a slot that is not free; nothing was allocated"
-            )
-        if self.runtime.config.enforcement.mode == "hard":
-            new = sum(s.weight for s in decision.slots)
-            return quota_problem(limits, mine, new, "this request needs")
-        return None
 
     def reserve(self, user: str, container_id: str, name: str, uuids: Sequence[str]) -> Allocation:
         """Record that an existing container holds exactly ``uuids`` again (starting after its

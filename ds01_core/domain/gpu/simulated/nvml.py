@@ -5,7 +5,7 @@ runs the same code on a laptop as on a DGX: same calls, same return shapes, and 
 ``pynvml`` exception classes (``NVMLError_NotSupported`` on MIG utilisation, as real hardware
 does). Tests inject further errors on top of it (``tests/helpers/fake_pynvml.py``).
 
-Handles are opaque :class:`SimHandle` values, as NVML's are opaque pointers.
+Handles are opaque :class:`~ds01_core.domain.gpu.simulated.values.SimHandle` values, as NVML's are opaque pointers.
 """
 
 from __future__ import annotations
@@ -14,212 +14,23 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import pynvml
 
+from ds01_core.domain.gpu.simulated.host import SimGpu, SimHost, SimInstance, SimProcess
+from ds01_core.domain.gpu.simulated.values import (
+    NO_INSTANCE,
+    DeviceAttributes,
+    GpuInstanceProfileInfo,
+    MemoryInfo,
+    ProcessInfo,
+    SimGpmMetricsGet,
+    SimGpmSample,
+    SimGpmSupport,
+    SimHandle,
+    Utilization,
+)
+
 MIB = 1024**2
-
-#: ``gpuInstanceId`` / ``computeInstanceId`` of a process that runs on a GPU without MIG.
-NO_INSTANCE = 0xFFFFFFFF
-
-
-# -- the host, as the topology file describes it ------------------------------------------------
-
-
-@attrs.frozen
-class SimProfile:
-    """A GPU-instance profile the GPU model supports (``2g.20gb`` is NVML profile id 1)."""
-
-    id: int
-    name: str
-    slices: int
-    memory: int
-
-
-@attrs.frozen
-class SimProcess:
-    """A compute process on one leaf device; ``used_memory`` in bytes, None when unknown."""
-
-    pid: int
-    used_memory: int | None = None
-
-
-@attrs.define
-class SimInstance:
-    """One MIG device: a GPU instance with its (single) compute instance."""
-
-    uuid: str
-    profile: SimProfile
-    gpu_instance_id: int
-    compute_instance_id: int = 0
-    memory_used: int = 0
-    processes: list[SimProcess] = attrs.Factory(list)
-    sm_utilization: float | None = None
-
-
-@attrs.define
-class SimGpu:
-    """One physical GPU. ``instances`` is None when MIG is off, a list (maybe empty) when on."""
-
-    index: int
-    uuid: str
-    model: str
-    memory_total: int
-    profiles: tuple[SimProfile, ...] = ()
-    memory_used: int = 0
-    utilization: int | None = None
-    memory_utilization: int | None = None
-    power_watts: float | None = None
-    energy_joules: float | None = None
-    instances: list[SimInstance] | None = None
-    processes: list[SimProcess] = attrs.Factory(list)
-    gpm_supported: bool = False
-
-    @property
-    def mig_capable(self) -> bool:
-        return bool(self.profiles)
-
-    @property
-    def mig_enabled(self) -> bool:
-        return self.instances is not None
-
-    @property
-    def total_slices(self) -> int:
-        return max((p.slices for p in self.profiles), default=1)
-
-
-@attrs.define
-class SimHost:
-    """A whole simulated machine: its GPUs, driver version, and where it was described."""
-
-    name: str
-    driver_version: str
-    gpus: list[SimGpu]
-    source: str = "<memory>"
-
-    def leaf_uuids(self) -> list[str]:
-        """UUIDs of every leaf device: whole GPUs without MIG, MIG instances of the others."""
-        leaves: list[str] = []
-        for gpu in self.gpus:
-            if gpu.instances is None:
-                leaves.append(gpu.uuid)
-            else:
-                leaves += [inst.uuid for inst in gpu.instances]
-        return leaves
-
-    def find_leaf(self, ref: str) -> str | None:
-        """The UUID of the leaf that ``ref`` names (UUID, legacy MIG UUID, or slot id ``5.1``)."""
-        for gpu in self.gpus:
-            if gpu.instances is None:
-                if ref in (gpu.uuid, str(gpu.index)):
-                    return gpu.uuid
-                continue
-            for inst in gpu.instances:
-                legacy = f"MIG-{gpu.uuid}/{inst.gpu_instance_id}/{inst.compute_instance_id}"
-                if ref in (inst.uuid, legacy, f"{gpu.index}.{inst.gpu_instance_id}"):
-                    return inst.uuid
-        return None
-
-
-# -- NVML-shaped return values -------------------------------------------------------------------
-
-
-@attrs.define
-class MemoryInfo:
-    """Like ``c_nvmlMemory_t``: bytes."""
-
-    total: int
-    free: int
-    used: int
-
-
-@attrs.define
-class Utilization:
-    """Like ``c_nvmlUtilization_t``: percent over the last sample period."""
-
-    gpu: int
-    memory: int
-
-
-@attrs.define
-class DeviceAttributes:
-    """Like ``c_nvmlDeviceAttributes`` (only MIG handles have them); NVML's field names."""
-
-    multiprocessorCount: int
-    sharedCopyEngineCount: int
-    sharedDecoderCount: int
-    sharedEncoderCount: int
-    sharedJpegCount: int
-    sharedOfaCount: int
-    gpuInstanceSliceCount: int
-    computeInstanceSliceCount: int
-    memorySizeMB: int
-
-
-@attrs.define
-class GpuInstanceProfileInfo:
-    """Like ``c_nvmlGpuInstanceProfileInfo_v2_t`` (``name`` is bytes, as the C array is)."""
-
-    version: int
-    id: int
-    isP2pSupported: int
-    sliceCount: int
-    instanceCount: int
-    multiprocessorCount: int
-    memorySizeMB: int
-    name: bytes
-
-
-@attrs.define
-class ProcessInfo:
-    """Like pynvml's friendly process object (``nvmlDeviceGetComputeRunningProcesses``)."""
-
-    pid: int
-    usedGpuMemory: int | None
-    gpuInstanceId: int = NO_INSTANCE
-    computeInstanceId: int = NO_INSTANCE
-
-
-@attrs.define
-class SimGpmSample:
-    """A GPM sample: when it was taken and the SM-busy time accumulated by then."""
-
-    gpu: int | None = None
-    gpu_instance_id: int | None = None
-    at: float = 0.0
-    busy: float = 0.0
-
-
-@attrs.define
-class SimGpmMetric:
-    metricId: int = 0
-    nvmlReturn: int = 0
-    value: float = 0.0
-
-
-@attrs.define
-class SimGpmMetricsGet:
-    """Stands in for pynvml's ``c_nvmlGpmMetricsGet_t``: the same fields, plain Python."""
-
-    version: int = 0
-    numMetrics: int = 0
-    sample1: SimGpmSample | None = None
-    sample2: SimGpmSample | None = None
-    metrics: list[SimGpmMetric] = attrs.Factory(lambda: [SimGpmMetric() for _ in range(98)])
-
-
-@attrs.define
-class SimGpmSupport:
-    version: int = 0
-    isSupportedDevice: int = 0
-
-
-@attrs.frozen
-class SimHandle:
-    """An opaque device handle: a GPU (``mig`` None) or one of its MIG devices."""
-
-    gpu: int
-    mig: int | None = None
 
 
 ExtraProcesses = Callable[[], Iterable[tuple[str, SimProcess]]]

@@ -1,0 +1,160 @@
+"""The NVML provider: GPUs, MIG devices, memory, utilisation, power and processes via ``pynvml``.
+
+One NVML session and the GPU handles live as long as the provider (no ``nvidia-smi``
+subprocesses, no re-initialisation per query). MIG devices are enumerated on every listing,
+since an admin may repartition a GPU while ds01 runs; the calls are in-process and cheap.
+
+Reading is defensive, because drivers differ by GPU generation and by privilege: a metric the
+hardware does not give (utilisation on MIG, power on some boards) is ``None``; a GPU that is lost
+or cannot be identified is logged and left out, never offered to anyone; nothing here crashes
+the listing for one bad device.
+
+The parts: :mod:`~ds01_core.domain.gpu.nvml.session` holds the session and decides what a failed
+read means, :mod:`~ds01_core.domain.gpu.nvml.mig` enumerates MIG devices,
+:mod:`~ds01_core.domain.gpu.nvml.slots` turns the readings into slots (no NVML call), and the
+provider here reads each GPU and its processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ds01_core.domain.gpu.gpm import GpmSampler
+from ds01_core.domain.gpu.nvml.mig import MigReader
+from ds01_core.domain.gpu.nvml.session import NvmlSession
+from ds01_core.domain.gpu.nvml.slots import text, whole_slot
+from ds01_core.domain.model import Gpu, GpuProcess, GpuSlot
+
+
+class NvmlProvider:
+    """GPU inventory read through NVML (``pynvml``, or any object with the same API).
+
+    :param nvml: the ``pynvml`` module or a stand-in (the simulated host, a test fake).
+    :raises GpuProviderError: when NVML does not load (no driver, no library).
+    """
+
+    def __init__(
+        self, nvml: Any | None = None, *, name: str = "nvml", description: str | None = None
+    ):
+        self.name = name
+        self._session = NvmlSession(nvml, name)
+        self._nvml = self._session.nvml
+        self._mig = MigReader(self._session)
+        self._gpm = GpmSampler(self._nvml)
+        self.description = description or self._describe()
+
+    # -- the provider interface -------------------------------------------------------------
+
+    def gpus(self) -> list[Gpu]:
+        """Every readable GPU, in index order, with its slots."""
+        self._session.require_open()
+        found = (
+            self._session.guarded(index, self._read_gpu) for index in range(self._session.count)
+        )
+        return [gpu for gpu in found if gpu is not None]
+
+    def slots(self) -> list[GpuSlot]:
+        """Leaf slots: whole GPUs without MIG, the MIG instances of GPUs with MIG."""
+        return [slot for gpu in self.gpus() for slot in gpu.slots]
+
+    def processes(self) -> list[GpuProcess]:
+        """Compute processes per leaf device, ``slot_uuid`` naming the leaf."""
+        self._session.require_open()
+        found: list[GpuProcess] = []
+        for index in range(self._session.count):
+            found += self._session.guarded(index, self._read_processes) or []
+        return found
+
+    def mig_utilization(self) -> dict[str, float | None]:
+        """MIG slot UUID → SM utilisation (percent) since the last call, from GPM where the GPU
+        supports it; slots without GPM (or on their first call) map to None."""
+        result: dict[str, float | None] = {}
+        alive = []
+        for gpu in self.gpus():
+            handle = self._session.handle(gpu.index)
+            if not gpu.mig_enabled or handle is None:
+                continue
+            supported = self._gpm.supported(gpu.index, handle)
+            for slot in gpu.slots:
+                if slot.gpu_instance_id is None:
+                    continue
+                alive.append((gpu.index, slot.gpu_instance_id))
+                result[slot.uuid] = (
+                    self._gpm.sm_utilization(gpu.index, handle, slot.gpu_instance_id)
+                    if supported
+                    else None
+                )
+        self._gpm.forget(alive)
+        return result
+
+    def close(self) -> None:
+        """End the NVML session (once; later calls do nothing)."""
+        self._session.close()
+
+    def __enter__(self) -> NvmlProvider:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _describe(self) -> str:
+        version = self._session.metric("driver version", self._nvml.nvmlSystemGetDriverVersion)
+        driver = text(version) if version is not None else "unknown driver"
+        count = self._session.count
+        return f"NVML {driver}, {count} GPU{'s' if count != 1 else ''}"
+
+    # -- reading one GPU ----------------------------------------------------------------------
+
+    def _read_gpu(self, index: int, handle: Any) -> Gpu:
+        nv = self._nvml
+        uuid = text(nv.nvmlDeviceGetUUID(handle))
+        model = text(nv.nvmlDeviceGetName(handle))
+        memory = self._session.metric("memory", nv.nvmlDeviceGetMemoryInfo, handle)
+        util = self._session.metric("utilisation", nv.nvmlDeviceGetUtilizationRates, handle)
+        power = self._session.metric("power", nv.nvmlDeviceGetPowerUsage, handle)
+        energy = self._session.metric("energy", nv.nvmlDeviceGetTotalEnergyConsumption, handle)
+        gpu = Gpu(
+            index=index,
+            uuid=uuid,
+            model=model,
+            memory_total=int(memory.total) if memory is not None else 0,
+            memory_used=int(memory.used) if memory is not None else 0,
+            mig_enabled=self._mig.enabled(handle),
+            total_slices=0,
+            slots=(),
+            utilization=float(util.gpu) if util is not None else None,
+            power_watts=power / 1000 if power is not None else None,
+            energy_joules=energy / 1000 if energy is not None else None,
+        )
+        if gpu.mig_enabled:
+            return self._mig.with_slots(gpu, handle)
+        total = self._mig.total_slices(index, handle) or 1
+        return attrs.evolve(gpu, total_slices=total, slots=(whole_slot(gpu, total),))
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def _leaves(self, index: int, handle: Any) -> list[tuple[str, Any]]:
+        """``(uuid, handle)`` of the leaf devices of one GPU."""
+        nv = self._nvml
+        if not self._mig.enabled(handle):
+            return [(text(nv.nvmlDeviceGetUUID(handle)), handle)]
+        return [(text(nv.nvmlDeviceGetUUID(mig)), mig) for mig in self._mig.handles(index, handle)]
+
+    def _read_processes(self, index: int, handle: Any) -> list[GpuProcess]:
+        found = []
+        for uuid, leaf in self._leaves(index, handle):
+            infos = self._session.metric(
+                f"processes on {uuid}", self._nvml.nvmlDeviceGetComputeRunningProcesses, leaf
+            )
+            for info in infos or ():
+                used = info.usedGpuMemory
+                found.append(
+                    GpuProcess(
+                        pid=int(info.pid),
+                        slot_uuid=uuid,
+                        used_memory=int(used) if used is not None else None,
+                    )
+                )
+        return found

@@ -1,0 +1,130 @@
+"""MIG enumeration through NVML: a GPU's mode, its slice count, and its MIG devices.
+
+Enumerated on every listing, since an admin may repartition a GPU while ds01 runs; only the
+GPU's total slice count (a property of the model) is cached. A MIG device that cannot be read
+is logged and left out; a lost GPU raises, so the session leaves the whole GPU out.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+
+from ds01_core.domain.gpu.nvml.session import NvmlSession
+from ds01_core.domain.gpu.nvml.slots import (
+    MIB,
+    MigDevice,
+    composed_profile,
+    mig_slices,
+    mig_slot,
+    profile_from_name,
+    slices_in_use,
+    text,
+)
+from ds01_core.domain.model import Gpu
+
+log = logging.getLogger(__name__)
+
+
+class MigReader:
+    """The MIG side of the GPUs of one NVML session."""
+
+    def __init__(self, session: NvmlSession):
+        self._session = session
+        self._nvml = session.nvml
+        self._slices: dict[int, int] = {}
+
+    def enabled(self, handle: Any) -> bool:
+        mode = self._session.metric("MIG mode", self._nvml.nvmlDeviceGetMigMode, handle)
+        return mode is not None and mode[0] == self._nvml.NVML_DEVICE_MIG_ENABLE
+
+    def total_slices(self, index: int, handle: Any) -> int | None:
+        """The most slices any GPU-instance profile takes: the GPU's slice count (7 on A100,
+        4 on A30), as NVML reports it. None for GPUs without MIG profiles."""
+        if index in self._slices:
+            return self._slices[index]
+        nv = self._nvml
+        counts = []
+        for profile_id in range(nv.NVML_GPU_INSTANCE_PROFILE_COUNT):
+            try:
+                info = nv.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile_id)
+            except (nv.NVMLError_NotSupported, nv.NVMLError_InvalidArgument):
+                continue  # a profile this GPU does not offer: expected, not worth a log line
+            except nv.NVMLError as exc:
+                if isinstance(exc, nv.NVMLError_GpuIsLost):
+                    raise
+                log.debug("GPU %d: MIG profile %d unavailable: %s", index, profile_id, exc)
+                continue
+            if info.sliceCount > 0:
+                counts.append(int(info.sliceCount))
+        if not counts:
+            return None
+        self._slices[index] = max(counts)
+        return self._slices[index]
+
+    def with_slots(self, gpu: Gpu, handle: Any) -> Gpu:
+        devices = self.devices(gpu.index, handle)
+        total = self.total_slices(gpu.index, handle)
+        if total is None:
+            total = slices_in_use(devices)
+            log.warning(
+                "GPU %d: NVML gives no MIG profile info; weighing its instances over the %d "
+                "slices in use",
+                gpu.index,
+                total,
+            )
+        slots = tuple(mig_slot(gpu, dev, total) for dev in devices)
+        return attrs.evolve(gpu, total_slices=total, slots=slots)
+
+    def handles(self, index: int, handle: Any) -> list[Any]:
+        nv = self._nvml
+        found = []
+        for mig_index in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(handle))):
+            try:
+                found.append(nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index))
+            except nv.NVMLError_NotFound:
+                continue
+            except nv.NVMLError as exc:
+                if isinstance(exc, nv.NVMLError_GpuIsLost):
+                    raise
+                log.warning("GPU %d: MIG device %d could not be read (%s)", index, mig_index, exc)
+        return found
+
+    def devices(self, index: int, handle: Any) -> list[MigDevice]:
+        devices = []
+        for mig in self.handles(index, handle):
+            try:
+                device = self._device(mig)
+            except self._nvml.NVMLError as exc:
+                if isinstance(exc, self._nvml.NVMLError_GpuIsLost):
+                    raise
+                log.warning("GPU %d: a MIG device could not be read (%s): left out", index, exc)
+                continue
+            if device is None:
+                log.warning("GPU %d: a MIG device reports no slice count: left out", index)
+                continue
+            devices.append(device)
+        return sorted(devices, key=lambda d: (d.gpu_instance_id, d.compute_instance_id))
+
+    def _device(self, mig: Any) -> MigDevice | None:
+        nv = self._nvml
+        name = text(nv.nvmlDeviceGetName(mig))
+        attributes = self._session.metric("MIG attributes", nv.nvmlDeviceGetAttributes, mig)
+        memory = self._session.metric("MIG memory", nv.nvmlDeviceGetMemoryInfo, mig)
+        memory_mib = int(attributes.memorySizeMB) if attributes is not None else 0
+        memory_total = int(memory.total) if memory is not None else memory_mib * MIB
+        profile = profile_from_name(name)
+        slices = mig_slices(attributes, profile)
+        if slices is None:
+            return None
+        return MigDevice(
+            uuid=text(nv.nvmlDeviceGetUUID(mig)),
+            profile=profile or composed_profile(slices, memory_total // MIB),
+            slices=slices,
+            gpu_instance_id=int(nv.nvmlDeviceGetGpuInstanceId(mig)),
+            compute_instance_id=int(nv.nvmlDeviceGetComputeInstanceId(mig)),
+            memory_total=memory_total,
+            memory_used=int(memory.used) if memory is not None else 0,
+        )

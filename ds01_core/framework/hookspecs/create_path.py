@@ -1,0 +1,84 @@
+"""Hook specifications of the container create path: GPU allocation, then the create's admission.
+
+Called for every container create that passes through ds01, in that order. The rules common to
+every hook are in :mod:`ds01_core.framework.hookspecs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ds01_core.framework.hookspecs.markers import hookspec
+
+if TYPE_CHECKING:
+    from ds01_core.domain.model import (
+        Allocation,
+        AllocationDecision,
+        ContainerSpec,
+        EffectiveLimits,
+        GpuRequest,
+        GpuSlot,
+        Refusal,
+    )
+    from ds01_core.framework.runtime import Runtime
+
+
+@hookspec(firstresult=True)
+def allocate_gpu(
+    runtime: Runtime,
+    request: GpuRequest,
+    free_slots: Sequence[GpuSlot],
+    all_slots: Sequence[GpuSlot],
+    held: Sequence[Allocation],
+    limits: EffectiveLimits,
+) -> AllocationDecision | None:
+    """Choose GPU slots for a request, or refuse it.
+
+    Called inside the state store's allocation transaction, so the free slots and the user's
+    held allocations cannot change under the allocator while it decides. The core checks the
+    answer before recording it: every chosen slot must be free and chosen once, and in
+    ``enforcement.mode: hard`` the user's quota must hold.
+
+    :param runtime: the process's runtime (``runtime.config.enforcement.mode`` is ``hard`` or
+        ``soft``: in soft mode an allocator grants over-quota requests and says so in
+        ``AllocationDecision.warning`` instead of refusing).
+    :param request: what is asked for (count, MIG profile, full GPU, minimum memory) and by whom.
+    :param free_slots: the slots nobody holds, from the current inventory.
+    :param all_slots: every slot in the inventory, held or not (to pack onto busy GPUs or
+        spread across idle ones).
+    :param held: the requesting user's current allocations (held-after-stop ones included).
+    :param limits: the requesting user's effective limits.
+    :return: an :class:`~ds01_core.domain.model.AllocationDecision` with the chosen slots, or one whose
+        ``refused`` says which limit stopped the request and the user's current usage; ``None``
+        to leave the decision to the next allocator.
+
+    firstresult: exactly one allocator decides. The built-in whole-GPU allocator is ``trylast``,
+    so installing an allocator plugin (like ``ds01-mig``) replaces it.
+
+    If an implementation raises: nothing is allocated (the transaction rolls back) and the
+    request fails with the error; no later allocator is asked, since a different allocator's
+    answer could break the policy the failing one enforces.
+    """
+
+
+@hookspec
+def prepare_container(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
+    """Adjust or refuse a container before it is created.
+
+    Called for every container create that passes through ds01 (the ``ds01 container`` commands
+    and the Docker API gateway), after GPU allocation.
+
+    :param runtime: the process's runtime.
+    :param spec: the create request; change ``spec.body`` in place (labels, ``HostConfig``
+        cgroup parent and limits, environment).
+    :return: a :class:`~ds01_core.domain.model.Refusal` to stop the create (its reason is shown to the
+        user), or ``None`` to let it proceed.
+
+    Not firstresult: every plugin sees the request; any refusal refuses it, and the first
+    refusal's reason is the one reported.
+
+    If an implementation raises: the create is refused (fail-closed: a create that a limit
+    plugin could not check must not go through unchecked), with a reason naming the plugin and
+    the error.
+    """
