@@ -96,6 +96,7 @@ def plugins(state: CliState, show_cycle: bool, as_json: bool) -> None:
 def _show_cycle(
     host: PluginHost, data: Mapping[str, Any], path: str, order: Sequence[str], as_json: bool
 ) -> None:
+    # lazy: the cycle's modules bring the docker SDK, ~100 ms on every ds01 start-up otherwise
     from ds01_core.cycle.pipeline import CyclePlan, plan_cycle
 
     section, found = structure_section(data.get("cycle"), CycleConfig, "cycle")
