@@ -1,5 +1,8 @@
-"""The configuration as a caller may see it: a user's own effective limits and lifecycle
-policy (with where each value comes from), and, for admins, the whole file as loaded."""
+"""The configuration as a caller may see it: their own limits and policy; for admins, all of it.
+
+A user sees their own effective limits and lifecycle policy (with where each value comes from);
+an admin also the whole file as loaded.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""``ds01 config``: validate a configuration file and explain a user's effective limits and the
-lifecycle policy their containers get."""
+"""``ds01 config``: validate a configuration file, and explain a user's limits and policy.
+
+``ds01 config show --user`` explains a user's effective limits, and with ``--origin`` the
+lifecycle policy their containers get.
+"""
 
 from __future__ import annotations
 

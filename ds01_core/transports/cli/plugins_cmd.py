@@ -1,5 +1,7 @@
-"""``ds01 plugins``: every plugin, where it comes from, what it implements, whether it runs;
-with ``--cycle``, the daemon cycle's steps in the order they run."""
+"""``ds01 plugins``: every plugin, where it comes from, what it implements, whether it runs.
+
+With ``--cycle``: the daemon cycle's steps in the order they run.
+"""
 
 from __future__ import annotations
 
