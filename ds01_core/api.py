@@ -195,6 +195,7 @@ def current_workloads(runtime: Runtime, errors: list[str] | None = None) -> list
     """Every workload the active detectors see now, merged the way the daemon's cycle merges
     them. A detector that raises is left out and named in ``errors`` (when given): a plugin
     that checks or shows workloads still works with the others' answers."""
+    # lazy: this module loads nothing itself; the cycle (docker SDK, ~230 ms) only when called
     from ds01_core.cycle.pipeline import detect
 
     return detect(runtime, errors)
@@ -207,8 +208,13 @@ def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workloa
     others' containers. Raises :class:`NotFound` (none, or several match),
     :class:`Unavailable` (Docker cannot be reached) or :class:`Conflict` (Docker refused).
     """
+    # lazy: this module loads nothing itself; the docker SDK (~130 ms) only when called
     from ds01_core.domain.docker_engine import DockerError
+
+    # lazy: the facade loads none of the core until a name or function is used
     from ds01_core.services.errors import Conflict, NotFound, Unavailable
+
+    # lazy: the services and the cycle (~250 ms) load only when a plugin calls this
     from ds01_core.services.user_containers import ContainerError, ContainerService
 
     try:

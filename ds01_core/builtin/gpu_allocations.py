@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ds01_core.cycle.allocation_reconcile import CONFLICT_EVENT, reconcile_allocations
+from ds01_core.cycle.notices import tell_user
 from ds01_core.cycle.owner_map import write_owner_map
 from ds01_core.cycle.steps import CycleStep
 from ds01_core.domain.docker_engine import DockerError
@@ -81,8 +82,6 @@ def write_owners(runtime: Runtime) -> None:
 def stop_foreign(runtime: Runtime, conflict: Event) -> Event | None:
     """Stop the container a ``gpu.conflict`` names and tell its owner; the audit event, or
     None when it could not be stopped (logged; the next cycle tries again)."""
-    from ds01_core.cycle.notices import tell_user
-
     details = conflict.details
     name = str(details.get("container"))
     grace = int(float(runtime.config.allocation.stop_timeout))

@@ -25,6 +25,7 @@ from ds01_core.cycle.detection.inventory import read_snapshot, write_snapshot
 from ds01_core.cycle.detection.shared import docker_containers, forget_containers
 from ds01_core.cycle.pipeline import CycleReport, cycle_plan, run_cycle
 from ds01_core.domain.config import ConfigError
+from ds01_core.domain.container_facts import classify_origin, container_name, resolve_owner
 from ds01_core.domain.docker_engine import DockerAdapter, DockerError
 from ds01_core.domain.model import Event, Workload
 from ds01_core.framework.manager import PluginStartupError
@@ -175,8 +176,6 @@ class Daemon:
         inspect = engine.inspect_container(container_id)
         if inspect is None:
             return "unknown", "unknown"
-        from ds01_core.domain.container_facts import classify_origin, container_name, resolve_owner
-
         labels = dict((inspect.get("Config") or {}).get("Labels") or {})
         name = container_name(inspect)
         owner = resolve_owner(

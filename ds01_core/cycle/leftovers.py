@@ -1,5 +1,7 @@
-"""Leftovers: containers created but never started, or stopped, removed once they have been so
-for ``created_timeout`` or ``container_hold_after_stop``.
+"""Leftovers: containers never started, or stopped, removed once they have been so long enough.
+
+A container created but never started is removed after ``created_timeout``; a stopped one after
+``container_hold_after_stop``.
 
 Removal goes through Docker without force, so a container that came back to life in between
 is never removed.

@@ -1,5 +1,7 @@
-"""Acting on a container near or past a time limit: its owner warned once per threshold, and
-stops run together at the end of the step, each announced.
+"""Acting on a container near or past a time limit: its owner warned, then it is stopped.
+
+The owner is warned once per threshold; the stops run together at the end of the step, each
+announced.
 
 The decisions are made elsewhere (:mod:`ds01_core.cycle.idle`,
 :mod:`ds01_core.cycle.runtime_limits`); here they become notices, Docker stops and events that

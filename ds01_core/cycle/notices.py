@@ -1,5 +1,6 @@
-"""Telling a user something: a notice delivered through every ``notify`` plugin, each
-channel's result written to the audit log.
+"""Telling a user something: a notice delivered through every ``notify`` plugin, and logged.
+
+Each channel's result is written to the audit log.
 
 Every part of ds01 that tells a user something (warnings and stops of the cycle, bare-metal
 reports, expiries, ``ds01 notify test``) calls :func:`tell_user`, so a notice is never sent

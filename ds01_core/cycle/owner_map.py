@@ -1,6 +1,8 @@
-"""GPU → owner files for other tools, in the layout dcgm-exporter's ``--hpc-job-mapping-dir``
-reads: one file per GPU (named by index) or MIG instance (``<gpu>.<gpu-instance>``), whose
-line is the job holding it — here ``<user>/<container>`` — so per-GPU metrics carry the user.
+"""The GPU owner map: one file per GPU naming who holds it, so per-GPU metrics carry the user.
+
+The layout is the one dcgm-exporter's ``--hpc-job-mapping-dir`` reads: one file per GPU (named
+by index) or MIG instance (``<gpu>.<gpu-instance>``), whose line is the job holding it — here
+``<user>/<container>``.
 """
 
 from __future__ import annotations

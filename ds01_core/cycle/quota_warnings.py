@@ -1,5 +1,8 @@
-"""Quota warnings: a user told once when their GPU or memory use passes ``quota_warn_at`` of
-their quota; the warning re-arms when the use drops below it again."""
+"""Quota warnings: a user told once when their GPU or memory use nears their quota.
+
+"Nears" is past ``quota_warn_at`` of the quota; the warning re-arms when the use drops below it
+again.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The cycle's upkeep step: every container held to its time limits (leftovers removed,
-runtimes capped, idle containers stopped, each warned about first) and every user warned near
-a quota.
+"""The cycle's upkeep step: every container held to its time limits, every user to their quota.
+
+Leftovers are removed, runtimes capped and idle containers stopped, each warned about first;
+every user near a quota is warned.
 
 Every container is handled, whatever its origin, by the policy :mod:`ds01_core.domain.policy`
 resolves: the owner's limits, which an origin's policy can only make stricter. Nothing is ever

@@ -1,5 +1,7 @@
-"""A user's effective limits as the running system sees them: the configuration file, the
-user's group (from a directory plugin when one answers), and the state store's overrides.
+"""A user's effective limits as the running system sees them, each with where it comes from.
+
+The sources: the configuration file, the user's group (from a directory plugin when one
+answers), and the state store's overrides.
 
 Every place that needs a user's limits calls :func:`effective_limits`, so they can never
 disagree about where a value comes from.

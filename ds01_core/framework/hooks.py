@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import pluggy
 
-from ds01_core.domain.model import Event
+from ds01_core.domain.model import Event, QuotaLine, Refusal
 
 if TYPE_CHECKING:
     import click
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
         GpuRequest,
         GpuSlot,
         Notice,
-        QuotaLine,
-        Refusal,
         Workload,
     )
     from ds01_core.domain.policy import Policy
@@ -258,8 +256,6 @@ class Hooks:
         self, runtime: Runtime, user: str, limits: EffectiveLimits
     ) -> Collected[QuotaLine]:
         """Every plugin's quota lines; a plugin that fails is named in a line of its own."""
-        from ds01_core.domain.model import QuotaLine
-
         results, failures = self._call_each(
             "quota_usage", runtime=runtime, user=user, limits=limits
         )
@@ -290,8 +286,6 @@ class Hooks:
     def prepare_container(self, runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
         """The first refusal, if any. A plugin that raises refuses too (fail-closed): a create
         that a limit plugin could not check must not go through unchecked."""
-        from ds01_core.domain.model import Refusal
-
         results, failures = self._call_each("prepare_container", runtime=runtime, spec=spec)
         if failures:
             failure = failures[0]

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ds01_core.domain.audit_log import EventLog
 from ds01_core.domain.config import (
     DEFAULT_CONFIG_PATH,
     Config,
@@ -23,13 +24,13 @@ from ds01_core.domain.config import (
     read_config_file,
     resolve_config_path,
 )
+from ds01_core.domain.gpu import open_provider
+from ds01_core.domain.state.store import StateStore
 from ds01_core.framework.manager import EntryPointSource, PluginHost, make_plugin_host
 
 if TYPE_CHECKING:
-    from ds01_core.domain.audit_log import EventLog
     from ds01_core.domain.docker_engine import DockerAdapter
     from ds01_core.domain.gpu.base import GpuProvider
-    from ds01_core.domain.state.store import StateStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,24 +63,19 @@ class Runtime:
 
     @cached_property
     def events(self) -> EventLog:
-        from ds01_core.domain.audit_log import EventLog
-
         return EventLog(self.config.paths.event_log_path)
 
     @cached_property
     def state(self) -> StateStore:
-        from ds01_core.domain.state.store import StateStore
-
         return StateStore(self.config.paths.state_db_path)
 
     @cached_property
     def gpu(self) -> GpuProvider:
-        from ds01_core.domain.gpu import open_provider
-
         return open_provider(self.config.gpu)
 
     @cached_property
     def docker(self) -> DockerAdapter:
+        # lazy: the docker SDK costs ~130 ms at every CLI start-up; only a command that uses it pays
         from ds01_core.domain.docker_engine import DockerAdapter
 
         return DockerAdapter.from_env()

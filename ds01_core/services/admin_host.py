@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ds01_core.services.bare_metal_grants import (
+    BareMetalError,
+    grant,
+    list_grants,
+    members_without_grant,
+    revoke,
+)
 from ds01_core.services.errors import Conflict, Invalid
+from ds01_core.services.label_migration import migrate
 from ds01_core.services.operations import Operation, Param, ServiceContext
 
 
@@ -12,8 +20,6 @@ def bare_metal_grant(
     ctx: ServiceContext, user: str, seconds: float | None = None, reason: str = ""
 ) -> dict[str, Any]:
     """Let ``user`` use the GPUs outside containers for a while (group membership + grant)."""
-    from ds01_core.services.bare_metal_grants import BareMetalError, grant
-
     if seconds is not None and seconds <= 0:
         raise Invalid("the duration must be positive")
     try:
@@ -24,8 +30,6 @@ def bare_metal_grant(
 
 
 def bare_metal_revoke(ctx: ServiceContext, user: str) -> dict[str, Any]:
-    from ds01_core.services.bare_metal_grants import BareMetalError, revoke
-
     try:
         done = revoke(ctx.runtime, user, ctx.caller.name)
     except BareMetalError as exc:
@@ -39,8 +43,6 @@ def bare_metal_revoke(ctx: ServiceContext, user: str) -> dict[str, Any]:
 
 
 def bare_metal_list(ctx: ServiceContext) -> dict[str, Any]:
-    from ds01_core.services.bare_metal_grants import list_grants, members_without_grant
-
     runtime = ctx.runtime
     return {
         "group": runtime.config.bare_metal.group,
@@ -54,14 +56,13 @@ def labels_migrate(
 ) -> dict[str, Any]:
     """Report (``dry_run``) or record every legacy ``aime.mlc.*`` container's ``ds01.*``
     labels; admins only, dry run included: it lists every user's containers."""
-    from ds01_core.services.label_migration import migrate
-
     found = migrate(ctx.runtime, dry_run=dry_run, recreate_stopped=recreate_stopped)
     return {"dry_run": dry_run, "containers": [c.to_json() for c in found]}
 
 
 def doctor(ctx: ServiceContext) -> dict[str, Any]:
     """What still lets a non-admin reach the real engine or the GPUs, as seen by the service."""
+    # lazy: the doctor's nine modules (~7 ms) load for an admin's check, not for every client
     from ds01_core.services import doctor as checks
 
     findings = checks.run_doctor(ctx.runtime, checks.DEFAULT_HOST)

@@ -1,28 +1,28 @@
-"""The configuration as a caller may see it: a user's own effective limits and lifecycle
-policy (with where each value comes from), and, for admins, the whole file as loaded."""
+"""The configuration as a caller may see it: their own limits and policy; for admins, all of it.
+
+A user sees their own effective limits and lifecycle policy (with where each value comes from);
+an admin also the whole file as loaded.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ds01_core.domain.config import ORIGINS
+from ds01_core.domain.config import ORIGINS, unstructure
+from ds01_core.domain.policy import explain_policy
+from ds01_core.domain.user_limits import effective_limits
 from ds01_core.services.errors import Invalid
 from ds01_core.services.operations import Operation, Param, ServiceContext
 
 
 def effective(ctx: ServiceContext) -> dict[str, Any]:
     """The whole configuration in effect (admins: plugin sections may hold credentials)."""
-    from ds01_core.domain.config import unstructure
-
     return unstructure(ctx.runtime.config)
 
 
 def limits(ctx: ServiceContext, user: str | None = None, origin: str | None = None) -> Any:
     """``user``'s effective limits (the caller's own unless an admin asks), each with its
     source; with ``origin``, the lifecycle policy their containers of that origin get."""
-    from ds01_core.domain.policy import explain_policy
-    from ds01_core.domain.user_limits import effective_limits
-
     if origin is not None and origin not in ORIGINS:
         raise Invalid(f"unknown origin {origin!r}: choose from {', '.join(ORIGINS)}")
     name = ctx.target_user(user, "another user's limits")

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
+from ds01_core.cycle.detection.inventory import workload_json
 from ds01_core.domain.docker_engine import DockerError
-from ds01_core.domain.model import utc_text
+from ds01_core.domain.model import Event, utc_text
+from ds01_core.domain.state.grants import add_grant
+from ds01_core.domain.units import Duration
 from ds01_core.services.errors import Conflict, Invalid, ServiceError, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_core.services.user_containers import (
@@ -23,6 +26,7 @@ from ds01_core.services.user_containers import (
     CreateRequest,
     parse_filter,
 )
+from ds01_core.services.workloads import slot_names, with_slot_ids
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,9 +56,6 @@ def _service(ctx: ServiceContext, user: str | None) -> ContainerService:
 
 @service_errors
 def list_containers(ctx: ServiceContext, all: bool = False, user: str | None = None) -> Any:
-    from ds01_core.cycle.detection.inventory import workload_json
-    from ds01_core.services.workloads import slot_names, with_slot_ids
-
     svc = _service(ctx, user)
     items = sorted((w for w in svc.mine() if all or w.status == "running"), key=lambda w: w.name)
     slots = slot_names(ctx)
@@ -180,10 +181,6 @@ def keepalive(
     ctx: ServiceContext, name: str, seconds: float = 7200.0, user: str | None = None
 ) -> dict[str, Any]:
     """Keep one of the caller's containers from being stopped for idleness, for a while."""
-    from ds01_core.domain.model import Event
-    from ds01_core.domain.state.grants import add_grant
-    from ds01_core.domain.units import Duration
-
     svc = _service(ctx, user)
     workload = svc.find(name)
     runtime = ctx.runtime

@@ -9,6 +9,8 @@ from typing import Any
 
 from ds01_core.domain.gpu.base import GpuProviderError
 from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.domain.state.gpu_queue import waiting
 from ds01_core.services.errors import Unavailable
 from ds01_core.services.operations import Operation, ServiceContext
 from ds01_core.services.privacy import OTHER_USER, allocation_view, shows_owner
@@ -64,8 +66,6 @@ def gpu_json(
 
 
 def _holders(ctx: ServiceContext) -> dict[str, Allocation]:
-    from ds01_core.domain.state.allocations import Allocations
-
     try:
         return {u: a for a in Allocations(ctx.runtime).live() for u in a.slot_uuids}
     except (OSError, sqlite3.Error) as exc:
@@ -92,8 +92,6 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
 
 def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
     """The GPU wait queue in order; other users' tickets show as ``privacy`` allows."""
-    from ds01_core.domain.state.gpu_queue import waiting
-
     try:
         tickets = waiting(ctx.runtime.state.db)
     except (OSError, sqlite3.Error) as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ds01_core.domain.model import utc_text
+from ds01_core.domain.units import TimeLimit
 from ds01_core.domain.users import normalize_username
 from ds01_core.services.caller import Caller
 from ds01_core.services.errors import Forbidden, Invalid, NotFound
@@ -188,8 +189,6 @@ def json_default(value: Any) -> Any:
 
 def never_as_word(data: Any) -> Any:
     """JSON has no infinity: a time limit of ``never`` is written as the word."""
-    from ds01_core.domain.units import TimeLimit
-
     if isinstance(data, TimeLimit) and data.is_never:
         return "never"
     if isinstance(data, dict):

@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from ds01_core.domain.state.allocations import Allocations
+from ds01_core.domain.user_limits import effective_limits
 from ds01_core.services.errors import Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 
@@ -14,9 +16,6 @@ from ds01_core.services.operations import Operation, Param, ServiceContext
 def quota(ctx: ServiceContext, user: str | None = None) -> dict[str, Any]:
     """GPU-equivalents in use (per container) and left, the other limits, and every plugin's
     resource lines. ``user`` other than the caller: admins only."""
-    from ds01_core.domain.state.allocations import Allocations
-    from ds01_core.domain.user_limits import effective_limits
-
     name = ctx.target_user(user, "another user's quota")
     runtime = ctx.runtime
     limits = effective_limits(runtime, name, now=runtime.now())

@@ -1,5 +1,7 @@
-"""The user's containers, for ``ds01 container``: created through ds01's one admission path
-(:mod:`ds01_core.services.admission`: exactly their GPU slots, labelled, always released).
+"""The user's containers, for ``ds01 container``: created, found and acted on for that user only.
+
+They are created through ds01's one admission path (:mod:`ds01_core.services.admission`:
+exactly their GPU slots, labelled, always released).
 
 Every operation acts for one user (the caller, or the user an admin acts for) and only on that
 user's containers, as detection attributes them.

@@ -17,7 +17,8 @@ ORIGINS = ("ds01", "devcontainer", "compose", "docker", "host", "unknown")
 
 def _live(ctx: ServiceContext) -> tuple[list[Workload], list[str]]:
     """Detect now, in one look (GPU processes are reported at first sight, with no history)."""
-    from ds01_core.cycle.pipeline import detect  # the cycle's modules, only for a live look
+    # lazy: the CLI imports this module (ORIGINS); the cycle brings the docker SDK, ~100 ms
+    from ds01_core.cycle.pipeline import detect
 
     errors: list[str] = []
     return detect(ctx.runtime, errors, one_look=True), errors

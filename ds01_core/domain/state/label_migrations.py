@@ -1,5 +1,8 @@
-"""The label_migrations table: per legacy container, the ``ds01.*`` labels its legacy
-``aime.mlc.*`` labels stand for, and what it was recreated as."""
+"""The label_migrations table: the ``ds01.*`` labels each legacy container stands for.
+
+Per legacy container: the ``ds01.*`` labels its ``aime.mlc.*`` labels stand for, and what it
+was recreated as.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``ds01 admin doctor``: every way a non-admin could still reach the real engine, and the other
-pieces that keep users on the gateway and off the GPUs outside containers.
+"""``ds01 admin doctor``: every way a non-admin could still reach the real engine or the GPUs.
+
+It checks the pieces that keep users on the gateway, and off the GPUs outside containers.
 
 Access to the engine's socket is root on the host, so for each engine socket the question is
 asked the way the kernel answers it: who can search every directory above it and write to it,

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ds01_core.services.bare_metal_grants import granted_users
 from ds01_core.services.doctor.accounts import Accounts, describe_owner
 from ds01_core.services.doctor.findings import Finding
 
@@ -37,8 +38,6 @@ def _system_account(accounts: Accounts, name: str) -> bool:
 
 def check_bare_metal(runtime: Runtime, accounts: Accounts, dev_dir: str) -> list[Finding]:
     """Only granted users are in ``bare_metal.group``, and only that group opens the GPUs."""
-    from ds01_core.services.bare_metal_grants import granted_users
-
     group = runtime.config.bare_metal.group
     setup = (
         "install packaging/udev/70-ds01-gpu-direct.rules and the module options from "

@@ -19,19 +19,17 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ds01_core.domain.model import Event
+from ds01_core.domain.state.store import StateStore
 from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller, peer_credentials
 from ds01_core.services.catalogue import operation_table
 from ds01_core.services.errors import Busy, Forbidden, Invalid, NotFound, ServiceError
 from ds01_core.services.operations import Operation, ServiceContext, invoke, to_json
 from ds01_core.transports.socket_service import ConnectionCounts, UnixServer, unix_server
-
-if TYPE_CHECKING:
-    from ds01_core.domain.state.store import StateStore
 
 log = logging.getLogger("ds01.api")
 
@@ -51,8 +49,6 @@ class ThreadedRuntime(Runtime):
     def state(self) -> StateStore:
         store = getattr(self._local, "state", None)
         if store is None:
-            from ds01_core.domain.state.store import StateStore
-
             store = self._local.state = StateStore(self.config.paths.state_db_path)
         return store
 

@@ -16,8 +16,24 @@ from typing import TYPE_CHECKING
 import click
 
 from ds01_core import __version__
-from ds01_core.domain.config import ConfigError
-from ds01_core.framework.manager import PluginStartupError
+from ds01_core.domain.config import (
+    ConfigError,
+    plugin_selection,
+    read_config_file,
+    resolve_config_path,
+)
+from ds01_core.framework.manager import PluginStartupError, make_plugin_host
+from ds01_core.transports.cli import (
+    admin_cmd,
+    config_cmd,
+    container_cmd,
+    events_cmd,
+    gpu_cmd,
+    keepalive_cmd,
+    plugins_cmd,
+    quota_cmd,
+    workloads_cmd,
+)
 from ds01_core.transports.cli.group import Ds01Group
 from ds01_core.transports.cli.state import CliState, pass_state
 
@@ -55,18 +71,6 @@ def cli(ctx: click.Context, config_path: str | None, no_plugins: bool, debug: bo
 
 
 def _register_builtin_commands() -> None:
-    from ds01_core.transports.cli import (
-        admin_cmd,
-        config_cmd,
-        container_cmd,
-        events_cmd,
-        gpu_cmd,
-        keepalive_cmd,
-        plugins_cmd,
-        quota_cmd,
-        workloads_cmd,
-    )
-
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(config_cmd.config)
     cli.add_command(gpu_cmd.gpu)
@@ -93,9 +97,6 @@ def _prescan(argv: Sequence[str]) -> tuple[str | None, bool]:
 
 
 def _add_plugin_commands(argv: Sequence[str]) -> PluginHost | None:
-    from ds01_core.domain.config import plugin_selection, read_config_file, resolve_config_path
-    from ds01_core.framework.manager import make_plugin_host
-
     config_path, no_plugins = _prescan(argv)
     if no_plugins:
         return None

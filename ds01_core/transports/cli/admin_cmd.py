@@ -13,6 +13,8 @@ import click
 
 from ds01_core.domain.model import utc_text
 from ds01_core.transports.cli.admin_params import DateParam, allow_unknown_user_option
+from ds01_core.transports.cli.bare_metal_cmd import bare_metal
+from ds01_core.transports.cli.doctor_cmd import doctor
 from ds01_core.transports.cli.output import json_option, print_json, print_table
 from ds01_core.transports.cli.state import CliState, pass_state
 
@@ -250,9 +252,6 @@ def _time(text: str) -> dt.datetime:
 
 def _add_command_families() -> None:
     """Admin command families that live in modules of their own."""
-    from ds01_core.transports.cli.bare_metal_cmd import bare_metal
-    from ds01_core.transports.cli.doctor_cmd import doctor
-
     admin.add_command(bare_metal)
     admin.add_command(doctor)
 

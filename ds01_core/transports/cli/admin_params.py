@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from ds01_core.domain.units import Duration
+
 allow_unknown_user_option = click.option(
     "--allow-unknown-user",
     is_flag=True,
@@ -31,8 +33,6 @@ class DateParam(click.ParamType):
             moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             try:  # a duration from now: 3d, 12h
-                from ds01_core.domain.units import Duration
-
                 return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=Duration.parse(value))
             except ValueError:
                 self.fail(

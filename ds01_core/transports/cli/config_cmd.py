@@ -1,5 +1,8 @@
-"""``ds01 config``: validate a configuration file and explain a user's effective limits and the
-lifecycle policy their containers get."""
+"""``ds01 config``: validate a configuration file, and explain a user's limits and policy.
+
+``ds01 config show --user`` explains a user's effective limits, and with ``--origin`` the
+lifecycle policy their containers get.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ import sys
 import click
 import yaml
 
-from ds01_core.cycle.pipeline import plan_cycle
 from ds01_core.domain.config import (
     ORIGINS,
     ConfigError,
+    LimitSet,
     build_config,
     plugin_selection,
     read_config_file,
@@ -39,6 +42,9 @@ def check(state: CliState, file: str | None) -> None:
     valid and 2 when it is not. Values that are valid but will not act as written (a max_cpus
     above this host's CPUs) are warned about on standard error.
     """
+    # lazy: the cycle's modules bring the docker SDK, ~100 ms on every ds01 start-up otherwise
+    from ds01_core.cycle.pipeline import plan_cycle
+
     path = file or resolve_config_path(state.config_path)
     try:
         data = read_config_file(path)
@@ -145,8 +151,6 @@ def _limit_types() -> dict[str, type]:
     import typing
 
     import attrs
-
-    from ds01_core.domain.config import LimitSet
 
     hints = typing.get_type_hints(LimitSet)
     found: dict[str, type] = {}

@@ -1,5 +1,7 @@
-"""``ds01 plugins``: every plugin, where it comes from, what it implements, whether it runs;
-with ``--cycle``, the daemon cycle's steps in the order they run."""
+"""``ds01 plugins``: every plugin, where it comes from, what it implements, whether it runs.
+
+With ``--cycle``: the daemon cycle's steps in the order they run.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +98,7 @@ def plugins(state: CliState, show_cycle: bool, as_json: bool) -> None:
 def _show_cycle(
     host: PluginHost, data: Mapping[str, Any], path: str, order: Sequence[str], as_json: bool
 ) -> None:
+    # lazy: the cycle's modules bring the docker SDK, ~100 ms on every ds01 start-up otherwise
     from ds01_core.cycle.pipeline import CyclePlan, plan_cycle
 
     section, found = structure_section(data.get("cycle"), CycleConfig, "cycle")

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ds01_core.domain.config import ConfigError
+from ds01_core.domain.config import ConfigError, read_config_file, resolve_config_path
 from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_core.framework.startup import starting
+from ds01_core.services.caller import Caller
+from ds01_core.services.operations import OperationTable, ServiceContext, jsonable
 
 if TYPE_CHECKING:
     from ds01_core.framework.manager import PluginHost
-    from ds01_core.services.operations import OperationTable, ServiceContext
     from ds01_core.transports.api_socket.client import ApiClient
 
 
@@ -58,14 +59,12 @@ class CliState:
 
     @cached_property
     def context(self) -> ServiceContext:
-        from ds01_core.services.caller import Caller
-        from ds01_core.services.operations import ServiceContext
-
         runtime = self.runtime
         return ServiceContext(runtime, Caller.of_this_process(runtime.config.gateway.admin_group))
 
     @cached_property
     def client(self) -> ApiClient:
+        # lazy: the socket client (http.client, ~8 ms) only for a command that calls the socket
         from ds01_core.transports.api_socket.client import ApiClient
 
         return ApiClient(api_socket_path(self.config_path))
@@ -73,8 +72,8 @@ class CliState:
     @cached_property
     def operations(self) -> OperationTable:
         """The operations this client knows: the core's and the locally installed plugins'."""
+        # lazy: the catalogue loads every service and the docker SDK (~250 ms); --help needs none
         from ds01_core.services.catalogue import core_operations
-        from ds01_core.services.operations import OperationTable
 
         extra = self.plugin_host.hooks.service_operations() if self.plugin_host else []
         return OperationTable([*core_operations(), *extra])
@@ -84,6 +83,7 @@ class CliState:
     ) -> Any:
         """Run ``operation`` for the caller; JSON-shaped result; ServiceError on refusal."""
         if self.in_process:
+            # lazy: the catalogue loads every service and the docker SDK (~250 ms)
             from ds01_core.services.catalogue import call
 
             return call(self.context, operation, **params)
@@ -92,8 +92,8 @@ class CliState:
     def stream(self, operation: str, /, **params: Any) -> Iterator[Any]:
         """Run a streaming operation: its items (bytes, or JSON records) as they come."""
         if self.in_process:
+            # lazy: the catalogue loads every service and the docker SDK (~250 ms)
             from ds01_core.services.catalogue import call, operation_table
-            from ds01_core.services.operations import jsonable
 
             op = operation_table(self.runtime).get(operation)
             items = call(self.context, operation, **params)
@@ -106,7 +106,7 @@ class CliState:
 def api_socket_path(config_path: str | None) -> str:
     """Where the API socket is: ``DS01_API_SOCKET``, else ``api.socket`` of the configuration
     file when it can be read, else the default."""
-    from ds01_core.domain.config import read_config_file, resolve_config_path
+    # lazy: the socket client (http.client, ~8 ms) only for a command that calls the socket
     from ds01_core.transports.api_socket.client import DEFAULT_SOCKET
 
     chosen = os.environ.get("DS01_API_SOCKET")
@@ -130,7 +130,6 @@ def refuse_borrowed_privilege(config_path: str | None, no_plugins: bool) -> None
     """
     if os.geteuid() != 0 or not os.environ.get("SUDO_USER"):
         return
-    from ds01_core.services.caller import Caller
 
     # the configuration is what is in question: the admin group is its default, not its value
     caller = Caller.of_this_process("ds01-admin")
