@@ -21,6 +21,7 @@ def open_provider(gpu_config: GpuConfig) -> GpuProvider:
     :raises GpuProviderError: ``nvml`` was asked for and does not load, or the simulated
         host's topology file is invalid.
     """
+    # lazy: only the provider the configuration chooses is loaded (every CLI start opens none)
     from ds01_core.domain.gpu.nvml import NvmlProvider
 
     backend = gpu_config.backend
@@ -39,6 +40,7 @@ def open_provider(gpu_config: GpuConfig) -> GpuProvider:
 
 
 def _simulated(gpu_config: GpuConfig, reason: str | None) -> GpuProvider:
+    # lazy: a real server never loads the simulated host (nor its YAML topology reader)
     from ds01_core.domain.gpu.simulated import SimulatedProvider
 
     sim = gpu_config.simulated
