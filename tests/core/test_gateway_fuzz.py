@@ -20,9 +20,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ds01_core.framework.runtime import load_runtime
+from ds01_core.services.caller import Caller
 from ds01_core.transports.gateway.create_policy import CreateRules, refusals
+from ds01_core.transports.gateway.peer import Peer
 from ds01_core.transports.gateway.routes import classify
-from ds01_core.transports.gateway.server import Gateway, Identity
+from ds01_core.transports.gateway.server import Gateway
 from tests.helpers.config import write_config
 
 OWNERS = {"a" * 64: "alice", "b" * 64: "bob"}
@@ -109,12 +111,12 @@ def setup(tmp_path_factory):
     threading.Thread(target=engine.serve_forever, daemon=True).start()
     config = write_config(base, {"plugins": {"disabled": ["cgroups", "diskquota"]}})
     runtime = load_runtime(str(config))
-    bob = Identity(uid=60001, pid=1, user="bob", admin=False, home="/home/bob")
+    bob = Peer(pid=1, uid=60001, caller=Caller("bob", 60001, admin=False), home="/home/bob")
     gateway = Gateway(
         runtime,
         socket_path=str(base / "gw.sock"),
         upstream=str(base / "engine.sock"),
-        identify=lambda sock, group: (1, bob.uid, bob),
+        identify=lambda sock, group: bob,
     )
     gateway.bind()
     threading.Thread(target=gateway.serve, daemon=True).start()
