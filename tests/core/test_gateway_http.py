@@ -8,9 +8,13 @@ import threading
 import pytest
 
 from ds01_core.framework.runtime import load_runtime
+from ds01_core.services.caller import Caller
+from ds01_core.transports.gateway.answers import json_array_filter
+from ds01_core.transports.gateway.handlers import HANDLERS
 from ds01_core.transports.gateway.http import Head, HttpError, Stream, parse_head
-from ds01_core.transports.gateway.routes import api_version, classify
-from ds01_core.transports.gateway.server import Gateway, Identity, json_array_filter
+from ds01_core.transports.gateway.peer import Peer
+from ds01_core.transports.gateway.routes import ROUTES, api_version, classify
+from ds01_core.transports.gateway.server import Gateway
 from tests.helpers.config import write_config
 
 
@@ -165,14 +169,20 @@ def test_listing_filter_keeps_the_engines_text():
         assert refused.value.status == 502
 
 
+def test_every_route_kind_has_its_handler():
+    """A route whose kind no handler judges would answer 500 instead of a decision."""
+    kinds = {kind for _methods, _pattern, kind in ROUTES}
+    assert kinds == set(HANDLERS)
+
+
 def test_engine_down_is_a_clear_502(tmp_path):
     config = write_config(tmp_path)
-    user = Identity(uid=60001, pid=1, user="bob", admin=False, home="/home/bob")
+    bob = Peer(pid=1, uid=60001, caller=Caller("bob", 60001, admin=False), home="/home/bob")
     gateway = Gateway(
         load_runtime(str(config)),
         socket_path=str(tmp_path / "gw.sock"),
         upstream=str(tmp_path / "nothing.sock"),
-        identify=lambda sock, group: (1, user.uid, user),
+        identify=lambda sock, group: bob,
     )
     gateway.bind()
     threading.Thread(target=gateway.serve, daemon=True).start()

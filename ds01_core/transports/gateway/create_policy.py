@@ -137,11 +137,11 @@ def mount_sources(host: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
             yield "bind", str(mount.get("Source", "")), read_only
         elif kind == "volume":
             driver = (mount.get("VolumeOptions") or {}).get("DriverConfig") or {}
-            options = driver.get("Options") if isinstance(driver, Mapping) else None
-            device = (options or {}).get("device") if isinstance(options, Mapping) else None
+            driver_options = driver.get("Options") if isinstance(driver, Mapping) else None
+            device = driver_options.get("device") if isinstance(driver_options, Mapping) else None
             if device:  # a local-driver volume that is really a bind of `device`
                 yield "bind", str(device), read_only
-            if driver and (options or driver.get("Name") not in (None, "", "local")):
+            if driver and (driver_options or driver.get("Name") not in (None, "", "local")):
                 yield "bad", "<volume driver options>", False
             if mount.get("Source"):
                 yield "volume", str(mount["Source"]), read_only
