@@ -1,5 +1,6 @@
-"""What a non-admin's container create may ask for: everything that would reach the host or
-another user is refused, by name, before the request goes anywhere near the engine.
+"""What a non-admin's container create may ask for, decided before it reaches the engine.
+
+Everything that would reach the host or another user is refused, by name.
 
 Pure functions over a Docker Engine API create body, so every rule is tested on its own; the
 gateway (issue #7) calls :func:`refusals` and turns a non-empty answer into a 403. Fail-closed:

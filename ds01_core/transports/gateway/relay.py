@@ -1,5 +1,6 @@
-"""Moving one checked request to the engine and its answer back, without looking at the bytes
-more than the policy needs.
+"""Moving one checked request to the engine and its answer back, bytes untouched.
+
+The bytes are looked at no more than the policy needs.
 
 Every request gets a fresh upstream connection that asks the engine to close after answering,
 so the end of a streamed (chunked) answer is simply the engine closing: the bytes are copied

@@ -1,5 +1,7 @@
-"""The policy for containers: a user sees and acts on their own containers only, and creates
-what the create policy allows, admitted like ``ds01 container create``.
+"""The gateway's policy for container endpoints: a user's own containers only.
+
+A user sees and acts on their own containers only, and creates what the create policy allows,
+admitted like ``ds01 container create``.
 
 Each handler judges one kind of route (see :mod:`..routes`) and forwards what it allows; every
 object reference is resolved to the full id it was judged as before it is forwarded.

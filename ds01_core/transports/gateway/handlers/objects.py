@@ -1,6 +1,8 @@
-"""The policy for images, builds, volumes and networks: images are shared, builds stay off the
-host's network, and volumes and networks are their creator's (an owner label), local only and
-without the driver options that could reach the host."""
+"""The gateway's policy for images, builds, volumes and networks.
+
+Images are shared, builds stay off the host's network, and volumes and networks are their
+creator's (an owner label), local only and without the driver options that could reach the
+host."""
 
 from __future__ import annotations
 

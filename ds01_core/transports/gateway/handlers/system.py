@@ -1,5 +1,7 @@
-"""The policy for what is not one user's object: endpoints open to all, admin-only ones, the
-events stream (filtered to the caller's objects) and BuildKit (not available)."""
+"""The gateway's policy for endpoints that are not one user's object.
+
+Endpoints open to all, admin-only ones, the events stream (filtered to the caller's objects)
+and BuildKit (not available)."""
 
 from __future__ import annotations
 
