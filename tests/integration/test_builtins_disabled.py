@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 
+import attrs
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from ds01_core.cycle.daemon import Daemon
 from ds01_core.domain.gpu.simulated import SimulatedProvider
-from ds01_core.domain.model import DeliveryResult, GpuRequest, Notice
+from ds01_core.domain.model import DeliveryResult, GpuRequest, Notice, Workload
+from ds01_core.domain.policy import policy_for
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.manager import BUILTIN_PLUGINS
 from ds01_core.transports.cli import cli
@@ -97,7 +99,13 @@ def test_each_builtin_can_be_disabled_without_breaking_the_others(
         delivered = runtime.hooks.notify(runtime, Notice(owner.name, "hello", "hi", "info", None))
         assert (DeliveryResult("audit-log", True) in delivered) == ("event-notifier" in active)
         # whole-gpu-allocator: it decides (checked above by allocating); idle-policy: it stops
-        decided = runtime.hooks.on_idle(runtime, seen.get(box.id), 7200.0, {"idle_timeout": 3600.0})
+        # (without the docker detector the container is not in the inventory: ask about it as
+        # ds01 would describe it)
+        idle_box = seen.get(box.id) or Workload(
+            "container", box.id, box.name, "ds01", owner.name, "label", "running"
+        )
+        policy = attrs.evolve(policy_for(runtime, idle_box, 1.0), idle_timeout=3600.0)
+        decided = runtime.hooks.on_idle(runtime, idle_box, 7200.0, policy)
         assert decided == ("stop" if "idle-policy" in active else None)
 
         # the daemon's Docker events name the owner, with or without the docker detector
