@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import tokenize
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,7 +64,9 @@ class Mutant:
 # -- finding code by name ----------------------------------------------------------------------
 
 
-def functions_named(tree: Path, name: str) -> list[tuple[str, ast.AST]]:
+def functions_named(
+    tree: Path, name: str
+) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
     """Every def called ``name`` (functions and methods) in ds01_core, as (path, node)."""
     found = []
     for path in sorted((tree / "ds01_core").rglob("*.py")):
@@ -81,7 +84,7 @@ def named_mutant(tree: Path, named: Named) -> Mutant:
         text = (tree / path).read_text()
         lines = text.splitlines(keepends=True)
         start = sum(len(line) for line in lines[: node.lineno - 1])
-        end = sum(len(line) for line in lines[: node.end_lineno])
+        end = sum(len(line) for line in lines[: node.end_lineno or node.lineno])
         at = text.find(named.find, start, end)
         if at >= 0:
             hits.append((path, text, at))
@@ -135,7 +138,9 @@ def mutants_in(tree: Path, target: Target) -> list[Mutant]:
         for line in lines:
             offsets.append(offsets[-1] + len(line))
 
-        def add(line: int, start: int, end: int, new: str, what: str) -> None:
+        def add(
+            line: int, start: int, end: int, new: str, what: str, text: str = text, path=path
+        ) -> None:
             source = text[:start] + new + text[end:]
             if compiles(source):
                 made.append(Mutant(target.name, path, line, what, source, target.tests))
@@ -230,7 +235,11 @@ class Workspace:
 
 
 def check(
-    mutants: list[Mutant], jobs: int, base: Path, env: dict[str, str], say=print
+    mutants: list[Mutant],
+    jobs: int,
+    base: Path,
+    env: dict[str, str],
+    say: Callable[[str], object] = print,
 ) -> list[Mutant]:
     """Run every mutant (``jobs`` at a time, each in its own workspace) after a green baseline."""
     pool: Queue[Workspace] = Queue()
@@ -277,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--json", type=Path, help="write every mutant's outcome here")
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows through tox and pipes
     began = time.monotonic()
     try:
         mutants = [named_mutant(ROOT, named) for named in NAMED]

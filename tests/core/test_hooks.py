@@ -7,9 +7,9 @@ The meta-tests at the top keep it that way: a new hook without a full docstring,
 from __future__ import annotations
 
 import datetime as dt
-import time
 import inspect
 import re
+import time
 from pathlib import Path
 
 import click

@@ -15,7 +15,10 @@ T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, what: str = "the condition", every=0.02
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "the condition",
+    every: float = 0.02,
 ) -> T:
     """Call ``predicate`` until it returns something truthy and return that; raise
     AssertionError naming ``what`` once ``timeout`` seconds have passed without it."""

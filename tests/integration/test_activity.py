@@ -40,9 +40,7 @@ def test_cpu_signal_tells_busy_from_idle(container_factory, docker_engine):
         before = {"busy": sample(busy_pid), "idle": sample(idle_pid)}
         host_before, started = host_cpu_seconds(host_loop.pid), time.monotonic()
         time.sleep(1.5)
-        host_cores = (host_cpu_seconds(host_loop.pid) - host_before) / (
-            time.monotonic() - started
-        )
+        host_cores = (host_cpu_seconds(host_loop.pid) - host_before) / (time.monotonic() - started)
         hot = activity(before["busy"], sample(busy_pid))
         cold = activity(before["idle"], sample(idle_pid))
     finally:

@@ -235,7 +235,9 @@ def test_an_aggregate_cpu_quota_holds_several_busy_containers(
     time.sleep(4.0)
     used1, free1, t1 = host.cpu_seconds(USER_A), host.cpu_seconds(USER_B), time.monotonic()
     cores, free = (used1 - used0) / (t1 - t0), (free1 - free0) / (t1 - t0)
-    print(f"\nthree busy containers under cpu_quota 0.2: {cores:.3f} cores together; one free loop: {free:.3f}")
+    print(
+        f"\nthree busy containers under cpu_quota 0.2: {cores:.3f} cores together; one free loop: {free:.3f}"
+    )
     # the cap is the kernel's (a period's slack over 4 s); the floor is relative to what an
     # unconstrained loop gets right now: a loaded machine lowers both alike
     assert cores <= 0.2 * 1.25

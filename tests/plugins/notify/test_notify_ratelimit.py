@@ -90,7 +90,9 @@ def test_the_count_holds_across_processes(tmp_config, webhooks):
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
-    assert sorted(channel for _, channel, _ in outcomes) == ["rate-limit"] * 3 + ["webhook:team"] * 3
+    assert (
+        sorted(channel for _, channel, _ in outcomes) == ["rate-limit"] * 3 + ["webhook:team"] * 3
+    )
     delivered = sorted(text for text, _, sent in outcomes if sent)
     assert sorted(post.body["subject"] for post in webhooks.posts) == delivered
 
