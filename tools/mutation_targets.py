@@ -14,7 +14,7 @@ ALLOCATION_TESTS = (
     "tests/core/test_allocation_quota.py",
     "tests/plugins/mig/test_mig_plugin.py",
 )
-POLICY_TESTS = ("tests/core/test_lifecycle_policy.py",)
+POLICY_TESTS = ("tests/core/test_lifecycle_policy.py", "tests/core/test_policy_thresholds.py")
 IDLE_TESTS = (
     "tests/core/test_lifecycle_policy.py",
     "tests/core/test_idle*.py",
