@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import shutil
 import subprocess
 import sys
@@ -19,10 +20,23 @@ DISTS = Path(__file__).resolve().parent.parent / "fixtures" / "dists"
 @pytest.fixture(scope="session")
 def installed_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each test distribution pip-installed (for real: wheel built, metadata written) into its
-    own target directory, so a test chooses exactly which ones are "installed"."""
+    own target directory, so a test chooses exactly which ones are "installed".
+
+    ``DS01_TEST_DISTS=<dir>`` keeps the installs there and reuses them in later sessions (the
+    mutation check runs the same tests hundreds of times; the distributions do not change).
+    """
+    cache = os.environ.get("DS01_TEST_DISTS")
     targets = {}
     for project in sorted(DISTS.iterdir()):
-        target = tmp_path_factory.mktemp(project.name)
+        if cache:
+            target = Path(cache) / project.name
+            if (target / ".installed").exists():
+                targets[project.name] = target
+                continue
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+        else:
+            target = tmp_path_factory.mktemp(project.name)
         build = tmp_path_factory.mktemp(project.name + "-src")
         shutil.copytree(project, build, dirs_exist_ok=True)
         subprocess.run(
@@ -41,6 +55,7 @@ def installed_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
             ],
             check=True,
         )
+        (target / ".installed").touch()
         targets[project.name] = target
     return targets
 

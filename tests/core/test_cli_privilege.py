@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -23,6 +24,11 @@ def test_sudo_user_cannot_choose_the_configuration(tmp_config, monkeypatch):
 
 
 def test_root_itself_may(tmp_config, monkeypatch):
+    """Root chooses the configuration: the file named is the one read (its limit is shown)."""
     monkeypatch.delenv("SUDO_USER", raising=False)
-    result = CliRunner().invoke(cli, ["--config", str(tmp_config()), "quota", "--json"])
+    config = tmp_config({"limits": {"defaults": {"max_gpu_equivalents": 3.5}}})
+    result = CliRunner().invoke(cli, ["--config", str(config), "quota", "--json"])
     assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["user"] == "root"
+    assert answer["gpu_equivalents"]["limit"] == 3.5

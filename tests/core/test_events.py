@@ -15,6 +15,7 @@ import pytest
 
 from ds01_core.domain.audit_log import EventLog, matcher, parse_time
 from ds01_core.domain.model import Event
+from tests.helpers.waiting import wait_until
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
@@ -278,18 +279,33 @@ def test_follow_sees_new_events_and_continues_after_rotation(tmp_path):
 
     thread = threading.Thread(target=consume)
     thread.start()
-    time.sleep(0.2)
-    log.append(Event("test.one"))
-    log.append(Event("test.skip"))
-    time.sleep(0.2)
-    os.rename(path, tmp_path / "events.jsonl.1")
-    log.append(Event("test.two"))
-    deadline = time.monotonic() + 5
-    while len(seen) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    thread.join(5)
-    assert seen == ["test.one", "test.two"]  # not the old one, not the filtered one
+    try:
+        follower_ready(log, seen)
+        log.append(Event("test.one"))
+        log.append(Event("test.skip"))
+        wait_until(lambda: "test.one" in seen, 10, "test.one read before the rotation")
+        os.rename(path, tmp_path / "events.jsonl.1")
+        log.append(Event("test.two"))
+        wait_until(lambda: "test.two" in seen, 10, "test.two read from the new file")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not_ready(seen) == ["test.one", "test.two"]  # not the old one, not the filtered one
+
+
+def follower_ready(log, seen):
+    """Append markers until the follower has read one: from then on it reads what is
+    appended (a fixed sleep would only make that likely)."""
+    wait_until(
+        lambda: log.append(Event("test.ready")) or "test.ready" in seen,
+        10,
+        "the follower reading the log",
+        every=0.05,
+    )
+
+
+def not_ready(seen):
+    return [event for event in seen if event != "test.ready"]
 
 
 def _follow_in_thread(log, seen, stop, **kw):
@@ -302,12 +318,6 @@ def _follow_in_thread(log, seen, stop, **kw):
     return thread
 
 
-def _wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def test_follow_reads_a_line_written_to_the_renamed_file_after_rotation(tmp_path):
     """A writer that opened the file just before the rename writes into the rotated file."""
     path = tmp_path / "events.jsonl"
@@ -317,19 +327,19 @@ def test_follow_reads_a_line_written_to_the_renamed_file_after_rotation(tmp_path
     seen: list[str] = []
     thread = _follow_in_thread(log, seen, stop)
     try:
-        time.sleep(0.1)
+        follower_ready(log, seen)
         late = os.open(path, os.O_WRONLY | os.O_APPEND)  # the slow writer's descriptor
         os.rename(path, tmp_path / "events.jsonl.1")
         log.append(Event("test.new_file"))
-        _wait_until(lambda: seen == ["test.new_file"])
+        wait_until(lambda: "test.new_file" in seen, 10, "test.new_file read")
         line = json.dumps(Event("test.late").to_json_dict()) + "\n"
         os.write(late, line.encode())
         os.close(late)
-        _wait_until(lambda: len(seen) == 2)
+        wait_until(lambda: "test.late" in seen, 10, "test.late read from the renamed file")
     finally:
         stop.set()
         thread.join(5)
-    assert seen == ["test.new_file", "test.late"]
+    assert not_ready(seen) == ["test.new_file", "test.late"]
 
 
 def test_follow_after_truncation_in_place(tmp_path):
@@ -342,16 +352,16 @@ def test_follow_after_truncation_in_place(tmp_path):
     seen: list[str] = []
     thread = _follow_in_thread(log, seen, stop)
     try:
-        time.sleep(0.1)
+        follower_ready(log, seen)
         os.truncate(path, 0)
-        time.sleep(0.1)
         log.append(Event("test.after"))
-        _wait_until(lambda: seen)
-        time.sleep(0.1)
+        # whatever the follower would repeat comes before this one: once it is read, all is in
+        log.append(Event("test.sentinel"))
+        wait_until(lambda: "test.sentinel" in seen, 10, "the line after the truncation read")
     finally:
         stop.set()
         thread.join(5)
-    assert seen == ["test.after"]
+    assert not_ready(seen) == ["test.after", "test.sentinel"]
 
 
 def test_follow_from_start_and_a_file_that_appears_later(tmp_path):
@@ -361,10 +371,10 @@ def test_follow_from_start_and_a_file_that_appears_later(tmp_path):
     seen: list[str] = []
     thread = _follow_in_thread(log, seen, stop, from_start=True)
     try:
-        time.sleep(0.1)
+        time.sleep(0.1)  # the follower starts before the file exists (not an assertion's wait)
         log.append(Event("test.first"))  # creates the file: read from its start
         log.append(Event("test.second"))
-        _wait_until(lambda: len(seen) == 2)
+        wait_until(lambda: len(seen) == 2, 10, "both events read")
     finally:
         stop.set()
         thread.join(5)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import time
 
 from ds01_core.cycle.activity import activity, gpu_active, net_bytes, sample
@@ -20,13 +22,33 @@ def measure(pid: int, seconds: float = 1.5):
     return activity(before, sample(pid))
 
 
+def host_cpu_seconds(pid: int) -> float:
+    """utime + stime of one host process, from /proc (the baseline's own counter)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_cpu_signal_tells_busy_from_idle(container_factory, docker_engine):
+    """The busy container is measured against a same-run baseline: an identical loop on the
+    host, in the same window, so a loaded machine slows both alike."""
     busy = container_factory({"Cmd": ["sh", "-c", "while :; do :; done"]})
     idle = container_factory({"Cmd": ["sleep", "3600"]})
-    hot = measure(main_pid(docker_engine, busy.id))
-    cold = measure(main_pid(docker_engine, idle.id))
-    assert hot.cpu_cores is not None and hot.cpu_cores > 0.5
-    assert cold.cpu_cores is not None and cold.cpu_cores < 0.05
+    host_loop = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        busy_pid, idle_pid = main_pid(docker_engine, busy.id), main_pid(docker_engine, idle.id)
+        before = {"busy": sample(busy_pid), "idle": sample(idle_pid)}
+        host_before, started = host_cpu_seconds(host_loop.pid), time.monotonic()
+        time.sleep(1.5)
+        host_cores = (host_cpu_seconds(host_loop.pid) - host_before) / (time.monotonic() - started)
+        hot = activity(before["busy"], sample(busy_pid))
+        cold = activity(before["idle"], sample(idle_pid))
+    finally:
+        host_loop.kill()
+        host_loop.wait()
+    assert host_cores > 0.05, "the baseline loop hardly ran: the machine is saturated"
+    assert hot.cpu_cores is not None and hot.cpu_cores >= 0.5 * host_cores, (hot, host_cores)
+    assert cold.cpu_cores is not None and cold.cpu_cores < min(0.05, 0.2 * host_cores)
     assert cold.new_processes == 0
 
 

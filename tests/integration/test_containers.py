@@ -19,6 +19,7 @@ from ds01_core.domain.audit_log import EventLog
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.transports.cli import cli
+from tests.helpers.waiting import wait_until
 
 IMAGE = "ds01-test:busybox"
 
@@ -225,8 +226,11 @@ def test_cpu_only_workspace_and_isolation(config, names, docker_engine, unix_use
         "echo hello-from-logs; sleep 600",
     )
     ok(config, "container", "start", talker, "--as", a.name)
-    time.sleep(0.5)
-    assert "hello-from-logs" in ok(config, "container", "logs", talker, "--as", a.name)
+    wait_until(
+        lambda: "hello-from-logs" in ok(config, "container", "logs", talker, "--as", a.name),
+        timeout=30,
+        what="the container's first line in `ds01 container logs`",
+    )
 
     ok(config, "container", "start", name, "--as", a.name)
     stats = json.loads(

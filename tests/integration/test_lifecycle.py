@@ -139,6 +139,9 @@ def test_leftovers_are_removed_and_keepalive_cli(
         cli, ["--config", str(config), "keepalive", box.name, "--for", "1h"]
     )
     assert result.exit_code == 0, result.output
+    log = EventLog(config.parent / "log" / "events.jsonl").read()  # the effect: a grant for it
+    kept = [e["details"] for e in log if e["event_type"] == "lifecycle.keepalive"]
+    assert [(k["container_id"], bool(k["grant"])) for k in kept] == [(box.id, True)]
     too_long = CliRunner().invoke(
         cli, ["--config", str(config), "keepalive", box.name, "--for", "2d"]
     )
