@@ -56,7 +56,7 @@ TARGETS = (
         "allocation",
         ALLOCATION_TESTS,
         path="ds01_core/domain/state/allocations.py",
-        functions=("quota_problem", "allocate", "_check", "reserve"),
+        functions=("quota_problem", "allocate", "check_decision", "reserve"),
     ),
     Target("idle", IDLE_TESTS, functions=("signals", "update_streak", "gpu_active")),
     Target("event-log", EVENT_LOG_TESTS, path="ds01_core/domain/audit_log.py"),
@@ -64,8 +64,8 @@ TARGETS = (
 
 NAMED = (
     Named(
-        "core quota check off (Allocations._check)",
-        "_check",
+        "core quota check off (allocation_rules.check_decision)",
+        "check_decision",
         'return quota_problem(limits, mine, new, "this request needs")',
         "return None",
         ALLOCATION_TESTS,
