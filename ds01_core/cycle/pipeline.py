@@ -33,7 +33,6 @@ from ds01_core.cycle.steps import (
 )
 from ds01_core.cycle.upkeep import UpkeepStep
 from ds01_core.domain.model import Action, Event, Workload
-from ds01_core.domain.user_limits import effective_limits
 from ds01_core.framework.hooks import HookFailure
 
 if TYPE_CHECKING:
@@ -126,7 +125,7 @@ def _enforce(ctx: CycleContext) -> list[Event]:
     events: list[Event] = []
     for user in users_to_enforce(runtime, ctx.workloads):
         try:
-            limits = effective_limits(runtime, user, now=ctx.now)
+            limits = ctx.limits(user)
             own = [w for w in ctx.workloads if w.owner == user]
             actions = runtime.hooks.enforce_limits(runtime, user, limits, own)
         except Exception as exc:  # the core's own fault (hooks isolate each plugin's)
@@ -140,7 +139,7 @@ def _enforce(ctx: CycleContext) -> list[Event]:
 
 
 def _idle(ctx: CycleContext) -> list[Event]:
-    return UpkeepStep(ctx.runtime).run(ctx.workloads)
+    return UpkeepStep(ctx.runtime, ctx.limits).run(ctx.workloads)
 
 
 CORE_STEPS: tuple[CycleStep, ...] = (

@@ -20,6 +20,7 @@ import attrs
 
 from ds01_core.domain.config import ConfigError, ConfigProblem
 from ds01_core.domain.model import Action, Event, Workload
+from ds01_core.domain.policy import CycleLimits
 
 if TYPE_CHECKING:
     from ds01_core.domain.config.cycle import CycleConfig
@@ -59,6 +60,10 @@ class CycleContext:
     previous: Sequence[Workload] | None = None
     #: an inventory given by the caller instead of asking the detectors (tests, tools)
     given: Sequence[Workload] | None = None
+    #: each user's limits, resolved at most once in this cycle whichever steps ask
+    limits: CycleLimits = attrs.field(
+        default=attrs.Factory(lambda ctx: CycleLimits(ctx.runtime, ctx.now), takes_self=True)
+    )
 
     @property
     def workloads(self) -> list[Workload]:

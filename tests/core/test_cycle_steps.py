@@ -341,3 +341,30 @@ def test_ds01_plugins_cycle_reports_a_bad_section_and_shows_the_default(tmp_path
     data = json.loads(result.stdout)
     assert [s["name"] for s in data["steps"]] == DEFAULT
     assert data["errors"][0].startswith("cycle.disabled[0]: no cycle step is called 'nope'")
+
+
+class GroupCounter:
+    """A directory plugin that counts how often the core asks for each user's group."""
+
+    def __init__(self) -> None:
+        self.asked: dict[str, int] = {}
+
+    @hookimpl
+    def user_group(self, runtime: Runtime, user: str) -> str | None:
+        self.asked[user] = self.asked.get(user, 0) + 1
+        return None
+
+
+def test_each_users_limits_are_resolved_once_per_cycle(make_runtime):
+    """Limits cost a directory look-up and the stored overrides: the enforce and idle steps
+    share one resolution per user per cycle, however many containers the user has."""
+    counter = GroupCounter()
+    runtime = make_runtime(("groups", counter))
+    boxes = [legacy_box(c) for c in ("c1", "c2", "c3")] + [
+        Workload("container", "d" * 64, "bob-box", "docker", "bob", "label", "running")
+    ]
+    report = run_cycle(runtime, workloads=boxes)
+    assert report.steps == DEFAULT and report.errors == []
+    assert counter.asked == {"alice": 1, "bob": 1}
+    run_cycle(runtime, workloads=boxes)  # the next cycle asks again: changes apply from then
+    assert counter.asked == {"alice": 2, "bob": 2}
