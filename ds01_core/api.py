@@ -25,7 +25,8 @@ The model (what hooks take and return)
     deciding GPUs; ``ContainerSpec``, ``Refusal``: a container about to be created, and a
     plugin's "no"; ``Action``: what enforcement did; ``Event``: an audit-log entry;
     ``Notice``, ``DeliveryResult``: a message to a user and how its delivery went;
-    ``EffectiveLimits``: one user's resolved limits; ``QuotaLine``: one line of ``ds01 quota``.
+    ``EffectiveLimits``: one user's resolved limits; ``QuotaLine``: one line of ``ds01 quota``;
+    ``utc_text``: the one way a moment is written (``2026-11-30T12:00:00Z``).
 
 Units and configuration fields
     ``Duration``, ``TimeLimit``, ``ByteSize``: typed config values written as ``90s``/``2h``,
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from ds01_core.domain.model import QuotaLine as QuotaLine
     from ds01_core.domain.model import Refusal as Refusal
     from ds01_core.domain.model import Workload as Workload
+    from ds01_core.domain.model import utc_text as utc_text
     from ds01_core.domain.policy import Policy as Policy
     from ds01_core.domain.units import ByteSize as ByteSize
     from ds01_core.domain.units import Duration as Duration
@@ -143,6 +145,7 @@ _SOURCES: dict[str, str] = {
     "QuotaLine": "ds01_core.domain.model",
     "Refusal": "ds01_core.domain.model",
     "Workload": "ds01_core.domain.model",
+    "utc_text": "ds01_core.domain.model",
     # units and configuration fields
     "ByteSize": "ds01_core.domain.units",
     "Duration": "ds01_core.domain.units",
@@ -260,6 +263,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "QuotaLine",
     "Refusal",
     "Workload",
+    "utc_text",
     # units and configuration fields
     "AbsPath",
     "ByteSize",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ from click.testing import CliRunner
 from ds01_core.domain.audit_log import EventLog, event_time
 from ds01_core.transports.cli import cli
 from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
 
 DAEMON = [sys.executable, "-c", "from ds01_core.cycle.daemon import main; main()"]
 
@@ -77,40 +77,24 @@ class Running:
             time.sleep(0.05)
         raise AssertionError(f"no matching event within {timeout}s\n{self.output()}")
 
-    def output(self) -> str:
+    def wait_output(self, text: str, timeout: float = 15.0) -> None:
+        """Until the daemon has logged ``text`` (polled, never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output(tail=None):
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout}s\n{self.output()}"
+            time.sleep(0.05)
+
+    def output(self, tail: int | None = 3000) -> str:
         self.log_file.flush()
-        return (self.config.parent / "ds01d.log").read_text()[-3000:]
+        text = (self.config.parent / "ds01d.log").read_text()
+        return text if tail is None else text[-tail:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(20)
         self.log_file.close()
-
-
-def _as_user(user, args, conn, env) -> None:
-    from click.testing import CliRunner
-
-    from ds01_core.transports.cli import cli
-
-    os.setgroups([])
-    os.setgid(user.gid)
-    os.setuid(user.uid)  # for good: this forked child is that user now
-    result = CliRunner().invoke(cli, args, env=env)
-    conn.send((result.exit_code, result.output))
-
-
-def run_cli_as(user, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``ds01 ARGS`` as ``user`` (a forked child that drops root), the way a user would:
-    the interpreter itself lives under /root here, which other users cannot execute."""
-    parent, child = multiprocessing.get_context("fork").Pipe()
-    proc = multiprocessing.get_context("fork").Process(
-        target=_as_user, args=(user, args, child, env)
-    )
-    proc.start()
-    proc.join(60)
-    assert proc.exitcode == 0
-    return parent.recv()
 
 
 def about(container_id: str, event_type: str):
@@ -171,13 +155,13 @@ def test_once_runs_the_steps_the_cycle_section_chooses(tmp_config, container_fac
 
 
 def test_docker_events_are_logged_and_picked_up_between_cycles(
-    shared_dir, container_factory, unix_users
+    shared_dir, container_factory, unix_users, user_cli
 ):
     config = write_config(shared_dir)
     daemon = Running(config)
     try:
         daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
-        time.sleep(1.0)  # let the first full cycle and the event watcher start
+        daemon.wait_output("following Docker events")  # the watcher sees what comes next
         a = unix_users["ds01ta"]
         box = container_factory(
             {"Labels": {"ds01.user": a.name, "devcontainer.config_file": "/x.json"}}
@@ -193,9 +177,9 @@ def test_docker_events_are_logged_and_picked_up_between_cycles(
 
         # users ask the API (a live look); admins may read the daemon's snapshot, with its age
         with running_api(config) as sock:
-            code, out = run_cli_as(a, ["workloads", "--json"], {"DS01_API_SOCKET": sock})
-        assert code == 0, out
-        data = json.loads(out)
+            seen = run_as(a, user_cli, ["workloads", "--json"], env={"DS01_API_SOCKET": sock})
+        assert seen.returncode == 0, seen.stderr
+        data = json.loads(seen.stdout)
         assert data["source"] == "live"
         assert box.id in {w["id"] for w in data["workloads"] if w["owner"] == a.name}
         result = CliRunner().invoke(cli, ["--config", str(config), "workloads", "--snapshot"])
@@ -298,7 +282,7 @@ def test_daemon_survives_the_engine_going_away(shared_dir, docker_engine):
     daemon = Running(config, env={"DOCKER_HOST": f"unix://{proxy.path}"})
     try:
         daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
-        time.sleep(1.0)
+        daemon.wait_output("following Docker events")  # connected: cutting it is an outage
         proxy.cut()
         daemon.wait_event(lambda r: r["event_type"] == "daemon.docker_unreachable")
         assert daemon.proc.poll() is None

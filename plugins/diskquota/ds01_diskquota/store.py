@@ -7,6 +7,8 @@ import datetime as dt
 import sqlite3
 from collections.abc import Mapping
 
+from ds01_core.api import utc_text
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS disk_usage (path TEXT NOT NULL, user TEXT NOT NULL, "
     "bytes INTEGER NOT NULL, measured_at TEXT NOT NULL, PRIMARY KEY (path, user))",
@@ -28,7 +30,7 @@ def save_usage(
     db.execute("DELETE FROM disk_usage WHERE path = ?", (path,))
     db.executemany(
         "INSERT INTO disk_usage (path, user, bytes, measured_at) VALUES (?, ?, ?, ?)",
-        [(path, user, used, now.isoformat()) for user, used in usage.items()],
+        [(path, user, used, utc_text(now)) for user, used in usage.items()],
     )
 
 
