@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import docker.errors
 
 from ds01_core.api import DeliveryResult, Notice
 from ds01_notify.config import ContainerFileConfig
 from ds01_notify.text import iso, one_line
 
 if TYPE_CHECKING:
+    import docker
+
     from ds01_core.api import DockerAdapter
 
 #: Go's os.FileMode bits in the engine's path stat
@@ -85,6 +86,9 @@ class _ChunkReader(io.RawIOBase):
 
 def probe(api: docker.APIClient, container: str, path: str) -> PathInfo | None:
     """What is at ``path`` (None when nothing is), reading only the archive's first header."""
+    # lazy: the docker SDK (~55 ms) is loaded when a notice is delivered, not at every CLI start
+    import docker.errors
+
     try:
         chunks, stat = api.get_archive(container, path, chunk_size=_PROBE_BYTES)
     except docker.errors.NotFound:
@@ -224,6 +228,9 @@ class ContainerFileChannel:
         if self.engine.inspect_container(container) is None:
             return DeliveryResult(self.name, False, f"container {container} no longer exists")
         moment = self.now()
+        # lazy: the docker SDK (~55 ms) is loaded when a notice is delivered, not at every CLI start
+        import docker.errors
+
         try:
             done = append_line(
                 self.engine.api,
