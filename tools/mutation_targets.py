@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 ALLOCATION_TESTS = (
     "tests/core/test_allocation_quota.py",
+    "tests/core/test_allocation_rules.py",
     "tests/plugins/mig/test_mig_plugin.py",
 )
 POLICY_TESTS = ("tests/core/test_lifecycle_policy.py", "tests/core/test_policy_thresholds.py")
@@ -55,8 +56,7 @@ TARGETS = (
     Target(
         "allocation",
         ALLOCATION_TESTS,
-        path="ds01_core/domain/state/allocations.py",
-        functions=("quota_problem", "allocate", "check_decision", "reserve"),
+        functions=("quota_problem", "check_decision", "allocate", "reserve"),
     ),
     Target("idle", IDLE_TESTS, functions=("signals", "update_streak", "gpu_active")),
     Target("event-log", EVENT_LOG_TESTS, path="ds01_core/domain/audit_log.py"),

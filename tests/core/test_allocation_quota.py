@@ -132,3 +132,18 @@ def test_starting_again_over_the_quota_in_soft_mode_warns(tmp_path):
     event = [r for r in runtime.events.read() if r["event_type"] == "gpu.allocated"][-1]
     assert event["details"]["container"] == "stopped"
     assert "GPU quota: 1.00 of 1" in event["details"]["warning"]
+
+
+def test_starting_again_on_a_slot_that_is_gone_or_taken_is_refused(tmp_path):
+    runtime = load_runtime(quota_config(tmp_path, quota=4), no_plugins=True)
+    allocations = Allocations(runtime)
+    with pytest.raises(AllocationRefused) as gone:
+        allocations.reserve("alice", "c" * 64, "stopped", ["GPU-no-such-slot"])
+    assert str(gone.value) == "GPU slot(s) GPU-no-such-slot no longer exist"
+    bobs = allocations.allocate(GpuRequest("bob", "bobs", count=1)).allocation
+    mine = allocations.allocate(GpuRequest("alice", "mine", count=1)).allocation
+    for taken, whose in ((bobs, "another user's container"), (mine, "mine")):
+        with pytest.raises(AllocationRefused) as refused:
+            allocations.reserve("alice", "c" * 64, "stopped", taken.slot_uuids)
+        assert str(refused.value).endswith(f"are now allocated to {whose}")
+    assert sorted(a.container_name for a in allocations.live()) == ["bobs", "mine"]

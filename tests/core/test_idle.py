@@ -16,7 +16,7 @@ from ds01_core.builtin.idle_policy import on_idle
 from ds01_core.cycle.activity import Activity, gpu_active
 from ds01_core.cycle.idle import GpuView, IdleState, idle_verdict, signals, update_streak
 from ds01_core.cycle.runtime_limits import runtime_verdict
-from ds01_core.domain.model import GpuSlot, Workload
+from ds01_core.domain.model import GpuProcess, GpuSlot, Workload
 from ds01_core.domain.policy import Policy
 from ds01_core.domain.state.notices_sent import Subject, first_notice, sent_at
 from ds01_core.domain.state.store import StateStore
@@ -199,3 +199,43 @@ def test_the_runtime_cap_stops_at_the_cap_and_warns_below_it():
     assert below is not None and below.action == "warn"
     assert runtime_verdict(POLICY, 3600.0, {"exempt_runtime"}) is None
     assert runtime_verdict(POLICY, None, set()) is None  # no start time known
+
+
+# -- on MIG (no utilisation), the container's own processes on its slot are the GPU signal ------
+
+
+def proc(pid: int = 10, slot_uuid: str = "GPU-1", memory: int | None = 1 << 20) -> GpuProcess:
+    return GpuProcess(pid, slot_uuid, memory)
+
+
+MIG = {"GPU-1": slot(None)}  # MIG slices report no utilisation
+
+
+def test_on_mig_a_process_of_the_container_holding_memory_is_gpu_activity():
+    assert gpu_active(["GPU-1"], MIG, [proc()], frozenset({10}), 5.0) is True
+    assert gpu_active(["GPU-1"], MIG, [proc(memory=1)], frozenset({10}), 5.0) is True
+    assert gpu_active(["GPU-1"], MIG, [proc(memory=None)], frozenset({10}), 5.0) is True
+    # pids unknown (a container ds01 cannot look into): any process on its slot counts
+    assert gpu_active(["GPU-1"], MIG, [proc()], None, 5.0) is True
+
+
+def test_on_mig_other_slots_other_containers_and_empty_processes_are_not_activity():
+    assert gpu_active(["GPU-1"], MIG, [], frozenset({10}), 5.0) is False
+    assert gpu_active(["GPU-1"], MIG, [proc(slot_uuid="GPU-2")], frozenset({10}), 5.0) is False
+    assert gpu_active(["GPU-1"], MIG, [proc(pid=99)], frozenset({10}), 5.0) is False
+    assert gpu_active(["GPU-1"], MIG, [proc(memory=0)], frozenset({10}), 5.0) is False
+
+
+def test_a_slot_the_inventory_does_not_know_is_judged_by_its_processes():
+    assert gpu_active(["GPU-1"], {}, [proc()], frozenset({10}), 5.0) is True
+    assert gpu_active(["GPU-1"], {}, [], frozenset({10}), 5.0) is False
+
+
+def test_a_container_without_gpu_slots_has_no_gpu_signal():
+    assert gpu_active([], MIG, [proc()], frozenset({10}), 5.0) is None
+
+
+def test_a_busy_whole_gpu_is_enough_whatever_the_other_slots():
+    slots = {"GPU-1": slot(0.0), "GPU-2": attrs.evolve(slot(50.0), uuid="GPU-2")}
+    assert gpu_active(["GPU-1", "GPU-2"], slots, [], None, 5.0) is True
+    assert gpu_active(["GPU-1"], slots, [proc()], None, 5.0) is False  # utilisation decides

@@ -17,9 +17,11 @@ from ds01_core.domain.config import ORIGINS, ConfigError, build_config
 from ds01_core.domain.container_facts import classify_origin
 from ds01_core.domain.limits import resolve_limits
 from ds01_core.domain.model import GpuRequest, Workload
-from ds01_core.domain.policy import high_demand_factor, policy_for, resolve_policy
+from ds01_core.domain.policy import CycleLimits, high_demand_factor, policy_for, resolve_policy
 from ds01_core.domain.state.allocations import Allocations
-from ds01_core.framework.runtime import load_runtime
+from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.manager import make_plugin_host
+from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_core.transports.cli import cli
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -330,3 +332,38 @@ def test_the_dead_line_check_finds_a_dead_line():
     assert effect(without(data, ("lifecycle", "origins", "docker", "idle_timeout"))) == whole
     assert effect(without(data, ("limits", "groups", "student", "memory"))) == whole
     assert effect(without(data, ("limits", "groups", "student", "max_runtime"))) != whole
+
+
+def test_an_origin_equal_to_the_limit_leaves_the_limit_as_the_source(tmp_config):
+    """Only a strictly tighter origin value takes over (and is named as the source)."""
+    config = tmp_config(
+        {
+            "limits": {"defaults": {"max_runtime": "1d"}},
+            "lifecycle": {"origins": {"devcontainer": {"max_runtime": "1d"}}},
+        }
+    )
+    runtime = load_runtime(str(config))
+    limits = resolve_limits(runtime.config, "sam")
+    policy = resolve_policy(runtime.config, limits, "devcontainer")
+    assert policy["max_runtime"].seconds == 86400
+    assert policy["max_runtime"].source == "defaults"
+
+
+def test_each_users_limits_are_resolved_once_per_cycle_limits(tmp_path):
+    counted: list[str] = []
+
+    class Counting:
+        @hookimpl
+        def user_group(self, runtime: Runtime, user: str) -> str | None:
+            counted.append(user)
+            return None
+
+    host = make_plugin_host(extra=(("counting", Counting()),), load_entry_points=False)
+    paths = {k: str(tmp_path / k) for k in ("state_dir", "log_dir", "runtime_dir")}
+    data = {"paths": paths, "gpu": {"backend": "simulated"}}
+    runtime = Runtime(build_config(data, sections=host.config_sections()), host)
+    limits = CycleLimits(runtime)
+    first = limits("sam")
+    assert limits("sam") is first and counted == ["sam"]
+    assert limits("ann").user == "ann" and counted == ["sam", "ann"]
+    assert CycleLimits(runtime)("sam") == first and counted == ["sam", "ann", "sam"]
