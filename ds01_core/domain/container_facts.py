@@ -162,11 +162,31 @@ def _env(inspect: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
+def mig_by_index(gpu_slots: Sequence[GpuSlot], mig_index: int) -> list[GpuSlot]:
+    """The MIG slot ``G:M`` names among GPU ``G``'s slots: the one NVML enumerates at index
+    ``M`` (``nvmlDeviceGetMigDeviceHandleByIndex(G, M)``, as the NVIDIA container toolkit
+    resolves it). Indexes can have holes, so ``M`` is not a position. Only for slots whose
+    provider knows no NVML index is it taken as the position in instance-id order."""
+    migs = [s for s in gpu_slots if s.kind == "mig"]
+    if any(s.mig_index is not None for s in migs):
+        return [s for s in migs if s.mig_index == mig_index]
+    return migs[mig_index : mig_index + 1]
+
+
+def device_node_slots(minor: int, slots: Sequence[GpuSlot]) -> list[GpuSlot]:
+    """The slots behind ``/dev/nvidia<minor>``: those of the GPU with that device minor number
+    (``nvmlDeviceGetMinorNumber``), which need not be the GPU with that NVML index. A GPU
+    whose minor number could not be read is taken by its index."""
+    found = [s for s in slots if s.minor_number == minor]
+    return found or [s for s in slots if s.minor_number is None and s.gpu_index == minor]
+
+
 def resolve_gpu_ids(ids: Sequence[str], slots: Sequence[GpuSlot]) -> tuple[list[str], list[str]]:
     """Map the ways Docker and NVIDIA name GPUs to slot UUIDs.
 
     Accepts an index (``3``: the whole GPU, or all its MIG instances), ``GPU:MIG`` indexes
-    (``3:1``), a GPU UUID, a MIG UUID in either form. Returns (slot UUIDs, ids not understood).
+    (``3:1``, NVML's MIG index, see :func:`mig_by_index`), a GPU UUID, a MIG UUID in either
+    form. Returns (slot UUIDs, ids not understood).
     """
     found: list[str] = []
     unknown: list[str] = []
@@ -182,8 +202,7 @@ def resolve_gpu_ids(ids: Sequence[str], slots: Sequence[GpuSlot]) -> tuple[list[
             matched = by_gpu.get(int(ident), [])
         elif re.fullmatch(r"\d+:\d+", ident):
             gpu, mig = (int(x) for x in ident.split(":"))
-            migs = [s for s in by_gpu.get(gpu, []) if s.kind == "mig"]
-            matched = migs[mig : mig + 1]
+            matched = mig_by_index(by_gpu.get(gpu, []), mig)
         else:
             matched = [s for s in slots if s.matches(ident)] or [
                 s for s in slots if s.gpu_uuid == ident
@@ -229,17 +248,15 @@ def gpu_access(inspect: Mapping[str, Any], slots: Sequence[GpuSlot]) -> GpuAcces
             via.append("env")
     if host.get("Runtime") == "nvidia":
         via.append("runtime")
-    device_gpus = []
+    device_slots: list[GpuSlot] = []
     for device in host.get("Devices") or []:
         match = _NVIDIA_DEVICE.match(str(device.get("PathOnHost", "")))
         if match:
-            device_gpus.append(match.group(1))
-    if device_gpus:
-        via.append("devices")
-        ids.extend(device_gpus)
-        gpu_indexes = {s.gpu_index for s in slots}
-        if gpu_indexes and gpu_indexes <= {int(i) for i in device_gpus}:
-            unrestricted = True
+            via.append("devices")
+            device_slots += device_node_slots(int(match.group(1)), slots)
+    gpu_indexes = {s.gpu_index for s in slots}
+    if gpu_indexes and gpu_indexes <= {s.gpu_index for s in device_slots}:
+        unrestricted = True
     for rule in host.get("DeviceCgroupRules") or []:
         if re.match(r"^[ca] (195|\*):\*", str(rule)):
             unrestricted = True
@@ -248,6 +265,7 @@ def gpu_access(inspect: Mapping[str, Any], slots: Sequence[GpuSlot]) -> GpuAcces
         unrestricted = True
         via.append("privileged")
     found, _unknown = resolve_gpu_ids(ids, slots)
+    found += [s.uuid for s in device_slots if s.uuid not in found]
     if unrestricted:
         found = [s.uuid for s in slots]
     return GpuAccess(tuple(found), unrestricted, tuple(dict.fromkeys(via)))

@@ -34,7 +34,13 @@ class GpuSlot:
 
     Memory figures are bytes. ``weight`` is the slot's size in GPU-equivalents, the unit of every GPU quota: 1.0 for a
     whole GPU, ``compute_slices / total_slices`` for a MIG instance (2g.20gb on a 7-slice A100
-    weighs 2/7).
+    weighs 2/7). ``compute_slices`` of a MIG slot are its compute instance's: a 7g GPU instance
+    split into 3c and 4c compute instances gives two slots of 3/7 and 4/7. Their GPU instance's
+    memory is shared between them in the same proportion, so the slots of a GPU add up to it.
+
+    ``mig_index`` is NVML's index of the MIG device on its GPU (what ``G:M`` in
+    ``NVIDIA_VISIBLE_DEVICES`` names; it can have holes); ``minor_number`` is the GPU's device
+    minor (``/dev/nvidia<minor>``), which need not be its index. Both None when unknown.
     """
 
     uuid: str
@@ -50,6 +56,8 @@ class GpuSlot:
     gpu_instance_id: int | None = None
     compute_instance_id: int | None = None
     utilization: float | None = None
+    mig_index: int | None = None
+    minor_number: int | None = None
 
     @property
     def slot_id(self) -> str:
@@ -103,6 +111,7 @@ class Gpu:
     utilization: float | None = None
     power_watts: float | None = None
     energy_joules: float | None = None
+    minor_number: int | None = None  # /dev/nvidia<minor>; not necessarily the index
 
 
 @attrs.define

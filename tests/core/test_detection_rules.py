@@ -133,7 +133,9 @@ def test_gpu_access_sources(slots):
     assert gpu_access(_inspect(env=["NVIDIA_VISIBLE_DEVICES=all"]), slots).unrestricted
     assert not gpu_access(_inspect(env=["NVIDIA_VISIBLE_DEVICES=void"]), slots).any
 
-    devices = [{"PathOnHost": "/dev/nvidia2"}, {"PathOnHost": "/dev/nvidiactl"}]
+    # /dev/nvidia<minor>: the GPU with that device minor, not the one with that index
+    devices = [{"PathOnHost": f"/dev/nvidia{whole[2].minor_number}"}]
+    devices.append({"PathOnHost": "/dev/nvidiactl"})
     access = gpu_access(_inspect({"Devices": devices}), slots)
     assert access.slot_uuids == (whole[2].uuid,) and not access.unrestricted
     every = [{"PathOnHost": f"/dev/nvidia{i}"} for i in range(8)]

@@ -23,6 +23,8 @@ class GpmSampler:
         self._nvml = nvml
         self._supported: dict[int, bool] = {}
         self._previous: dict[tuple[int, int], Any] = {}
+        # this round's answer per GPU instance: its compute instances (one slot each) share it
+        self._this_round: dict[tuple[int, int], float | None] = {}
 
     def supported(self, index: int, handle: Any) -> bool:
         if index not in self._supported:
@@ -37,7 +39,17 @@ class GpmSampler:
         return self._supported[index]
 
     def sm_utilization(self, index: int, handle: Any, gpu_instance_id: int) -> float | None:
-        """SM utilisation (percent) of one GPU instance since the last call, or None."""
+        """SM utilisation (percent) of one GPU instance since the last round, or None.
+
+        Sampled once per round (until :meth:`forget` ends it), however many compute instances
+        of the GPU instance ask: a second sample would span microseconds, not the cycle.
+        """
+        key = (index, gpu_instance_id)
+        if key not in self._this_round:
+            self._this_round[key] = self._sample(index, handle, gpu_instance_id)
+        return self._this_round[key]
+
+    def _sample(self, index: int, handle: Any, gpu_instance_id: int) -> float | None:
         nv = self._nvml
         key = (index, gpu_instance_id)
         try:
@@ -67,7 +79,9 @@ class GpmSampler:
             nv.nvmlGpmSampleFree(previous)
 
     def forget(self, alive: Iterable[tuple[int, int]]) -> None:
-        """Free the samples of instances that no longer exist (MIG re-partitioned)."""
+        """End the round; free the samples of instances that no longer exist (MIG
+        re-partitioned)."""
+        self._this_round.clear()
         keep = set(alive)
         for key in [k for k in self._previous if k not in keep]:
             self._nvml.nvmlGpmSampleFree(self._previous.pop(key))

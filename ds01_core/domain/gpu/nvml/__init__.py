@@ -127,6 +127,7 @@ class NvmlProvider:
             utilization=float(util.gpu) if util is not None else None,
             power_watts=power / 1000 if power is not None else None,
             energy_joules=energy / 1000 if energy is not None else None,
+            minor_number=self._session.metric("minor number", nv.nvmlDeviceGetMinorNumber, handle),
         )
         if gpu.mig_enabled:
             return self._mig.with_slots(gpu, handle)

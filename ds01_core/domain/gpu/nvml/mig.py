@@ -3,6 +3,10 @@
 Enumerated on every listing, since an admin may repartition a GPU while ds01 runs; only the
 GPU's total slice count (a property of the model) is cached. A MIG device that cannot be read
 is logged and left out; a lost GPU raises, so the session leaves the whole GPU out.
+
+A MIG device is a compute instance: a GPU instance split into several gives several devices,
+each weighed by its own compute slices and given its share of the GPU instance's memory. Each
+keeps the MIG index NVML enumerated it at, holes included.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from ds01_core.domain.gpu.nvml.slots import (
     MIB,
     MigDevice,
     composed_profile,
+    gi_slices,
     mig_slices,
     mig_slot,
     profile_from_name,
+    share_instance_memory,
     slices_in_use,
     text,
 )
@@ -75,15 +81,20 @@ class MigReader:
                 gpu.index,
                 total,
             )
-        slots = tuple(mig_slot(gpu, dev, total) for dev in devices)
+        slots = tuple(mig_slot(gpu, dev, total) for dev in share_instance_memory(devices))
         return attrs.evolve(gpu, total_slices=total, slots=slots)
 
     def handles(self, index: int, handle: Any) -> list[Any]:
+        return [mig for _mig_index, mig in self.indexed_handles(index, handle)]
+
+    def indexed_handles(self, index: int, handle: Any) -> list[tuple[int, Any]]:
+        """``(MIG index, handle)`` of each MIG device. The index is NVML's, the one ``G:M`` in
+        ``NVIDIA_VISIBLE_DEVICES`` names; it can have holes, so it is kept, not recounted."""
         nv = self._nvml
         found = []
         for mig_index in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(handle))):
             try:
-                found.append(nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index))
+                found.append((mig_index, nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index)))
             except nv.NVMLError_NotFound:
                 continue
             except nv.NVMLError as exc:
@@ -94,9 +105,9 @@ class MigReader:
 
     def devices(self, index: int, handle: Any) -> list[MigDevice]:
         devices = []
-        for mig in self.handles(index, handle):
+        for mig_index, mig in self.indexed_handles(index, handle):
             try:
-                device = self._device(mig)
+                device = self._device(mig, mig_index)
             except self._nvml.NVMLError as exc:
                 if isinstance(exc, self._nvml.NVMLError_GpuIsLost):
                     raise
@@ -108,7 +119,7 @@ class MigReader:
             devices.append(device)
         return sorted(devices, key=lambda d: (d.gpu_instance_id, d.compute_instance_id))
 
-    def _device(self, mig: Any) -> MigDevice | None:
+    def _device(self, mig: Any, mig_index: int | None = None) -> MigDevice | None:
         nv = self._nvml
         name = text(nv.nvmlDeviceGetName(mig))
         attributes = self._session.metric("MIG attributes", nv.nvmlDeviceGetAttributes, mig)
@@ -119,12 +130,15 @@ class MigReader:
         slices = mig_slices(attributes, profile)
         if slices is None:
             return None
+        instance_slices = gi_slices(attributes, profile)
         return MigDevice(
             uuid=text(nv.nvmlDeviceGetUUID(mig)),
-            profile=profile or composed_profile(slices, memory_total // MIB),
+            profile=profile or composed_profile(slices, memory_total // MIB, instance_slices),
             slices=slices,
             gpu_instance_id=int(nv.nvmlDeviceGetGpuInstanceId(mig)),
             compute_instance_id=int(nv.nvmlDeviceGetComputeInstanceId(mig)),
             memory_total=memory_total,
             memory_used=int(memory.used) if memory is not None else 0,
+            gi_slices=instance_slices,
+            mig_index=mig_index,
         )

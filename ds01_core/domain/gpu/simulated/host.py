@@ -29,7 +29,15 @@ class SimProcess:
 
 @attrs.define
 class SimInstance:
-    """One MIG device: a GPU instance with its (single) compute instance."""
+    """One MIG device: a compute instance of a GPU instance (often its only one).
+
+    Several compute instances of one GPU instance are several records with the same
+    ``gpu_instance_id`` and ``profile`` (the GPU instance's): NVML reports the GPU instance's
+    memory on each (their ``memory_used`` add up to it), and GPM samples the GPU instance.
+    ``compute_slices`` is the compute instance's share (None: all of the GPU instance's).
+    ``mig_index`` is where ``nvmlDeviceGetMigDeviceHandleByIndex`` finds it (None: its place
+    in the GPU's list); real drivers leave holes.
+    """
 
     uuid: str
     profile: SimProfile
@@ -38,6 +46,26 @@ class SimInstance:
     memory_used: int = 0
     processes: list[SimProcess] = attrs.Factory(list)
     sm_utilization: float | None = None
+    compute_slices: int | None = None
+    mig_index: int | None = None
+
+    @property
+    def ci_slices(self) -> int:
+        return self.compute_slices if self.compute_slices is not None else self.profile.slices
+
+    @property
+    def device_profile(self) -> str:
+        """The profile in NVML's device name: ``3g.40gb``, or ``1c.3g.40gb`` for a compute
+        instance smaller than its GPU instance."""
+        if self.ci_slices == self.profile.slices:
+            return self.profile.name
+        return f"{self.ci_slices}c.{self.profile.name}"
+
+    def slot_id(self, gpu_index: int) -> str:
+        """ds01's slot id for it (``4.2``, or ``4.2.1`` for compute instance 1)."""
+        if self.compute_instance_id:
+            return f"{gpu_index}.{self.gpu_instance_id}.{self.compute_instance_id}"
+        return f"{gpu_index}.{self.gpu_instance_id}"
 
 
 @attrs.define
@@ -57,6 +85,23 @@ class SimGpu:
     instances: list[SimInstance] | None = None
     processes: list[SimProcess] = attrs.Factory(list)
     gpm_supported: bool = False
+    minor_number: int | None = None  # /dev/nvidia<minor>; None: the index
+
+    @property
+    def minor(self) -> int:
+        return self.index if self.minor_number is None else self.minor_number
+
+    def mig_position(self, mig_index: int) -> int | None:
+        """The place in ``instances`` of the MIG device NVML enumerates at ``mig_index``."""
+        for position, inst in enumerate(self.instances or []):
+            given = position if inst.mig_index is None else inst.mig_index
+            if given == mig_index:
+                return position
+        return None
+
+    def instance_siblings(self, inst: SimInstance) -> list[SimInstance]:
+        """The compute instances sharing ``inst``'s GPU instance (``inst`` among them)."""
+        return [i for i in self.instances or [] if i.gpu_instance_id == inst.gpu_instance_id]
 
     @property
     def mig_capable(self) -> bool:
@@ -99,6 +144,6 @@ class SimHost:
                 continue
             for inst in gpu.instances:
                 legacy = f"MIG-{gpu.uuid}/{inst.gpu_instance_id}/{inst.compute_instance_id}"
-                if ref in (inst.uuid, legacy, f"{gpu.index}.{inst.gpu_instance_id}"):
+                if ref in (inst.uuid, legacy, inst.slot_id(gpu.index)):
                     return inst.uuid
         return None

@@ -108,14 +108,14 @@ class SimulatedNvml:
 
     def nvmlDeviceGetName(self, handle: SimHandle) -> str:
         gpu, inst = self._device(handle)
-        return gpu.model if inst is None else f"{gpu.model} MIG {inst.profile.name}"
+        return gpu.model if inst is None else f"{gpu.model} MIG {inst.device_profile}"
 
     def nvmlDeviceGetMemoryInfo(self, handle: SimHandle, version: int | None = None) -> MemoryInfo:
         gpu, inst = self._device(handle)
         extra = self._extra_memory()
         if inst is not None:
-            total = inst.profile.memory
-            used = inst.memory_used + extra.get(inst.uuid, 0)
+            total = inst.profile.memory  # the GPU instance's, shared by its compute instances
+            used = sum(i.memory_used + extra.get(i.uuid, 0) for i in gpu.instance_siblings(inst))
         elif gpu.instances is not None:
             total = gpu.memory_total
             used = sum(i.memory_used + extra.get(i.uuid, 0) for i in gpu.instances)
@@ -221,9 +221,13 @@ class SimulatedNvml:
         gpu = self._whole(handle)
         if not gpu.mig_capable or not 0 <= index < gpu.total_slices:
             raise self.NVMLError_InvalidArgument()
-        if gpu.instances is None or index >= len(gpu.instances):
+        position = gpu.mig_position(index)  # MIG indexes can have holes
+        if position is None:
             raise self.NVMLError_NotFound()
-        return SimHandle(handle.gpu, index)
+        return SimHandle(handle.gpu, position)
+
+    def nvmlDeviceGetMinorNumber(self, handle: SimHandle) -> int:
+        return self._whole(handle).minor  # /dev/nvidia<minor>: not necessarily the index
 
     def nvmlDeviceIsMigDeviceHandle(self, handle: SimHandle) -> int:
         self._device(handle)
@@ -252,7 +256,7 @@ class SimulatedNvml:
             sharedJpegCount=0,
             sharedOfaCount=0,
             gpuInstanceSliceCount=slices,
-            computeInstanceSliceCount=slices,
+            computeInstanceSliceCount=inst.ci_slices,
             memorySizeMB=inst.profile.memory // MIB,
         )
 

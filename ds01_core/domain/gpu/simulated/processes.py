@@ -93,5 +93,5 @@ def _unknown_slot(ref: str, host: SimHost) -> str:
         if gpu.instances is None:
             ids.append(str(gpu.index))
         else:
-            ids += [f"{gpu.index}.{i.gpu_instance_id}" for i in gpu.instances]
+            ids += [i.slot_id(gpu.index) for i in gpu.instances]
     return f"no slot {ref!r} on the simulated host (slots: {', '.join(ids)}, or a UUID)"

@@ -36,7 +36,21 @@ class ProcessSpec:
 
 
 @attrs.define
+class ComputeInstanceSpec:
+    """One of several compute instances of a GPU instance: each is a MIG device of its own."""
+
+    ci: int
+    slices: int  # compute slices, out of the GPU instance's
+    uuid: str | None = None
+    mig_index: int | None = None
+    processes: list[ProcessSpec] = attrs.Factory(list)
+
+
+@attrs.define
 class InstanceSpec:
+    """A GPU instance: with its single compute instance (``ci``), or split into several
+    (``compute_instances``, which then take the ids, UUIDs, MIG indexes and processes)."""
+
     profile: str
     gi: int
     ci: int = 0
@@ -44,6 +58,8 @@ class InstanceSpec:
     memory_used: ByteSize | None = None
     processes: list[ProcessSpec] = attrs.Factory(list)
     sm_utilization: float | None = None  # what GPM reports for this instance (gpm: true)
+    mig_index: int | None = None  # NVML's MIG device index; default: its place in the list
+    compute_instances: list[ComputeInstanceSpec] | None = None
 
 
 @attrs.define
@@ -60,6 +76,7 @@ class GpuSpec:
     processes: list[ProcessSpec] = attrs.Factory(list)
     mig: list[InstanceSpec] | None = None
     gpm: bool = False  # GPU performance monitoring (Hopper and newer): MIG utilisation
+    minor_number: int | None = None  # /dev/nvidia<minor>; default: the GPU's index
 
 
 @attrs.define
@@ -85,6 +102,21 @@ def check_topology(spec: TopologySpec) -> list[ConfigProblem]:
     for index, gpu in enumerate(spec.gpus):
         problems += _check_gpu(f"gpus[{index}]", gpu, spec)
     problems += _check_unique_uuids(spec)
+    problems += _check_minor_numbers(spec)
+    return problems
+
+
+def _check_minor_numbers(spec: TopologySpec) -> list[ConfigProblem]:
+    problems = []
+    seen: dict[int, int] = {}
+    for index, gpu in enumerate(spec.gpus):
+        minor = index if gpu.minor_number is None else gpu.minor_number
+        path = f"gpus[{index}].minor_number"
+        if minor < 0:
+            problems.append(ConfigProblem(path, "cannot be negative"))
+        elif minor in seen:
+            problems.append(ConfigProblem(path, f"/dev/nvidia{minor} is also GPU {seen[minor]}'s"))
+        seen.setdefault(minor, index)
     return problems
 
 
@@ -187,7 +219,10 @@ def _check_mig(
         ids.add((inst.gi, inst.ci))
         slices_per_gi[inst.gi] = profile.slices
         problems += _check_usage(where, inst.memory_used, profile.memory, inst.processes)
+        if inst.compute_instances is not None:
+            problems += check_compute_instances(where, inst, profile.slices, ids)
     total = max(p.slices for p in model.profiles.values())
+    problems += check_mig_indexes(path, instances, total)
     if sum(slices_per_gi.values()) > total:
         problems.append(
             ConfigProblem(
@@ -207,6 +242,11 @@ def _check_unique_uuids(spec: TopologySpec) -> list[ConfigProblem]:
             (f"gpus[{index}].mig[{i}].uuid", inst.uuid, "MIG-")
             for i, inst in enumerate(gpu.mig or [])
         ]
+        given += [
+            (f"gpus[{index}].mig[{i}].compute_instances[{c}].uuid", each.uuid, "MIG-")
+            for i, inst in enumerate(gpu.mig or [])
+            for c, each in enumerate(inst.compute_instances or [])
+        ]
         for path, value, prefix in given:
             if value is None:
                 continue
@@ -215,4 +255,71 @@ def _check_unique_uuids(spec: TopologySpec) -> list[ConfigProblem]:
             elif value in seen:
                 problems.append(ConfigProblem(path, f"{value} is used twice"))
             seen.add(value)
+    return problems
+
+
+def check_compute_instances(
+    where: str, inst: InstanceSpec, gi_slices: int, ids: set[tuple[int, int]]
+) -> list[ConfigProblem]:
+    """A GPU instance split into compute instances: ids unique, slices within the instance."""
+    assert inst.compute_instances is not None
+    if inst.ci or inst.uuid or inst.processes or inst.mig_index is not None:
+        return [
+            ConfigProblem(
+                where,
+                "with compute_instances, give ci, uuid, mig_index and processes per compute "
+                "instance",
+            )
+        ]
+    if not inst.compute_instances:
+        return [ConfigProblem(f"{where}.compute_instances", "lists no compute instance")]
+    problems = []
+    ids.discard((inst.gi, 0))  # the GPU instance's own entry stands for its first one
+    for index, each in enumerate(inst.compute_instances):
+        path = f"{where}.compute_instances[{index}]"
+        if (inst.gi, each.ci) in ids:
+            problems.append(ConfigProblem(path, f"gi {inst.gi} / ci {each.ci} is listed twice"))
+        ids.add((inst.gi, each.ci))
+        if each.slices <= 0:
+            problems.append(ConfigProblem(f"{path}.slices", "must be greater than 0"))
+        problems += _check_usage(path, None, 0, each.processes)
+    taken = sum(each.slices for each in inst.compute_instances)
+    if taken > gi_slices:
+        problems.append(
+            ConfigProblem(
+                f"{where}.compute_instances",
+                f"take {taken} slices; {inst.profile} has {gi_slices}",
+            )
+        )
+    return problems
+
+
+def device_places(instances: list[InstanceSpec]) -> list[tuple[str, int | None]]:
+    """``(path, explicit MIG index)`` of each MIG device, in the order NVML lists them."""
+    places: list[tuple[str, int | None]] = []
+    for index, inst in enumerate(instances):
+        if inst.compute_instances is None:
+            places.append((f"mig[{index}]", inst.mig_index))
+            continue
+        places += [
+            (f"mig[{index}].compute_instances[{c}]", each.mig_index)
+            for c, each in enumerate(inst.compute_instances)
+        ]
+    return places
+
+
+def check_mig_indexes(path: str, instances: list[InstanceSpec], total: int) -> list[ConfigProblem]:
+    """MIG indexes (explicit, or a device's place in the list) unique and below the GPU's
+    MIG device count."""
+    problems = []
+    seen: set[int] = set()
+    for position, (where, given) in enumerate(device_places(instances)):
+        mig_index = position if given is None else given
+        if not 0 <= mig_index < total:
+            problems.append(ConfigProblem(f"{path}.{where}.mig_index", f"must be 0 to {total - 1}"))
+        elif mig_index in seen:
+            problems.append(
+                ConfigProblem(f"{path}.{where}.mig_index", f"MIG index {mig_index} is taken")
+            )
+        seen.add(mig_index)
     return problems

@@ -130,7 +130,9 @@ def _resolve_gpu(index: int, gpu: GpuSpec, spec: TopologySpec) -> SimGpu:
     processes = _processes(gpu.processes)
     instances = None
     if gpu.mig is not None:
-        instances = [_resolve_instance(gpu_uuid, inst, profiles) for inst in gpu.mig]
+        instances = [
+            device for inst in gpu.mig for device in _resolve_instance(gpu_uuid, inst, profiles)
+        ]
     return SimGpu(
         index=index,
         uuid=gpu_uuid,
@@ -145,19 +147,44 @@ def _resolve_gpu(index: int, gpu: GpuSpec, spec: TopologySpec) -> SimGpu:
         instances=instances,
         processes=processes,
         gpm_supported=gpu.gpm,
+        minor_number=index if gpu.minor_number is None else gpu.minor_number,
     )
 
 
 def _resolve_instance(
     gpu_uuid: str, inst: InstanceSpec, profiles: dict[str, SimProfile]
-) -> SimInstance:
-    processes = _processes(inst.processes)
-    return SimInstance(
-        uuid=inst.uuid or _derived_uuid("MIG-", gpu_uuid, inst.gi, inst.ci),
-        profile=profiles[inst.profile],
-        gpu_instance_id=inst.gi,
-        compute_instance_id=inst.ci,
-        sm_utilization=inst.sm_utilization,
-        memory_used=_used(inst.memory_used, processes),
-        processes=processes,
-    )
+) -> list[SimInstance]:
+    """The MIG devices of one GPU instance: itself, or each of its compute instances. Its
+    ``memory_used``, when given, is put on the first; otherwise each uses its processes'."""
+    if inst.compute_instances is None:
+        processes = _processes(inst.processes)
+        return [
+            SimInstance(
+                uuid=inst.uuid or _derived_uuid("MIG-", gpu_uuid, inst.gi, inst.ci),
+                profile=profiles[inst.profile],
+                gpu_instance_id=inst.gi,
+                compute_instance_id=inst.ci,
+                sm_utilization=inst.sm_utilization,
+                memory_used=_used(inst.memory_used, processes),
+                processes=processes,
+                mig_index=inst.mig_index,
+            )
+        ]
+    devices = []
+    for place, each in enumerate(inst.compute_instances):
+        processes = _processes(each.processes)
+        explicit = inst.memory_used if place == 0 else 0
+        devices.append(
+            SimInstance(
+                uuid=each.uuid or _derived_uuid("MIG-", gpu_uuid, inst.gi, each.ci),
+                profile=profiles[inst.profile],
+                gpu_instance_id=inst.gi,
+                compute_instance_id=each.ci,
+                sm_utilization=inst.sm_utilization,
+                memory_used=_used(explicit if inst.memory_used is not None else None, processes),
+                processes=processes,
+                compute_slices=each.slices,
+                mig_index=each.mig_index,
+            )
+        )
+    return devices
