@@ -23,8 +23,6 @@ class GpmSampler:
         self._nvml = nvml
         self._supported: dict[int, bool] = {}
         self._previous: dict[tuple[int, int], Any] = {}
-        # this round's answer per GPU instance: its compute instances (one slot each) share it
-        self._this_round: dict[tuple[int, int], float | None] = {}
 
     def supported(self, index: int, handle: Any) -> bool:
         if index not in self._supported:
@@ -39,17 +37,7 @@ class GpmSampler:
         return self._supported[index]
 
     def sm_utilization(self, index: int, handle: Any, gpu_instance_id: int) -> float | None:
-        """SM utilisation (percent) of one GPU instance since the last round, or None.
-
-        Sampled once per round (until :meth:`forget` ends it), however many compute instances
-        of the GPU instance ask: a second sample would span microseconds, not the cycle.
-        """
-        key = (index, gpu_instance_id)
-        if key not in self._this_round:
-            self._this_round[key] = self._sample(index, handle, gpu_instance_id)
-        return self._this_round[key]
-
-    def _sample(self, index: int, handle: Any, gpu_instance_id: int) -> float | None:
+        """SM utilisation (percent) of one GPU instance since the last call, or None."""
         nv = self._nvml
         key = (index, gpu_instance_id)
         try:
@@ -79,9 +67,7 @@ class GpmSampler:
             nv.nvmlGpmSampleFree(previous)
 
     def forget(self, alive: Iterable[tuple[int, int]]) -> None:
-        """End the round; free the samples of instances that no longer exist (MIG
-        re-partitioned)."""
-        self._this_round.clear()
+        """Free the samples of instances that no longer exist (MIG re-partitioned)."""
         keep = set(alive)
         for key in [k for k in self._previous if k not in keep]:
             self._nvml.nvmlGpmSampleFree(self._previous.pop(key))

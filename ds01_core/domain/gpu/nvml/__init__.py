@@ -77,15 +77,19 @@ class NvmlProvider:
             if not gpu.mig_enabled or handle is None:
                 continue
             supported = self._gpm.supported(gpu.index, handle)
+            # one sample per GPU instance, shared by its compute instances (one slot each): a
+            # second sample would span microseconds, not the cycle
+            per_instance: dict[int, float | None] = {}
             for slot in gpu.slots:
-                if slot.gpu_instance_id is None:
+                gi = slot.gpu_instance_id
+                if gi is None:
                     continue
-                alive.append((gpu.index, slot.gpu_instance_id))
-                result[slot.uuid] = (
-                    self._gpm.sm_utilization(gpu.index, handle, slot.gpu_instance_id)
-                    if supported
-                    else None
-                )
+                alive.append((gpu.index, gi))
+                if gi not in per_instance:
+                    per_instance[gi] = (
+                        self._gpm.sm_utilization(gpu.index, handle, gi) if supported else None
+                    )
+                result[slot.uuid] = per_instance[gi]
         self._gpm.forget(alive)
         return result
 
