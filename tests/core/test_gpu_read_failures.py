@@ -9,12 +9,14 @@ driver-reserved memory, GPUs without MIG profiles, empty MIG indices answering I
 from __future__ import annotations
 
 import logging
+import os
 
 import pynvml
 import pytest
 
 from ds01_core.cycle.activity import gpu_active
 from ds01_core.cycle.idle import gpu_view, signals
+from ds01_core.cycle.upkeep import UpkeepStep
 from ds01_core.domain.gpu.nvml import NvmlProvider
 from ds01_core.domain.gpu.simulated import load_topology
 from ds01_core.domain.gpu.simulated.nvml import SimulatedNvml
@@ -111,6 +113,25 @@ def test_read_failures_are_a_health_state_and_one_event_per_streak(tmp_config) -
     recovered = gpu_view(runtime, [work]).events
     assert [(e.event_type, e.details) for e in recovered] == [("gpu.read_recovered", {"gpu": 5})]
     assert runtime.gpu.health()[5] == "ok"
+
+
+def test_the_upkeep_step_records_the_read_failure_once(tmp_config) -> None:
+    runtime = load_runtime(str(tmp_config()))
+    work = Workload(
+        "container",
+        "c1",
+        "c1",
+        "docker",
+        "root",
+        "label",
+        "running",
+        gpu_slots=[slot_uuid(runtime.gpu, "5.3")],
+        pids=[os.getpid()],
+    )
+    runtime.gpu.nvml.faults.process_errors[5] = pynvml.NVMLError_NoPermission
+    first = UpkeepStep(runtime).run([work])
+    assert [(e.event_type, e.details["gpu"]) for e in first] == [("gpu.read_failed", 5)]
+    assert UpkeepStep(runtime).run([work]) == []
 
 
 # -- old drivers --------------------------------------------------------------------------------
