@@ -8,13 +8,14 @@ Cheap on purpose (a few small reads per container, no ``docker stats``, which ta
 - processes: PIDs in the container's cgroup not seen in the last sample (something was started).
 
 GPU activity comes from the GPU provider (see :func:`gpu_active`). A signal that cannot be read
-is ``None``, never a guess: a container with no usable signal is never called idle.
+is ``None``, never a guess: a container with no usable signal is never called idle, and a GPU
+whose processes could not be read is unknown, not idle.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -159,12 +160,22 @@ def gpu_active(
     processes: Sequence[GpuProcess],
     container_pids: frozenset[int] | None,
     utilization_threshold: float,
+    *,
+    read: Collection[str] | None = None,
+    complete: bool = True,
 ) -> bool | None:
     """Whether a container's GPU slots are in use: utilisation where NVML gives it (whole
     GPUs); on MIG, where it does not, the presence of the container's processes holding memory
-    on the slot. None when the container has no GPU slot."""
+    on the slot.
+
+    None when the container has no GPU slot, or when a slot without utilisation shows none of
+    the container's processes and its processes were not ``read`` (None: all were); a slot the
+    inventory does not list counts as read only when the listing was ``complete`` (the slot is
+    gone). Unknown, never idle.
+    """
     if not slot_uuids:
         return None
+    unknown = False
     for uuid in slot_uuids:
         slot = slots.get(uuid)
         if slot is not None and slot.utilization is not None:
@@ -177,4 +188,8 @@ def gpu_active(
             mine = container_pids is None or proc.pid in container_pids
             if mine and (proc.used_memory is None or proc.used_memory > 0):
                 return True
-    return False
+        if slot is None:  # gone, when the listing named every slot; else maybe unreadable
+            unknown = unknown or not complete
+        elif read is not None and uuid not in read:
+            unknown = True
+    return None if unknown else False

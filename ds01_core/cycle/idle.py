@@ -2,7 +2,9 @@
 
 A signal is True (active), False (below its threshold) or None (unknown: not measurable for
 this container, or no earlier sample yet). A container is idle in a cycle only when at least
-one signal is known and none is active: "nothing known" never counts as idle. After
+one signal is known and none is active: "nothing known" never counts as idle. A container that
+holds GPU slots whose GPU signal is unknown (NVML could not read it) is not idle either: its GPU
+may be all it uses. After
 ``lifecycle.idle_window`` idle cycles in a row (and past ``start_grace``), the ``on_idle`` hook
 decides whether to warn its owner or stop it.
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import MutableMapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
 from ds01_core.cycle.activity import Activity, Counters, activity, gpu_active, sample
-from ds01_core.cycle.limit_actions import LimitVerdict, Signals
-from ds01_core.domain.model import GpuProcess, GpuSlot, Workload
+from ds01_core.cycle.limit_actions import SOURCE, LimitVerdict, Signals
+from ds01_core.domain.gpu.base import HEALTH_OK, GpuProvider, ProcessListing
+from ds01_core.domain.model import Event, GpuProcess, GpuSlot, Workload
 from ds01_core.domain.policy import Policy
 from ds01_core.domain.state.idle_streaks import Streak, save_streak, streak_of
 from ds01_core.domain.state.notices_sent import Subject, forget
@@ -37,25 +40,32 @@ EXEMPTIONS = frozenset({"exempt_idle", "keepalive"})
 @attrs.frozen
 class GpuView:
     """The GPUs as one cycle sees them: slots by UUID (with utilisation where known), the
-    processes on them, and each container's pids."""
+    processes on them, each container's pids, which slots' processes were read (None: all;
+    see :func:`~ds01_core.cycle.activity.gpu_active`), and the events of GPU health changes."""
 
     slots: dict[str, GpuSlot]
     processes: Sequence[GpuProcess]
     pids: dict[str, frozenset[int]]
+    read: frozenset[str] | None = None
+    complete: bool = True
+    events: tuple[Event, ...] = ()
 
 
 def gpu_view(runtime: Runtime, workloads: Sequence[Workload]) -> GpuView:
-    """Read the GPUs once per cycle; unreadable GPUs leave every GPU signal unknown."""
+    """Read the GPUs once per cycle. What cannot be read is unknown, never idle: a failed slot
+    listing leaves every slot unknown, a failed process query the slots it covers."""
     try:
-        slots = {s.uuid: s for s in runtime.gpu.slots()}
-        processes: Sequence[GpuProcess] = runtime.gpu.processes()
+        provider = runtime.gpu
+        slots = {s.uuid: s for s in provider.slots()}
     except Exception as exc:
         log.error("lifecycle: GPU signals unavailable: %s", exc)
-        slots, processes = {}, []
+        pids = {w.id: frozenset(w.pids) for w in workloads if w.kind == "container"}
+        return GpuView({}, [], pids, read=frozenset(), complete=False)
+    listing = _process_listing(provider)
     # MIG: utilisation from GPM where the GPU has it (once per cycle, so the figure covers
     # the time since the last cycle); elsewhere the slot keeps None and the container's
     # processes on it decide
-    gpm = getattr(runtime.gpu, "mig_utilization", None)
+    gpm = getattr(provider, "mig_utilization", None)
     if gpm is not None:
         try:
             for uuid, value in gpm().items():
@@ -64,7 +74,52 @@ def gpu_view(runtime: Runtime, workloads: Sequence[Workload]) -> GpuView:
         except Exception as exc:
             log.error("lifecycle: GPM unavailable: %s", exc)
     pids = {w.id: frozenset(w.pids) for w in workloads if w.kind == "container"}
-    return GpuView(slots, processes, pids)
+    return GpuView(
+        slots,
+        listing.processes,
+        pids,
+        read=listing.read,
+        complete=listing.complete,
+        events=health_events(runtime, provider),
+    )
+
+
+def _process_listing(provider: GpuProvider) -> ProcessListing:
+    """The provider's processes with what it could read; a failure: nothing read."""
+    try:
+        listing = getattr(provider, "process_listing", None)
+        if listing is not None:
+            return cast(ProcessListing, listing())
+        return ProcessListing(tuple(provider.processes()))
+    except Exception as exc:
+        log.error("lifecycle: GPU processes unavailable: %s", exc)
+        return ProcessListing(read=frozenset(), complete=False)
+
+
+def health_events(runtime: Runtime, provider: GpuProvider) -> tuple[Event, ...]:
+    """``gpu.read_failed`` when a GPU's reads start failing, ``gpu.read_recovered`` when they
+    succeed again: once per failure streak, from the provider's ``health()``."""
+    health_of = getattr(provider, "health", None)
+    if health_of is None:
+        return ()
+    try:
+        health: dict[int, str] = dict(health_of())
+    except Exception as exc:
+        log.error("lifecycle: GPU health unavailable: %s", exc)
+        return ()
+    before: dict[int, str] = runtime.memo("gpu-health", dict)
+    events = []
+    for index, state in sorted(health.items()):
+        was_ok = before.get(index, HEALTH_OK) == HEALTH_OK
+        if state != HEALTH_OK and was_ok:
+            log.warning("GPU %d: reads failing: %s", index, state)
+            events.append(Event("gpu.read_failed", None, SOURCE, {"gpu": index, "error": state}))
+        elif state == HEALTH_OK and not was_ok:
+            log.info("GPU %d: reads succeed again", index)
+            events.append(Event("gpu.read_recovered", None, SOURCE, {"gpu": index}))
+    before.clear()
+    before.update(health)
+    return tuple(events)
 
 
 def signals(workload: Workload, act: Activity | None, policy: Policy, gpu: GpuView) -> Signals:
@@ -83,6 +138,8 @@ def signals(workload: Workload, act: Activity | None, policy: Policy, gpu: GpuVi
         gpu.processes,
         gpu.pids.get(workload.id),
         policy.gpu_threshold,
+        read=gpu.read,
+        complete=gpu.complete,
     )
     return result
 
@@ -97,12 +154,14 @@ def update_streak(
     """Record this cycle's verdict; (consecutive idle cycles, idle since).
 
     Activity ends the streak and re-arms the idle warnings; no known signal ends it too (it
-    never counts as idle); otherwise the streak grows, idle since the first idle sample began.
+    never counts as idle), and so does an unknown GPU signal of a container that holds GPU
+    slots; otherwise the streak grows, idle since the first idle sample began.
     """
     before = streak_of(db, workload.id)
     active = [name for name, value in sig.items() if value]
     known = [name for name, value in sig.items() if value is not None]
-    if active or not known:
+    gpu_unknown = bool(workload.gpu_slots) and sig.get("gpu") is None
+    if active or not known or gpu_unknown:
         after = Streak(0, None, active[0] if active else before.last_active_signal)
     else:
         since = before.since or now - dt.timedelta(seconds=sampled_seconds)

@@ -68,6 +68,7 @@ class UpkeepStep:
             return []
         factor = high_demand_factor(self.runtime)
         gpu = gpu_view(self.runtime, workloads)
+        self.events += gpu.events  # GPU reads that started failing or recovered
         with self.runtime.state.transaction(immediate=False) as db:
             grants = active_grants(db, self.now)
         for w in containers:

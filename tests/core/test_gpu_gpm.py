@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pynvml
+import pytest
 import yaml
 
-from ds01_core.domain.gpu.simulated import SimulatedProvider
+from ds01_core.domain.gpu.nvml import NvmlProvider
+from ds01_core.domain.gpu.simulated import SimulatedProvider, load_topology
+from tests.helpers.fake_pynvml import FakeNvml
 
 
 def host(tmp_path, gpm: bool):
@@ -72,3 +76,38 @@ def test_the_lifecycle_prefers_gpm_over_process_presence(tmp_path, tmp_config):
     # a process sits on the slot holding memory, but GPM says the SMs do nothing: idle
     sitting = [GpuProcess(pid=1234, slot_uuid=idle_slot.uuid, used_memory=1 << 30)]
     assert gpu_active([idle_slot.uuid], view.slots, sitting, frozenset({1234}), 5) is False
+
+
+# -- every GPM sample is freed, on every path -----------------------------------------------------
+
+
+def test_a_sample_whose_read_fails_is_freed(tmp_path):
+    provider = SimulatedProvider(str(host(tmp_path, gpm=True)))
+    faults = provider.nvml.faults
+    faults.gpm_sample_error = pynvml.NVMLError_Unknown
+    for _ in range(3):
+        assert set(provider.mig_utilization().values()) == {None}
+    assert faults.calls["nvmlGpmMigSampleGet"] == 6
+    assert faults.gpm_samples == {}  # none leaked
+
+
+def test_close_frees_the_samples_held(tmp_path):
+    provider = SimulatedProvider(str(host(tmp_path, gpm=True)))
+    provider.mig_utilization()
+    provider.mig_utilization()
+    faults = provider.nvml.faults
+    assert len(faults.gpm_samples) == 2  # the latest sample of each GPU instance
+    provider.close()
+    assert faults.gpm_samples == {}
+
+
+def test_a_failing_free_is_logged_not_raised(tmp_path):
+    clock = iter([float(t) for t in range(0, 1000, 10)])
+    fake = FakeNvml(load_topology(str(host(tmp_path, gpm=True))), clock=lambda: next(clock))
+    provider = NvmlProvider(fake)
+    provider.mig_utilization()
+    fake.fail("nvmlGpmSampleFree", pynvml.NVMLError_Unknown)
+    second = provider.mig_utilization()  # frees the first samples: both fail
+    assert sorted(v for v in second.values() if v is not None) == [0.0, pytest.approx(42.0)]
+    fake.heal()
+    provider.close()

@@ -239,3 +239,25 @@ def test_a_busy_whole_gpu_is_enough_whatever_the_other_slots():
     slots = {"GPU-1": slot(0.0), "GPU-2": attrs.evolve(slot(50.0), uuid="GPU-2")}
     assert gpu_active(["GPU-1", "GPU-2"], slots, [], None, 5.0) is True
     assert gpu_active(["GPU-1"], slots, [proc()], None, 5.0) is False  # utilisation decides
+
+
+# -- an unknown GPU signal of a container that holds GPUs is never idle --------------------------
+
+
+def test_an_unknown_gpu_signal_of_a_gpu_container_ends_the_idle_streak(db):
+    w = container(slots=["GPU-1"])
+    idle_gpu = {**IDLE, "gpu": False}
+    assert update_streak(db, w, idle_gpu, NOW, 30.0)[0] == 1
+    # NVML could not read its GPU this cycle; CPU and network idle do not make it idle
+    assert update_streak(db, w, IDLE, NOW + dt.timedelta(seconds=30), 30.0) == (0, None)
+
+
+def test_a_slot_whose_processes_were_not_read_is_unknown():
+    read = frozenset({"GPU-2"})
+    assert gpu_active(["GPU-1"], MIG, [], frozenset({10}), 5.0, read=read) is None
+    assert gpu_active(["GPU-1"], MIG, [proc()], frozenset({10}), 5.0, read=read) is True
+    assert gpu_active(["GPU-1"], MIG, [], frozenset({10}), 5.0, read={"GPU-1"}) is False
+    # a slot the listing does not name: gone when the listing is complete, unknown otherwise
+    assert gpu_active(["GPU-1"], {}, [], None, 5.0, complete=False) is None
+    # a known utilisation decides whatever the process query said
+    assert gpu_active(["GPU-1"], {"GPU-1": slot(0.0)}, [], None, 5.0, read=read) is False

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import attrs
+
 from ds01_core.domain.model import Gpu, GpuProcess, GpuSlot
+
+#: What :meth:`NvmlProvider.health` says of a GPU whose last reads all succeeded; otherwise
+#: ``"degraded: <call>: <error>"``.
+HEALTH_OK = "ok"
 
 
 class GpuProviderError(Exception):
@@ -12,6 +18,21 @@ class GpuProviderError(Exception):
 
     Per-metric failures never raise this: they degrade to ``None`` for that metric.
     """
+
+
+@attrs.frozen
+class ProcessListing:
+    """The compute processes the driver reported, and where it could say: unknown is not
+    "none" (a process query that fails must never read as an idle GPU).
+
+    ``read``: the leaf UUIDs whose processes were read (None: all of them); the processes of any
+    other leaf are unknown. ``complete``: every leaf of every GPU was listed, so a slot the
+    listing does not name no longer exists (rather than could not be read).
+    """
+
+    processes: tuple[GpuProcess, ...] = ()
+    read: frozenset[str] | None = None
+    complete: bool = True
 
 
 @runtime_checkable
@@ -36,6 +57,10 @@ class GpuProvider(Protocol):
     def processes(self) -> list[GpuProcess]:
         """Compute processes per leaf device; ``slot_uuid`` is the leaf's UUID."""
         ...
+
+    # Optional, where a provider offers them (the NVML provider does; callers use getattr):
+    # ``process_listing() -> ProcessListing`` (processes with what could not be read) and
+    # ``health() -> dict[int, str]`` (GPU index -> HEALTH_OK or "degraded: <call>: <error>").
 
     def close(self) -> None:
         """Release the driver session; further calls raise :class:`GpuProviderError`."""

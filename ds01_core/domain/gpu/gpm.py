@@ -37,14 +37,23 @@ class GpmSampler:
         return self._supported[index]
 
     def sm_utilization(self, index: int, handle: Any, gpu_instance_id: int) -> float | None:
-        """SM utilisation (percent) of one GPU instance since the last call, or None."""
+        """SM utilisation (percent) of one GPU instance since the last call, or None.
+
+        Every sample is freed on every path: a sample whose read fails at once, the previous
+        one once the metric is computed (or fails), all held ones on :meth:`close`.
+        """
         nv = self._nvml
         key = (index, gpu_instance_id)
         try:
             sample = nv.nvmlGpmSampleAlloc()
+        except nv.NVMLError as exc:
+            log.debug("GPU %d.%d: GPM sample not allocated: %s", index, gpu_instance_id, exc)
+            return None
+        try:
             nv.nvmlGpmMigSampleGet(handle, gpu_instance_id, sample)
         except nv.NVMLError as exc:
             log.debug("GPU %d.%d: GPM sample failed: %s", index, gpu_instance_id, exc)
+            self._free(sample)
             return None
         previous = self._previous.pop(key, None)
         self._previous[key] = sample
@@ -64,10 +73,22 @@ class GpmSampler:
             log.debug("GPU %d.%d: GPM metrics failed: %s", index, gpu_instance_id, exc)
             return None
         finally:
-            nv.nvmlGpmSampleFree(previous)
+            self._free(previous)
 
     def forget(self, alive: Iterable[tuple[int, int]]) -> None:
         """Free the samples of instances that no longer exist (MIG re-partitioned)."""
         keep = set(alive)
         for key in [k for k in self._previous if k not in keep]:
-            self._nvml.nvmlGpmSampleFree(self._previous.pop(key))
+            self._free(self._previous.pop(key))
+
+    def close(self) -> None:
+        """Free every sample held (before the NVML session ends)."""
+        for key in list(self._previous):
+            self._free(self._previous.pop(key))
+
+    def _free(self, sample: Any) -> None:
+        """Free one sample; a failure is logged, never raised (the others are still freed)."""
+        try:
+            self._nvml.nvmlGpmSampleFree(sample)
+        except self._nvml.NVMLError as exc:
+            log.debug("GPM sample free failed: %s", exc)

@@ -7,7 +7,9 @@ since an admin may repartition a GPU while ds01 runs; the calls are in-process a
 Reading is defensive, because drivers differ by GPU generation and by privilege: a metric the
 hardware does not give (utilisation on MIG, power on some boards) is ``None``; a GPU that is lost
 or cannot be identified is logged and left out, never offered to anyone; nothing here crashes
-the listing for one bad device.
+the listing for one bad device. A process query that fails is *unknown*, never "no processes"
+(:meth:`NvmlProvider.process_listing` says which slots were read), and sets the GPU's
+:meth:`~NvmlProvider.health` until it succeeds again.
 
 The parts: :mod:`~ds01_core.domain.gpu.nvml.session` holds the session and decides what a failed
 read means, :mod:`~ds01_core.domain.gpu.nvml.mig` enumerates MIG devices,
@@ -17,15 +19,22 @@ provider here reads each GPU and its processes.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
 
+from ds01_core.domain.gpu.base import ProcessListing
 from ds01_core.domain.gpu.gpm import GpmSampler
 from ds01_core.domain.gpu.nvml.mig import MigReader
 from ds01_core.domain.gpu.nvml.session import NvmlSession
 from ds01_core.domain.gpu.nvml.slots import text, whole_slot
 from ds01_core.domain.model import Gpu, GpuProcess, GpuSlot
+
+log = logging.getLogger(__name__)
+
+#: The health key of a failed process query (``ds01 gpu status`` shows it).
+PROCESS_QUERY = "nvmlDeviceGetComputeRunningProcesses"
 
 
 class NvmlProvider:
@@ -60,12 +69,29 @@ class NvmlProvider:
         return [slot for gpu in self.gpus() for slot in gpu.slots]
 
     def processes(self) -> list[GpuProcess]:
-        """Compute processes per leaf device, ``slot_uuid`` naming the leaf."""
+        """Compute processes per leaf device, ``slot_uuid`` naming the leaf (those that could
+        be read: :meth:`process_listing` also says which could not)."""
+        return list(self.process_listing().processes)
+
+    def process_listing(self) -> ProcessListing:
+        """The compute processes per leaf device, and which leaves could be read."""
         self._session.require_open()
         found: list[GpuProcess] = []
+        read: set[str] = set()
+        complete = True
         for index in range(self._session.count):
-            found += self._session.guarded(index, self._read_processes) or []
-        return found
+            listing = self._session.guarded(index, self._read_processes, "listing processes")
+            if listing is None:
+                complete = False
+                continue
+            found += listing.processes
+            read |= listing.read or frozenset()
+            complete = complete and listing.complete
+        return ProcessListing(tuple(found), frozenset(read), complete)
+
+    def health(self) -> dict[int, str]:
+        """GPU index -> ``"ok"`` or ``"degraded: <call>: <error>"``, as of the last reads."""
+        return self._session.health()
 
     def mig_utilization(self) -> dict[str, float | None]:
         """MIG slot UUID → SM utilisation (percent) since the last call, from GPM where the GPU
@@ -94,7 +120,9 @@ class NvmlProvider:
         return result
 
     def close(self) -> None:
-        """End the NVML session (once; later calls do nothing)."""
+        """Free the GPM samples held, then end the NVML session (once; later calls do
+        nothing)."""
+        self._gpm.close()
         self._session.close()
 
     def __enter__(self) -> NvmlProvider:
@@ -115,7 +143,7 @@ class NvmlProvider:
         nv = self._nvml
         uuid = text(nv.nvmlDeviceGetUUID(handle))
         model = text(nv.nvmlDeviceGetName(handle))
-        memory = self._session.metric("memory", nv.nvmlDeviceGetMemoryInfo, handle)
+        memory = self._session.memory(handle)
         util = self._session.metric("utilisation", nv.nvmlDeviceGetUtilizationRates, handle)
         power = self._session.metric("power", nv.nvmlDeviceGetPowerUsage, handle)
         energy = self._session.metric("energy", nv.nvmlDeviceGetTotalEnergyConsumption, handle)
@@ -140,20 +168,51 @@ class NvmlProvider:
 
     # -- processes ----------------------------------------------------------------------------
 
-    def _leaves(self, index: int, handle: Any) -> list[tuple[str, Any]]:
-        """``(uuid, handle)`` of the leaf devices of one GPU."""
+    def _leaves(self, index: int, handle: Any) -> tuple[list[tuple[str, Any]], bool]:
+        """``(uuid, handle)`` of the leaf devices of one GPU, and whether every one was listed
+        (a MIG device whose handle or UUID cannot be read is a leaf of unknown processes)."""
         nv = self._nvml
         if not self._mig.enabled(handle):
-            return [(text(nv.nvmlDeviceGetUUID(handle)), handle)]
-        return [(text(nv.nvmlDeviceGetUUID(mig)), mig) for mig in self._mig.handles(index, handle)]
+            self._listed_every_mig_device(index)
+            return [(text(nv.nvmlDeviceGetUUID(handle)), handle)], True
+        leaves = []
+        complete = True
+        for mig in self._mig.handles(index, handle):
+            try:
+                leaves.append((text(nv.nvmlDeviceGetUUID(mig)), mig))
+            except nv.NVMLError as exc:
+                if isinstance(exc, nv.NVMLError_GpuIsLost):
+                    raise
+                log.debug("GPU %d: a MIG device's UUID could not be read (%s)", index, exc)
+                self._session.degrade(index, "nvmlDeviceGetUUID (MIG)", str(exc))
+                complete = False
+        if index in self._mig.unlisted:
+            self._session.degrade(index, "listing MIG devices", self._mig.unlisted[index])
+            complete = False
+        elif complete:
+            self._listed_every_mig_device(index)
+        return leaves, complete
 
-    def _read_processes(self, index: int, handle: Any) -> list[GpuProcess]:
+    def _listed_every_mig_device(self, index: int) -> None:
+        self._session.recover(index, "listing MIG devices")
+        self._session.recover(index, "nvmlDeviceGetUUID (MIG)")
+
+    def _read_processes(self, index: int, handle: Any) -> ProcessListing:
+        leaves, complete = self._leaves(index, handle)
         found = []
-        for uuid, leaf in self._leaves(index, handle):
-            infos = self._session.metric(
-                f"processes on {uuid}", self._nvml.nvmlDeviceGetComputeRunningProcesses, leaf
-            )
-            for info in infos or ():
+        read = set()
+        unread = {}
+        for uuid, leaf in leaves:
+            try:
+                infos = self._session.compute_processes(leaf)
+            except self._nvml.NVMLError as exc:
+                if isinstance(exc, self._nvml.NVMLError_GpuIsLost):
+                    raise
+                log.debug("GPU %d: processes on %s unknown: %s", index, uuid, exc)
+                unread[uuid] = str(exc)
+                continue
+            read.add(uuid)
+            for info in infos:
                 used = info.usedGpuMemory
                 found.append(
                     GpuProcess(
@@ -162,4 +221,10 @@ class NvmlProvider:
                         used_memory=int(used) if used is not None else None,
                     )
                 )
-        return found
+        if unread:
+            self._session.degrade(
+                index, PROCESS_QUERY, "; ".join(f"{u}: {e}" for u, e in sorted(unread.items()))
+            )
+        else:
+            self._session.recover(index, PROCESS_QUERY)
+        return ProcessListing(tuple(found), frozenset(read), complete)

@@ -40,7 +40,9 @@ class MigReader:
     def __init__(self, session: NvmlSession):
         self._session = session
         self._nvml = session.nvml
-        self._slices: dict[int, int] = {}
+        self._slices: dict[int, int | None] = {}  # None: no MIG profiles (not asked again)
+        #: GPU index -> the MIG device that could not be listed in its last enumeration
+        self.unlisted: dict[int, str] = {}
 
     def enabled(self, handle: Any) -> bool:
         mode = self._session.metric("MIG mode", self._nvml.nvmlDeviceGetMigMode, handle)
@@ -65,9 +67,7 @@ class MigReader:
                 continue
             if info.sliceCount > 0:
                 counts.append(int(info.sliceCount))
-        if not counts:
-            return None
-        self._slices[index] = max(counts)
+        self._slices[index] = max(counts) if counts else None
         return self._slices[index]
 
     def with_slots(self, gpu: Gpu, handle: Any) -> Gpu:
@@ -92,15 +92,18 @@ class MigReader:
         ``NVIDIA_VISIBLE_DEVICES`` names; it can have holes, so it is kept, not recounted."""
         nv = self._nvml
         found = []
+        self.unlisted.pop(index, None)
         for mig_index in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(handle))):
             try:
                 found.append((mig_index, nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index)))
-            except nv.NVMLError_NotFound:
-                continue
+            except (nv.NVMLError_NotFound, nv.NVMLError_InvalidArgument) as exc:
+                log.debug("GPU %d: no MIG device at index %d (%s)", index, mig_index, exc)
+                continue  # an empty index: expected, not worth a warning
             except nv.NVMLError as exc:
                 if isinstance(exc, nv.NVMLError_GpuIsLost):
                     raise
                 log.warning("GPU %d: MIG device %d could not be read (%s)", index, mig_index, exc)
+                self.unlisted[index] = f"nvmlDeviceGetMigDeviceHandleByIndex({mig_index}): {exc}"
         return found
 
     def devices(self, index: int, handle: Any) -> list[MigDevice]:

@@ -4,6 +4,11 @@ Every read of NVML goes through here: :meth:`NvmlSession.guarded` (a whole GPU: 
 unreadable one is logged once per outage and left out) and :meth:`NvmlSession.metric` (one
 reading: ``None`` when NVML cannot give it; a lost GPU still raises, so the whole GPU is left
 out). The provider and the MIG reader decide what the readings mean.
+
+Reads that matter for the lifecycle (a GPU left out, a process query that failed) also set the
+GPU's health (:meth:`NvmlSession.health`): ``"ok"``, or ``"degraded: <call>: <error>"`` until
+the read succeeds again. Calls that differ by driver generation (the ``_v3`` process query, the
+``_v2`` memory query) fall back to the older call once, for the session.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ds01_core.domain.gpu.base import GpuProviderError
+from ds01_core.domain.gpu.base import HEALTH_OK, GpuProviderError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ class NvmlSession:
             raise GpuProviderError(f"NVML loaded but could not count the GPUs: {exc}") from exc
         self._handles: dict[int, Any] = {}
         self._unreadable: set[int] = set()
+        self._degraded: dict[int, dict[str, str]] = {}  # GPU index -> what failed -> message
+        self._old_process_call = False  # the driver has no _v3 process query: use _v2
+        self._old_memory_call = False  # the driver has no _v2 memory query: use v1
         for index in range(self.count):
             self.handle(index)
 
@@ -80,14 +88,19 @@ class NvmlSession:
             handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
         except self.nvml.NVMLError as exc:
             self._report_unreadable(index, exc)
+            self.degrade(index, "nvmlDeviceGetHandleByIndex", str(exc))
             return None
+        self.recover(index, "nvmlDeviceGetHandleByIndex")
         self._handles[index] = handle
         return handle
 
-    def guarded(self, index: int, read: Callable[[int, Any], T]) -> T | None:
-        """``read(index, handle)``, or None (logged) when the GPU is lost or unreadable."""
+    def guarded(
+        self, index: int, read: Callable[[int, Any], T], what: str = "reading the GPU"
+    ) -> T | None:
+        """``read(index, handle)``, or None (logged; the GPU's health says ``what`` failed)
+        when the GPU is lost or unreadable."""
         handle = self.handle(index)
-        if handle is None:
+        if handle is None:  # its health names the failed handle query
             return None
         try:
             result = read(index, handle)
@@ -95,7 +108,9 @@ class NvmlSession:
             if isinstance(exc, self.nvml.NVMLError_GpuIsLost):
                 self._handles.pop(index, None)
             self._report_unreadable(index, exc)
+            self.degrade(index, what, str(exc))
             return None
+        self.recover(index, what)
         if index in self._unreadable:
             self._unreadable.discard(index)
             log.info("GPU %d is readable again", index)
@@ -122,3 +137,73 @@ class NvmlSession:
                 raise
             log.debug("%s unavailable: %s", what, exc)
             return None
+
+    # -- health: what the last reads of each GPU said ---------------------------------------
+
+    def degrade(self, index: int, call: str, error: str) -> None:
+        """Record that ``call`` failed on GPU ``index`` (until :meth:`recover`)."""
+        self._degraded.setdefault(index, {})[call] = error
+
+    def recover(self, index: int, call: str) -> None:
+        self._degraded.get(index, {}).pop(call, None)
+
+    def health(self) -> dict[int, str]:
+        """GPU index -> ``"ok"``, or ``"degraded: <call>: <error>"`` (each failing call)."""
+        result = {}
+        for index in range(self.count):
+            failing = self._degraded.get(index)
+            if failing:
+                result[index] = "degraded: " + "; ".join(f"{c}: {e}" for c, e in failing.items())
+            else:
+                result[index] = HEALTH_OK
+        return result
+
+    # -- calls that differ by driver generation ---------------------------------------------
+
+    def compute_processes(self, handle: Any) -> list[Any]:
+        """The compute processes on one device, from the ``_v3`` query, or ``_v2`` on drivers
+        without it (pynvml then raises ``NVMLLibraryMismatchError``, not an NVMLError).
+
+        :raises NVMLError: the processes cannot be read: unknown, never "none".
+        """
+        nv = self.nvml
+        if not self._old_process_call:
+            missing = tuple(
+                e
+                for e in (
+                    getattr(nv, "NVMLLibraryMismatchError", None),
+                    nv.NVMLError_FunctionNotFound,
+                )
+                if e is not None
+            )
+            try:
+                return list(nv.nvmlDeviceGetComputeRunningProcesses(handle))
+            except missing as exc:
+                log.info(
+                    "NVML: this driver has no nvmlDeviceGetComputeRunningProcesses_v3 (%s); "
+                    "using the _v2 call",
+                    exc,
+                )
+                self._old_process_call = True
+        return list(nv.nvmlDeviceGetComputeRunningProcesses_v2(handle))
+
+    def memory(self, handle: Any) -> Any | None:
+        """Memory of one device from the ``_v2`` query where the driver has it (its ``used``
+        leaves out what the driver reserves), else the v1 query; None when neither answers."""
+        nv = self.nvml
+        version = getattr(nv, "nvmlMemory_v2", None)
+        if version is not None and not self._old_memory_call:
+            try:
+                return nv.nvmlDeviceGetMemoryInfo(handle, version=version)
+            except nv.NVMLError as exc:
+                if isinstance(exc, nv.NVMLError_GpuIsLost):
+                    raise
+                if isinstance(exc, nv.NVMLError_FunctionNotFound):
+                    log.info(
+                        "NVML: this driver has no nvmlDeviceGetMemoryInfo_v2: memory used "
+                        "includes what the driver reserves"
+                    )
+                    self._old_memory_call = True
+                else:
+                    log.debug("memory (v2) unavailable, trying v1: %s", exc)
+        return self.metric("memory", nv.nvmlDeviceGetMemoryInfo, handle)

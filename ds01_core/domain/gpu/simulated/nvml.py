@@ -16,6 +16,7 @@ from typing import Any
 
 import pynvml
 
+from ds01_core.domain.gpu.simulated.faults import Faults, MemoryInfoV2
 from ds01_core.domain.gpu.simulated.host import SimGpu, SimHost, SimInstance, SimProcess
 from ds01_core.domain.gpu.simulated.values import (
     NO_INSTANCE,
@@ -55,6 +56,8 @@ class SimulatedNvml:
     NVMLError_FunctionNotFound = pynvml.NVMLError_FunctionNotFound
     NVMLError_GpuIsLost = pynvml.NVMLError_GpuIsLost
     NVMLError_Unknown = pynvml.NVMLError_Unknown
+    NVMLLibraryMismatchError = pynvml.NVMLLibraryMismatchError
+    nvmlMemory_v2 = pynvml.nvmlMemory_v2
 
     NVML_DEVICE_MIG_DISABLE = pynvml.NVML_DEVICE_MIG_DISABLE
     NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
@@ -70,8 +73,10 @@ class SimulatedNvml:
         *,
         extra_processes: ExtraProcesses | None = None,
         clock: Callable[[], float] = time.monotonic,
+        faults: Faults | None = None,
     ):
         self.host = host
+        self.faults = faults if faults is not None else Faults()
         self._extra_processes = extra_processes
         self._clock = clock
         self._started = clock()
@@ -110,8 +115,12 @@ class SimulatedNvml:
         gpu, inst = self._device(handle)
         return gpu.model if inst is None else f"{gpu.model} MIG {inst.device_profile}"
 
-    def nvmlDeviceGetMemoryInfo(self, handle: SimHandle, version: int | None = None) -> MemoryInfo:
+    def nvmlDeviceGetMemoryInfo(
+        self, handle: SimHandle, version: int | None = None
+    ) -> MemoryInfo | MemoryInfoV2:
         gpu, inst = self._device(handle)
+        if version:
+            self.faults.memory_v2()
         extra = self._extra_memory()
         if inst is not None:
             total = inst.profile.memory  # the GPU instance's, shared by its compute instances
@@ -123,7 +132,12 @@ class SimulatedNvml:
             total = gpu.memory_total
             used = gpu.memory_used + extra.get(gpu.uuid, 0)
         used = min(used, total)
-        return MemoryInfo(total=total, free=total - used, used=used)
+        reserved = min(self.faults.reserved(handle), total - used)
+        if version:
+            free = total - used - reserved
+            return MemoryInfoV2(version, total=total, reserved=reserved, free=free, used=used)
+        # v1: what the driver reserves counts as used
+        return MemoryInfo(total=total, free=total - used - reserved, used=used + reserved)
 
     def nvmlDeviceGetUtilizationRates(self, handle: SimHandle) -> Utilization:
         gpu = self._whole(handle)
@@ -149,6 +163,16 @@ class SimulatedNvml:
         return round((gpu.energy_joules + (gpu.power_watts or 0.0) * elapsed) * 1000)
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: SimHandle) -> list[ProcessInfo]:
+        self._device(handle)
+        self.faults.process_query(handle, "nvmlDeviceGetComputeRunningProcesses")
+        return self._compute_processes(handle)
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle: SimHandle) -> list[ProcessInfo]:
+        self._device(handle)
+        self.faults.process_query(handle, "nvmlDeviceGetComputeRunningProcesses_v2")
+        return self._compute_processes(handle)
+
+    def _compute_processes(self, handle: SimHandle) -> list[ProcessInfo]:
         gpu, inst = self._device(handle)
         extra = list(self._extras())
         if inst is not None:
@@ -170,9 +194,10 @@ class SimulatedNvml:
         return SimGpmSupport(isSupportedDevice=int(gpu.gpm_supported))
 
     def nvmlGpmSampleAlloc(self) -> SimGpmSample:
-        return SimGpmSample()
+        return self.faults.gpm_alloc(SimGpmSample())
 
     def nvmlGpmSampleFree(self, sample: SimGpmSample) -> None:
+        self.faults.gpm_free(sample)
         sample.gpu = None
 
     def nvmlGpmMigSampleGet(
@@ -181,6 +206,7 @@ class SimulatedNvml:
         gpu = self._whole(handle)
         if not gpu.gpm_supported:
             raise pynvml.NVMLError_NotSupported()
+        self.faults.gpm_get()
         instance = next(
             (i for i in gpu.instances or [] if i.gpu_instance_id == gpu_instance_id), None
         )
@@ -264,6 +290,7 @@ class SimulatedNvml:
         self, handle: SimHandle, profile: int, version: int = 2
     ) -> GpuInstanceProfileInfo:
         gpu = self._whole(handle)
+        self.faults.profile_info()
         if not 0 <= profile < self.NVML_GPU_INSTANCE_PROFILE_COUNT:
             raise self.NVMLError_InvalidArgument()
         found = next((p for p in gpu.profiles if p.id == profile), None)
