@@ -183,9 +183,11 @@ def test_empty_mig_indices_answering_invalid_argument_are_not_warnings(
     fake: FakeNvml, caplog: pytest.LogCaptureFixture
 ) -> None:
     def by_index(handle: SimHandle, index: int) -> SimHandle:
-        if index >= len(fake.host.gpus[handle.gpu].instances or []):
-            raise pynvml.NVMLError_InvalidArgument()
-        return SimulatedNvml.nvmlDeviceGetMigDeviceHandleByIndex(fake, handle, index)
+        """Drivers answer InvalidArgument, not NotFound, at an empty index (holes included)."""
+        try:
+            return SimulatedNvml.nvmlDeviceGetMigDeviceHandleByIndex(fake, handle, index)
+        except pynvml.NVMLError_NotFound:
+            raise pynvml.NVMLError_InvalidArgument() from None
 
     fake.answer("nvmlDeviceGetMigDeviceHandleByIndex", by_index)
     provider = NvmlProvider(fake)
