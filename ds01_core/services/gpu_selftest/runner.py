@@ -74,6 +74,9 @@ def run_selftest(
         yield from run.read(sleep)
     finally:
         run.close()
+    leak = check_gpm_samples(nv)
+    if leak is not None:
+        run.checks.append(leak)
     if smi is None and backend == "simulated":
         smi_check = judged(
             "nvidia-smi -L",
@@ -97,6 +100,20 @@ def run_selftest(
         calls=len(nv.calls),
         nvidia_smi=tuple(lines),
     )
+
+
+def check_gpm_samples(nv: ReadOnlyNvml) -> Check | None:
+    """Every GPM sample taken (the provider's and the self-test's) is freed once both are done:
+    counted from the calls made. None when no sample was taken."""
+    taken = sum(1 for c in nv.calls if (c.name, c.outcome) == ("nvmlGpmSampleAlloc", "ok"))
+    freed = sum(1 for c in nv.calls if (c.name, c.outcome) == ("nvmlGpmSampleFree", "ok"))
+    if not taken:
+        return None
+    counts = f"{taken} taken, {freed} freed"
+    differs = []
+    if freed < taken:
+        differs.append(f"{taken - freed} GPM samples still allocated after the provider closed")
+    return judged("gpm samples", "host", differs=differs, provider="-", nvml=counts)
 
 
 class _Run:
