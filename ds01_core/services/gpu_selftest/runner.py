@@ -35,9 +35,7 @@ def open_nvml(gpu: GpuConfig) -> tuple[Any, str, str | None]:
     """
     if gpu.backend == "simulated":
         # lazy: only a simulated configuration loads the simulated host and its YAML reader
-        from ds01_core.domain.gpu.simulated import load_topology
-        from ds01_core.domain.gpu.simulated.nvml import SimulatedNvml
-        from ds01_core.domain.gpu.simulated.processes import ProcessesFile
+        from ds01_core.domain.gpu.simulated import ProcessesFile, SimulatedNvml, load_topology
 
         host = load_topology(gpu.simulated.topology)
         files = gpu.simulated.processes_file
