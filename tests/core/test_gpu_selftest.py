@@ -203,7 +203,16 @@ def test_the_simulated_dgx_passes_with_every_check_named() -> None:
     assert find(report, "gpus", "host").provider == "8 GPUs, indices 0,1,2,3,4,5,6,7"
     mig = find(report, "mig", "GPU 5")
     assert mig.verdict == "ok"
-    assert "#0 GI 2 CI 0 MIG-" in mig.nvml and "#2 GI 4 CI 0" in mig.nvml
+    assert mig.nvml == "on: 3 devices at MIG index 0,1,2"
+    assert mig.provider == "on: 3 slots, GI 2,3,4"
+    layout = [d for d in report.mig_layout if d["gpu"] == 5]
+    assert [(d["mig_index"], d["gpu_instance_id"], d["compute_instance_id"]) for d in layout] == [
+        (0, 2, 0),
+        (1, 3, 0),
+        (2, 4, 0),
+    ]
+    assert layout[1]["name"] == "NVIDIA A100-SXM4-80GB MIG 2g.20gb"
+    assert layout[1]["uuid"].startswith("MIG-")
     assert find(report, "processes", "slot 5.3").nvml == "4200022 (15.0G)"
     assert find(report, "utilisation", "GPU 0").nvml == "97% → 97%"
     assert find(report, "gpm", "GPU 5").verdict == "unsupported"  # A100: no GPM
@@ -352,19 +361,19 @@ def test_ecc_clocks_and_minor_numbers_where_nvml_answers_them(tmp_path: Path) ->
     assert minor1.text == f"differs: {tmp_path}/nvidia0 does not exist"
     ecc0 = find(report, "ecc", "GPU 0")
     assert ecc0.verdict == "ok"
-    assert ecc0.nvml == (
-        "on; uncorrected volatile 0, corrected volatile 3, uncorrected aggregate 0, "
-        "corrected aggregate 3"
-    )
+    assert ecc0.nvml == "on; uncorrected 0 (aggregate 0), corrected 3 (aggregate 3)"
     assert find(report, "ecc", "GPU 1").text == (
         "failed: uncorrected aggregate: Insufficient Permissions (NVMLError_NoPermission); "
         "corrected aggregate: Insufficient Permissions (NVMLError_NoPermission)"
     )
-    assert find(report, "clocks", "GPU 0").nvml == (
-        "sm clock 1410 MHz, memory clock 1593 MHz, sm clock max 1410 MHz, memory clock max 1593 MHz"
+    assert (
+        find(report, "clocks", "GPU 0").nvml == "SM 1410/1410 MHz, memory 1593/1593 MHz (now/max)"
     )
     clocks1 = find(report, "clocks", "GPU 1")
-    assert clocks1.verdict == "ok" and "sm clock max not supported" in clocks1.nvml
+    assert (clocks1.verdict, clocks1.nvml) == (
+        "ok",
+        "SM 1410/n/a MHz, memory 1593/n/a MHz (now/max)",
+    )
 
 
 def test_nvidia_smi_uuids_are_compared_with_nvml() -> None:

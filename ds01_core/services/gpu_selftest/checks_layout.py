@@ -196,7 +196,8 @@ def check_mig(raw: RawGpu, gpus: Answer) -> Check:
     note = "" if current == pending else "a MIG mode change is pending (needs a GPU reset)"
     nvml = "on" if raw.mig_enabled else "off"
     if raw.mig_enabled:
-        nvml += ": " + (", ".join(_raw_mig(m) for m in raw.migs) or "no devices")
+        indices = ",".join(str(m.index) for m in raw.migs)
+        nvml += f": {len(raw.migs)} devices at MIG index {indices}" if raw.migs else ": no devices"
     if gpu is None:
         return judged(
             "mig",
@@ -215,7 +216,8 @@ def check_mig(raw: RawGpu, gpus: Answer) -> Check:
         differs += _compare_migs(raw.migs, [s for s in gpu.slots if s.kind == "mig"])
     provider = "on" if gpu.mig_enabled else "off"
     if gpu.mig_enabled:
-        provider += ": " + (", ".join(_slot(s) for s in gpu.slots) or "no slots")
+        ids = ",".join(str(s.gpu_instance_id) for s in gpu.slots)
+        provider += f": {len(gpu.slots)} slots, GI {ids}" if gpu.slots else ": no slots"
     return judged(
         "mig",
         subject,
@@ -323,13 +325,20 @@ def _value(answer: Answer) -> Any:
     return int(answer.value) if answer.ok else None
 
 
-def _raw_mig(mig: RawMig) -> str:
-    gi, ci = _value(mig.gpu_instance_id), _value(mig.compute_instance_id)
-    return f"#{mig.index} GI {gi} CI {ci} {text(mig.uuid.value) if mig.uuid.ok else '?'}"
-
-
-def _slot(slot: GpuSlot) -> str:
-    return f"{slot.profile} GI {slot.gpu_instance_id} CI {slot.compute_instance_id} {slot.uuid}"
+def mig_layout(raw: Sequence[RawGpu]) -> list[dict[str, Any]]:
+    """Every MIG device as NVML lists it: GPU, NVML MIG index, instance ids, name, UUID."""
+    return [
+        {
+            "gpu": g.index,
+            "mig_index": m.index,
+            "gpu_instance_id": _value(m.gpu_instance_id),
+            "compute_instance_id": _value(m.compute_instance_id),
+            "name": text(m.name.value) if m.name.ok else m.name.describe(),
+            "uuid": text(m.uuid.value) if m.uuid.ok else m.uuid.describe(),
+        }
+        for g in raw
+        for m in g.migs
+    ]
 
 
 def _memory(used: int, total: int) -> str:

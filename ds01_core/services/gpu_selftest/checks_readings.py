@@ -18,6 +18,9 @@ from ds01_core.services.gpu_selftest.checks_layout import gpu_subject, provider_
 from ds01_core.services.gpu_selftest.raw import RawGpu, text
 from ds01_core.services.gpu_selftest.report import Check, judged
 
+#: The clock readings of :func:`~ds01_core.services.gpu_selftest.raw.read_health`.
+CLOCKS = ("SM clock", "SM max", "memory clock", "memory max")
+
 #: Rounding slack between NVML's millijoules and the provider's joules.
 ENERGY_SLACK_J = 0.002
 
@@ -111,7 +114,7 @@ def check_energy(index: int, first: Reading, second: Reading) -> Check:
                 f"reading {n}: the provider's {value:.3f} J is outside NVML's "
                 f"{lo:.3f}..{hi:.3f} J read around it"
             )
-    gained = f"; +{(counter[-1] - counter[0]) / 1000:.1f} J" if len(counter) == len(raw) else ""
+    gained = f" (+{(counter[-1] - counter[0]) / 1000:.1f} J)" if len(counter) == len(raw) else ""
     return judged(
         "energy",
         gpu_subject(index),
@@ -188,18 +191,30 @@ def check_ecc(index: int, health: Mapping[str, Answer]) -> Check:
     current, pending = (int(v) for v in mode.value)
     counts = {k: a for k, a in health.items() if "corrected" in k}
     failed = [f"{k}: {a.error}" for k, a in counts.items() if a.error and not a.unsupported]
-    nvml = f"{'on' if current else 'off'}; " + ", ".join(
-        f"{k} {a.describe()}" for k, a in counts.items()
+
+    def count(key: str) -> str:
+        return _number(counts[key]) if key in counts else "-"
+
+    nvml = (
+        f"{'on' if current else 'off'}; uncorrected {count('uncorrected volatile')} "
+        f"(aggregate {count('uncorrected aggregate')}), corrected "
+        f"{count('corrected volatile')} (aggregate {count('corrected aggregate')})"
     )
     note = "" if current == pending else "an ECC mode change is pending (needs a reboot)"
     return judged("ecc", gpu_subject(index), failed=failed, note=note, provider="-", nvml=nvml)
 
 
 def check_clocks(index: int, health: Mapping[str, Answer]) -> Check:
-    clocks = {k: a for k, a in health.items() if "clock" in k}
+    """SM and memory clocks, now and at most (NVML's side only)."""
+    clocks = {k: a for k, a in health.items() if k in CLOCKS}
     failed = [f"{k}: {a.error}" for k, a in clocks.items() if a.error and not a.unsupported]
     unsupported = all(a.unsupported for a in clocks.values())
-    nvml = ", ".join(f"{k} {a.describe(lambda v: f'{int(v)} MHz')}" for k, a in clocks.items())
+    nvml = (
+        "not supported"
+        if unsupported
+        else f"SM {_number(clocks['SM clock'])}/{_number(clocks['SM max'])} MHz, memory "
+        f"{_number(clocks['memory clock'])}/{_number(clocks['memory max'])} MHz (now/max)"
+    )
     return judged(
         "clocks",
         gpu_subject(index),
@@ -208,6 +223,13 @@ def check_clocks(index: int, health: Mapping[str, Answer]) -> Check:
         provider="-",
         nvml=nvml,
     )
+
+
+def _number(answer: Answer) -> str:
+    """A count or clock in a short cell: the number, ``n/a`` (not supported) or ``error``."""
+    if answer.ok:
+        return str(int(answer.value))
+    return "n/a" if answer.unsupported else "error"
 
 
 def _attr(gpu: Gpu | None, name: str) -> Any:
@@ -228,4 +250,4 @@ def _watts(milliwatts: Any) -> str:
 
 
 def _joules(millijoules: Any) -> str:
-    return f"{float(millijoules) / 1000:.1f} J"
+    return f"{float(millijoules) / 1000:.0f} J"

@@ -153,10 +153,10 @@ def read_health(nv: Any, handle: Any) -> dict[str, Answer]:
             ("corrected aggregate", corrected, aggregate),
         ):
             found[label] = ask(nv, "nvmlDeviceGetTotalEccErrors", handle, kind, counter)
-    found["sm clock"] = ask(nv, "nvmlDeviceGetClockInfo", handle, sm)
+    found["SM clock"] = ask(nv, "nvmlDeviceGetClockInfo", handle, sm)
+    found["SM max"] = ask(nv, "nvmlDeviceGetMaxClockInfo", handle, sm)
     found["memory clock"] = ask(nv, "nvmlDeviceGetClockInfo", handle, mem)
-    found["sm clock max"] = ask(nv, "nvmlDeviceGetMaxClockInfo", handle, sm)
-    found["memory clock max"] = ask(nv, "nvmlDeviceGetMaxClockInfo", handle, mem)
+    found["memory max"] = ask(nv, "nvmlDeviceGetMaxClockInfo", handle, mem)
     return found
 
 

@@ -77,6 +77,7 @@ class Report:
     unsupported_calls: dict[str, int] = attrs.Factory(dict)
     calls: int = 0
     nvidia_smi: tuple[str, ...] = ()
+    mig_layout: tuple[dict[str, Any], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -97,5 +98,6 @@ class Report:
             "checks": [c.to_json() for c in self.checks],
             "unsupported_calls": dict(sorted(self.unsupported_calls.items())),
             "calls": self.calls,
+            "mig_layout": list(self.mig_layout),
             "nvidia_smi": list(self.nvidia_smi),
         }

@@ -97,6 +97,7 @@ def run_selftest(
         unsupported_calls=nv.unsupported(),
         calls=len(nv.calls),
         nvidia_smi=tuple(lines),
+        mig_layout=tuple(layout.mig_layout(run.raw)),
     )
 
 

@@ -172,8 +172,8 @@ def selftest(state: CliState, as_json: bool, interval: float) -> None:
 
 
 def print_selftest(report: dict[str, Any]) -> None:
-    """The verdicts as a table, then every failure and difference in full, then NVML's
-    unsupported calls and nvidia-smi's list."""
+    """The verdicts as a table, the MIG devices by NVML index, every failure and difference
+    in full, notes, and the calls NVML does not support."""
     click.echo(
         f"GPU self-test ({report['backend']}), readings {report['interval']:g} s apart, "
         f"{report['calls']} NVML calls, none of them a setter"
@@ -181,6 +181,23 @@ def print_selftest(report: dict[str, Any]) -> None:
     checks = report["checks"]
     rows = [(c["check"], c["subject"], c["verdict"], c["provider"], c["nvml"]) for c in checks]
     print_table(rows, SELFTEST_HEADERS, shrinkable=[3, 4])
+    if report["mig_layout"]:
+        click.echo("\nMIG devices as NVML lists them:")
+        print_table(
+            [
+                (
+                    d["gpu"],
+                    d["mig_index"],
+                    d["gpu_instance_id"],
+                    d["compute_instance_id"],
+                    d["name"],
+                    d["uuid"],
+                )
+                for d in report["mig_layout"]
+            ],
+            ("gpu", "mig index", "gi", "ci", "name", "uuid"),
+            shrinkable=[4],
+        )
     problems = [c for c in checks if c["verdict"] in ("failed", "differs")]
     if problems:
         click.echo("\nProblems:")
