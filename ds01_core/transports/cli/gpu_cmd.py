@@ -127,3 +127,98 @@ def slot_row(slot: dict[str, Any]) -> tuple[str, ...]:
         container,
         since,
     )
+
+
+# -- ds01 gpu selftest ---------------------------------------------------------------------------
+
+SELFTEST_HEADERS = ("check", "subject", "verdict", "provider reads", "nvml answers")
+
+
+@gpu.command()
+@json_option
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True, max=60),
+    default=2.0,
+    show_default=True,
+    help="Seconds between the two readings (utilisation, GPM, energy).",
+)
+@pass_state
+def selftest(state: CliState, as_json: bool, interval: float) -> None:
+    """Check, read-only, what ds01's GPU provider reads against NVML's own answers (admins).
+
+    Lists the GPUs, the MIG layout with NVML's indices and UUIDs, the processes per slot,
+    utilisation or GPM read twice INTERVAL seconds apart, power, energy, ECC and clocks where
+    supported, minor numbers, the calls NVML does not support, and nvidia-smi -L, with a verdict
+    per check: ok, unsupported, failed: <error>, or differs: <what>. It never changes a GPU.
+    The exit status is 0 when every check is ok or unsupported, 1 otherwise.
+    """
+    report: dict[str, Any] | None = None
+    for record in state.stream("gpu.selftest", interval=interval):
+        if "progress" in record:
+            click.echo(f"selftest: {record['progress']}…", err=True)
+        elif "report" in record:
+            report = record["report"]
+    if report is None:
+        raise click.ClickException(
+            "the GPU self-test ended without a report (see the service's log)"
+        )
+    if as_json:
+        print_json(report)
+    else:
+        print_selftest(report)
+    if not report["passed"]:
+        raise SystemExit(1)
+
+
+def print_selftest(report: dict[str, Any]) -> None:
+    """The verdicts as a table, the MIG devices by NVML index, every failure and difference
+    in full, notes, and the calls NVML does not support."""
+    click.echo(
+        f"GPU self-test ({report['backend']}), readings {report['interval']:g} s apart, "
+        f"{report['calls']} NVML calls, none of them a setter"
+    )
+    checks = report["checks"]
+    rows = [(c["check"], c["subject"], c["verdict"], c["provider"], c["nvml"]) for c in checks]
+    print_table(rows, SELFTEST_HEADERS, shrinkable=[3, 4])
+    if report["mig_layout"]:
+        click.echo("\nMIG devices as NVML lists them:")
+        print_table(
+            [
+                (
+                    d["gpu"],
+                    d["mig_index"],
+                    d["gpu_instance_id"],
+                    d["compute_instance_id"],
+                    d["name"],
+                    d["uuid"],
+                )
+                for d in report["mig_layout"]
+            ],
+            ("gpu", "mig index", "gi", "ci", "name", "uuid"),
+            shrinkable=[4],
+        )
+    problems = [c for c in checks if c["verdict"] in ("failed", "differs")]
+    if problems:
+        click.echo("\nProblems:")
+        for c in problems:
+            click.echo(f"  {c['check']} {c['subject']}: {c['text']}")
+    notes: dict[tuple[str, str], list[str]] = {}  # the same note on many GPUs: one line
+    for c in checks:
+        if c["verdict"] not in ("failed", "differs") and c["detail"]:
+            notes.setdefault((c["check"], c["detail"]), []).append(c["subject"])
+    if notes:
+        click.echo("\nNotes:")
+        for (check, detail), subjects in notes.items():
+            click.echo(f"  {check} {', '.join(subjects)}: {detail}")
+    unsupported = report["unsupported_calls"]
+    if unsupported:
+        click.echo(
+            "\nNot supported by this NVML: "
+            + ", ".join(f"{name} (x{count})" for name, count in unsupported.items())
+        )
+    counts = report["counts"]
+    click.echo(
+        f"\n{len(checks)} checks: {counts['ok']} ok, {counts['unsupported']} unsupported, "
+        f"{counts['failed']} failed, {counts['differs']} differ"
+    )
