@@ -219,9 +219,11 @@ def test_the_simulated_dgx_passes_with_every_check_named() -> None:
     assert find(report, "gpm", "GPU 5").verdict == "unsupported"  # A100: no GPM
     energy = find(report, "energy", "GPU 0")
     assert energy.verdict == "ok" and energy.provider.startswith("912004")
-    # the simulated host answers no ECC, clocks or minor numbers: unsupported, not failed
-    for check in ("ecc", "clocks", "minor number"):
+    # the simulated host answers no ECC or clocks: unsupported, not failed
+    for check in ("ecc", "clocks"):
         assert find(report, check, "GPU 0").verdict == "unsupported"
+    minor = find(report, "minor number", "GPU 0")  # the built-in host's GPU 0 is /dev/nvidia2
+    assert (minor.verdict, minor.nvml, minor.provider) == ("ok", "2 (/dev/nvidia2)", "2")
     assert report.unsupported_calls["nvmlDeviceGetEccMode"] == 8
     assert report.unsupported_calls["nvmlDeviceGetUtilizationRates"] >= 8  # 4 MIG GPUs, twice
     assert find(report, "nvidia-smi -L", "host").verdict == "unsupported"
@@ -425,6 +427,11 @@ def test_the_command_names_each_problem_and_exits_1(
     fake.fail("nvmlDeviceGetName", pynvml.NVMLError_Unknown, gpu=6, mig=True)
     monkeypatch.setitem(sys.modules, "pynvml", fake.as_module())
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    devices = tmp_path / "dev"  # the device nodes a real host has, one per minor number
+    devices.mkdir()
+    for minor in range(8):
+        (devices / f"nvidia{minor}").touch()
+    monkeypatch.setattr("ds01_core.services.gpu_selftest.runner.DEV_DIR", str(devices))
     config = tmp_config({"gpu": {"backend": "nvml"}})
     result = selftest_cli(config, "--interval", "0.01")
     assert result.exit_code == 1, result.output

@@ -26,6 +26,10 @@ from ds01_core.services.gpu_selftest.smi import check_smi, run_smi
 Smi = Callable[[], tuple[list[str] | None, str | None]]
 
 
+#: where the device nodes (``/dev/nvidia<minor>``) of a real host are
+DEV_DIR = "/dev"
+
+
 def open_nvml(gpu: GpuConfig) -> tuple[Any, str, str | None]:
     """(the NVML to test, the backend's name, the device directory to check minor numbers in).
 
@@ -44,8 +48,8 @@ def open_nvml(gpu: GpuConfig) -> tuple[Any, str, str | None]:
     try:
         import pynvml
     except ImportError:  # pragma: no cover - nvidia-ml-py is a dependency
-        return None, gpu.backend, "/dev"
-    return pynvml, gpu.backend, "/dev"
+        return None, gpu.backend, DEV_DIR
+    return pynvml, gpu.backend, DEV_DIR
 
 
 def run_selftest(
