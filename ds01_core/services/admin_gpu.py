@@ -14,6 +14,7 @@ the reset needs them gone as well).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
@@ -80,7 +81,9 @@ def release(
     record = write_release(runtime_dir, until, ctx.caller.name, reason)
     _let_go(ctx)
     runtime.events.append(
-        Event("gpu.released", ctx.caller.name, "admin", {"until": record["until"], "reason": reason})
+        Event(
+            "gpu.released", ctx.caller.name, "admin", {"until": record["until"], "reason": reason}
+        )
     )
     deadline = time.monotonic() + wait
     holders = device_holders()
@@ -98,10 +101,8 @@ def release(
 
 def _let_go(ctx: ServiceContext) -> None:
     """This process closes its own session now (the others within a few seconds)."""
-    try:
+    with contextlib.suppress(GpuUnavailableError):
         ctx.runtime.gpu  # noqa: B018 - the access sees the release and closes the session
-    except GpuUnavailableError:
-        pass
 
 
 def resume(ctx: ServiceContext) -> dict[str, Any]:

@@ -56,15 +56,13 @@ class NvidiaEvidence:
     def found(self) -> list[str]:
         """What shows that this machine has an NVIDIA driver or devices (empty: none at all)."""
         base = Path(self.root)
-        seen = [
-            str(p)
-            for d in LIBRARY_DIRS
-            for p in sorted((base / d).glob("libnvidia-ml.so*"))
-        ]
+        seen = [str(p) for d in LIBRARY_DIRS for p in sorted((base / d).glob("libnvidia-ml.so*"))]
         if self.root == "/" and not seen and self.load_library():
             seen.append("libnvidia-ml.so.1 loads")
         dev = base / "dev"
-        seen += [str(p) for p in [dev / "nvidiactl", *sorted(dev.glob("nvidia[0-9]*"))] if _exists(p)]
+        seen += [
+            str(p) for p in [dev / "nvidiactl", *sorted(dev.glob("nvidia[0-9]*"))] if _exists(p)
+        ]
         if _exists(base / "proc/driver/nvidia/version"):
             seen.append(str(base / "proc/driver/nvidia/version"))
         return seen

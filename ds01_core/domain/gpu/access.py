@@ -30,12 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ds01_core.domain.gpu.base import GpuProvider, GpuProviderError
 from ds01_core.domain.model import Event, Gpu, GpuProcess, GpuSlot, utc_text, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST_RETRY = 5.0
 MAX_RETRY = 300.0
@@ -74,14 +75,21 @@ class _Watched:
         return self.provider.description
 
     def gpus(self) -> list[Gpu]:
-        found = self.provider.gpus()
+        found = self._listed(self.provider.gpus)
         self._saw(len(found))
         return found
 
     def slots(self) -> list[GpuSlot]:
-        found = self.provider.slots()
+        found = self._listed(self.provider.slots)
         self._saw(len(found))
         return found
+
+    def _listed(self, listing: Callable[[], list[T]]) -> list[T]:
+        try:
+            return listing()
+        except GpuProviderError:  # the session itself failed: open a new one next time
+            self._on_all_lost()
+            raise
 
     def processes(self) -> list[GpuProcess]:
         return self.provider.processes()
@@ -166,9 +174,7 @@ class GpuAccess:
         if self._watcher is not None and self._watcher.is_alive():
             return
         self._stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch, name="gpu-release-watch", daemon=True
-        )
+        self._watcher = threading.Thread(target=self._watch, name="gpu-release-watch", daemon=True)
         self._watcher.start()
 
     def _watch(self) -> None:

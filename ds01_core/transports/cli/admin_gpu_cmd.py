@@ -70,7 +70,9 @@ def holders_cmd(state: CliState, as_json: bool) -> None:
         print_json(data)
         return
     access = data["access"]
-    click.echo(f"ds01 GPU access: {access['state']}" + (f": {access['error']}" if access["error"] else ""))
+    click.echo(
+        f"ds01 GPU access: {access['state']}" + (f": {access['error']}" if access["error"] else "")
+    )
     show_holders(data["holders"])
 
 
@@ -80,6 +82,9 @@ def show_holders(holders: list[dict[str, Any]]) -> None:
         return
     click.echo("processes holding GPU devices (a GPU reset needs them stopped):")
     print_table(
-        [(h["pid"], h["name"], "yes" if h["ds01"] else "", " ".join(h["devices"])) for h in holders],
+        [
+            (h["pid"], h["name"], "yes" if h["ds01"] else "", " ".join(h["devices"]))
+            for h in holders
+        ],
         ["pid", "name", "ds01", "devices"],
     )
