@@ -86,9 +86,9 @@ class Runtime:
         :raises GpuUnavailableError: NVML does not answer (tried again after a backoff) or an
             admin released the GPUs; nothing is allocated meanwhile.
         """
-        injected = self.__dict__.get("gpu")
+        injected: GpuProvider | None = self.__dict__.get("gpu")
         if injected is not None:  # a test's provider, set with use_gpu_provider
-            return injected  # type: ignore[no-any-return]
+            return injected
         return self.gpu_access.provider()
 
     def use_gpu_provider(self, provider: GpuProvider) -> None:

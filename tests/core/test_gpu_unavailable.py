@@ -189,6 +189,38 @@ def test_one_event_per_outage_across_runtimes_sharing_a_runtime_dir(
     assert len(events_of(daemon, "gpu.available")) == 1
 
 
+def test_a_process_retries_at_once_when_another_saw_nvml_come_back(
+    tmp_path: Path, fake: FakeNvml
+) -> None:
+    """The API server need not wait out its backoff (up to 5 min) once the daemon has NVML."""
+    clocks = {"daemon": 0.0, "api": 0.0}
+
+    def access(name: str) -> GpuAccess:
+        opener = lambda: open_provider(GpuConfig(backend="nvml"))  # noqa: E731
+        return GpuAccess(opener, tmp_path, clock=lambda: clocks[name])
+
+    daemon, api = access("daemon"), access("api")
+    for each in (daemon, api):
+        with pytest.raises(GpuUnavailableError):
+            each.provider()
+    fake.heal()
+    with pytest.raises(GpuUnavailableError, match="retries in 5 s"):
+        api.provider()  # its backoff holds while the outage is on record
+    clocks["daemon"] = 6.0
+    assert daemon.provider().name == "nvml"
+    assert api.provider().name == "nvml"  # the daemon's recovery ended the api's wait
+    assert fake.calls["nvmlInit"] == 4
+    fake.fail("nvmlInit", pynvml.NVMLError_DriverNotLoaded)
+    daemon.close()
+    api.close()
+    for each in (daemon, api):
+        with pytest.raises(GpuUnavailableError):
+            each.provider()
+    with pytest.raises(GpuUnavailableError, match="retries in 5 s"):
+        api.provider()  # a new outage on record: the backoff holds again
+    assert fake.calls["nvmlInit"] == 6
+
+
 def test_allocation_is_refused_while_nvml_does_not_answer(
     tmp_path: Path, fake: FakeNvml, server: NvidiaEvidence, auto_runtime: Callable[[Path], Runtime]
 ) -> None:

@@ -58,6 +58,8 @@ class _Watched:
 
     def __init__(self, provider: GpuProvider, on_all_lost: Callable[[], None]):
         self.provider = provider
+        self.name = provider.name
+        self.description = provider.description
         self._on_all_lost = on_all_lost
         self._seen = 0
 
@@ -65,14 +67,6 @@ class _Watched:
         if count == 0 and self._seen > 0:
             self._on_all_lost()
         self._seen = max(self._seen, count)
-
-    @property
-    def name(self) -> str:
-        return self.provider.name
-
-    @property
-    def description(self) -> str:
-        return self.provider.description
 
     def gpus(self) -> list[Gpu]:
         found = self._listed(self.provider.gpus)
@@ -134,6 +128,7 @@ class GpuAccess:
         self._next_try = 0.0
         self._attempts = 0
         self._stale = False
+        self._marked = False  # this outage is on record in the marker file
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -151,7 +146,11 @@ class GpuAccess:
                 self._close("every GPU stopped answering: re-initialising NVML")
             if self._provider is not None:
                 return self._provider
-            if self._error is not None and self._clock() < self._next_try:
+            if (
+                self._error is not None
+                and self._clock() < self._next_try
+                and not self._outage_over()
+            ):
                 raise GpuUnavailableError(self.message())
             return self._open()
 
@@ -197,9 +196,10 @@ class GpuAccess:
         if first:
             self._since = self._now()
             log.error("%s", self.message())
-            self._mark_outage(error)
         else:
             log.debug("%s", self.message())
+        if first or self._outage_over():  # (again, when another process had seen NVML back)
+            self._mark_outage(error)
 
     def _recovered(self) -> None:
         if self._error is not None:
@@ -210,6 +210,7 @@ class GpuAccess:
                 self.description(),
             )
         self._error, self._since, self._delay, self._attempts = None, None, 0.0, 0
+        self._marked = False
         self._clear_outage()
 
     def _all_lost(self) -> None:
@@ -275,15 +276,22 @@ class GpuAccess:
 
     # -- one event per outage for all processes -------------------------------------------------
 
+    def _outage_over(self) -> bool:
+        """Another ds01 process reached NVML again (it removed the marker): retry now rather
+        than at the end of this process's backoff."""
+        return self._marked and not (self.runtime_dir / OUTAGE_FILE).exists()
+
     def _mark_outage(self, error: str) -> None:
         marker = self.runtime_dir / OUTAGE_FILE
         try:
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
+            self._marked = True
             return  # another ds01 process reported this outage already
         except OSError as exc:
             log.warning("cannot record the GPU outage in %s: %s", marker, exc)
         else:
+            self._marked = True
             with os.fdopen(fd, "w") as out:
                 json.dump({"since": utc_text(self._now()), "error": error, "pid": os.getpid()}, out)
         self._report(Event("gpu.unavailable", source="gpu", details={"error": error}))
