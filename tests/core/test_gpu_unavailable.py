@@ -221,6 +221,31 @@ def test_a_process_retries_at_once_when_another_saw_nvml_come_back(
     assert fake.calls["nvmlInit"] == 6
 
 
+def test_a_process_that_still_fails_after_another_recovered_backs_off_again(
+    tmp_path: Path, fake: FakeNvml
+) -> None:
+    """Its own outage is put on record (one new event) and its backoff holds again, rather than
+    a retry on every access."""
+    clocks = {"daemon": 0.0, "api": 0.0}
+    opener = lambda: open_provider(GpuConfig(backend="nvml"))  # noqa: E731
+    daemon = GpuAccess(opener, tmp_path, clock=lambda: clocks["daemon"])
+    api = GpuAccess(opener, tmp_path, clock=lambda: clocks["api"])
+    for each in (daemon, api):
+        with pytest.raises(GpuUnavailableError):
+            each.provider()
+    fake.heal()
+    clocks["daemon"] = 6.0
+    assert daemon.provider().name == "nvml"  # the outage marker is removed
+    fake.fail("nvmlInit", pynvml.NVMLError_NoPermission, gpu=None)  # the api's own problem
+    calls = fake.calls["nvmlInit"]
+    for _ in range(3):
+        with pytest.raises(GpuUnavailableError):
+            api.provider()
+    assert fake.calls["nvmlInit"] == calls + 1
+    assert (tmp_path / access_module.OUTAGE_FILE).exists()
+    daemon.close()
+
+
 def test_allocation_is_refused_while_nvml_does_not_answer(
     tmp_path: Path, fake: FakeNvml, server: NvidiaEvidence, auto_runtime: Callable[[Path], Runtime]
 ) -> None:
