@@ -45,8 +45,10 @@ def check_gpu_provider(runtime: Runtime) -> list[Finding]:
                     "`ds01 admin gpu resume` once the MIG change or GPU reset is done",
                 )
             ]
-        since = f" (since {state['since']})" if state.get("since") else ""
-        return [Finding(CHECK, backend, False, f"{exc}{since}", UNAVAILABLE_FIX)]
+        since = f" since {state['since']}" if state.get("since") else ""
+        retry = f"; ds01 retries in {state['retry_in']:.0f} s" if state.get("retry_in") else ""
+        message = f"GPUs unavailable{since}: {state.get('error') or exc}{retry}"
+        return [Finding(CHECK, backend, False, message, UNAVAILABLE_FIX)]
     except GpuProviderError as exc:
         return [Finding(CHECK, backend, False, str(exc), "fix gpu.simulated in the configuration")]
     if provider.name == "simulated" and backend == "auto":
