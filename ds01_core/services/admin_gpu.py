@@ -82,7 +82,10 @@ def release(
     _let_go(ctx)
     runtime.events.append(
         Event(
-            "gpu.released", ctx.caller.name, "admin", {"until": record["until"], "reason": reason}
+            "gpu.nvml_released",
+            ctx.caller.name,
+            "admin",
+            {"until": record["until"], "reason": reason},
         )
     )
     deadline = time.monotonic() + wait
@@ -109,7 +112,7 @@ def resume(ctx: ServiceContext) -> dict[str, Any]:
     """End the release now: each ds01 process opens NVML afresh on its next use."""
     ended = end_release(Path(ctx.runtime.config.paths.runtime_dir))
     if ended:
-        ctx.runtime.events.append(Event("gpu.resumed", ctx.caller.name, "admin", {}))
+        ctx.runtime.events.append(Event("gpu.nvml_resumed", ctx.caller.name, "admin", {}))
     return {"resumed": ended, "at": utc_text(ctx.runtime.now())}
 
 

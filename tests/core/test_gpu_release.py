@@ -80,7 +80,7 @@ def test_release_closes_every_session_refuses_allocation_and_resume_reopens(
     assert len(daemon.gpu.slots()) > 0
     assert fake.calls["nvmlInit"] == 2  # a fresh session: new handles after the reset
     types = [e["event_type"] for e in daemon.events.read()]
-    assert types.count("gpu.released") == 1 and types.count("gpu.resumed") == 1
+    assert types.count("gpu.nvml_released") == 1 and types.count("gpu.nvml_resumed") == 1
 
 
 def test_a_release_ends_by_itself_when_its_time_is_up(
