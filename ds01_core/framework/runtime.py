@@ -24,7 +24,8 @@ from ds01_core.domain.config import (
     read_config_file,
     resolve_config_path,
 )
-from ds01_core.domain.gpu import open_provider
+from ds01_core.domain.gpu import GpuAccess, open_provider
+from ds01_core.domain.model import Event
 from ds01_core.domain.state.store import StateStore
 from ds01_core.framework.manager import EntryPointSource, PluginHost, make_plugin_host
 
@@ -70,8 +71,42 @@ class Runtime:
         return StateStore(self.config.paths.state_db_path)
 
     @cached_property
+    def gpu_access(self) -> GpuAccess:
+        """The GPU provider's state: open, unavailable (retried with backoff) or released."""
+        return GpuAccess(
+            lambda: open_provider(self.config.gpu),
+            self.config.paths.runtime_dir,
+            report=self._report_gpu,
+        )
+
+    @property
     def gpu(self) -> GpuProvider:
-        return open_provider(self.config.gpu)
+        """The open GPU provider.
+
+        :raises GpuUnavailableError: NVML does not answer (tried again after a backoff) or an
+            admin released the GPUs; nothing is allocated meanwhile.
+        """
+        injected: GpuProvider | None = self.__dict__.get("gpu")
+        if injected is not None:  # a test's provider, set with use_gpu_provider
+            return injected
+        return self.gpu_access.provider()
+
+    def use_gpu_provider(self, provider: GpuProvider) -> None:
+        """Use ``provider`` as it is, never retried nor released (tests); closed with the runtime."""
+        self.__dict__["gpu"] = provider
+
+    def gpu_state(self) -> dict[str, Any]:
+        """``available``, ``unavailable`` (the error, since when, the next retry) or
+        ``released`` (by whom, until when); opens nothing."""
+        if "gpu" in self.__dict__:
+            return {"state": "available", "error": None, "since": None, "retry_in": None}
+        return self.gpu_access.state()
+
+    def _report_gpu(self, event: Event) -> None:
+        try:
+            self.events.append(event)
+        except OSError as exc:
+            log.error("cannot record %s: %s", event.event_type, exc)
 
     @cached_property
     def docker(self) -> DockerAdapter:
@@ -88,7 +123,7 @@ class Runtime:
         return dt.datetime.now(dt.UTC)
 
     def close(self) -> None:
-        for name in ("state", "gpu", "docker"):
+        for name in ("state", "gpu", "gpu_access", "docker"):
             resource = self.__dict__.pop(name, None)
             if resource is not None and hasattr(resource, "close"):
                 resource.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ds01_core.services import (
+    admin_gpu,
     admin_host,
     admin_limits,
     config_view,
@@ -45,6 +46,7 @@ def core_operations() -> tuple[Operation, ...]:
         *workloads.OPERATIONS,
         *admin_limits.OPERATIONS,
         *admin_host.OPERATIONS,
+        *admin_gpu.OPERATIONS,
         *config_view.OPERATIONS,
     )
 

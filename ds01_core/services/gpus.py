@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.gpu.base import GpuProviderError
 from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
 from ds01_core.domain.state.allocations import Allocations
@@ -73,13 +74,24 @@ def _holders(ctx: ServiceContext) -> dict[str, Allocation]:
 
 
 def status(ctx: ServiceContext) -> dict[str, Any]:
-    """Every GPU and slot with its holder; other users' holders as ``privacy`` allows."""
+    """Every GPU and slot with its holder; other users' holders as ``privacy`` allows.
+
+    While the GPUs are unavailable (NVML does not answer, or an admin released them) the answer
+    says so (``access``), with no GPUs, rather than failing: it is what an admin looks at then.
+    """
     try:
         provider = ctx.runtime.gpu
         gpus = provider.gpus()
         grouped: defaultdict[str, list[GpuProcess]] = defaultdict(list)
         for proc in provider.processes():
             grouped[proc.slot_uuid].append(proc)
+    except GpuUnavailableError as exc:
+        return {
+            "provider": ctx.runtime.config.gpu.backend,
+            "description": str(exc),
+            "access": access_state(ctx),
+            "gpus": [],
+        }
     except GpuProviderError as exc:
         raise Unavailable(str(exc)) from None
     holders = _holders(ctx)
@@ -87,7 +99,17 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
     for gpu in listed:
         for slot in gpu["slots"]:
             slot["allocation"] = allocation_view(ctx, slot["allocation"])
-    return {"provider": provider.name, "description": provider.description, "gpus": listed}
+    return {
+        "provider": provider.name,
+        "description": provider.description,
+        "access": access_state(ctx),
+        "gpus": listed,
+    }
+
+
+def access_state(ctx: ServiceContext) -> dict[str, Any]:
+    """``available``, ``unavailable`` (the error, since when, the next retry) or ``released``."""
+    return ctx.runtime.gpu_state()
 
 
 def queue(ctx: ServiceContext) -> list[dict[str, Any]]:

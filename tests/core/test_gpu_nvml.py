@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import pynvml
 import pytest
 
 from ds01_core.domain.config import GpuConfig
-from ds01_core.domain.gpu import GpuProviderError, open_provider
+from ds01_core.domain.gpu import GpuProviderError, NvidiaEvidence, open_provider
 from ds01_core.domain.gpu.nvml import NvmlProvider
 from ds01_core.domain.gpu.nvml.slots import composed_profile, profile_from_name
 from ds01_core.domain.gpu.simulated import load_topology
@@ -289,11 +290,13 @@ def test_driver_not_loaded_is_a_provider_error(fake: FakeNvml) -> None:
 
 
 def test_auto_falls_back_to_the_simulated_host_and_says_why(
-    fake: FakeNvml, monkeypatch: pytest.MonkeyPatch
+    fake: FakeNvml, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """On a machine without any NVIDIA driver or device (an empty root here)."""
     fake.fail("nvmlInit", pynvml.NVMLError_DriverNotLoaded)
     monkeypatch.setitem(sys.modules, "pynvml", fake.as_module())
-    provider = open_provider(GpuConfig(backend="auto"))
+    no_driver = NvidiaEvidence(root=str(tmp_path), load_library=lambda: False)
+    provider = open_provider(GpuConfig(backend="auto"), no_driver)
     assert provider.name == "simulated"
     assert "auto: NVML did not load: Driver Not Loaded" in provider.description
     assert len(provider.gpus()) == 8

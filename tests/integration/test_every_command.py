@@ -96,6 +96,15 @@ CASES: tuple[Case, ...] = (
     Case("admin labels migrate", ["--dry-run"], admin=True),
     # the doctor finds problems on a test host (exit 1); what matters is that it runs
     Case("admin doctor", admin=True, ok_codes=frozenset({0, 1}), expect="problem"),
+    # released for a minute at most, and resumed at once (the simulated host holds no device)
+    Case(
+        "admin gpu release",
+        ["--minutes", "1", "--wait", "0"],
+        admin=True,
+        expect="GPUs released until",
+    ),
+    Case("admin gpu holders", admin=True, expect="ds01 GPU access: released"),
+    Case("admin gpu resume", admin=True, expect="GPUs resumed"),
     # plugins' commands (ds01-notify, ds01-ldap, ds01-cgroups)
     Case("notify prefs", expect="terminal"),
     # nobody is logged in here, so the terminal channel reports "not delivered" (exit 1)

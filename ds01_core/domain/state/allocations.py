@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.model import (
     Allocation,
     AllocationDecision,
@@ -74,11 +75,20 @@ def inventory_slots(runtime: Runtime) -> list[GpuSlot]:
     re-partitions MIG; reading every GPU's metrics for each request would dominate its cost.
     The records, not this list, are what prevent double booking.
     """
+    provider = runtime.gpu  # asked every time: no slot is offered while NVML does not answer
     cache: dict[str, Any] = runtime.memo("allocation-slots", lambda: {"at": -1e9, "slots": []})
     now = time.monotonic()
     if now - cache["at"] > SLOT_CACHE_SECONDS:
-        cache["slots"], cache["at"] = runtime.gpu.slots(), now
+        cache["slots"], cache["at"] = provider.slots(), now
     return cache["slots"]
+
+
+def _slots_or_refuse(runtime: Runtime) -> list[GpuSlot]:
+    """The slots to allocate from; refused, saying why, while the GPUs are unavailable."""
+    try:
+        return inventory_slots(runtime)
+    except GpuUnavailableError as exc:
+        raise AllocationRefused(str(exc)) from None
 
 
 class Allocations:
@@ -145,7 +155,7 @@ class Allocations:
             of the queue is served, so a newcomer never overtakes a waiter.
         """
         runtime = self.runtime
-        all_slots = inventory_slots(runtime)
+        all_slots = _slots_or_refuse(runtime)
         by_uuid = {s.uuid: s for s in all_slots}
         now = runtime.now()
         decision_warning = None
@@ -241,7 +251,7 @@ class Allocations:
         same rule as a new allocation (:func:`quota_problem`; in ``soft`` mode over quota is
         granted with a warning in the event)."""
         now = self.runtime.now()
-        slots = {s.uuid: s for s in inventory_slots(self.runtime)}
+        slots = {s.uuid: s for s in _slots_or_refuse(self.runtime)}
         missing = [u for u in uuids if u not in slots]
         if missing:
             raise AllocationRefused(f"GPU slot(s) {', '.join(missing)} no longer exist")

@@ -11,8 +11,9 @@ fixes it. Nothing here changes the host.
 Each group of checks is a module of its own: :mod:`.engine` (the engine's sockets and TCP
 addresses), :mod:`.gateway` (the gateway's socket and the users' profile snippet),
 :mod:`.bare_metal` (the direct-access group and the GPU device nodes), :mod:`.mounts` (nosuid
-homes); :mod:`.acl` and :mod:`.accounts` answer "who could", :mod:`.dockerd_args` reads what the
-engine was started with. :func:`run_doctor` is what the admin service calls.
+homes), :mod:`.gpu_provider` (NVML answers; no simulated host on a GPU server); :mod:`.acl`
+and :mod:`.accounts` answer "who could", :mod:`.dockerd_args` reads what the engine was
+started with. :func:`run_doctor` is what the admin service calls.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ds01_core.services.doctor.dockerd_args import hosts_from_args
 from ds01_core.services.doctor.engine import check_engine_socket, check_tcp, engine_addresses
 from ds01_core.services.doctor.findings import DEFAULT_HOST, Finding, HostPaths
 from ds01_core.services.doctor.gateway import check_gateway, check_profile
+from ds01_core.services.doctor.gpu_provider import check_gpu_provider
 from ds01_core.services.doctor.mounts import check_user_mounts
 
 if TYPE_CHECKING:
@@ -58,4 +60,5 @@ def run_doctor(runtime: Runtime, host: HostPaths | None = None) -> list[Finding]
     findings += check_profile(host.profile_snippet, gateway.socket)
     findings += check_bare_metal(runtime, accounts, host.dev_dir)
     findings += check_user_mounts(runtime, host)
+    findings += check_gpu_provider(runtime)
     return findings

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ds01_core.domain.model import utc_text
+from ds01_core.transports.cli.admin_gpu_cmd import admin_gpu
 from ds01_core.transports.cli.admin_params import DateParam, allow_unknown_user_option
 from ds01_core.transports.cli.bare_metal_cmd import bare_metal
 from ds01_core.transports.cli.doctor_cmd import doctor
@@ -21,7 +22,7 @@ from ds01_core.transports.cli.state import CliState, pass_state
 
 @click.group()
 def admin() -> None:
-    """Administration: overrides, exemptions, bare-metal grants, labels, the doctor."""
+    """Administration: overrides, exemptions, bare-metal grants, labels, GPU release, the doctor."""
 
 
 @admin.group()
@@ -254,6 +255,7 @@ def _add_command_families() -> None:
     """Admin command families that live in modules of their own."""
     admin.add_command(bare_metal)
     admin.add_command(doctor)
+    admin.add_command(admin_gpu)
 
 
 _add_command_families()

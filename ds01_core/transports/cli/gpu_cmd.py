@@ -50,6 +50,8 @@ def status(state: CliState, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
+    if not show_access(data.get("access")):
+        return
     click.echo(f"GPU provider: {data['description']}")
     rows = [slot_row(slot) for g in data["gpus"] for slot in g["slots"]]
     print_table(rows, STATUS_HEADERS, shrinkable=[1, 8])
@@ -222,3 +224,27 @@ def print_selftest(report: dict[str, Any]) -> None:
         f"\n{len(checks)} checks: {counts['ok']} ok, {counts['unsupported']} unsupported, "
         f"{counts['failed']} failed, {counts['differs']} differ"
     )
+
+
+# -- the provider's state (unavailable, released) ------------------------------------------------
+
+
+def show_access(access: dict[str, Any] | None) -> bool:
+    """Say loudly (on stderr) when the GPUs cannot be used now; False then (no table follows).
+
+    ``ds01 gpu status`` exits 0 either way: the answer is the state, and ``--json`` carries it
+    as ``access.state``.
+    """
+    if access is None or access.get("state") in ("available", "not_open"):
+        return True
+    if access["state"] == "released":
+        click.secho("GPUs RELEASED: ds01 holds no NVML session now", fg="yellow", err=True)
+        click.echo(f"  {access['error']}", err=True)
+        return False
+    click.secho("GPUs UNAVAILABLE: nothing is allocated until NVML answers", fg="red", err=True)
+    click.echo(f"  error:      {access['error']}", err=True)
+    if access.get("since"):
+        click.echo(f"  since:      {access['since']}", err=True)
+    if access.get("retry_in") is not None:
+        click.echo(f"  next retry: in {access['retry_in']:.0f} s", err=True)
+    return False
