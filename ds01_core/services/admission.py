@@ -35,6 +35,7 @@ from ds01_core.domain.container_facts import (
     container_name,
     gpu_access,
 )
+from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.model import Allocation, ContainerSpec, Event, GpuRequest, utc_text
 from ds01_core.domain.state.allocations import (
     AllocationRefused,
@@ -260,7 +261,11 @@ def readmit(runtime: Runtime, user: str, inspect: Mapping[str, Any]) -> Allocati
     allocations = Allocations(runtime)
     if allocations.for_container(container_id):
         return None
-    access = gpu_access(inspect, inventory_slots(runtime))
+    try:
+        slots = inventory_slots(runtime)
+    except GpuUnavailableError as exc:  # a stopped container waits for its GPUs like a new one
+        raise AdmissionRefused(str(exc)) from None
+    access = gpu_access(inspect, slots)
     if access.unrestricted:
         raise AdmissionRefused(
             f"{name} can reach every GPU ({', '.join(access.via)}), which ds01 cannot allocate; "

@@ -294,3 +294,22 @@ def test_doctor_says_when_the_simulated_host_is_in_use(tmp_path: Path) -> None:
     runtime = load_runtime(str(write_config(tmp_path)), no_plugins=True)
     (finding,) = check_gpu_provider(runtime)
     assert finding.ok and finding.subject == "simulated"
+
+
+def test_starting_a_stopped_gpu_container_waits_with_a_clear_refusal(
+    tmp_path: Path, fake: FakeNvml, server: NvidiaEvidence, auto_runtime: Callable[[Path], Runtime]
+) -> None:
+    """Re-admission (``ds01 container start`` after the hold ran out) refuses like a new
+    allocation while NVML does not answer, instead of failing as an internal error."""
+    from ds01_core.services.admission import AdmissionRefused, readmit
+
+    runtime = auto_runtime(tmp_path)
+    inspect = {
+        "Id": "c" * 64,
+        "Name": "/train",
+        "Config": {"Labels": {"ds01.user": "alice", "ds01.gpu.uuids": "GPU-x"}},
+        "HostConfig": {},
+    }
+    with pytest.raises(AdmissionRefused) as info:
+        readmit(runtime, "alice", inspect)
+    assert str(info.value).startswith("GPUs unavailable: NVML: NVML did not load")
