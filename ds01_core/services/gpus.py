@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from ds01_core.domain.gpu.access import GpuUnavailableError
-from ds01_core.domain.gpu.base import GpuProviderError
+from ds01_core.domain.gpu.base import GpuProvider, GpuProviderError, ProcessListing
 from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.domain.state.gpu_queue import waiting
@@ -18,8 +18,10 @@ from ds01_core.services.privacy import OTHER_USER, allocation_view, shows_owner
 
 
 def slot_json(
-    slot: GpuSlot, processes: Sequence[GpuProcess], holder: Allocation | None = None
+    slot: GpuSlot, processes: Sequence[GpuProcess] | None, holder: Allocation | None = None
 ) -> dict[str, Any]:
+    """One slot; ``processes`` None (JSON null) when the driver could not list them: unknown,
+    which is not "none"."""
     return {
         "slot_id": slot.slot_id,
         "uuid": slot.uuid,
@@ -34,7 +36,9 @@ def slot_json(
         "memory_total": slot.memory_total,
         "memory_used": slot.memory_used,
         "utilization": slot.utilization,
-        "processes": [{"pid": p.pid, "used_memory": p.used_memory} for p in processes],
+        "processes": None
+        if processes is None
+        else [{"pid": p.pid, "used_memory": p.used_memory} for p in processes],
         "allocation": None
         if holder is None
         else {
@@ -48,9 +52,21 @@ def slot_json(
 
 
 def gpu_json(
-    gpu: Gpu, processes: dict[str, list[GpuProcess]], holders: dict[str, Allocation] | None = None
+    gpu: Gpu,
+    processes: dict[str, list[GpuProcess]],
+    holders: dict[str, Allocation] | None = None,
+    *,
+    read: frozenset[str] | None = None,
+    health: str | None = None,
 ) -> dict[str, Any]:
+    """One GPU and its slots; a slot not in ``read`` (None: all were read) has unknown
+    processes; ``health`` is the provider's ("ok" or "degraded: <call>: <error>"), None where
+    the provider does not say."""
     holders = holders or {}
+
+    def procs(uuid: str) -> list[GpuProcess] | None:
+        return processes.get(uuid, []) if read is None or uuid in read else None
+
     return {
         "index": gpu.index,
         "uuid": gpu.uuid,
@@ -62,7 +78,8 @@ def gpu_json(
         "utilization": gpu.utilization,
         "power_watts": gpu.power_watts,
         "energy_joules": gpu.energy_joules,
-        "slots": [slot_json(s, processes.get(s.uuid, []), holders.get(s.uuid)) for s in gpu.slots],
+        "health": health,
+        "slots": [slot_json(s, procs(s.uuid), holders.get(s.uuid)) for s in gpu.slots],
     }
 
 
@@ -78,13 +95,17 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
 
     While the GPUs are unavailable (NVML does not answer, or an admin released them) the answer
     says so (``access``), with no GPUs, rather than failing: it is what an admin looks at then.
+    Each GPU carries its ``health``; a slot whose processes could not be read has
+    ``processes: null`` (unknown), never an empty list.
     """
     try:
         provider = ctx.runtime.gpu
         gpus = provider.gpus()
+        listing = process_listing(provider)
         grouped: defaultdict[str, list[GpuProcess]] = defaultdict(list)
-        for proc in provider.processes():
+        for proc in listing.processes:
             grouped[proc.slot_uuid].append(proc)
+        health = gpu_health(provider)  # after the reads: it is what they found
     except GpuUnavailableError as exc:
         return {
             "provider": ctx.runtime.config.gpu.backend,
@@ -95,7 +116,9 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
     except GpuProviderError as exc:
         raise Unavailable(str(exc)) from None
     holders = _holders(ctx)
-    listed = [gpu_json(g, grouped, holders) for g in gpus]
+    listed = [
+        gpu_json(g, grouped, holders, read=listing.read, health=health.get(g.index)) for g in gpus
+    ]
     for gpu in listed:
         for slot in gpu["slots"]:
             slot["allocation"] = allocation_view(ctx, slot["allocation"])
@@ -105,6 +128,21 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
         "access": access_state(ctx),
         "gpus": listed,
     }
+
+
+def process_listing(provider: GpuProvider) -> ProcessListing:
+    """The processes and which slots were read, where the provider says (the NVML provider
+    does); otherwise everything it lists counts as read."""
+    listing = getattr(provider, "process_listing", None)
+    if listing is not None:
+        return cast(ProcessListing, listing())
+    return ProcessListing(tuple(provider.processes()))
+
+
+def gpu_health(provider: GpuProvider) -> dict[int, str]:
+    """GPU index -> "ok" or "degraded: <call>: <error>"; empty where the provider does not say."""
+    health = getattr(provider, "health", None)
+    return dict(health()) if health is not None else {}
 
 
 def access_state(ctx: ServiceContext) -> dict[str, Any]:

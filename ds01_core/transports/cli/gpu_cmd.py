@@ -44,7 +44,9 @@ def status(state: CliState, as_json: bool) -> None:
 
     A slot is a whole GPU (MIG off) or a MIG instance; its weight is its share of the GPU in
     GPU-equivalents, the unit of every GPU quota (a 2g.20gb on a 7-slice A100 weighs 2/7).
-    Other users' containers are shown as the server's privacy settings allow.
+    Other users' containers are shown as the server's privacy settings allow. A GPU whose
+    last NVML reads failed gets a line "GPU N degraded: <call>: <error>" above the table, and
+    a slot whose processes could not be read shows "?" processes (unknown, not none).
     """
     data = state.call("gpu.status")
     if as_json:
@@ -53,6 +55,9 @@ def status(state: CliState, as_json: bool) -> None:
     if not show_access(data.get("access")):
         return
     click.echo(f"GPU provider: {data['description']}")
+    for g in data["gpus"]:
+        if g.get("health") not in (None, "ok"):
+            click.secho(f"GPU {g['index']} {g['health']}", fg="yellow")
     rows = [slot_row(slot) for g in data["gpus"] for slot in g["slots"]]
     print_table(rows, STATUS_HEADERS, shrinkable=[1, 8])
 
@@ -124,7 +129,7 @@ def slot_row(slot: dict[str, Any]) -> tuple[str, ...]:
         f"{slot['weight']:.2f}",
         memory_cell(slot["memory_used"], slot["memory_total"]),
         "-" if slot["utilization"] is None else f"{slot['utilization']:.0f}%",
-        str(len(slot["processes"])),
+        "?" if slot["processes"] is None else str(len(slot["processes"])),
         holder["user"] if holder else "-",
         container,
         since,
