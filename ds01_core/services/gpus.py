@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from ds01_core.domain.gpu.access import GpuUnavailableError
-from ds01_core.domain.gpu.base import GpuProvider, GpuProviderError, ProcessListing
+from ds01_core.domain.gpu.base import GpuProvider, GpuProviderError, process_listing
 from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.domain.state.gpu_queue import waiting
@@ -128,15 +128,6 @@ def status(ctx: ServiceContext) -> dict[str, Any]:
         "access": access_state(ctx),
         "gpus": listed,
     }
-
-
-def process_listing(provider: GpuProvider) -> ProcessListing:
-    """The processes and which slots were read, where the provider says (the NVML provider
-    does); otherwise everything it lists counts as read."""
-    listing = getattr(provider, "process_listing", None)
-    if listing is not None:
-        return cast(ProcessListing, listing())
-    return ProcessListing(tuple(provider.processes()))
 
 
 def gpu_health(provider: GpuProvider) -> dict[int, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -65,3 +65,12 @@ class GpuProvider(Protocol):
     def close(self) -> None:
         """Release the driver session; further calls raise :class:`GpuProviderError`."""
         ...
+
+
+def process_listing(provider: GpuProvider) -> ProcessListing:
+    """The provider's processes and which slots it read; for a provider that does not say,
+    every slot counts as read."""
+    listing = getattr(provider, "process_listing", None)
+    if listing is not None:
+        return cast(ProcessListing, listing())
+    return ProcessListing(tuple(provider.processes()))
