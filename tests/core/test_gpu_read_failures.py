@@ -196,3 +196,19 @@ def test_empty_mig_indices_answering_invalid_argument_are_not_warnings(
         assert provider.process_listing().complete
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert set(provider.health().values()) == {"ok"}
+
+
+def test_mig_memory_used_comes_from_the_v2_query_without_reserved_memory(fake: FakeNvml) -> None:
+    fake.faults.mig_reserved_memory[5] = 300 * MIB
+    slot = next(s for s in NvmlProvider(fake).slots() if s.slot_id == "5.3")
+    assert slot.memory_used == 15 * 1024**3  # what its process uses, not the driver's reserve
+
+
+def test_mig_memory_of_an_old_driver_falls_back_to_v1(fake: FakeNvml) -> None:
+    fake.faults.mig_reserved_memory[5] = 300 * MIB
+    fake.faults.old_driver = True
+    provider = NvmlProvider(fake)
+    for _ in range(2):
+        slot = next(s for s in provider.slots() if s.slot_id == "5.3")
+        assert slot.memory_used == 15 * 1024**3 + 300 * MIB
+    assert fake.faults.calls["nvmlDeviceGetMemoryInfo_v2"] == 1

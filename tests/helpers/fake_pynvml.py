@@ -64,7 +64,7 @@ class FakeNvml(SimulatedNvml):
     ) -> None:
         """Make ``function`` (``"*"``: every function) raise ``error`` for the handles chosen."""
 
-        def raise_error(*_args: Any) -> Any:
+        def raise_error(*_args: Any, **_kwargs: Any) -> Any:
             raise error()
 
         self.rules.append(_Rule(function, gpu, mig, raise_error))

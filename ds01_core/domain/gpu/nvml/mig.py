@@ -126,7 +126,7 @@ class MigReader:
         nv = self._nvml
         name = text(nv.nvmlDeviceGetName(mig))
         attributes = self._session.metric("MIG attributes", nv.nvmlDeviceGetAttributes, mig)
-        memory = self._session.metric("MIG memory", nv.nvmlDeviceGetMemoryInfo, mig)
+        memory = self._session.memory(mig)  # v2 where the driver has it, as for whole GPUs
         memory_mib = int(attributes.memorySizeMB) if attributes is not None else 0
         memory_total = int(memory.total) if memory is not None else memory_mib * MIB
         profile = profile_from_name(name)

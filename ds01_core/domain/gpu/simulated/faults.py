@@ -40,6 +40,7 @@ class Faults:
         its process queries raise (on the GPU and, for an index, all its MIG devices).
     :ivar old_driver: no ``_v3`` process query and no ``_v2`` memory query.
     :ivar reserved_memory: GPU index -> bytes the driver reserves (v1 "used" includes them).
+    :ivar mig_reserved_memory: GPU index -> bytes the driver reserves on each of its MIG devices.
     :ivar gpm_sample_error: the NVMLError class ``nvmlGpmMigSampleGet`` raises.
     :ivar profile_info_error: the NVMLError class ``nvmlDeviceGetGpuInstanceProfileInfo`` raises.
     :ivar calls: how often each call consulted here was made.
@@ -52,6 +53,7 @@ class Faults:
     gpm_sample_error: type[Exception] | None = None
     profile_info_error: type[Exception] | None = None
     calls: Counter[str] = attrs.Factory(Counter)
+    mig_reserved_memory: dict[int, int] = attrs.Factory(dict)
     gpm_samples: dict[int, Any] = attrs.Factory(dict)
 
     def process_query(self, handle: SimHandle, call: str) -> None:
@@ -76,8 +78,10 @@ class Faults:
             raise pynvml.NVMLError_FunctionNotFound()
 
     def reserved(self, handle: SimHandle) -> int:
-        """Bytes the driver reserves on a whole GPU (MIG devices: none of their own)."""
-        return self.reserved_memory.get(handle.gpu, 0) if handle.mig is None else 0
+        """Bytes the driver reserves on a whole GPU, or on a MIG device (``mig_reserved_memory``)."""
+        if handle.mig is not None:
+            return self.mig_reserved_memory.get(handle.gpu, 0)
+        return self.reserved_memory.get(handle.gpu, 0)
 
     def gpm_alloc(self, sample: Any) -> Any:
         self.gpm_samples[id(sample)] = sample
