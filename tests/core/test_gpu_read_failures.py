@@ -212,3 +212,16 @@ def test_mig_memory_of_an_old_driver_falls_back_to_v1(fake: FakeNvml) -> None:
         slot = next(s for s in provider.slots() if s.slot_id == "5.3")
         assert slot.memory_used == 15 * 1024**3 + 300 * MIB
     assert fake.faults.calls["nvmlDeviceGetMemoryInfo_v2"] == 1
+
+
+def test_no_mig_profile_info_is_a_warning_once_per_gpu(
+    fake: FakeNvml, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.faults.profile_info_error = pynvml.NVMLError_NotSupported
+    provider = NvmlProvider(fake)
+    with caplog.at_level(logging.INFO, logger="ds01_core.domain.gpu"):
+        for _ in range(3):
+            provider.gpus()
+    said = [r.getMessage() for r in caplog.records if "no MIG profile info" in r.getMessage()]
+    assert [m.split(":")[0] for m in said] == ["GPU 4", "GPU 5", "GPU 6", "GPU 7"]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if "MIG profile" in r.msg)

@@ -43,6 +43,7 @@ class MigReader:
         self._slices: dict[int, int | None] = {}  # None: no MIG profiles (not asked again)
         #: GPU index -> the MIG device that could not be listed in its last enumeration
         self.unlisted: dict[int, str] = {}
+        self._said_no_profiles: set[int] = set()  # warned once per GPU per session
 
     def enabled(self, handle: Any) -> bool:
         mode = self._session.metric("MIG mode", self._nvml.nvmlDeviceGetMigMode, handle)
@@ -75,7 +76,10 @@ class MigReader:
         total = self.total_slices(gpu.index, handle)
         if total is None:
             total = slices_in_use(devices)
-            log.warning(
+            level = logging.DEBUG if gpu.index in self._said_no_profiles else logging.WARNING
+            self._said_no_profiles.add(gpu.index)
+            log.log(
+                level,
                 "GPU %d: NVML gives no MIG profile info; weighing its instances over the %d "
                 "slices in use",
                 gpu.index,
