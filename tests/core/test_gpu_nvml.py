@@ -141,6 +141,8 @@ def test_a_metric_error_degrades_that_metric_only(
     fake: FakeNvml, provider: NvmlProvider, function: str, error: type, field: str
 ) -> None:
     fake.fail(function, error, gpu=1)
+    if field == "utilization":  # the averaged samples too, else they stand in
+        fake.fail("nvmlDeviceGetSamples", error, gpu=1)
     gpus = provider.gpus()
     assert len(gpus) == 8
     assert getattr(gpus[1], field) is None

@@ -29,6 +29,7 @@ from ds01_core.domain.gpu.gpm import GpmSampler
 from ds01_core.domain.gpu.nvml.mig import MigReader
 from ds01_core.domain.gpu.nvml.session import NvmlSession
 from ds01_core.domain.gpu.nvml.slots import text, whole_slot
+from ds01_core.domain.gpu.nvml.utilization import UtilizationReader
 from ds01_core.domain.model import Gpu, GpuProcess, GpuSlot
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class NvmlProvider:
         self._nvml = self._session.nvml
         self._mig = MigReader(self._session)
         self._gpm = GpmSampler(self._nvml)
+        self._utilization = UtilizationReader(self._session)
         self.description = description or self._describe()
 
     # -- the provider interface -------------------------------------------------------------
@@ -144,7 +146,9 @@ class NvmlProvider:
         uuid = text(nv.nvmlDeviceGetUUID(handle))
         model = text(nv.nvmlDeviceGetName(handle))
         memory = self._session.memory(handle)
-        util = self._session.metric("utilisation", nv.nvmlDeviceGetUtilizationRates, handle)
+        mig_enabled = self._mig.enabled(handle)
+        # MIG mode: no whole-GPU utilisation (GPM covers the instances), not asked
+        util = None if mig_enabled else self._utilization.read(index, handle)
         power = self._session.metric("power", nv.nvmlDeviceGetPowerUsage, handle)
         energy = self._session.metric("energy", nv.nvmlDeviceGetTotalEnergyConsumption, handle)
         gpu = Gpu(
@@ -153,10 +157,10 @@ class NvmlProvider:
             model=model,
             memory_total=int(memory.total) if memory is not None else 0,
             memory_used=int(memory.used) if memory is not None else 0,
-            mig_enabled=self._mig.enabled(handle),
+            mig_enabled=mig_enabled,
             total_slices=0,
             slots=(),
-            utilization=float(util.gpu) if util is not None else None,
+            utilization=util,
             power_watts=power / 1000 if power is not None else None,
             energy_joules=energy / 1000 if energy is not None else None,
             minor_number=self._session.metric("minor number", nv.nvmlDeviceGetMinorNumber, handle),

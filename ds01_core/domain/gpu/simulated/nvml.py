@@ -18,6 +18,7 @@ import pynvml
 
 from ds01_core.domain.gpu.simulated.faults import Faults, MemoryInfoV2
 from ds01_core.domain.gpu.simulated.host import SimGpu, SimHost, SimInstance, SimProcess
+from ds01_core.domain.gpu.simulated.samples import UtilizationSamples
 from ds01_core.domain.gpu.simulated.values import (
     NO_INSTANCE,
     DeviceAttributes,
@@ -66,6 +67,7 @@ class SimulatedNvml:
     NVML_GPM_METRICS_GET_VERSION = pynvml.NVML_GPM_METRICS_GET_VERSION
     NVML_GPM_METRIC_SM_UTIL = pynvml.NVML_GPM_METRIC_SM_UTIL
     c_nvmlGpmMetricsGet_t = SimGpmMetricsGet
+    NVML_GPU_UTILIZATION_SAMPLES = pynvml.NVML_GPU_UTILIZATION_SAMPLES
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class SimulatedNvml:
         self._clock = clock
         self._started = clock()
         self._refcount = 0
+        self.samples = UtilizationSamples()
 
     # -- session ----------------------------------------------------------------------------
 
@@ -148,6 +151,14 @@ class SimulatedNvml:
         if memory is None:
             memory = round(100 * gpu.memory_used / gpu.memory_total) if gpu.memory_total else 0
         return Utilization(gpu=gpu.utilization, memory=memory)
+
+    def nvmlDeviceGetSamples(
+        self, handle: SimHandle, sampling_type: int, timeStamp: int
+    ) -> tuple[int, list[Any]]:
+        gpu = self._whole(handle)
+        util = None if gpu.mig_enabled else gpu.utilization
+        now_us = round(self._clock() * 1e6)
+        return self.samples.answer(handle.gpu, util, sampling_type, timeStamp, now_us)
 
     def nvmlDeviceGetPowerUsage(self, handle: SimHandle) -> int:
         gpu = self._whole(handle)
