@@ -101,8 +101,15 @@ NAMED = (
     Named(
         "no known signal counts as idle",
         "update_streak",
+        "if active or not known or gpu_unknown:",
+        "if active or gpu_unknown:",
+        IDLE_TESTS,
+    ),
+    Named(
+        "an unreadable GPU signal counts as idle (issue 14: unknown is not idle)",
+        "update_streak",
+        "if active or not known or gpu_unknown:",
         "if active or not known:",
-        "if active:",
         IDLE_TESTS,
     ),
     Named(
