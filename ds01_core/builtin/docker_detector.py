@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ds01_core.cycle.detection.shared import docker_containers
+from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.model import GpuSlot, Workload
 from ds01_core.framework.hookspecs import hookimpl
 
@@ -28,6 +29,8 @@ def current_slots(runtime: Runtime) -> list[GpuSlot]:
     last: dict[str, list[GpuSlot]] = runtime.memo(SLOTS_KEY, lambda: {"slots": []})
     try:
         last["slots"] = runtime.gpu.slots()
+    except GpuUnavailableError as exc:  # an outage the GPU access reports once, not per cycle
+        log.debug("GPUs unavailable, using the last inventory read: %s", exc)
     except Exception as exc:
         log.error("GPU inventory unavailable, using the last one read: %s", exc)
     return last["slots"]

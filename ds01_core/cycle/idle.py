@@ -20,6 +20,7 @@ import attrs
 
 from ds01_core.cycle.activity import Activity, Counters, activity, gpu_active, sample
 from ds01_core.cycle.limit_actions import SOURCE, LimitVerdict, Signals
+from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.gpu.base import HEALTH_OK, GpuProvider, ProcessListing
 from ds01_core.domain.model import Event, GpuProcess, GpuSlot, Workload
 from ds01_core.domain.policy import Policy
@@ -58,7 +59,9 @@ def gpu_view(runtime: Runtime, workloads: Sequence[Workload]) -> GpuView:
         provider = runtime.gpu
         slots = {s.uuid: s for s in provider.slots()}
     except Exception as exc:
-        log.error("lifecycle: GPU signals unavailable: %s", exc)
+        # an outage (NVML down, GPUs released) is reported once by the GPU access, not per cycle
+        level = logging.DEBUG if isinstance(exc, GpuUnavailableError) else logging.ERROR
+        log.log(level, "lifecycle: GPU signals unavailable: %s", exc)
         pids = {w.id: frozenset(w.pids) for w in workloads if w.kind == "container"}
         return GpuView({}, [], pids, read=frozenset(), complete=False)
     listing = _process_listing(provider)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -313,3 +314,25 @@ def test_starting_a_stopped_gpu_container_waits_with_a_clear_refusal(
     with pytest.raises(AdmissionRefused) as info:
         readmit(runtime, "alice", inspect)
     assert str(info.value).startswith("GPUs unavailable: NVML: NVML did not load")
+
+
+def test_an_outage_is_not_logged_as_an_error_every_cycle(
+    tmp_path: Path,
+    fake: FakeNvml,
+    server: NvidiaEvidence,
+    auto_runtime: Callable[[Path], Runtime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outage is an ERROR once (the GPU access) and an event; the steps that read the GPUs
+    every cycle (the docker detector's inventory, the idle step's signals) do not repeat it."""
+    from ds01_core.builtin.docker_detector import current_slots
+    from ds01_core.cycle.idle import gpu_view
+
+    runtime = auto_runtime(tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        for _cycle in range(3):
+            assert current_slots(runtime) == []
+            assert gpu_view(runtime, []).complete is False
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["ds01_core.domain.gpu.access"]
+    assert "GPUs unavailable" in caplog.text  # still there for --debug
