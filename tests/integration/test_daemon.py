@@ -161,7 +161,10 @@ def test_docker_events_are_logged_and_picked_up_between_cycles(
     daemon = Running(config)
     try:
         daemon.wait_event(lambda r: r["event_type"] == "daemon.started")
-        daemon.wait_output("following Docker events")  # the watcher sees what comes next
+        # the watcher sees what comes next, and the first full cycle (which has no earlier
+        # inventory to compare with, so logs no discoveries) is over
+        daemon.wait_output("following Docker events")
+        daemon.wait_output("INFO ds01d: full cycle:")
         a = unix_users["ds01ta"]
         box = container_factory(
             {"Labels": {"ds01.user": a.name, "devcontainer.config_file": "/x.json"}}
