@@ -28,10 +28,6 @@ class OverrideRecord:
     origin: str = "config"
 
 
-def _iso(moment: dt.datetime) -> str:
-    return utc_text(moment)
-
-
 def config_overrides(config: Config) -> list[OverrideRecord]:
     return [
         OverrideRecord(o.user, o.values, o.expires, o.reason, o.approved_by, "config")
@@ -74,7 +70,7 @@ def resolve_limits(
         if normalize_username(override.user) != name or override.expires <= now:
             continue
         source = (
-            f"override until {_iso(override.expires)} ({override.reason}; "
+            f"override until {utc_text(override.expires)} ({override.reason}; "
             f"approved by {override.approved_by})"
         )
         apply(override.values, source, override.expires)

@@ -57,10 +57,6 @@ class Granted:
     warning: str | None = None
 
 
-def _iso(moment: dt.datetime) -> str:
-    return utc_text(moment)
-
-
 def _parse(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
@@ -195,7 +191,7 @@ class Allocations:
                         request.container,
                         request.container,
                         weight,
-                        _iso(now),
+                        utc_text(now),
                         os.getpid(),
                         process_start_ticks(os.getpid()),
                         json.dumps(attrs.asdict(request)),
@@ -315,7 +311,7 @@ class Allocations:
         cursor = db.execute(
             "INSERT INTO allocations (user, container, container_name, weight, "
             "allocated_at, bound) VALUES (?, ?, ?, ?, ?, 1)",
-            (user, container_id, name, weight, _iso(now)),
+            (user, container_id, name, weight, utc_text(now)),
         )
         allocation_id = int(cursor.lastrowid or 0)
         db.executemany(
@@ -350,7 +346,7 @@ class Allocations:
             for allocation in released:
                 db.execute(
                     "UPDATE allocations SET released_at = ?, release_reason = ? WHERE id = ?",
-                    (_iso(now), reason, allocation.id),
+                    (utc_text(now), reason, allocation.id),
                 )
                 db.execute(
                     "UPDATE allocation_slots SET live = 0 WHERE allocation_id = ?",
@@ -394,5 +390,5 @@ class Allocations:
         with self.state.transaction() as db:
             db.execute(
                 "UPDATE allocations SET stopped_at = ? WHERE id = ?",
-                (_iso(moment) if moment else None, allocation_id),
+                (utc_text(moment) if moment else None, allocation_id),
             )
