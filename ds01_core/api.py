@@ -20,8 +20,9 @@ Implementing hooks
     own section), the state store, the audit log (``events``), the GPUs, Docker, ``now()``.
 
 The model (what hooks take and return)
-    ``Workload``: a container or host process and what it holds; ``GpuSlot``: a GPU or MIG
-    slice; ``GpuRequest``, ``Allocation``, ``AllocationDecision``: asking for, holding and
+    ``Workload``: a container or host process and what it holds; ``Gpu``: a physical GPU;
+    ``GpuSlot``: a GPU or MIG slice; ``GpuTelemetry``, ``GpuHealth``, ``HealthReason``: a
+    GPU's sensors and error counters in one cycle, and the health concluded from them; ``GpuRequest``, ``Allocation``, ``AllocationDecision``: asking for, holding and
     deciding GPUs; ``ContainerSpec``, ``Refusal``: a container about to be created, and a
     plugin's "no"; ``Action``: what enforcement did; ``Event``: an audit-log entry;
     ``Notice``, ``DeliveryResult``: a message to a user and how its delivery went;
@@ -46,7 +47,9 @@ The cycle
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
     ``Notice`` through every notify plugin, each delivery written to the audit log;
     ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
-    ``CycleContext``: what a step's function gets (runtime, this cycle's workloads, report).
+    ``CycleContext``: what a step's function gets (runtime, this cycle's workloads, report);
+    ``CycleReport``: what a cycle saw and did (``cycle_finished`` hook); ``DaemonService``:
+    something a plugin runs inside ``ds01d`` (``daemon_services`` hook).
 
 The service layer (operations for the CLI and the API socket)
     ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
@@ -76,11 +79,15 @@ if TYPE_CHECKING:
     from ds01_core.cycle.notices import tell_user as tell_user
     from ds01_core.cycle.pipeline import users_to_enforce as users_to_enforce
     from ds01_core.cycle.steps import CycleContext as CycleContext
+    from ds01_core.cycle.steps import CycleReport as CycleReport
     from ds01_core.cycle.steps import CycleStep as CycleStep
     from ds01_core.domain.config.checks import AbsPath as AbsPath
     from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
     from ds01_core.domain.docker_engine import DockerAdapter as DockerAdapter
     from ds01_core.domain.docker_engine import DockerError as DockerError
+    from ds01_core.domain.gpu.health import GpuHealth as GpuHealth
+    from ds01_core.domain.gpu.health import GpuTelemetry as GpuTelemetry
+    from ds01_core.domain.gpu.health import HealthReason as HealthReason
     from ds01_core.domain.model import Action as Action
     from ds01_core.domain.model import Allocation as Allocation
     from ds01_core.domain.model import AllocationDecision as AllocationDecision
@@ -88,6 +95,7 @@ if TYPE_CHECKING:
     from ds01_core.domain.model import DeliveryResult as DeliveryResult
     from ds01_core.domain.model import EffectiveLimits as EffectiveLimits
     from ds01_core.domain.model import Event as Event
+    from ds01_core.domain.model import Gpu as Gpu
     from ds01_core.domain.model import GpuRequest as GpuRequest
     from ds01_core.domain.model import GpuSlot as GpuSlot
     from ds01_core.domain.model import Notice as Notice
@@ -106,6 +114,7 @@ if TYPE_CHECKING:
     from ds01_core.domain.users import safe_name as safe_name
     from ds01_core.domain.users import uid_for_username as uid_for_username
     from ds01_core.domain.users import username_for_uid as username_for_uid
+    from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
     from ds01_core.framework.runtime import Runtime as Runtime
     from ds01_core.services.caller import Caller as Caller
@@ -139,6 +148,10 @@ _SOURCES: dict[str, str] = {
     "DeliveryResult": "ds01_core.domain.model",
     "EffectiveLimits": "ds01_core.domain.model",
     "Event": "ds01_core.domain.model",
+    "Gpu": "ds01_core.domain.model",
+    "GpuHealth": "ds01_core.domain.gpu.health",
+    "GpuTelemetry": "ds01_core.domain.gpu.health",
+    "HealthReason": "ds01_core.domain.gpu.health",
     "GpuRequest": "ds01_core.domain.model",
     "GpuSlot": "ds01_core.domain.model",
     "Notice": "ds01_core.domain.model",
@@ -166,6 +179,8 @@ _SOURCES: dict[str, str] = {
     "tell_user": "ds01_core.cycle.notices",
     "CycleStep": "ds01_core.cycle.steps",
     "CycleContext": "ds01_core.cycle.steps",
+    "CycleReport": "ds01_core.cycle.steps",
+    "DaemonService": "ds01_core.framework.daemon_services",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",
@@ -257,8 +272,12 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "DeliveryResult",
     "EffectiveLimits",
     "Event",
+    "Gpu",
+    "GpuHealth",
     "GpuRequest",
     "GpuSlot",
+    "GpuTelemetry",
+    "HealthReason",
     "Notice",
     "QuotaLine",
     "Refusal",
@@ -281,7 +300,9 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "username_for_uid",
     # the cycle
     "CycleContext",
+    "CycleReport",
     "CycleStep",
+    "DaemonService",
     "current_workloads",
     "tell_user",
     "users_to_enforce",

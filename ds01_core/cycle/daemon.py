@@ -28,6 +28,7 @@ from ds01_core.domain.config import ConfigError
 from ds01_core.domain.container_facts import classify_origin, container_name, resolve_owner
 from ds01_core.domain.docker_engine import DockerAdapter, DockerError
 from ds01_core.domain.model import Event, Workload
+from ds01_core.framework.daemon_services import DaemonService, start_services, stop_services
 from ds01_core.framework.manager import PluginStartupError
 from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_core.framework.startup import require_writable, starting
@@ -68,6 +69,8 @@ class Daemon:
         self.previous: list[Workload] | None = self._load_previous()
         self.engine_up: bool | None = None
         self.cycles = 0
+        self.services: list[DaemonService] = []  # plugins' (daemon_services), while running
+        self.serving = False  # run_forever started the services (``--once`` does not)
 
     def _load_previous(self) -> list[Workload] | None:
         try:
@@ -92,7 +95,10 @@ class Daemon:
             fresh.close()
             return self._refused(exc)
         old, self.runtime = self.runtime, fresh
+        stop_services(self.services)
         old.close()
+        if self.serving:
+            self.services = start_services(fresh)
         log.info("configuration reloaded from %s", fresh.config.source)
         fresh.events.append(
             Event("config.reloaded", source="ds01d", details={"source": fresh.config.source})
@@ -141,6 +147,8 @@ class Daemon:
         self.runtime.events.append(
             Event("daemon.started", source="ds01d", details={"version": __version__})
         )
+        self.serving = True
+        self.services = start_services(self.runtime)
         watcher = threading.Thread(target=self.watch_docker, name="docker-events", daemon=True)
         watcher.start()
         next_full = 0.0
@@ -164,6 +172,7 @@ class Daemon:
             deadline = min(next_full, settle_at if settle_at is not None else next_full)
             self.wake.wait(max(0.0, deadline - time.monotonic()))
             self.wake.clear()
+        stop_services(self.services)
         self.runtime.events.append(Event("daemon.stopped", source="ds01d"))
         self.runtime.close()
 

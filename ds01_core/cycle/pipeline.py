@@ -240,7 +240,7 @@ def run_cycle(
     :raises ConfigError: the ``cycle:`` section does not fit the steps there are.
     """
     started = time.monotonic()
-    report = CycleReport()
+    report = CycleReport(partial=partial, started_at=runtime.now())
     plan = cycle_plan(runtime)
     report.errors += [f"cycle_steps ({f.plugin}): {f.error}" for f in plan.failures]
     report.events += [f.event() for f in plan.failures]
@@ -250,6 +250,7 @@ def run_cycle(
     )
     for step in plan.running(partial=partial):
         report.steps.append(step.name)
+        step_started = time.monotonic()
         try:
             report.events += step.run(ctx) or ()
         except Exception as exc:
@@ -260,10 +261,14 @@ def run_cycle(
                 failure = HookFailure(step.provider, f"cycle step {step.name}", exc)
                 report.errors.append(f"{step.name} ({step.provider}): {exc}")
                 report.events.append(failure.event())
+        finally:
+            report.step_seconds[step.name] = time.monotonic() - step_started
     report.events += [action_event(a) for a in report.actions]
     for event in report.events:
         runtime.events.append(event)
     report.seconds = time.monotonic() - started
+    for failure in runtime.hooks.cycle_finished(runtime, report).failures:
+        runtime.events.append(failure.event())
     return report
 
 

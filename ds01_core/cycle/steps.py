@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ds01_core.domain.config import ConfigError, ConfigProblem
-from ds01_core.domain.model import Action, Event, Workload
+from ds01_core.domain.gpu.health import GpuHealth
+from ds01_core.domain.model import Action, Event, Gpu, Workload
 from ds01_core.domain.policy import CycleLimits
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ CORE = "core"
 
 @attrs.define
 class CycleReport:
-    """What one cycle saw and did, for the daemon's log and for tests."""
+    """What one cycle saw and did: for the daemon's log, for tests, and for the plugins that
+    publish it (``cycle_finished``)."""
 
     workloads: list[Workload] = attrs.Factory(list)
     events: list[Event] = attrs.Factory(list)
@@ -42,6 +44,16 @@ class CycleReport:
     errors: list[str] = attrs.Factory(list)
     seconds: float = 0.0
     steps: list[str] = attrs.Factory(list)  # the steps that ran, in order
+    #: a partial cycle (after a Docker event: detection and reconciliation only)
+    partial: bool = False
+    #: when the cycle began (UTC)
+    started_at: dt.datetime | None = None
+    #: seconds each step took, by step name
+    step_seconds: dict[str, float] = attrs.Factory(dict)
+    #: the GPUs as read in this cycle (empty when they could not be read)
+    gpus: list[Gpu] = attrs.Factory(list)
+    #: each GPU's health as concluded in this cycle (the ``gpu-health`` step)
+    health: list[GpuHealth] = attrs.Factory(list)
 
 
 @attrs.define

@@ -26,7 +26,7 @@ from ds01_core.domain.model import Event, QuotaLine, Refusal
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.cycle.steps import CycleStep
+    from ds01_core.cycle.steps import CycleReport, CycleStep
     from ds01_core.domain.model import (
         Action,
         Allocation,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         Workload,
     )
     from ds01_core.domain.policy import Policy
+    from ds01_core.framework.daemon_services import DaemonService
     from ds01_core.framework.runtime import Runtime
     from ds01_core.services.operations import Operation
 
@@ -211,6 +212,16 @@ class Hooks:
                 log.error("%s", failure)
                 failures.append(failure)
         return Collected(steps, failures)
+
+    def cycle_finished(self, runtime: Runtime, report: CycleReport) -> Collected[None]:
+        """Show every plugin the finished cycle; failures are logged and come back."""
+        _results, failures = self._call_each("cycle_finished", runtime=runtime, report=report)
+        return Collected((), failures)
+
+    def daemon_services(self, runtime: Runtime) -> Collected[DaemonService]:
+        """Every plugin's daemon services; a plugin that raises is logged and left out."""
+        results, failures = self._call_each("daemon_services", runtime=runtime)
+        return _flatten((batch for _plugin, batch in results), failures)
 
     def notify(self, runtime: Runtime, notice: Notice) -> Collected[DeliveryResult]:
         results, failures = self._call_each("notify", runtime=runtime, notice=notice)

@@ -6,8 +6,8 @@ equal. Plugins may accept any subset of a hook's arguments, by name.
 
 The specifications are grouped by concern, one module each (:data:`GROUPS`, each registered
 with the plugin manager): :mod:`~ds01_core.framework.hookspecs.plugin_setup` (configuration,
-CLI commands, service operations), :mod:`~ds01_core.framework.hookspecs.users` (a user's
-group), :mod:`~ds01_core.framework.hookspecs.cycle` (the daemon's cycle),
+CLI commands, service operations, the daemon's services),
+:mod:`~ds01_core.framework.hookspecs.users` (a user's group), :mod:`~ds01_core.framework.hookspecs.cycle` (the daemon's cycle),
 :mod:`~ds01_core.framework.hookspecs.notices` (notices and quota lines) and
 :mod:`~ds01_core.framework.hookspecs.create_path` (GPU allocation and container admission).
 This package re-exports every hook, with :data:`hookimpl` and :data:`PROJECT`.
@@ -37,6 +37,7 @@ from types import ModuleType
 from ds01_core.framework.hookspecs import create_path, cycle, notices, plugin_setup, users
 from ds01_core.framework.hookspecs.create_path import allocate_gpu, prepare_container
 from ds01_core.framework.hookspecs.cycle import (
+    cycle_finished,
     cycle_steps,
     detect_workloads,
     enforce_limits,
@@ -48,6 +49,7 @@ from ds01_core.framework.hookspecs.notices import notify, quota_usage
 from ds01_core.framework.hookspecs.plugin_setup import (
     add_cli_commands,
     configure,
+    daemon_services,
     plugin_config_sections,
     service_operations,
 )
@@ -62,7 +64,9 @@ __all__ = [
     "add_cli_commands",
     "allocate_gpu",
     "configure",
+    "cycle_finished",
     "cycle_steps",
+    "daemon_services",
     "detect_workloads",
     "enforce_limits",
     "explain_user_group",

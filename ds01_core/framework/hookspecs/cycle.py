@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ds01_core.framework.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
-    from ds01_core.cycle.steps import CycleStep
+    from ds01_core.cycle.steps import CycleReport, CycleStep
     from ds01_core.domain.model import (
         Action,
         EffectiveLimits,
@@ -149,4 +149,27 @@ def on_idle(
 
     If an implementation raises: nothing is done about that container in that cycle (no warning,
     no stop) and a ``lifecycle.error`` event names it; the next cycle asks again.
+    """
+
+
+@hookspec
+def cycle_finished(runtime: Runtime, report: CycleReport) -> None:
+    """Look at what a cycle saw and did, once it is over.
+
+    Called by the daemon after every cycle (full and partial; ``report.partial`` says which),
+    once its events are in the audit log. This is where a plugin that publishes the server's
+    state (metrics, a dashboard) takes its copy, so that answering its own clients never costs
+    a Docker or NVML call.
+
+    :param runtime: the process's runtime.
+    :param report: the cycle's :class:`~ds01_core.cycle.steps.CycleReport`: the inventory
+        (``workloads``), the GPUs read (``gpus``) and their health (``health``), the events,
+        actions and errors, how long it took (``seconds``, and ``step_seconds`` per step).
+        Read it; do not change it.
+
+    Not firstresult: every plugin is called.
+
+    If an implementation raises: the failure is logged and written to the audit log as
+    ``plugin.failed`` (the hook named ``cycle_finished``); the cycle's work stands and the
+    other plugins are called. It should return quickly: the next cycle waits for it.
     """

@@ -14,6 +14,7 @@ from ds01_core.framework.hookspecs.markers import hookspec
 if TYPE_CHECKING:
     import click
 
+    from ds01_core.framework.daemon_services import DaemonService
     from ds01_core.framework.runtime import Runtime
     from ds01_core.services.operations import Operation
 
@@ -94,4 +95,24 @@ def service_operations() -> Sequence[Operation]:
 
     If an implementation raises: its operations are missing (logged with the plugin's name)
     and the others' are still served.
+    """
+
+
+@hookspec
+def daemon_services(runtime: Runtime) -> Sequence[DaemonService]:
+    """Declare what this plugin runs inside ``ds01d`` beside the cycle (a listener, a watcher).
+
+    Called by the daemon after it has loaded its runtime, and again after each configuration
+    reload (the old services are stopped first, then the new runtime's are started). Only
+    ``ds01d`` calls it: the CLI, ``ds01-api`` and ``ds01-gateway`` never start these.
+
+    :param runtime: the daemon's runtime.
+    :return: :class:`~ds01_core.framework.daemon_services.DaemonService` objects; the daemon
+        calls ``start()`` on each, and ``stop()`` when it reloads or exits.
+
+    Not firstresult: every plugin's services run.
+
+    If an implementation raises, or a service's ``start`` raises (an address already in
+    use): the failure is logged and written to the audit log as ``plugin.failed``; the daemon
+    and its cycle carry on without that service (an admin's monitoring sees it missing).
     """
