@@ -1,0 +1,1 @@
+"""The ``prometheus`` plugin: ds01's state as Prometheus metrics, alerts and dashboards."""
