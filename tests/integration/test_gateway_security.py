@@ -3,6 +3,7 @@ reaches nothing, and the legitimate request next to it goes through."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -446,25 +447,37 @@ def test_one_user_cannot_hold_every_connection(tmp_path, unix_users):
         read_end, write_end = os.pipe()
         release_read, release_write = os.pipe()
         pid = os.fork()
-        if pid == 0:  # bob opens three idle connections and holds them
+        if pid == 0:  # bob holds three idle connections, then tries a fourth that sends nothing
             try:
                 os.setgroups([])
                 os.setgid(bob.gid)
                 os.setuid(bob.uid)
-                held = []
-                for _ in range(3):
+                # connect() returns once the kernel queued the connection, before the gateway
+                # has counted it, and the gateway's threads may count a later connection of bob's
+                # first (then one of these is the one refused): an answered request is what
+                # shows a connection was counted. Keep-alive: it stays open, idle, afterwards.
+                held, seen = [], []
+                for n in range(4):
                     held.append(socket.socket(socket.AF_UNIX))
+                    held[-1].settimeout(10)
                     held[-1].connect(sock)
-                os.write(write_end, b"x")
+                    if n < 3:
+                        held[-1].sendall(f"GET {V}/_ping HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+                    answer = b""
+                    with contextlib.suppress(TimeoutError):  # seen as 0: no answer came
+                        while b"\r\n" not in answer and (data := held[-1].recv(65536)):
+                            answer += data
+                    seen.append(str(status_of(answer)))
+                os.write(write_end, " ".join(seen).encode())
                 os.read(release_read, 1)
             finally:
                 os._exit(0)
+        os.close(write_end)  # a child that failed is then an empty read, not a hang
         try:
-            assert os.read(read_end, 1) == b"x"
-            # the three are counted once the gateway has accepted them: until then a fourth
-            # may still get in, so ask until it is refused
-            fourth = until(lambda: ping(bob), lambda answer: status_of(answer) == 429)
-            assert b"limit is 3" in fourth
+            # the fourth is refused at connection time, before it sends a request
+            assert os.read(read_end, 100) == b"200 200 200 429"
+            fourth = ping(bob)
+            assert status_of(fourth) == 429 and b"limit is 3" in fourth
             assert status_of(ping(alice)) == 200
         finally:
             os.write(release_write, b"x")
