@@ -44,7 +44,7 @@ def parse_faults(data: Any, gpu_count: int, source: str) -> dict[int, HealthFaul
     spec, problems = structure_section(data, FaultsSpec, "")
     if spec is not None:
         for index, fault in spec.gpus.items():
-            problems += _check_fault(f"gpus.{index}", index, fault, gpu_count)
+            problems += _check_fault(f"gpus[{index}]", index, fault, gpu_count)
     if problems or spec is None:
         raise SimulatedTopologyError(source, problems)
     return dict(spec.gpus)

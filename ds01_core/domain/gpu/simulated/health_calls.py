@@ -92,16 +92,22 @@ class HealthCalls:
     def _fault(self, index: int) -> HealthFault:
         return self.faults.health.get(index) or HealthFault()
 
-    def _check_lost(self, index: int) -> None:
-        """Take in a changed faults file, then raise as a GPU that fell off the bus does."""
+    def _refresh(self) -> None:
+        """Take in a changed faults file (asked on every call: only a change is parsed)."""
         if self._faults_source is not None:
             changed = self._faults_source()
             if changed is not None:
                 self.faults.health = changed
+
+    def _check_lost(self, index: int) -> None:
+        """Raise as a GPU that fell off the bus does, if GPU ``index`` has."""
+        self._refresh()
         if self._fault(index).fell_off_bus:
             raise pynvml.NVMLError_GpuIsLost()
 
     def _synced(self) -> HealthLedger:
+        """The ledger, with what the faults say now taken in."""
+        self._refresh()
         self.health.sync(self.faults.health, len(self.host.gpus))
         return self.health
 
