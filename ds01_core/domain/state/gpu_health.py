@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from ds01_core.domain.gpu.health import GpuHealth, GpuTelemetry, HealthReason
 from ds01_core.domain.gpu.health_rules import Known, SeenXid
-from ds01_core.domain.model import utc_text
+from ds01_core.domain.model import GpuSlot, utc_text
 
 _TELEMETRY_FIELDS = {f.name for f in attrs.fields(GpuTelemetry)}
 
@@ -29,7 +30,7 @@ def _time(text: str | None) -> dt.datetime | None:
 
 def telemetry_json(telemetry: GpuTelemetry) -> dict[str, Any]:
     """The readings as JSON (times as UTC text, throttle reasons as a list)."""
-    data = attrs.asdict(telemetry, retain_collection_types=False)
+    data = attrs.asdict(telemetry)
     data["last_xid_at"] = utc_text(telemetry.last_xid_at) if telemetry.last_xid_at else None
     data["throttle_reasons"] = list(telemetry.throttle_reasons)
     return data
@@ -117,10 +118,51 @@ def drained(db: sqlite3.Connection) -> list[Drained]:
     ]
 
 
+def is_drained(slot: GpuSlot, out: Sequence[Drained]) -> bool:
+    """The slot is on a drained GPU (the same GPU: its UUID, or its index where none is known)."""
+    return any(slot.gpu_uuid == d.uuid if d.uuid else slot.gpu_index == d.index for d in out)
+
+
+def drained_words(out: Sequence[Drained]) -> str:
+    """``GPU 3 is drained (unhealthy), see `ds01 gpu health```: for a refusal."""
+    listed = ", ".join(f"{d.index} ({d.state})" for d in out)
+    verb = "is" if len(out) == 1 else "are"
+    return f"GPU{'s' if len(out) > 1 else ''} {listed} {verb} drained, see `ds01 gpu health`"
+
+
+def undrained(
+    db: sqlite3.Connection, free: Sequence[GpuSlot]
+) -> tuple[list[GpuSlot], list[Drained]]:
+    """The free slots allocation may give (those on drained GPUs left out: a drained GPU takes
+    no new work, what it holds stays), and the drained GPUs that had free slots (for a
+    refusal's words)."""
+    out = drained(db)
+    kept = [s for s in free if not is_drained(s, out)]
+    withheld = [d for d in out if any(is_drained(s, [d]) for s in free)]
+    return kept, withheld
+
+
+def drained_problem(db: sqlite3.Connection, slots: Sequence[GpuSlot]) -> str | None:
+    """Why these exact slots (a stopped container's, started again) cannot be given again, or
+    None: one of them is on a drained GPU."""
+    out = [d for d in drained(db) if any(is_drained(s, [d]) for s in slots)]
+    if not out:
+        return None
+    ids = ", ".join(s.slot_id for s in slots)
+    return (
+        f"{drained_words(out)}: this container's GPU slot(s) {ids} cannot be given again; "
+        "recreate the container to get another GPU"
+    )
+
+
 __all__ = [
     "Drained",
     "Stored",
     "drained",
+    "drained_problem",
+    "drained_words",
+    "is_drained",
+    "undrained",
     "load",
     "reasons_json",
     "save",
