@@ -137,6 +137,7 @@ def events_of(verdicts: Sequence[Verdict], before: dict[int, Known]) -> list[Eve
                         "uuid": health.uuid,
                         "xid": xid.code,
                         "words": xid_words(xid),
+                        "count": verdict.xid_count,
                     },
                 )
             )

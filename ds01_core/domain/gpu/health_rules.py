@@ -86,14 +86,17 @@ class Verdict:
     """This cycle's conclusion about one GPU.
 
     ``xids``: the XIDs to remember (those within the window); ``new_xids``: those seen for the
-    first time now (one ``gpu.xid`` event each); ``changed``: the state, the set of reason codes
-    or the drain differ from the last cycle's (one ``gpu.health_changed`` event).
+    first time now (one ``gpu.xid`` event each); ``xid_count``: how many XID errors the provider
+    counted since the last cycle (more than one when several came between two reads: only the
+    last one's code is known); ``changed``: the state, the set of reason codes or the drain
+    differ from the last cycle's (one ``gpu.health_changed`` event).
     """
 
     health: GpuHealth
     xids: tuple[SeenXid, ...] = ()
     new_xids: tuple[SeenXid, ...] = ()
     changed: bool = False
+    xid_count: int = 0
 
 
 def clock(moment: dt.datetime) -> str:
@@ -246,7 +249,18 @@ def evaluate(
             or codes != {r.code for r in previous.reasons}
             or health.drained != previous.drained
         )
-    return Verdict(health, recent, fresh, changed)
+    return Verdict(health, recent, fresh, changed, _xid_count(telemetry, previous, fresh))
+
+
+def _xid_count(
+    telemetry: GpuTelemetry | None, previous: GpuHealth | None, fresh: Sequence[SeenXid]
+) -> int:
+    """XID errors counted since the last cycle (the counter restarts with the provider)."""
+    if not fresh or telemetry is None:
+        return 0
+    before = previous.telemetry.xid_errors if previous and previous.telemetry else 0
+    grown = telemetry.xid_errors - before if telemetry.xid_errors >= before else telemetry.xid_errors
+    return max(grown, 1)
 
 
 __all__ = [
