@@ -14,79 +14,17 @@ import pytest
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.config import build_config
 from ds01_core.domain.gpu.access import write_release
-from ds01_core.domain.gpu.health import GpuTelemetry
 from ds01_core.domain.gpu.simulated import SimulatedProvider
 from ds01_core.domain.state import gpu_health as table
 from ds01_core.framework.hookspecs import hookimpl
-from ds01_core.framework.manager import make_plugin_host
 from ds01_core.framework.runtime import Runtime
-
-
-class TelemetryHost(SimulatedProvider):
-    """The simulated host as a provider that reads telemetry: ``faults`` (GPU index -> readings)
-    over cool, healthy defaults; ``broken`` makes the next read fail; counts listings."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.faults: dict[int, dict] = {}
-        self.broken = False
-        self.listings = 0
-
-    def gpus(self):
-        self.listings += 1
-        return super().gpus()
-
-    def telemetry(self) -> list[GpuTelemetry]:
-        self.listed_before_telemetry = self.listings  # the step lists, then reads telemetry
-        if self.broken:
-            self.broken = False
-            raise pynvml.NVMLError_Unknown()
-        return [
-            GpuTelemetry(
-                index,
-                uuid,
-                **{"temperature_c": 41.0, "slowdown_temperature_c": 87.0, **self.faults.get(index, {})},
-            )
-            for index, uuid in enumerate(g.uuid for g in self.host.gpus)
-        ]
-
-
-def base(tmp_path: Path) -> dict:
-    return {
-        "paths": {k: str(tmp_path / k) for k in ("state_dir", "log_dir", "runtime_dir")},
-        "gpu": {"backend": "simulated"},
-    }
+from tests.helpers.gpu_health import TelemetryHost, gpu_events, runtime_maker, stored
 
 
 @pytest.fixture
 def make_runtime(tmp_path):
-    """Built-ins without the detectors (nothing here looks at Docker); a provider if given."""
-    made = []
-
-    def make(provider=None, *plugins, extra: dict | None = None) -> Runtime:
-        host = make_plugin_host(
-            extra=plugins,
-            disabled=["docker-detector", "gpu-process-detector"],
-            load_entry_points=False,
-        )
-        data = {**base(tmp_path), **(extra or {})}
-        runtime = Runtime(build_config(data, sections=host.config_sections()), host)
-        if provider is not None:
-            runtime.use_gpu_provider(provider)
-        made.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in made:
-        runtime.close()
-
-
-def gpu_events(runtime: Runtime) -> list[dict]:
-    return [e for e in runtime.events.read() if e["event_type"].startswith("gpu.")]
-
-
-def stored(runtime: Runtime) -> dict[int, table.Stored]:
-    return table.load(runtime.state.db)
+    with runtime_maker(tmp_path) as make:
+        yield make
 
 
 def test_a_healthy_host_is_all_ok_with_no_event_and_fills_the_report(make_runtime):
