@@ -29,7 +29,9 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def health(user: Any, user_cli: Path, served: dict[str, Any], *args: str) -> Any:
-    result = run_as(user, user_cli, ["gpu", "health", *args], env={"DS01_API_SOCKET": served["sock"]})
+    result = run_as(
+        user, user_cli, ["gpu", "health", *args], env={"DS01_API_SOCKET": served["sock"]}
+    )
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     assert result.returncode == 0, result
     return result

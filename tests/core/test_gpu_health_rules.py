@@ -87,7 +87,9 @@ def test_each_fault_gives_its_state_and_words(fault, state, code, words):
 
 
 def test_corrected_ecc_errors_and_idle_throttling_are_not_faults():
-    verdict = judge(reading(ecc_volatile_corrected=500, throttle_reasons=("gpu_idle", "sw_power_cap")))
+    verdict = judge(
+        reading(ecc_volatile_corrected=500, throttle_reasons=("gpu_idle", "sw_power_cap"))
+    )
     assert verdict.health.state == "ok"
 
 
@@ -101,16 +103,22 @@ def test_the_thermal_margin_is_inclusive_at_its_edge():
 
 
 def test_the_worst_reason_decides_and_every_reason_is_listed_in_order():
-    verdict = judge(reading(temperature_c=88.0, ecc_volatile_uncorrected=3, retired_pages_pending=True))
+    verdict = judge(
+        reading(temperature_c=88.0, ecc_volatile_uncorrected=3, retired_pages_pending=True)
+    )
     assert verdict.health.state == "unhealthy"
     assert codes(verdict) == ["ecc_uncorrected", "thermal", "pending_retirement"]
 
 
 def test_failing_reads_degrade_a_gpu_with_the_providers_words():
-    verdict = judge(reading(), read_error="degraded: nvmlDeviceGetComputeRunningProcesses: No permission")
+    verdict = judge(
+        reading(), read_error="degraded: nvmlDeviceGetComputeRunningProcesses: No permission"
+    )
     assert verdict.health.state == "degraded"
     assert verdict.health.reasons == (
-        HealthReason("read_failed", "reads failing: nvmlDeviceGetComputeRunningProcesses: No permission"),
+        HealthReason(
+            "read_failed", "reads failing: nvmlDeviceGetComputeRunningProcesses: No permission"
+        ),
     )
 
 
@@ -121,7 +129,10 @@ def test_a_provider_without_telemetry_judges_only_failing_reads():
     assert codes(failing) == ["read_failed"]
 
 
-def known(state="unhealthy", reasons=(HealthReason("fell_off_bus", "lost"),), **kw) -> Known:
+LOST = (HealthReason("fell_off_bus", "lost"),)
+
+
+def known(state="unhealthy", reasons=LOST, **kw) -> Known:
     since = NOW - dt.timedelta(hours=1)
     health = GpuHealth(3, UUID, state, tuple(reasons), since, state == "unhealthy", reading())
     return Known(health, **kw)
@@ -149,7 +160,7 @@ def test_a_cleared_fault_is_a_change_back_to_ok():
 
 
 def test_a_new_reason_in_the_same_state_is_a_change():
-    before = known(reasons=(HealthReason("fell_off_bus", "lost"),))
+    before = known(reasons=LOST)
     verdict = judge(reading(fell_off_bus=True, ecc_volatile_uncorrected=1), before)
     assert verdict.health.state == "unhealthy" and verdict.changed
     assert verdict.health.since == before.health.since  # same state: since stays
@@ -166,7 +177,9 @@ def test_the_drain_follows_the_configuration():
 
 
 def xid(code, minutes_ago, errors=1) -> GpuTelemetry:
-    return reading(last_xid=code, last_xid_at=NOW - dt.timedelta(minutes=minutes_ago), xid_errors=errors)
+    return reading(
+        last_xid=code, last_xid_at=NOW - dt.timedelta(minutes=minutes_ago), xid_errors=errors
+    )
 
 
 def test_an_xid_counts_within_the_window_and_clears_after_it():

@@ -12,12 +12,9 @@ import pynvml
 import pytest
 
 from ds01_core.cycle.pipeline import run_cycle
-from ds01_core.domain.config import build_config
 from ds01_core.domain.gpu.access import write_release
 from ds01_core.domain.gpu.simulated import SimulatedProvider
-from ds01_core.domain.state import gpu_health as table
 from ds01_core.framework.hookspecs import hookimpl
-from ds01_core.framework.runtime import Runtime
 from tests.helpers.gpu_health import TelemetryHost, gpu_events, runtime_maker, stored
 
 
@@ -52,9 +49,7 @@ def test_a_healthy_host_is_all_ok_with_no_event_and_fills_the_report(make_runtim
         ({"retired_pages_pending": True}, "degraded", "pending_retirement"),
     ],
 )
-def test_a_fault_is_one_event_then_silence_then_ok_when_it_clears(
-    make_runtime, fault, state, code
-):
+def test_a_fault_is_one_event_then_silence_then_ok_when_it_clears(make_runtime, fault, state, code):
     provider = TelemetryHost()
     runtime = make_runtime(provider)
     run_cycle(runtime, workloads=[])

@@ -41,7 +41,11 @@ class TelemetryHost(SimulatedProvider):
             GpuTelemetry(
                 index,
                 uuid,
-                **{"temperature_c": 41.0, "slowdown_temperature_c": 87.0, **self.faults.get(index, {})},
+                **{
+                    "temperature_c": 41.0,
+                    "slowdown_temperature_c": 87.0,
+                    **self.faults.get(index, {}),
+                },
             )
             for index, uuid in enumerate(g.uuid for g in self.host.gpus)
         ]
@@ -59,7 +63,9 @@ def runtime_maker(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
     """``make(provider=None, *plugins, extra=None)``: a runtime on ``tmp_path``, closed at the end."""
     made: list[Runtime] = []
 
-    def make(provider: Any = None, *plugins: tuple[str, object], extra: dict | None = None) -> Runtime:
+    def make(
+        provider: Any = None, *plugins: tuple[str, object], extra: dict | None = None
+    ) -> Runtime:
         host = make_plugin_host(
             extra=plugins,
             disabled=["docker-detector", "gpu-process-detector"],

@@ -181,9 +181,7 @@ def reasons_of(
                 "the GPU fell off the bus (NVML: GPU is lost); it needs a reboot or a reseat"
             )
         if telemetry.remapped_rows_failed:
-            found["row_remap_failure"] = (
-                "a memory row could not be remapped: the GPU needs service"
-            )
+            found["row_remap_failure"] = "a memory row could not be remapped: the GPU needs service"
         pending = _pending(telemetry)
         if pending:
             found["pending_retirement"] = pending
@@ -259,7 +257,9 @@ def _xid_count(
     if not fresh or telemetry is None:
         return 0
     before = previous.telemetry.xid_errors if previous and previous.telemetry else 0
-    grown = telemetry.xid_errors - before if telemetry.xid_errors >= before else telemetry.xid_errors
+    grown = (
+        telemetry.xid_errors - before if telemetry.xid_errors >= before else telemetry.xid_errors
+    )
     return max(grown, 1)
 
 

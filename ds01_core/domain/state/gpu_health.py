@@ -162,10 +162,10 @@ __all__ = [
     "drained_problem",
     "drained_words",
     "is_drained",
-    "undrained",
     "load",
     "reasons_json",
     "save",
     "telemetry_from",
     "telemetry_json",
+    "undrained",
 ]
