@@ -97,3 +97,20 @@ def test_an_injected_xid_is_an_xid_event_and_a_critical_one_drains(
     run_cycle(runtime, workloads=[])
     with pytest.raises(AllocationRefused, match=r"GPU 3 \(unhealthy\) is drained"):
         allocations.allocate(GpuRequest("bob", "b"))
+
+
+def test_a_critical_xid_is_not_hidden_by_a_harmless_one_after_it(
+    host: tuple[Runtime, Path],
+) -> None:
+    """Several XIDs between two cycles: each is an event, and the critical one still counts
+    though the GPU's last XID is harmless."""
+    runtime, faults = host
+    inject(faults, {2: {"xid": [79, 31]}})
+    report = run_cycle(runtime, workloads=[])
+    xids = [e["details"] for e in gpu_events(runtime) if e["event_type"] == "gpu.xid"]
+    assert [(x["gpu"], x["xid"]) for x in xids] == [(2, 79), (2, 31)]
+    assert report.health[2].telemetry.last_xid == 31
+    (changed,) = health_changes(runtime)
+    assert changed["state"] == "unhealthy" and changed["drained"] is True
+    run_cycle(runtime, workloads=[])  # each delivered once
+    assert len([e for e in gpu_events(runtime) if e["event_type"] == "gpu.xid"]) == 2

@@ -47,7 +47,9 @@ class GpuTelemetry:
     Units are base units: degrees Celsius, watts, joules, hertz. ECC counters are NVML's
     (volatile: since the driver loaded; aggregate: the GPU's lifetime). ``xid_errors`` counts
     the XID events seen since the provider opened (a counter), ``last_xid`` the most recent
-    code and ``last_xid_at`` when it was seen.
+    code and ``last_xid_at`` when it was seen; ``recent_xids`` every ``(code, when)`` heard since
+    the previous reading, oldest first (several can arrive between two cycles, and a critical one
+    must not hide behind a harmless one that came after it).
     """
 
     index: int
@@ -75,6 +77,7 @@ class GpuTelemetry:
     xid_errors: int = 0
     last_xid: int | None = None
     last_xid_at: dt.datetime | None = None
+    recent_xids: tuple[tuple[int, dt.datetime], ...] = ()
     fell_off_bus: bool = False
 
 

@@ -118,10 +118,17 @@ def new_xids(
     telemetry: GpuTelemetry, before: Known | None, now: dt.datetime
 ) -> tuple[SeenXid, ...]:
     """The XID the provider reports now, when ds01 has not seen it before: a later time than
-    any remembered, or (a provider without times) a grown error count."""
+    any remembered, or (a provider without times) a grown error count. Where the provider lists
+    every XID heard since its previous reading (``recent_xids``), each of them."""
     if telemetry.last_xid is None:
         return ()
     previous = before.health.telemetry if before is not None else None
+    if telemetry.recent_xids:
+        known_at = [x.at for x in before.xids] if before is not None else []
+        latest = max(known_at) if known_at else None
+        return tuple(
+            SeenXid(code, at) for code, at in telemetry.recent_xids if latest is None or at > latest
+        )
     if telemetry.last_xid_at is not None:
         known = [x.at for x in before.xids] if before is not None else []
         if previous is not None and previous.last_xid_at is not None:

@@ -33,6 +33,7 @@ def telemetry_json(telemetry: GpuTelemetry) -> dict[str, Any]:
     data = attrs.asdict(telemetry)
     data["last_xid_at"] = utc_text(telemetry.last_xid_at) if telemetry.last_xid_at else None
     data["throttle_reasons"] = list(telemetry.throttle_reasons)
+    data["recent_xids"] = [[code, utc_text(at)] for code, at in telemetry.recent_xids]
     return data
 
 
@@ -41,6 +42,9 @@ def telemetry_from(data: dict[str, Any]) -> GpuTelemetry:
     known = {k: v for k, v in data.items() if k in _TELEMETRY_FIELDS}
     known["last_xid_at"] = _time(known.get("last_xid_at"))
     known["throttle_reasons"] = tuple(known.get("throttle_reasons") or ())
+    known["recent_xids"] = tuple(
+        (int(code), at) for code, text in known.get("recent_xids") or () if (at := _time(text))
+    )
     return GpuTelemetry(**known)
 
 

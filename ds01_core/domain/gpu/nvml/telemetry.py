@@ -132,7 +132,10 @@ class TelemetryReader:
         if not count:
             return reading
         code, at = self.xid.last[index]
-        return attrs.evolve(reading, xid_errors=count, last_xid=code, last_xid_at=at)
+        recent = tuple(self.xid.recent.get(index, ()))
+        return attrs.evolve(
+            reading, xid_errors=count, last_xid=code, last_xid_at=at, recent_xids=recent
+        )
 
     def _read_one(self, index: int, handle: Any) -> GpuTelemetry:
         try:

@@ -55,6 +55,8 @@ class XidEvents:
         self._refused: set[int] = set()  # GPUs that cannot report XIDs (NotSupported)
         self.counts: dict[int, int] = {}
         self.last: dict[int, tuple[int, dt.datetime]] = {}
+        #: the codes heard in the latest ``drain``, oldest first, per GPU index
+        self.recent: dict[int, list[tuple[int, dt.datetime]]] = {}
 
     def _unsupported(self, exc: BaseException) -> bool:
         nv = self._nv
@@ -104,6 +106,7 @@ class XidEvents:
     def drain(self, handles: dict[int, Any]) -> None:
         """Take every event waiting in the set, without waiting for more; ``handles``: the
         GPUs read this round (an event names its device by handle)."""
+        self.recent = {}
         if self._set is None:
             return
         nv = self._nv
@@ -126,6 +129,7 @@ class XidEvents:
             log.warning("GPU %d reported XID %d", index, code)
             self.counts[index] = self.counts.get(index, 0) + 1
             self.last[index] = (code, self._clock())
+            self.recent.setdefault(index, []).append(self.last[index])
         log.warning("NVML event set: over %d events in one read", MAX_EVENTS_PER_READ)
 
     def _index_of(self, device: Any, by_key: dict[Any, int]) -> int | None:
