@@ -122,9 +122,12 @@ def test_an_allocation_appears_in_a_scrape_and_vanishes_with_its_container(
         page = daemon.wait_metrics(seen, f"allocation series for {name}")
         samples = parse(page)
         ((labels, one),) = find(samples, "ds01_slot_allocated", container=name).items()
-        assert one == 1 and dict(labels)["slot"] == "0" and dict(labels)["gpu"] == "0"
-        assert dict(labels)["uuid"].startswith("GPU-") and dict(labels)["profile"] == ""
-        assert value(samples, "ds01_user_gpu_equivalents", user=user) == 1
+        got = dict(labels)
+        held = docker_engine.inspect_container(name)["Config"]["Labels"]
+        assert one == 1 and got["slot"] == held["ds01.gpu.slots"] == got["gpu"]
+        assert got["uuid"] == held["ds01.gpu.uuids"] and got["profile"] == ""
+        # the shared engine may hold other runs' containers of this user: at least ours
+        assert value(samples, "ds01_user_gpu_equivalents", user=user) >= 1
         assert value(samples, "ds01_gpu_allocated_gpu_equivalents") >= 1
         assert value(samples, "ds01_user_gpu_quota", user=user) == 2
 

@@ -19,6 +19,8 @@ import pytest
 from ds01_prometheus.server import ExporterError, ExporterService
 
 from ds01_core.cycle.pipeline import run_cycle
+from ds01_core.domain.model import Workload
+from ds01_core.domain.state.allocations import Allocations
 from tests.plugins.prometheus.exporter_helpers import (
     free_port,
     make_runtime,
@@ -87,6 +89,43 @@ def test_openmetrics_and_gzip_on_request(tmp_path):
         status, headers, body = scrape(url(service), headers={"Accept-Encoding": "gzip"})
         assert headers.get("Content-Encoding") == "gzip"
         assert b"ds01_slot_info{" in gzip.decompress(body)
+
+
+def test_each_cycle_s_snapshot_is_served_in_every_encoding(tmp_path):
+    """The page cache never serves an older snapshot: after a cycle, both encodings show it."""
+    service = service_for(tmp_path)
+    runtime = service.runtime
+    openmetrics = {"Accept": "application/openmetrics-text;version=1.0.0"}
+    with running(service):
+        for headers in ({}, openmetrics):
+            assert b'container="cached"' not in scrape(url(service), headers=headers)[2]
+        slot = runtime.gpu.slots()[0]
+        with runtime.state.transaction() as db:
+            Allocations.insert_bound(
+                db, "alice", "c" * 64, "cached", [slot.uuid], 1.0, runtime.now()
+            )
+        run_cycle(runtime, workloads=[])  # no such container: reconcile releases it again
+        run_cycle(runtime, workloads=[])
+        for headers in ({}, openmetrics):
+            assert b'container="cached"' not in scrape(url(service), headers=headers)[2]
+        with runtime.state.transaction() as db:
+            Allocations.insert_bound(db, "alice", "d" * 64, "kept", [slot.uuid], 1.0, runtime.now())
+        box = Workload(
+            kind="container",
+            id="d" * 64,
+            name="kept",
+            origin="ds01",
+            owner="alice",
+            owner_source="label",
+            status="running",
+            gpu_slots=[slot.uuid],
+        )
+        run_cycle(runtime, workloads=[box])
+        for headers in ({}, openmetrics):
+            body = scrape(url(service), headers=headers)[2]
+            assert b'container="kept"' in body
+        assert body.count(b"# EOF") == 1 and body.endswith(b"# EOF\n")
+        assert b"ds01_exporter_scrape_duration_seconds " in body
 
 
 def test_an_address_in_use_is_refused_at_start_and_stop_is_prompt(tmp_path):
