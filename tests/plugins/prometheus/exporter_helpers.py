@@ -35,14 +35,18 @@ def free_port(first: int = 19300, last: int = 19399) -> int:
     raise AssertionError("no free port in 19300-19399")
 
 
-def make_runtime(directory: Path, extra: dict[str, Any] | None = None) -> Runtime:
+def make_runtime(
+    directory: Path,
+    extra: dict[str, Any] | None = None,
+    plugins: tuple[tuple[str, object], ...] = (),
+) -> Runtime:
     """A runtime with the installed plugins (the prometheus plugin among them) on the simulated
     host, in ``directory``; detectors and host-touching plugins off."""
-    plugins: dict[str, Any] = {"disabled": QUIET, "prometheus": {"listen": "127.0.0.1:0"}}
-    data = {"plugins": plugins, **(extra or {})}
+    section: dict[str, Any] = {"disabled": QUIET, "prometheus": {"listen": "127.0.0.1:0"}}
+    data = {"plugins": section, **(extra or {})}
     if "plugins" in (extra or {}):
-        data["plugins"] = {**plugins, **extra["plugins"]}  # type: ignore[index]
-    return load_runtime(str(write_config(directory, data)))
+        data["plugins"] = {**section, **extra["plugins"]}  # type: ignore[index]
+    return load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
 
 
 def parse(text: str) -> Samples:

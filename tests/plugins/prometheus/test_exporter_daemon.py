@@ -110,6 +110,7 @@ def test_an_allocation_appears_in_a_scrape_and_vanishes_with_its_container(
     user = unix_users["ds01ta"].name
     name = f"{container_prefix}-exported"
     ds01(daemon.config, "container", "create", name, "--image", IMAGE, "--gpus", "1", "--as", user)
+    ds01(daemon.config, "container", "start", name, "--as", user)
     try:
 
         def seen(s) -> bool:  # the allocation is recorded a moment before Docker has the box
@@ -128,6 +129,14 @@ def test_an_allocation_appears_in_a_scrape_and_vanishes_with_its_container(
         assert got["uuid"] == held["ds01.gpu.uuids"] and got["profile"] == ""
         # the shared engine may hold other runs' containers of this user: at least ours
         assert value(samples, "ds01_user_gpu_equivalents", user=user) >= 1
+        # the cgroups plugin's reading of the user's cgroup (a full cycle reads it)
+        samples = parse(
+            daemon.wait_metrics(
+                lambda s: bool(find(s, "ds01_user_memory_bytes", user=user)),
+                f"memory of {user}'s cgroup",
+            )
+        )
+        assert value(samples, "ds01_user_memory_bytes", user=user) > 0
         assert value(samples, "ds01_gpu_allocated_gpu_equivalents") >= 1
         assert value(samples, "ds01_user_gpu_quota", user=user) == 2
 

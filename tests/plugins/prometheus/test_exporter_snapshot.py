@@ -16,8 +16,9 @@ from prometheus_client.exposition import generate_latest
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.gpu.health import GpuHealth, GpuTelemetry, HealthReason
-from ds01_core.domain.model import Workload
+from ds01_core.domain.model import QuotaLine, Workload
 from ds01_core.domain.state.allocations import Allocations
+from ds01_core.framework.hookspecs import hookimpl
 from tests.plugins.prometheus.exporter_helpers import (
     NoDocker,
     count_nvml_calls,
@@ -345,6 +346,40 @@ def test_idle_allocated_slots_and_users(runtime):
     s = samples_of(runtime)
     assert value(s, "ds01_slot_idle", gpu="0", slot="0", user="alice", container="sleepy") == 1
     assert value(s, "ds01_user_idle_gpu_equivalents", user="alice") == 1
+
+
+class Usage:
+    """A plugin reporting usage the way the cgroups plugin does, through ``quota_usage``."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    def quota_usage(self, user, limits):
+        self.asked.append(user)
+        if user != "alice":
+            return []
+        return [
+            QuotaLine("memory", 3 * 1024**3, limits.get("memory_max"), "bytes"),
+            QuotaLine("processes", 12, None, "count"),
+            QuotaLine("cpu time", 4.5, None, "seconds"),
+        ]
+
+
+def test_user_memory_and_cpu_from_the_quota_lines(tmp_path):
+    usage = Usage()
+    runtime = make_runtime(tmp_path, LIMITS, plugins=(("usage", usage),))
+    run_cycle(runtime, workloads=[container("a" * 64, "box", "alice", [])])
+    s = samples_of(runtime)
+    assert value(s, "ds01_user_memory_bytes", user="alice") == 3 * 1024**3
+    assert value(s, "ds01_user_cpu_seconds_total", user="alice") == 4.5
+    assert not find(s, "ds01_user_memory_bytes", user="carol")  # no line: absent, not 0
+    assert sorted(set(usage.asked)) == ["alice", "carol"]
+    # a partial cycle keeps the full cycle's readings without asking again
+    usage.asked.clear()
+    run_cycle(runtime, partial=True, workloads=[container("a" * 64, "box", "alice", [])])
+    assert usage.asked == []
+    assert value(samples_of(runtime), "ds01_user_memory_bytes", user="alice") == 3 * 1024**3
 
 
 def test_a_scrape_calls_neither_nvml_nor_docker(runtime):
