@@ -96,7 +96,11 @@ def load_process_metrics() -> ProcessMetricsLike | None:
         if exc.name != PROCESS_METRICS:
             raise
         return None
-    metrics: ProcessMetricsLike = module.ProcessMetrics()
+    try:
+        metrics: ProcessMetricsLike = module.ProcessMetrics()
+    except Exception:  # the rest of the exporter still works; say why
+        log.exception("prometheus: the process metrics cannot start")
+        return None
     return metrics
 
 

@@ -5,13 +5,20 @@ partial cycle keeps the last full cycle's GPUs; a scrape calls neither NVML nor 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 
 import attrs
 import pytest
-from ds01_prometheus.collector import CYCLE_BUCKETS, exporter_of
+from ds01_prometheus.collector import (
+    CYCLE_BUCKETS,
+    Exporter,
+    exporter_of,
+    load_process_metrics,
+)
 from ds01_prometheus.gpu_metrics import REASON_CODES as PLUGIN_REASON_CODES
 from ds01_prometheus.gpu_metrics import THROTTLE_REASONS as PLUGIN_THROTTLE_REASONS
 from ds01_prometheus.server import ExporterService
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 
 from ds01_core.cycle.pipeline import run_cycle
@@ -401,3 +408,45 @@ def test_a_scrape_calls_neither_nvml_nor_docker(runtime):
     del runtime.__dict__["docker"]
     assert calls == {} and no_docker.used == []
     assert value(parse(body.decode()), "ds01_exporter_scrape_duration_seconds") > 0
+
+
+class Telemetry:
+    """The interface ``ds01_prometheus.process_metrics.ProcessMetrics`` offers the exporter."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.reports: list = []
+        self.broken = broken
+
+    def update(self, runtime, report) -> None:
+        self.reports.append(report)
+
+    def collect(self):
+        if self.broken:
+            raise RuntimeError("telemetry broke")
+        family = CounterMetricFamily("ds01_events", "Events.", labels=["type"])
+        family.add_metric(["gpu.allocated"], len(self.reports))
+        yield family
+
+
+def test_the_process_metrics_are_updated_each_cycle_and_served(runtime):
+    telemetry = Telemetry()
+    exporter = Exporter(telemetry)
+    report = run_cycle(runtime, workloads=[])
+    exporter.update(runtime, report)
+    exporter.update(runtime, report)
+    assert telemetry.reports == [report, report]
+    body, _type = exporter.render("")
+    assert value(parse(body.decode()), "ds01_events_total", type="gpu.allocated") == 2
+    assert value(parse(body.decode()), "ds01_gpus_available") == 1
+    # a broken telemetry part costs only itself
+    telemetry.broken = True
+    body, _type = exporter.render("application/openmetrics-text;version=1.0.0")
+    assert b"ds01_events_total" not in body and b"ds01_slot_info{" in body
+
+
+def test_the_process_metrics_module_is_optional():
+    found = importlib.util.find_spec("ds01_prometheus.process_metrics") is not None
+    loaded = load_process_metrics()
+    assert (loaded is not None) == found
+    if loaded is not None:
+        assert callable(loaded.update) and callable(loaded.collect)
