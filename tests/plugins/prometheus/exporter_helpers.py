@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ds01_prometheus.collector import exporter_of
 from prometheus_client.parser import text_string_to_metric_families
 
 from ds01_core.framework.runtime import Runtime, load_runtime
@@ -46,7 +47,9 @@ def make_runtime(
     data = {"plugins": section, **(extra or {})}
     if "plugins" in (extra or {}):
         data["plugins"] = {**section, **extra["plugins"]}  # type: ignore[index]
-    return load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
+    runtime = load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
+    exporter_of(runtime)  # as the listener's start does: from now on each cycle updates it
+    return runtime
 
 
 def parse(text: str) -> Samples:

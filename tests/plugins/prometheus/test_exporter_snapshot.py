@@ -14,6 +14,7 @@ from ds01_prometheus.collector import (
     Exporter,
     exporter_of,
     load_process_metrics,
+    running_exporter,
 )
 from ds01_prometheus.gpu_metrics import REASON_CODES as PLUGIN_REASON_CODES
 from ds01_prometheus.gpu_metrics import THROTTLE_REASONS as PLUGIN_THROTTLE_REASONS
@@ -26,7 +27,10 @@ from ds01_core.domain.gpu.health import GpuHealth, GpuTelemetry, HealthReason
 from ds01_core.domain.model import QuotaLine, Workload
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.runtime import load_runtime
+from tests.helpers.config import write_config
 from tests.plugins.prometheus.exporter_helpers import (
+    QUIET,
     NoDocker,
     count_nvml_calls,
     find,
@@ -297,6 +301,18 @@ def test_health_and_telemetry_series_follow_the_report(runtime):
     assert value(s, "ds01_gpu_health_problem", gpu="2", reason="thermal") == 0
     assert value(s, "ds01_gpu_healthy", gpu="2") == 1
     assert value(s, "ds01_gpu_drained_gpu_equivalents") == 0
+
+
+def test_a_process_without_a_listener_builds_nothing(tmp_path):
+    """``ds01d --once`` or a command running a cycle: the hook leaves the GPUs and the store
+    alone (no snapshot nobody would read)."""
+    runtime = load_runtime(str(write_config(tmp_path, {"plugins": {"disabled": QUIET}})))
+    report = run_cycle(runtime, workloads=[])
+    assert report.errors == [] and running_exporter(runtime) is None
+    # once a listener has made the exporter, the same hook builds the snapshot
+    exporter = exporter_of(runtime)
+    run_cycle(runtime, workloads=[])
+    assert running_exporter(runtime) is exporter and exporter.updates == 1
 
 
 def test_the_reason_codes_match_the_core():
