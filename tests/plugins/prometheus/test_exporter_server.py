@@ -7,10 +7,8 @@ from __future__ import annotations
 import base64
 import gzip
 import importlib.util
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -27,6 +25,7 @@ from tests.plugins.prometheus.exporter_helpers import (
     parse,
     running,
     scrape,
+    self_signed,
     value,
 )
 
@@ -161,34 +160,7 @@ def test_ipv6_loopback(tmp_path):
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with openssl now."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is needed for the TLS tests"
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "exporter.crt", where / "exporter.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def basic(user: str, password: str) -> dict[str, str]:
