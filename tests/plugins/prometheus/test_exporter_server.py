@@ -9,7 +9,9 @@ import gzip
 import importlib.util
 import socket
 import ssl
+import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +76,36 @@ def test_routes_and_methods(tmp_path):
 def test_alertmanager_is_not_found_without_the_receiver(tmp_path):
     with running(service_for(tmp_path)) as service:
         assert request("POST", url(service, "/alertmanager"), b"{}") == 404
+
+
+def test_alertmanager_posts_reach_the_receiver_with_what_it_needs(tmp_path, monkeypatch):
+    """The contract with ``ds01_prometheus.alert_receiver``: ``receive(runtime, settings, body,
+    authorization, peer) -> (status, text)``; basic auth does not apply (it has its token)."""
+    calls: list[tuple] = []
+
+    def receive(runtime, settings, body, authorization, peer):
+        calls.append((runtime, settings, body, authorization, peer))
+        return (202, "accepted\n") if authorization == "Bearer t0ken" else (401, "no\n")
+
+    receiver = types.ModuleType("ds01_prometheus.alert_receiver")
+    receiver.receive = receive  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ds01_prometheus.alert_receiver", receiver)
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    service = service_for(tmp_path, basic_auth_username="p", basic_auth_password_file=str(password))
+    with running(service):
+        req = urllib.request.Request(
+            url(service, "/alertmanager"),
+            data=b'{"alerts": []}',
+            headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as response:
+            assert (response.status, response.read()) == (202, b"accepted\n")
+        assert request("POST", url(service, "/alertmanager"), b"{}") == 401
+    runtime, settings, body, authorization, peer = calls[0]
+    assert runtime is service.runtime and settings is service.settings.alert_receiver
+    assert (body, authorization, peer) == (b'{"alerts": []}', "Bearer t0ken", "127.0.0.1")
 
 
 def test_openmetrics_and_gzip_on_request(tmp_path):
