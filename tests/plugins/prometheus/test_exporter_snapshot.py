@@ -466,3 +466,20 @@ def test_the_process_metrics_module_is_optional():
     assert (loaded is not None) == found
     if loaded is not None:
         assert callable(loaded.update) and callable(loaded.collect)
+
+
+def test_an_allocation_keeps_its_slot_labels_while_the_gpus_cannot_be_read(runtime, monkeypatch):
+    slot = runtime.gpu.slots()[2]
+    allocate(runtime, "alice", "9" * 64, "steady", [slot.uuid], 1.0)
+    box = container("9" * 64, "steady", "alice", [slot.uuid])
+    run_cycle(runtime, workloads=[box])
+    labels = dict(slot="2", gpu="2", uuid=slot.uuid, profile="", user="alice", container="steady")
+    assert value(samples_of(runtime), "ds01_slot_allocated", **labels) == 1
+    # NVML stops answering: no GPU series, ds01_gpus_available 0, the allocation's labels kept
+    outage = {"state": "unavailable", "error": "NVML: GPU is lost", "since": None, "retry_in": 5}
+    monkeypatch.setattr(type(runtime), "gpu_state", lambda self: outage)
+    run_cycle(runtime, workloads=[box])
+    s = samples_of(runtime)
+    assert value(s, "ds01_gpus_available") == 0
+    assert find(s, "ds01_gpu_info") == {} and find(s, "ds01_slot_info") == {}
+    assert find(s, "ds01_slot_allocated") == {frozenset(labels.items()): 1.0}
