@@ -253,3 +253,22 @@ def test_a_broken_certificate_stops_the_start(tmp_path):
     service = service_for(tmp_path, tls_cert_file=str(junk), tls_key_file=str(junk))
     with pytest.raises(ExporterError, match="TLS certificate"):
         service.start()
+
+
+def test_bad_requests_get_answers_not_tracebacks(tmp_path, capfd):
+    with running(service_for(tmp_path)) as service:
+        host, port = service.address
+        for raw in (
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+            b"GARBAGE\r\n\r\n",
+        ):
+            with socket.create_connection((host, port), timeout=5) as conn:
+                conn.sendall(raw)
+                answer = conn.recv(200)
+            assert b"400" in answer or b"413" in answer, answer
+        # a client that hangs up at once costs nothing either
+        with socket.create_connection((host, port), timeout=5):
+            pass
+        assert scrape(url(service, "/-/healthy"))[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
