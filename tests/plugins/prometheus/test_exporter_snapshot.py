@@ -24,8 +24,9 @@ from prometheus_client.exposition import generate_latest
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.gpu.health import GpuHealth, GpuTelemetry, HealthReason
-from ds01_core.domain.model import QuotaLine, Workload
+from ds01_core.domain.model import GpuRequest, QuotaLine, Workload
 from ds01_core.domain.state.allocations import Allocations
+from ds01_core.domain.state.gpu_queue import Waiter
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.framework.runtime import load_runtime
 from tests.helpers.config import write_config
@@ -483,3 +484,19 @@ def test_an_allocation_keeps_its_slot_labels_while_the_gpus_cannot_be_read(runti
     assert value(s, "ds01_gpus_available") == 0
     assert find(s, "ds01_gpu_info") == {} and find(s, "ds01_slot_info") == {}
     assert find(s, "ds01_slot_allocated") == {frozenset(labels.items()): 1.0}
+
+
+def test_queue_tickets_per_user(runtime):
+    """Two live tickets of bob's (this process holds them), then one left: the series follows."""
+    first = Waiter(runtime, GpuRequest(user="bob", container="wait-1"))
+    second = Waiter(runtime, GpuRequest(user="bob", container="wait-2"))
+    try:
+        run_cycle(runtime, workloads=[])
+        s = samples_of(runtime)
+        assert value(s, "ds01_user_queue_tickets", user="bob") == 2
+        assert value(s, "ds01_user_queue_tickets", user="carol") == 0
+        first.leave("gave up")
+        run_cycle(runtime, partial=True, workloads=[])
+        assert value(samples_of(runtime), "ds01_user_queue_tickets", user="bob") == 1
+    finally:
+        second.leave("gave up")
