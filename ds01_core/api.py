@@ -119,8 +119,8 @@ if TYPE_CHECKING:
     from ds01_core.domain.users import username_for_uid as username_for_uid
     from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
-    from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
     from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
     from ds01_core.services.caller import Caller as Caller
     from ds01_core.services.errors import Busy as Busy
     from ds01_core.services.errors import Conflict as Conflict

@@ -140,15 +140,27 @@ def test_create_policy_refusals_map_to_their_reason(host, reason):
     [
         ("uid 4242 has no account on this host", 403, "no_account"),
         ("container web belongs to another user; you may only use your own", 403, "not_owner"),
-        ("POST /containers/prune is for admins only (it acts on everyone's objects)", 403,
-         "forbidden_endpoint"),  # fmt: skip
-        ("GET /swarm is not an endpoint the ds01 gateway allows (ask an admin if you need it)",
-         403, "forbidden_endpoint"),  # fmt: skip
-        ("GPU quota: 1.00 of 1 GPU-equivalents in use (x); this request needs 1.00", 403,
-         "quota"),  # fmt: skip
+        (
+            "POST /containers/prune is for admins only (it acts on everyone's objects)",
+            403,
+            "forbidden_endpoint",
+        ),
+        (
+            "GET /swarm is not an endpoint the ds01 gateway allows (ask an admin if you need it)",
+            403,
+            "forbidden_endpoint",
+        ),
+        (
+            "GPU quota: 1.00 of 1 GPU-equivalents in use (x); this request needs 1.00",
+            403,
+            "quota",
+        ),
         ("no free whole GPU: 0 free, 1 requested", 403, "gpu_unavailable"),
-        ("you have 64 connections open to the gateway (the limit is 64); close some", 429,
-         "connection_cap"),  # fmt: skip
+        (
+            "you have 64 connections open to the gateway (the limit is 64); close some",
+            429,
+            "connection_cap",
+        ),
         ("HostConfig.Privileged: expected a boolean", 400, "bad_request"),
         ("something new", 403, "other"),
     ],

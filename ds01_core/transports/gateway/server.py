@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ds01_core.domain.model import Event
 from ds01_core.services.caller import Caller
+from ds01_core.transports.gateway import outcomes
 from ds01_core.transports.gateway.call import Call, Refused
 from ds01_core.transports.gateway.forwarding import Forwarder
 from ds01_core.transports.gateway.handlers import HANDLERS
-from ds01_core.transports.gateway import outcomes
 from ds01_core.transports.gateway.http import (
     BUFFER,
     REASONS,

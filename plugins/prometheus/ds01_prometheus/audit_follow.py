@@ -52,7 +52,7 @@ class AuditFollower:
 
     def _open(self) -> _Open | None:
         try:
-            return _Open(open(self.path, "rb"))  # noqa: SIM115 - held across calls, see close()
+            return _Open(open(self.path, "rb"))
         except FileNotFoundError:
             return None
 

@@ -239,7 +239,9 @@ def process_families(runtime_dir: str | None) -> list[Metric]:
             family.add_metric(list(key), value)
         families.append(family)
     for name in PROCESS_HISTOGRAMS:
-        families.append(_histogram(name, [s.histograms[name] for s in snapshots if name in s.histograms]))
+        families.append(
+            _histogram(name, [s.histograms[name] for s in snapshots if name in s.histograms])
+        )
     return families
 
 
