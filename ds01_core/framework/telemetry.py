@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,29 +46,51 @@ Labels = tuple[str, ...]
 
 
 class Counter:
-    """A monotonically increasing count per label set (thread-safe)."""
+    """A monotonically increasing count per label set (thread-safe, and cheap to add one to).
 
-    __slots__ = ("_lock", "_values", "help", "labels", "name")
+    A step of one is ``next()`` on an :class:`itertools.count` per label set: a single C call
+    the interpreter never interrupts, so no lock is taken on the hot path (the gateway counts
+    every request). Other amounts go to a float under a lock.
+    """
+
+    __slots__ = ("_cells", "_extra", "_lock", "help", "labels", "name")
 
     def __init__(self, name: str, help: str, labels: Labels = (), seed: Iterable[Labels] = ()):
         self.name, self.help, self.labels = name, help, tuple(labels)
         self._lock = threading.Lock()
-        self._values: dict[Labels, float] = {tuple(k): 0.0 for k in seed}
+        self._cells: dict[Labels, itertools.count[int]] = {}
+        self._extra: dict[Labels, float] = {}
+        for key in seed:
+            self._add(tuple(key))
+
+    def _add(self, key: Labels) -> tuple[Labels, itertools.count[int]]:
+        """The series for ``key`` (made now; ``other`` once :data:`MAX_SERIES` are kept)."""
+        with self._lock:
+            if key not in self._cells and len(self._cells) >= MAX_SERIES:
+                key = (OTHER,) * len(self.labels)
+            return key, self._cells.setdefault(key, itertools.count())
+
+    def incrementer(self, *values: str) -> Callable[[], object]:
+        """A function adding one to the series with these label values: the cheapest way to
+        count the same series again and again (one C call)."""
+        return self._add(values)[1].__next__
 
     def inc(self, *values: str, amount: float = 1.0) -> None:
         """Add ``amount`` to the series with these label values (in ``labels``' order)."""
+        cell = self._cells.get(values)
+        if cell is None:
+            values, cell = self._add(values)
+        if amount == 1.0:
+            next(cell)
+            return
         with self._lock:
-            if values in self._values:
-                self._values[values] += amount
-            elif len(self._values) < MAX_SERIES:
-                self._values[values] = amount
-            else:
-                other = (OTHER,) * len(self.labels)
-                self._values[other] = self._values.get(other, 0.0) + amount
+            self._extra[values] = self._extra.get(values, 0.0) + amount
 
     def values(self) -> dict[Labels, float]:
         with self._lock:
-            return dict(self._values)
+            cells, extra = dict(self._cells), dict(self._extra)
+        # a count's repr is ``count(N)``: its next value, i.e. how often next() was called
+        return {k: int(repr(c)[6:-1]) + extra.get(k, 0.0) for k, c in cells.items()}
 
 
 class Histogram:

@@ -28,18 +28,26 @@ from ds01_core.transports.gateway.outcomes import DENIAL_REASONS, denial_reason
 
 
 def test_counter_counts_exactly_from_many_threads():
-    counter = Counter("x_total", "x", ("outcome",))
+    counter = Counter("x_total", "x", ("outcome",), seed=[("error",)])
+    allowed = counter.incrementer("allowed")
 
     def work() -> None:
         for _ in range(20_000):
-            counter.inc("allowed")
+            counter.inc("denied")
+            allowed()
+            counter.inc("big", amount=0.5)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert counter.values() == {("allowed",): 80_000.0}
+    assert counter.values() == {
+        ("allowed",): 80_000.0,
+        ("denied",): 80_000.0,
+        ("big",): 40_000.0,
+        ("error",): 0.0,
+    }
 
 
 def test_counter_keeps_at_most_max_series_then_counts_other():

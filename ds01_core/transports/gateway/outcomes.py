@@ -113,14 +113,14 @@ def denial_reason(message: str, status: int = 403) -> str:
     return "other"
 
 
-def allowed() -> None:
-    REQUESTS.inc("allowed")
-
-
-def error() -> None:
-    REQUESTS.inc("error")
+#: count one request answered as it asked (the hot path: one C call, no lock)
+allowed = REQUESTS.incrementer("allowed")
+#: count one request the gateway answered with an error of its own
+error = REQUESTS.incrementer("error")
+_denied = REQUESTS.incrementer("denied")
 
 
 def denied(message: str, status: int = 403) -> None:
-    REQUESTS.inc("denied")
+    """Count one denial, under the reason its message names."""
+    _denied()
     DENIALS.inc(denial_reason(message, status))
