@@ -49,6 +49,7 @@ NOTICE_OUTCOMES = {"notify.delivered": "delivered", "notify.failed": "failed"}
 PROCESS_COUNTERS = ("ds01_gateway_requests_total", "ds01_gateway_denials_total")
 PROCESS_HISTOGRAMS = ("ds01_allocation_duration_seconds",)
 DOCKER_ROOT = "/var/lib/docker"
+PLUGIN = "prometheus"
 
 Key = tuple[str, ...]
 
@@ -104,8 +105,9 @@ def filesystem_sizes(paths: Iterable[str]) -> dict[str, tuple[float, float]]:
 class ProcessMetrics:
     """Counts kept by the exporter across cycles, and the families :meth:`collect` builds.
 
-    :param filesystems: the paths whose filesystems are measured; None: the state dir, the
-        log dir and Docker's root dir (``/var/lib/docker``) where they exist.
+    :param filesystems: the paths whose filesystems are measured; None: the configuration's
+        ``plugins.prometheus.filesystems``, unset there: the state dir, the log dir and
+        Docker's root dir (``/var/lib/docker``), each where it exists.
     """
 
     def __init__(self, filesystems: Sequence[str] | None = None, *, from_start: bool = False):
@@ -139,6 +141,9 @@ class ProcessMetrics:
                 self._count(record)
             self._runtime_dir = str(config.paths.runtime_dir)
         paths = self.filesystems
+        if paths is None:  # the section's list (plugins.prometheus.filesystems), or the defaults
+            section = runtime.plugin_config(PLUGIN)
+            paths = getattr(section, "filesystems", None)
         if paths is None:
             paths = [str(config.paths.state_dir), str(config.paths.log_dir), DOCKER_ROOT]
         if self._probe is None or not self._probe.is_alive():

@@ -205,3 +205,23 @@ def test_process_telemetry_is_summed_and_passes_promtool(runtime, tmp_path):
         "ds01_filesystem_avail_bytes",
     ):
         assert f"# TYPE {name} " in text, name
+
+
+def test_filesystems_come_from_the_plugin_section_by_default(tmp_path):
+    config = write_config(tmp_path, {"plugins": {"prometheus": {"filesystems": [str(tmp_path)]}}})
+    runtime = load_runtime(str(config))
+    metrics = ProcessMetrics()  # as the exporter makes it
+    metrics.update(runtime, None)
+    metrics.wait_for_probe()
+    paths = {dict(k[1])["path"] for k in samples(metrics) if k[0] == "ds01_filesystem_size_bytes"}
+    assert paths == {str(tmp_path)}
+
+    (tmp_path / "plain").mkdir()
+    unset = load_runtime(str(write_config(tmp_path / "plain")))
+    metrics = ProcessMetrics()
+    metrics.update(unset, None)
+    metrics.wait_for_probe()
+    paths = {dict(k[1])["path"] for k in samples(metrics) if k[0] == "ds01_filesystem_size_bytes"}
+    cfg = unset.config.paths
+    assert {str(cfg.state_dir), str(cfg.log_dir)} <= paths
+    assert paths <= {str(cfg.state_dir), str(cfg.log_dir), "/var/lib/docker"}
