@@ -1,7 +1,8 @@
 """The gateway's telemetry from a real ``ds01-gateway`` process and real users: requests counted
 as allowed or denied, each denial under its reason, the latency of a real GPU allocation — in the
 file the gateway writes (world-readable, no user names) — and the exporter's view of it:
-``ds01_gateway_up`` 1 while the gateway runs and 0 once it has stopped."""
+``ds01_gateway_up`` 1 while the gateway runs and 0 once it has stopped. ``ds01-api`` records
+the allocations of users' ``ds01 container create`` the same way."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from ds01_core.framework.runtime import load_runtime
 from ds01_core.framework.telemetry import read_process_telemetry, telemetry_path
 from tests.helpers.config import write_config
 from tests.helpers.gateway import docker, http, raw_as, running_gateway, status_of
+from tests.helpers.servers import running_api
+from tests.helpers.user_cli import run_as
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -118,3 +121,30 @@ def test_gateway_counts_real_requests_denials_and_allocations(
     assert got[("ds01_gateway_up", ())] == 0.0
     # the counts written at its exit stay readable
     assert got[("ds01_gateway_denials_total", (("reason", "host_mount"),))] == 1.0
+
+
+def test_the_api_socket_records_a_users_allocation(
+    tmp_path, unix_users, user_cli, test_image, container_prefix, docker_engine
+):
+    alice = unix_users["ds01ta"]
+    config = write_config(tmp_path, {"limits": LIMITS})
+    run_dir = tmp_path / "run"
+    name = f"{container_prefix}-api-telemetry"
+    with running_api(config) as sock:
+        try:
+            made = run_as(
+                alice,
+                user_cli,
+                ["container", "create", name, "--image", test_image, "--gpus", "1", "sleep", "60"],
+                env={"DS01_API_SOCKET": sock},
+            )
+            assert made.returncode == 0, made.stderr
+        finally:
+            if docker_engine.inspect_container(name) is not None:
+                docker_engine.remove(name, force=True)
+    # written at the server's exit at the latest
+    (snap,) = [s for s in read_process_telemetry(run_dir) if s.process == "ds01-api"]
+    allocation = snap.histograms["ds01_allocation_duration_seconds"]
+    assert sum(allocation.counts) == 1
+    assert 0 < allocation.sum < 30
+    assert alice.name not in telemetry_path(run_dir, "ds01-api").read_text()
