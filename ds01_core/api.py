@@ -52,7 +52,10 @@ The cycle
     ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
     ``CycleContext``: what a step's function gets (runtime, this cycle's workloads, report);
     ``CycleReport``: what a cycle saw and did (``cycle_finished`` hook); ``DaemonService``:
-    something a plugin runs inside ``ds01d`` (``daemon_services`` hook).
+    something a plugin runs inside ``ds01d`` (``daemon_services`` hook);
+    ``read_process_telemetry``: what ``ds01-gateway`` and ``ds01-api`` have counted (gateway
+    requests and denials, allocation latency), from the files they write under
+    ``paths.runtime_dir`` (for an exporter in ``ds01d``).
 
 The service layer (operations for the CLI and the API socket)
     ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
@@ -120,6 +123,7 @@ if TYPE_CHECKING:
     from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
     from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
     from ds01_core.services.caller import Caller as Caller
     from ds01_core.services.errors import Busy as Busy
     from ds01_core.services.errors import Conflict as Conflict
@@ -184,6 +188,7 @@ _SOURCES: dict[str, str] = {
     "CycleContext": "ds01_core.cycle.steps",
     "CycleReport": "ds01_core.cycle.steps",
     "DaemonService": "ds01_core.framework.daemon_services",
+    "read_process_telemetry": "ds01_core.framework.telemetry",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",
@@ -335,6 +340,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "gpu_queue_users",
     "live_allocations",
     "quota_lines",
+    "read_process_telemetry",
     "tell_user",
     "users_to_enforce",
     # the service layer
