@@ -177,9 +177,7 @@ def subject(notification: Notification) -> str:
     if len(names) > 3:
         named += f" +{len(names) - 3}"
     common = _common(tuple(shown))
-    about = "".join(
-        f" {key} {safe(common[key], 40)}" for key in SUBJECT_LABELS if common.get(key)
-    )
+    about = "".join(f" {key} {safe(common[key], 40)}" for key in SUBJECT_LABELS if common.get(key))
     return cap(f"{head} {named}{about}", MAX_SUBJECT)
 
 

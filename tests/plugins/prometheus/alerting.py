@@ -16,9 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ds01_core.framework.runtime import Runtime
 from ds01_prometheus.alert_receiver import PATH, receive
 from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
+
+from ds01_core.framework.runtime import Runtime
 from tests.conftest import unavailable
 
 #: the shipped files, as installed with the plugin (package data)

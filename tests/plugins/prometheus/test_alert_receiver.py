@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ds01_notify
-from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_prometheus import alert_message
 from ds01_prometheus.alert_receiver import MAX_BODY, is_loopback, receive
 from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
+
+import ds01_notify
+from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.plugins.notify.notify_servers import SmtpServer, WebhookServer, start_smtp
 from tests.plugins.prometheus.alerting import (
     ADMINS,
@@ -202,9 +202,10 @@ def test_with_a_token_file_the_bearer_token_is_required(runtime, tmp_path, webho
     assert post(runtime, body, settings, authorization="Basic czNjcmV0")[0] == 401
     assert post(runtime, body, settings, authorization="Bearer s3cret-tokenX")[0] == 401
     assert post(runtime, body, settings, authorization="bearer s3cret-token")[0] == 200
-    assert post(runtime, body, settings, authorization="Bearer s3cret-token", peer="10.0.0.9")[
-        0
-    ] == 200
+    assert (
+        post(runtime, body, settings, authorization="Bearer s3cret-token", peer="10.0.0.9")[0]
+        == 200
+    )
     assert [e["details"]["reason"] for e in events(runtime, "alert.refused")] == [
         "a bearer token is required (Authorization: Bearer …)",
         "wrong bearer token",
@@ -261,7 +262,9 @@ def test_nothing_in_a_payload_becomes_markup_and_sizes_are_capped(runtime, webho
     assert "\x1b" not in text and "\r" not in text
     unescaped = re.sub(r"\\.", "", text)  # what is left once every escaped character is gone
     assert re.findall(r"[\[\]<>*_`#|~]", unescaped) == []
-    assert "\\<script\\>x\\</script\\> \\*\\*bold\\*\\* \\_it\\_ \\`code\\` \\# head \\| pipe" in text
+    assert (
+        "\\<script\\>x\\</script\\> \\*\\*bold\\*\\* \\_it\\_ \\`code\\` \\# head \\| pipe" in text
+    )
     assert "Gpu\\[Xid\\](http://evil.example)" in text
     assert "container \\[click\\](http://evil.example)" in text
     assert "x" * 999 + "…" in text and "x" * 1000 not in text
