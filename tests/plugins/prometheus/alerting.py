@@ -10,17 +10,21 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ds01_prometheus.alert_receiver import PATH, receive
 from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
 
 from ds01_core.framework.runtime import Runtime
 from tests.conftest import unavailable
+from tests.helpers.waiting import wait_until
 
 #: the shipped files, as installed with the plugin (package data)
 SHIPPED = Path(str(resources.files("ds01_prometheus") / "shipped"))
@@ -179,3 +183,162 @@ def receiver_server(runtime: Runtime, settings: AlertReceiverConfig) -> Iterator
         yield server
     finally:
         server.close()
+
+
+# -- real Prometheus and Alertmanager ------------------------------------------------------------
+
+
+def render_alertmanager(
+    directory: Path, smtp_port: int, webhook_url: str, token_file: Path
+) -> Path:
+    """The shipped alertmanager.yml with this test's peers: the SMTP server on loopback (no
+    STARTTLS), the admins' address, ds01's receiver at ``webhook_url`` with ``token_file``, and
+    second-long group timings; routes, receivers and inhibitions stay as shipped."""
+    config = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    config["global"].update(
+        smtp_smarthost=f"127.0.0.1:{smtp_port}",
+        smtp_from="alertmanager@example.org",
+        smtp_require_tls=False,
+    )
+    for route in (config["route"], *config["route"]["routes"]):
+        for key in ("group_wait", "group_interval"):
+            if key in route or route is config["route"]:
+                route[key] = "1s"
+    for receiver in config["receivers"]:
+        for mail in receiver.get("email_configs", []):
+            mail["to"] = ADMINS
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook_url
+            hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
+    shutil.copy(ALERTMANAGER / "ds01.tmpl", directory / "ds01.tmpl")
+    path = directory / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def render_rules(directory: Path, fast_for: str = "2s", keep: Sequence[str] = ()) -> Path:
+    """The shipped alert rules with every ``for:`` shortened to ``fast_for`` (the promtool tests
+    hold the real ones), except the alerts named in ``keep``."""
+    config = yaml.safe_load((RULES / "ds01-alerts.yml").read_text())
+    for group in config["groups"]:
+        for rule in group["rules"]:
+            if rule["alert"] not in keep:
+                rule["for"] = fast_for
+    path = directory / "ds01-alerts.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class Server:
+    """A real server process (Prometheus, Alertmanager) on loopback, its output in a log."""
+
+    def __init__(self, name: str, argv: Sequence[str], port: int, log: Path):
+        self.name, self.port, self.log = name, port, log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._ready, 30, f"{name} ready on 127.0.0.1:{port}", every=0.1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_alertmanager(config: Path, directory: Path) -> Server:
+    port = free_port()
+    (directory / "am-data").mkdir()
+    argv = [
+        binary("prometheus-alertmanager"),
+        f"--config.file={config}",
+        f"--storage.path={directory / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url=http://127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip (default 0.0.0.0:9094)
+    ]
+    return Server("alertmanager", argv, port, directory / "alertmanager.log")
+
+
+def start_prometheus(
+    directory: Path, rule_file: Path, target_port: int, alertmanager_port: int
+) -> Server:
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rule_file)],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        },
+        "scrape_configs": [
+            {"job_name": "ds01", "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
+        ],
+    }
+    path = directory / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    (directory / "prom-data").mkdir()
+    argv = [
+        binary("prometheus"),
+        f"--config.file={path}",
+        f"--storage.tsdb.path={directory / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.external-url=http://127.0.0.1:{port}",
+        # the first evaluation precedes service discovery of the Alertmanager; without this a
+        # dropped notification is resent only after a minute
+        "--rules.alert.resend-delay=1s",
+    ]
+    return Server("prometheus", argv, port, directory / "prometheus.log")
+
+
+class Exposition:
+    """A loopback /metrics endpoint serving exposition text with the catalogue's names (the
+    stand-in for ds01d's exporter until the lead wires this test to ds01d); ``text`` is read
+    on every scrape, so a test changes what Prometheus sees by assigning it."""
+
+    def __init__(self, text: str):
+        self.text = text
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = owner.text.replace("NOW", f"{time.time():.3f}").encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
