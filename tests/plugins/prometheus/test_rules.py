@@ -169,3 +169,12 @@ def test_every_recording_rule_is_checked_by_value():
 )
 def test_metric_names_are_read_from_expressions(expr, names):
     assert metric_names(expr) == names
+
+
+def test_docs_name_every_alert_and_recording_rule():
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "alerts.md").read_text()
+    for rule in rules(ALERTS, "alert"):
+        row = f"| `{rule['alert']}` | {rule['labels']['severity']} | {rule['for']} |"
+        assert row in docs, row
+    for rule in rules(RECORDING, "record"):
+        assert f"`{rule['record']}`" in docs, rule["record"]
