@@ -44,6 +44,8 @@ Users and limits
 
 The cycle
     ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
+    ``live_allocations``: the GPU allocations not released; ``gpu_queue_users``: who waits for
+    GPUs (one entry per ticket, in queue order);
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
     ``Notice`` through every notify plugin, each delivery written to the audit log;
     ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
@@ -245,6 +247,24 @@ def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workloa
         raise Conflict(f"Docker: {exc}") from None
 
 
+def live_allocations(runtime: Runtime) -> list[Allocation]:
+    """Every GPU allocation not released (held-after-stop ones included), as the state store
+    has them now: one read, for plugins that publish or check who holds which slot."""
+    # lazy: the state tables load only when a plugin asks
+    from ds01_core.domain.state.allocations import Allocations
+
+    return Allocations(runtime).live()
+
+
+def gpu_queue_users(runtime: Runtime) -> list[str]:
+    """The user of each live ticket in the GPU wait queue, in queue order (a user waiting with
+    two requests appears twice); tickets whose process is gone are left out."""
+    # lazy: the state tables load only when a plugin asks
+    from ds01_core.domain.state.gpu_queue import waiting
+
+    return [ticket.user for ticket in waiting(runtime.state.db)]
+
+
 if not TYPE_CHECKING:  # type checkers see the imports above, and an unknown name stays an error
 
     def __getattr__(name: str) -> Any:
@@ -304,6 +324,8 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "CycleStep",
     "DaemonService",
     "current_workloads",
+    "gpu_queue_users",
+    "live_allocations",
     "tell_user",
     "users_to_enforce",
     # the service layer
