@@ -21,9 +21,11 @@ from typing import Any
 import yaml
 from ds01_prometheus.alert_receiver import PATH, receive
 from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
+from ds01_prometheus.server import ExporterService
 
-from ds01_core.framework.runtime import Runtime
+from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.conftest import unavailable
+from tests.helpers.config import write_config
 from tests.helpers.waiting import wait_until
 
 #: the shipped files, as installed with the plugin (package data)
@@ -342,3 +344,26 @@ class Exposition:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def exporter_listener(
+    directory: Path, notify: Mapping[str, Any], token_file: Path
+) -> Iterator[tuple[Runtime, str]]:
+    """ds01d's exporter listener (the prometheus plugin's :class:`ExporterService`, the
+    installed plugins loaded as ds01d loads them) with the alert receiver behind a token and
+    the notify plugin configured by ``notify``; yields the runtime and the receiver's URL."""
+    plugins = {
+        "disabled": ["docker-detector", "gpu-process-detector", "cgroups", "diskquota", "ldap"],
+        "prometheus": {"listen": "127.0.0.1:0", "alert_receiver": {"token_file": str(token_file)}},
+        "notify": dict(notify),
+    }
+    runtime = load_runtime(str(write_config(directory, {"plugins": plugins}, "ds01d.yaml")))
+    service = ExporterService(runtime, runtime.plugin_config("prometheus"))
+    service.start()
+    try:
+        host, port = service.address
+        yield runtime, f"http://{host}:{port}{PATH}"
+    finally:
+        service.stop()
+        runtime.close()

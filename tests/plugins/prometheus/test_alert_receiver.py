@@ -26,6 +26,7 @@ from tests.plugins.prometheus.alerting import (
     ADMINS,
     alert,
     events,
+    exporter_listener,
     notify_section,
     payload,
     receiver_server,
@@ -295,4 +296,28 @@ def test_through_a_real_http_server_with_a_token(runtime, tmp_path, webhooks):
             200,
             "delivered through email, webhook:teams",
         )
+    assert [p.body["summary"] for p in webhooks.posts] == ["[FIRING:1] GpuXidError gpu 3"]
+
+
+def test_through_ds01d_exporter_listener(tmp_path, webhooks, smtp):
+    """The prometheus plugin's own HTTP listener dispatches ``POST /alertmanager`` here."""
+    token = tmp_path / "token"
+    token.write_text("tok-456\n")
+    section = notify_section(webhooks.url("/teams"), smtp.port)
+    body = json.dumps(payload([XID])).encode()
+    with exporter_listener(tmp_path, section, token) as (runtime, url):
+
+        def send(headers: dict[str, str]) -> int:
+            request = urllib.request.Request(url, data=body, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert send({"Authorization": "Bearer nope"}) == 401
+        assert send({"Authorization": "Bearer tok-456"}) == 200
+        assert [e["details"]["reason"] for e in events(runtime, "alert.refused")] == [
+            "wrong bearer token"
+        ]
     assert [p.body["summary"] for p in webhooks.posts] == ["[FIRING:1] GpuXidError gpu 3"]
