@@ -151,6 +151,10 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, smtp, webhooks, token):
         # ds01d down holds back what comes from its metrics (same job and instance)
         _alert("Ds01DaemonDown", "critical", "daemon", "prometheus", instance="h2:9101"),
         _alert("Ds01GatewayDown", "critical", "daemon", "ds01d", instance="h2:9101"),
+        # no GPU readable on h3 holds back h3's per-GPU alerts, not h4's in the same group
+        _alert("GpusUnavailable", "critical", "gpu-health", "ds01d", instance="h3:9101"),
+        _alert("GpuOverheating", "warning", "gpu-health", "ds01d", gpu="0", instance="h3:9101"),
+        _alert("GpuDrained", "warning", "gpu-health", "ds01d", gpu="0", instance="h4:9101"),
     ]
     manager = start_alertmanager(config, tmp_path)
     try:
@@ -161,19 +165,24 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, smtp, webhooks, token):
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 200
-        wait_until(lambda: len(webhooks.posts) >= 4, 30, "four notifications to ds01")
-        wait_until(lambda: len(mails(smtp, ADMINS)) >= 3, 30, "three critical e-mails")
+        wait_until(lambda: len(webhooks.posts) >= 6, 30, "six notifications to ds01")
+        wait_until(lambda: len(mails(smtp, ADMINS)) >= 4, 30, "four critical e-mails")
     finally:
         manager.stop()
     delivered = sorted(
-        sorted((a["labels"]["alertname"], a["labels"]["severity"]) for a in post.body["alerts"])
+        sorted(
+            (a["labels"]["alertname"], a["labels"]["severity"], a["labels"]["instance"])
+            for a in post.body["alerts"]
+        )
         for post in webhooks.posts
     )
     assert delivered == [
-        [("Ds01DaemonDown", "critical")],
-        [("GpuDrained", "warning")],
-        [("GpuFellOffBus", "critical")],
-        [("GpuXidError", "critical")],
+        [("Ds01DaemonDown", "critical", "h2:9101")],
+        [("GpuDrained", "warning", "h4:9101")],
+        [("GpuDrained", "warning", "h:9101")],
+        [("GpuFellOffBus", "critical", "h:9101")],
+        [("GpuXidError", "critical", "h:9101")],
+        [("GpusUnavailable", "critical", "h3:9101")],
     ]
     assert {p.headers["Authorization"] for p in webhooks.posts} == {"Bearer t0ken-for-alertmanager"}
     subjects = sorted(m["Subject"] for m in mails(smtp, ADMINS))
@@ -181,6 +190,7 @@ def test_inhibitions_in_a_real_alertmanager(tmp_path, smtp, webhooks, token):
         "[ds01] [FIRING:1] Ds01DaemonDown on h2:9101",
         "[ds01] [FIRING:1] GpuFellOffBus gpu 5 on h:9101",
         "[ds01] [FIRING:1] GpuXidError gpu 3 on h:9101",
+        "[ds01] [FIRING:1] GpusUnavailable on h3:9101",
     ]
 
 
