@@ -144,3 +144,40 @@ def test_notices_of_an_old_store_keep_their_subjects_after_migration_4(tmp_path)
         assert not first_notice(db, Subject.container("0123abcd" * 8), "idle", "0.8", now)
         assert first_notice(db, Subject.container("alice"), "quota", "gpu", now)  # other kind
     store.close()
+
+
+def test_each_thread_has_its_own_connection(tmp_path):
+    """A listener thread writing while another thread holds a transaction open neither joins
+    that transaction nor breaks it (ds01d's alert receiver beside the cycle); connections of
+    threads that ended are closed when the next one opens."""
+    import threading
+
+    store = StateStore(tmp_path / "state.db")
+    store.db.execute("CREATE TABLE t (v TEXT)")
+    seen: list = []
+
+    def writer() -> None:
+        seen.append(store.db is not main_db)
+        with store.transaction():  # waits for the main thread's write lock, then commits
+            store.db.execute("INSERT INTO t VALUES ('thread')")
+
+    main_db = store.db
+    with store.transaction():
+        store.db.execute("INSERT INTO t VALUES ('main')")
+        thread = threading.Thread(target=writer)
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive()  # blocked on the lock, not inside this transaction
+        store.db.execute("DELETE FROM t WHERE v = 'thread'")  # nothing of the thread's here
+    thread.join(10)
+    rows = sorted(r[0] for r in store.db.execute("SELECT v FROM t"))
+    assert rows == ["main", "thread"] and seen == [True]
+    assert len(store._connections) == 2
+    threading.Thread(target=lambda: store.db).start()  # a new thread: the dead one's closed
+    for _ in range(100):
+        if len(store._connections) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert len(store._connections) == 2
+    store.close()
+    assert store._connections == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -212,24 +214,60 @@ class StateStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        # check_same_thread=False: a process may open the store in one thread (a plugin's
-        # configure hook) and use it from another (the gateway's runtime thread); callers never
-        # use one store from two threads at once, and Python's SQLite is built serialized.
-        self.db = sqlite3.connect(
+        # one connection per thread (SQLite serialises them like separate processes, which
+        # the store already supports): ds01d's listener threads (the exporter's alert receiver)
+        # write while the cycle thread is inside a transaction of its own. An in-memory store
+        # is one database per connection, so it keeps a single one.
+        self._local = threading.local()
+        # each connection with its thread, so that those of threads gone (a listener's
+        # per-request threads) are closed rather than kept
+        self._connections: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
+        self._shared: sqlite3.Connection | None = None
+        if str(path) == ":memory:":
+            self._shared = self._connect()
+        else:
+            self._connect_here()
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o640)
+        self._migrate(migrations)
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: the shared in-memory connection, and a runtime opened in one
+        # thread and handed to another (the gateway's runtime thread), are used across threads
+        db = sqlite3.connect(
             str(self.path),
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=False,
         )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        if str(path) != ":memory:":
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o640)
-        self._migrate(migrations)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        with self._connections_lock:
+            alive = []
+            for thread, conn in self._connections:
+                if (t := thread()) is not None and t.is_alive():
+                    alive.append((thread, conn))
+                else:
+                    conn.close()
+            self._connections = [*alive, (weakref.ref(threading.current_thread()), db)]
+        return db
+
+    def _connect_here(self) -> sqlite3.Connection:
+        db = self._connect()
+        self._local.db = db
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on its first use)."""
+        if self._shared is not None:
+            return self._shared
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        return db if db is not None else self._connect_here()
 
     @property
     def schema_version(self) -> int:
@@ -266,4 +304,8 @@ class StateStore:
             self.db.execute("COMMIT")
 
     def close(self) -> None:
-        self.db.close()
+        """Close every thread's connection."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for _thread, db in connections:
+            db.close()
