@@ -263,7 +263,7 @@ class QuotaLine:
     """One row of ``ds01 quota``: a resource, what is used of it and the limit.
 
     ``unit`` says how to show the numbers: ``bytes``, ``bytes/s``, ``cores``, ``count``,
-    ``ops/s`` or ``GPU-eq``.
+    ``ops/s``, ``seconds`` or ``GPU-eq``.
     """
 
     resource: str

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ds01_core.domain.units import format_bytes
+from ds01_core.domain.units import format_bytes, format_duration
 from ds01_core.transports.cli.output import json_option, print_json, print_table
 from ds01_core.transports.cli.state import CliState, pass_state
 
@@ -84,4 +84,6 @@ def show(value: float | None, unit: str) -> str:
         return format_bytes(int(value)) + "/s"
     if unit in ("count", "ops/s"):
         return f"{int(value)}" + ("/s" if unit == "ops/s" else "")
+    if unit == "seconds":
+        return format_duration(value)
     return f"{value:.2f}"

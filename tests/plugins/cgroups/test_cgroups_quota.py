@@ -50,6 +50,8 @@ def test_quota_lines_read_the_users_cgroup(
         assert lines["memory"]["detail"] == f"cgroup /{cgroup_test_root}/default/quotauser"
         assert lines["processes"]["limit"] == 64 and lines["processes"]["used"] >= 1
         assert lines["cpu"]["limit"] == 1.5
+        # the CPU time the cgroup has used (dd wrote 20 MiB): a counter, the exporter's per-user CPU
+        assert lines["cpu time"]["unit"] == "seconds" and lines["cpu time"]["used"] > 0
         table = CliRunner().invoke(cli, ["--config", str(config), "quota", "--user", "quotauser"])
         assert "memory" in table.output and "256.0M" in table.output
     finally:
