@@ -44,12 +44,17 @@ Users and limits
 
 The cycle
     ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
+    ``live_allocations``: the GPU allocations not released; ``gpu_queue_users``: who waits for
+    GPUs (one entry per ticket, in queue order);
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
     ``Notice`` through every notify plugin, each delivery written to the audit log;
     ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
     ``CycleContext``: what a step's function gets (runtime, this cycle's workloads, report);
     ``CycleReport``: what a cycle saw and did (``cycle_finished`` hook); ``DaemonService``:
-    something a plugin runs inside ``ds01d`` (``daemon_services`` hook).
+    something a plugin runs inside ``ds01d`` (``daemon_services`` hook);
+    ``read_process_telemetry``: what ``ds01-gateway`` and ``ds01-api`` have counted (gateway
+    requests and denials, allocation latency), from the files they write under
+    ``paths.runtime_dir`` (for an exporter in ``ds01d``).
 
 The service layer (operations for the CLI and the API socket)
     ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
@@ -117,6 +122,7 @@ if TYPE_CHECKING:
     from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
     from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
     from ds01_core.services.caller import Caller as Caller
     from ds01_core.services.errors import Busy as Busy
     from ds01_core.services.errors import Conflict as Conflict
@@ -181,6 +187,7 @@ _SOURCES: dict[str, str] = {
     "CycleContext": "ds01_core.cycle.steps",
     "CycleReport": "ds01_core.cycle.steps",
     "DaemonService": "ds01_core.framework.daemon_services",
+    "read_process_telemetry": "ds01_core.framework.telemetry",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",
@@ -245,6 +252,24 @@ def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workloa
         raise Conflict(f"Docker: {exc}") from None
 
 
+def live_allocations(runtime: Runtime) -> list[Allocation]:
+    """Every GPU allocation not released (held-after-stop ones included), as the state store
+    has them now: one read, for plugins that publish or check who holds which slot."""
+    # lazy: the state tables load only when a plugin asks
+    from ds01_core.domain.state.allocations import Allocations
+
+    return Allocations(runtime).live()
+
+
+def gpu_queue_users(runtime: Runtime) -> list[str]:
+    """The user of each live ticket in the GPU wait queue, in queue order (a user waiting with
+    two requests appears twice); tickets whose process is gone are left out."""
+    # lazy: the state tables load only when a plugin asks
+    from ds01_core.domain.state.gpu_queue import waiting
+
+    return [ticket.user for ticket in waiting(runtime.state.db)]
+
+
 if not TYPE_CHECKING:  # type checkers see the imports above, and an unknown name stays an error
 
     def __getattr__(name: str) -> Any:
@@ -304,6 +329,9 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "CycleStep",
     "DaemonService",
     "current_workloads",
+    "gpu_queue_users",
+    "live_allocations",
+    "read_process_telemetry",
     "tell_user",
     "users_to_enforce",
     # the service layer

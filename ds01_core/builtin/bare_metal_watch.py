@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the flag a host GPU process gets in this cycle's inventory when its owner holds no grant
+NO_GRANT = "no_grant"
+
 SOURCE = "bare-metal"
 #: the ``notices_sent`` kind and threshold under which unauthorised processes are remembered
 SEEN_KIND = "bare_metal"
@@ -201,6 +204,8 @@ def watch(runtime: Runtime, workloads: Sequence[Workload]) -> list[Event]:
                 continue  # the pid is no longer the process detection saw
             if exempt(workload.owner):
                 continue
+            if NO_GRANT not in workload.flags:  # for those who publish it (the exporter)
+                workload.flags.append(NO_GRANT)
             subject = Subject.process(pid, info.start_ticks)
             with runtime.state.transaction() as db:
                 new = first_notice(db, subject, SEEN_KIND, SEEN_THRESHOLD, now)

@@ -44,6 +44,7 @@ from ds01_core.domain.state.allocations import (
     inventory_slots,
 )
 from ds01_core.domain.state.waiting_allocation import allocate_waiting
+from ds01_core.framework.telemetry import ALLOCATION_SECONDS
 from ds01_core.services.bare_metal_grants import gpu_group_id
 
 if TYPE_CHECKING:
@@ -142,7 +143,8 @@ def prepare(runtime: Runtime, request: AdmissionRequest) -> Prepared:
     granted: Granted | None = None
     if request.gpu_request is not None:
         try:
-            granted = allocate_waiting(runtime, request.gpu_request, request.wait)
+            with ALLOCATION_SECONDS.time():  # the answer, granted or refused (for the exporter)
+                granted = allocate_waiting(runtime, request.gpu_request, request.wait)
         except AllocationRefused as refused:
             raise AdmissionRefused(str(refused)) from None
     allocation_id = granted.allocation.id if granted else None

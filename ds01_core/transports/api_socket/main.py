@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from ds01_core.framework import telemetry
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.framework.startup import require_writable, starting
 from ds01_core.transports.api_socket.server import ApiServer, ThreadedRuntime
@@ -32,4 +33,6 @@ def main(config_path: str | None, socket_path: str | None, debug: bool) -> None:
         runtime = load()
         require_writable(runtime.config)
         server = ApiServer(runtime, socket_path)
-    serve_until_stopped("ds01-api", server, load, "api.started")
+    # counts for ds01d's exporter, written while serving and at exit
+    with telemetry.writing(runtime.config.paths.runtime_dir, "ds01-api"):
+        serve_until_stopped("ds01-api", server, load, "api.started")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import click
 
+from ds01_core.framework import telemetry
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.framework.startup import require_writable, starting
 from ds01_core.transports.gateway.server import Gateway
@@ -34,6 +35,8 @@ def main(
         runtime = load_runtime(config_path)
         require_writable(runtime.config)
         gateway = Gateway(runtime, socket_path=socket_path, upstream=upstream)
-    serve_until_stopped(
-        "ds01-gateway", gateway, lambda: load_runtime(config_path), "gateway.started"
-    )
+    # counts for ds01d's exporter, written while serving and at exit
+    with telemetry.writing(runtime.config.paths.runtime_dir, "ds01-gateway"):
+        serve_until_stopped(
+            "ds01-gateway", gateway, lambda: load_runtime(config_path), "gateway.started"
+        )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ds01_core.domain.model import Event
 from ds01_core.services.caller import Caller
+from ds01_core.transports.gateway import outcomes
 from ds01_core.transports.gateway.call import Call, Refused
 from ds01_core.transports.gateway.forwarding import Forwarder
 from ds01_core.transports.gateway.handlers import HANDLERS
@@ -143,6 +144,7 @@ class Gateway:
         admin = peer.caller is not None and peer.caller.admin
         admitted, held = self.connections.admit(peer.uid, admin, limit)
         if not admitted:  # one user's connections (each a thread here) must not crowd others out
+            outcomes.denied("connections open to the gateway", 429)
             self.event(
                 "access.denied",
                 peer.who,
@@ -164,14 +166,22 @@ class Gateway:
         an error answers the request that caused it and ends the connection."""
         client = Stream(sock)
         head: Head | None = None
+        answering = False  # a request is being answered (counted when it ends)
         try:
             while True:
                 sock.settimeout(IDLE_TIMEOUT)  # waiting for a request: an idle client goes
                 head = client.read_head(request=True)
                 sock.settimeout(None)  # answers may stream for hours (logs -f, events)
-                if head is None or not self.serve_one(peer, client, head):
+                if head is None:
+                    return
+                answering = True
+                keep = self.serve_one(peer, client, head)
+                answering = False
+                outcomes.allowed()
+                if not keep:
                     return
         except Refused as refused:
+            outcomes.denied(refused.message, refused.status)
             endpoint = f"{head.method} {head.target[:300]}" if head else "?"
             log.info("refused %s %s: %s", peer.who, endpoint, refused.message)
             self.event(
@@ -181,12 +191,20 @@ class Gateway:
             )
             _error(sock, refused.status, refused.message)
         except HttpError as exc:
+            if exc.status == 403:  # not an endpoint the gateway allows
+                outcomes.denied(exc.message, exc.status)
+            else:
+                outcomes.error()
             _error(sock, exc.status, exc.message)
         except EngineUnavailable as exc:
+            outcomes.error()
             _error(sock, 502, f"{exc} (is dockerd running?)")
         except (Closed, OSError):
+            if answering:
+                outcomes.error()
             return
         except Exception:
+            outcomes.error()
             log.exception("gateway error")
             _error(sock, 500, "internal error in the ds01 gateway; see its log")
         finally:
