@@ -219,12 +219,14 @@ def test_the_simulated_dgx_passes_with_every_check_named() -> None:
     assert find(report, "gpm", "GPU 5").verdict == "unsupported"  # A100: no GPM
     energy = find(report, "energy", "GPU 0")
     assert energy.verdict == "ok" and energy.provider.startswith("912004")
-    # the simulated host answers no ECC or clocks: unsupported, not failed
-    for check in ("ecc", "clocks"):
-        assert find(report, check, "GPU 0").verdict == "unsupported"
+    # the simulated host answers ECC and clocks (no error, A100 clocks)
+    assert find(report, "ecc", "GPU 0").nvml.startswith("on; uncorrected 0 (aggregate 0)")
+    assert (
+        find(report, "clocks", "GPU 0").nvml == "SM 1410/1410 MHz, memory 1593/1593 MHz (now/max)"
+    )
     minor = find(report, "minor number", "GPU 0")  # the built-in host's GPU 0 is /dev/nvidia2
     assert (minor.verdict, minor.nvml, minor.provider) == ("ok", "2 (/dev/nvidia2)", "2")
-    assert report.unsupported_calls["nvmlDeviceGetEccMode"] == 8
+    assert "nvmlDeviceGetEccMode" not in report.unsupported_calls
     assert report.unsupported_calls["nvmlDeviceGetUtilizationRates"] >= 8  # 4 MIG GPUs, twice
     assert find(report, "nvidia-smi -L", "host").verdict == "unsupported"
 

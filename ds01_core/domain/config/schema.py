@@ -52,6 +52,7 @@ class SimulatedGpuConfig:
 
     topology: AbsPath | None = None
     processes_file: AbsPath | None = None
+    faults_file: AbsPath | None = None  # GPU faults to simulate, re-read when it changes
 
 
 @attrs.define

@@ -114,7 +114,9 @@ def _simulated(gpu_config: GpuConfig, reason: str | None) -> GpuProvider:
     from ds01_core.domain.gpu.simulated import SimulatedProvider
 
     sim = gpu_config.simulated
-    return SimulatedProvider(sim.topology, sim.processes_file, reason=reason)
+    return SimulatedProvider(
+        sim.topology, sim.processes_file, reason=reason, faults_file=sim.faults_file
+    )
 
 
 __all__ = [

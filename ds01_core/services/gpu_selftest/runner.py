@@ -39,12 +39,20 @@ def open_nvml(gpu: GpuConfig) -> tuple[Any, str, str | None]:
     """
     if gpu.backend == "simulated":
         # lazy: only a simulated configuration loads the simulated host and its YAML reader
-        from ds01_core.domain.gpu.simulated import ProcessesFile, SimulatedNvml, load_topology
+        from ds01_core.domain.gpu.simulated import (
+            FaultsFile,
+            ProcessesFile,
+            SimulatedNvml,
+            load_topology,
+        )
 
         host = load_topology(gpu.simulated.topology)
         files = gpu.simulated.processes_file
         extra = ProcessesFile(files, host) if files is not None else None
-        return SimulatedNvml(host, extra_processes=extra), "simulated", None
+        faults = gpu.simulated.faults_file
+        source = FaultsFile(faults, len(host.gpus)).poll if faults is not None else None
+        nvml = SimulatedNvml(host, extra_processes=extra, faults_source=source)
+        return nvml, "simulated", None
     try:
         import pynvml
     except ImportError:  # pragma: no cover - nvidia-ml-py is a dependency

@@ -26,9 +26,11 @@ import attrs
 
 from ds01_core.domain.gpu.base import ProcessListing
 from ds01_core.domain.gpu.gpm import GpmSampler
+from ds01_core.domain.gpu.health import GpuTelemetry
 from ds01_core.domain.gpu.nvml.mig import MigReader
 from ds01_core.domain.gpu.nvml.session import NvmlSession
 from ds01_core.domain.gpu.nvml.slots import text, whole_slot
+from ds01_core.domain.gpu.nvml.telemetry import TelemetryReader
 from ds01_core.domain.gpu.nvml.utilization import UtilizationReader
 from ds01_core.domain.model import Gpu, GpuProcess, GpuSlot
 
@@ -54,6 +56,7 @@ class NvmlProvider:
         self._mig = MigReader(self._session)
         self._gpm = GpmSampler(self._nvml)
         self._utilization = UtilizationReader(self._session)
+        self._telemetry = TelemetryReader(self._session)
         self.description = description or self._describe()
 
     # -- the provider interface -------------------------------------------------------------
@@ -95,6 +98,12 @@ class NvmlProvider:
         """GPU index -> ``"ok"`` or ``"degraded: <call>: <error>"``, as of the last reads."""
         return self._session.health()
 
+    def telemetry(self) -> list[GpuTelemetry]:
+        """Each whole GPU's sensors and error counters (never per MIG device), in index order;
+        a lost GPU is ``fell_off_bus``, a reading it lacks is None. Never raises for one GPU
+        (:mod:`~ds01_core.domain.gpu.nvml.telemetry`)."""
+        return self._telemetry.read_all()
+
     def mig_utilization(self) -> dict[str, float | None]:
         """MIG slot UUID → SM utilisation (percent) since the last call, from GPM where the GPU
         supports it; slots without GPM (or on their first call) map to None."""
@@ -122,9 +131,10 @@ class NvmlProvider:
         return result
 
     def close(self) -> None:
-        """Free the GPM samples held, then end the NVML session (once; later calls do
-        nothing)."""
+        """Free the GPM samples and the XID event set held, then end the NVML session (once;
+        later calls do nothing)."""
         self._gpm.close()
+        self._telemetry.close()
         self._session.close()
 
     def __enter__(self) -> NvmlProvider:

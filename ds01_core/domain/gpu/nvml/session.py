@@ -57,6 +57,7 @@ class NvmlSession:
             self.close()
             raise GpuProviderError(f"NVML loaded but could not count the GPUs: {exc}") from exc
         self._handles: dict[int, Any] = {}
+        self._handle_errors: dict[int, Exception] = {}  # why a handle query last failed
         self._unreadable: set[int] = set()
         self._degraded: dict[int, dict[str, str]] = {}  # GPU index -> what failed -> message
         self._old_process_call = False  # the driver has no _v3 process query: use _v2
@@ -87,12 +88,22 @@ class NvmlSession:
         try:
             handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
         except self.nvml.NVMLError as exc:
+            self._handle_errors[index] = exc
             self._report_unreadable(index, exc)
             self.degrade(index, "nvmlDeviceGetHandleByIndex", str(exc))
             return None
+        self._handle_errors.pop(index, None)
         self.recover(index, "nvmlDeviceGetHandleByIndex")
         self._handles[index] = handle
         return handle
+
+    def handle_error(self, index: int) -> Exception | None:
+        """Why the last handle query of GPU ``index`` failed (None: it did not)."""
+        return self._handle_errors.get(index)
+
+    def forget(self, index: int) -> None:
+        """Drop GPU ``index``'s cached handle (it is lost): the next read asks NVML again."""
+        self._handles.pop(index, None)
 
     def guarded(
         self, index: int, read: Callable[[int, Any], T], what: str = "reading the GPU"

@@ -6,7 +6,9 @@ processes; :class:`~ds01_core.domain.gpu.simulated.nvml.SimulatedNvml` answers N
 ordinary :class:`~ds01_core.domain.gpu.nvml.NvmlProvider` code reads it.
 
 A *processes file* (YAML or JSON list of ``{pid, slot, used_memory}``) is re-read on every query,
-so tests and demos can make real host PIDs appear as GPU processes while ds01 runs.
+so tests and demos can make real host PIDs appear as GPU processes while ds01 runs. A *faults
+file* (:mod:`~ds01_core.domain.gpu.simulated.faults_file`) makes GPUs hot, throttled, lost or
+report memory errors and XIDs, re-read when it changes; unit tests set ``nvml.faults.health``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ds01_core.domain.gpu.nvml import NvmlProvider
+from ds01_core.domain.gpu.simulated.faults_file import FaultsFile
 from ds01_core.domain.gpu.simulated.host import SimProcess
 from ds01_core.domain.gpu.simulated.nvml import SimulatedNvml
 from ds01_core.domain.gpu.simulated.processes import ProcessesFile
@@ -25,7 +28,15 @@ from ds01_core.domain.gpu.simulated.topology import (
     load_topology,
 )
 
-__all__ = ["SimulatedProvider", "SimulatedTopologyError", "build_host", "load_topology"]
+__all__ = [
+    "FaultsFile",
+    "ProcessesFile",
+    "SimulatedNvml",
+    "SimulatedProvider",
+    "SimulatedTopologyError",
+    "build_host",
+    "load_topology",
+]
 
 
 class SimulatedProvider(NvmlProvider):
@@ -41,12 +52,18 @@ class SimulatedProvider(NvmlProvider):
         *,
         reason: str | None = None,
         clock: Callable[[], float] | None = None,
+        faults_file: str | Path | None = None,
     ):
         self.host = load_topology(topology_path)
         extra: Callable[[], Iterable[tuple[str, SimProcess]]] | None = None
         if processes_file is not None:
             extra = ProcessesFile(processes_file, self.host)
+        self.faults_file = (
+            FaultsFile(faults_file, len(self.host.gpus)) if faults_file is not None else None
+        )
         kwargs: dict[str, Any] = {"extra_processes": extra}
+        if self.faults_file is not None:
+            kwargs["faults_source"] = self.faults_file.poll
         if clock is not None:
             kwargs["clock"] = clock
         self.nvml = SimulatedNvml(self.host, **kwargs)

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import pynvml
 
+from ds01_core.domain.gpu.simulated.health_faults import HealthFault
 from ds01_core.domain.gpu.simulated.values import SimHandle
 
 
@@ -45,6 +46,8 @@ class Faults:
     :ivar profile_info_error: the NVMLError class ``nvmlDeviceGetGpuInstanceProfileInfo`` raises.
     :ivar calls: how often each call consulted here was made.
     :ivar gpm_samples: the GPM samples allocated and not yet freed, by ``id``.
+    :ivar health: GPU index -> what is wrong with it (hot, ECC errors, XIDs, lost, …; see
+        :mod:`~ds01_core.domain.gpu.simulated.health_faults`); a faults file replaces it.
     """
 
     process_errors: dict[int | tuple[int, int], type[Exception]] = attrs.Factory(dict)
@@ -55,6 +58,7 @@ class Faults:
     calls: Counter[str] = attrs.Factory(Counter)
     mig_reserved_memory: dict[int, int] = attrs.Factory(dict)
     gpm_samples: dict[int, Any] = attrs.Factory(dict)
+    health: dict[int, HealthFault] = attrs.Factory(dict)
 
     def process_query(self, handle: SimHandle, call: str) -> None:
         """Raise what the process query ``call`` raises on ``handle``, if anything."""

@@ -17,6 +17,7 @@ from typing import Any
 import pynvml
 
 from ds01_core.domain.gpu.simulated.faults import Faults, MemoryInfoV2
+from ds01_core.domain.gpu.simulated.health_calls import FaultsSource, HealthCalls
 from ds01_core.domain.gpu.simulated.host import SimGpu, SimHost, SimInstance, SimProcess
 from ds01_core.domain.gpu.simulated.samples import UtilizationSamples
 from ds01_core.domain.gpu.simulated.values import (
@@ -38,12 +39,14 @@ MIB = 1024**2
 ExtraProcesses = Callable[[], Iterable[tuple[str, SimProcess]]]
 
 
-class SimulatedNvml:
+class SimulatedNvml(HealthCalls):
     """The ``pynvml`` functions ds01 calls, answered from a :class:`SimHost`.
 
     :param extra_processes: called on every process or memory query; yields ``(leaf uuid,
         process)`` pairs added to those the topology lists (a processes file, in practice).
     :param clock: seconds, monotonic; total energy grows at the current power draw.
+    :param faults_source: gives new GPU faults when they changed (a faults file's ``poll``);
+        the health calls are :class:`HealthCalls`'.
     """
 
     NVMLError = pynvml.NVMLError
@@ -76,9 +79,11 @@ class SimulatedNvml:
         extra_processes: ExtraProcesses | None = None,
         clock: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
+        faults_source: FaultsSource | None = None,
     ):
         self.host = host
         self.faults = faults if faults is not None else Faults()
+        self._init_health(faults_source)
         self._extra_processes = extra_processes
         self._clock = clock
         self._started = clock()
@@ -108,6 +113,7 @@ class SimulatedNvml:
         self._require_init()
         if not 0 <= index < len(self.host.gpus):
             raise self.NVMLError_InvalidArgument()
+        self._check_lost(index)
         return SimHandle(index)
 
     def nvmlDeviceGetUUID(self, handle: SimHandle) -> str:
@@ -328,6 +334,7 @@ class SimulatedNvml:
         self._require_init()
         if not isinstance(handle, SimHandle) or not 0 <= handle.gpu < len(self.host.gpus):
             raise self.NVMLError_InvalidArgument()
+        self._check_lost(handle.gpu)
         gpu = self.host.gpus[handle.gpu]
         if handle.mig is None:
             return gpu, None
