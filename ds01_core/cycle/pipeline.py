@@ -1,4 +1,4 @@
-"""One daemon cycle: its steps (detect → reconcile → enforce → idle) run in the configured order.
+"""One daemon cycle: its steps (detect → gpu-health → reconcile → enforce → idle) run in order.
 
 The cycle is the only place the daemon's periodic work is sequenced. It is a list of named
 steps (:mod:`ds01_core.cycle.steps`): the core's own, defined here, and those plugins add
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ds01_core.cycle import gpu_health
 from ds01_core.cycle.detection.inventory import diff_events
 from ds01_core.cycle.detection.shared import single_look
 from ds01_core.cycle.steps import (
@@ -150,6 +151,12 @@ CORE_STEPS: tuple[CycleStep, ...] = (
         needs=(),
         partial=True,
         hook="detect_workloads",
+    ),
+    CycleStep(
+        "gpu-health",
+        gpu_health.run,
+        "each GPU's readings judged (ECC, XID, heat, lost): health stored, changes audited, "
+        "unhealthy GPUs drained",
     ),
     CycleStep(
         "reconcile",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,8 @@ class CycleContext:
     limits: CycleLimits = attrs.field(
         default=attrs.Factory(lambda ctx: CycleLimits(ctx.runtime, ctx.now), takes_self=True)
     )
+    #: ``time.monotonic()`` when the cycle began: a reading taken since is this cycle's
+    started: float = attrs.Factory(time.monotonic)
 
     @property
     def workloads(self) -> list[Workload]:

@@ -287,6 +287,7 @@ def test_every_config_key_is_documented():
         cfg.PathsConfig,
         cfg.GpuConfig,
         cfg.SimulatedGpuConfig,
+        cfg.HealthConfig,
         cfg.DetectionConfig,
         cfg.EnforcementConfig,
         cfg.AllocationConfig,

@@ -22,6 +22,7 @@ from ds01_core.transports.cli import cli
 
 DEFAULT = [
     "detect",
+    "gpu-health",
     "reconcile-allocations",
     "owner-map",
     "label-migration",
@@ -29,7 +30,7 @@ DEFAULT = [
     "enforce-limits",
     "idle",
 ]
-PARTIAL = DEFAULT[:5]
+PARTIAL = [DEFAULT[0], *DEFAULT[2:6]]  # gpu-health runs in full cycles only
 
 
 def base(tmp_path: Path) -> dict:
@@ -102,11 +103,11 @@ def test_hook_cycle_steps(make_runtime):
     plan = cycle_plan(runtime)
     placed = {a.step.name: (a.position, a.step.provider) for a in plan.steps}
     # before enforce-limits, in the order the plugin gave them, provided by the plugin
-    assert placed["first"] == (6, "recorder") and placed["second"] == (7, "recorder")
-    assert placed["enforce-limits"] == (8, "core")
+    assert placed["first"] == (7, "recorder") and placed["second"] == (8, "recorder")
+    assert placed["enforce-limits"] == (9, "core")
 
     report = run_cycle(runtime, workloads=[legacy_box()])
-    assert report.steps == [*DEFAULT[:5], "first", "second", "enforce-limits", "idle"]
+    assert report.steps == [*DEFAULT[:6], "first", "second", "enforce-limits", "idle"]
     assert recorder.ran == [("first", ["c1" * 8]), ("second", ["c1" * 8])]
     logged = [e["event_type"] for e in runtime.events.query(type_prefix="recorder.")]
     assert logged == ["recorder.first", "recorder.second"]
@@ -133,7 +134,7 @@ def test_a_step_that_raises_costs_only_itself(make_runtime):
     runtime = make_runtime(("broken", Broken()))
     report = run_cycle(runtime, workloads=[legacy_box()])
     assert report.errors == ["sync (broken): directory unreachable"]
-    assert report.steps == ["detect", "sync", *DEFAULT[1:]]
+    assert report.steps == ["detect", "gpu-health", "sync", *DEFAULT[2:]]
     # the steps after it still did their work
     assert [e.event_type for e in report.events] == ["plugin.failed", "labels.migration_recorded"]
     failed = runtime.events.query(type_prefix="plugin.failed")
@@ -178,6 +179,7 @@ def test_the_admin_reorders_steps(make_runtime):
     # named steps in that order; the others after every step that comes before them by default
     assert report.steps == [
         "detect",
+        "gpu-health",
         "reconcile-allocations",
         "owner-map",
         "second",
@@ -205,6 +207,7 @@ def test_a_disabled_step_does_not_run(make_runtime, tmp_path):
     report = run_cycle(off, workloads=[legacy_box("c2")])
     assert report.steps == [
         "detect",
+        "gpu-health",
         "reconcile-allocations",
         "reconcile",
         "enforce-limits",
@@ -241,9 +244,9 @@ def test_a_disabled_step_does_not_run(make_runtime, tmp_path):
         (
             {"disabled": ["idle", "detect"]},
             [
-                "cycle.disabled[1]: 'detect' cannot be turned off: 'reconcile-allocations', "
-                "'owner-map', 'label-migration', 'reconcile', 'enforce-limits' need it (turn "
-                "those off too)"
+                "cycle.disabled[1]: 'detect' cannot be turned off: 'gpu-health', "
+                "'reconcile-allocations', 'owner-map', 'label-migration', 'reconcile', "
+                "'enforce-limits' need it (turn those off too)"
             ],
         ),
         (
@@ -303,19 +306,20 @@ def test_ds01_plugins_cycle_lists_the_steps(tmp_path):
     steps = json.loads(listing.output)["steps"]
     assert [(s["name"], s["provider"], s["position"]) for s in steps] == [
         ("detect", "core", 1),
-        ("reconcile-allocations", "gpu-allocations", 2),
-        ("owner-map", "gpu-allocations", 3),
-        ("label-migration", "label-migration", 4),
-        ("reconcile", "core", 5),
-        ("enforce-limits", "core", 6),
+        ("gpu-health", "core", 2),
+        ("reconcile-allocations", "gpu-allocations", 3),
+        ("owner-map", "gpu-allocations", 4),
+        ("label-migration", "label-migration", 5),
+        ("reconcile", "core", 6),
+        ("enforce-limits", "core", 7),
         ("idle", "core", None),
     ]
     by_name = {s["name"]: s for s in steps}
-    assert by_name["idle"]["enabled"] is False and by_name["idle"]["default_position"] == 7
+    assert by_name["idle"]["enabled"] is False and by_name["idle"]["default_position"] == 8
     assert by_name["detect"]["plugins"] == ["docker-detector", "gpu-process-detector"]
     assert by_name["reconcile"]["plugins"] == ["bare-metal"]
     assert by_name["owner-map"]["needs"] == ["detect", "reconcile-allocations"]
-    assert [s["partial"] for s in steps] == [True] * 5 + [False] * 2
+    assert [s["partial"] for s in steps] == [True, False] + [True] * 4 + [False] * 2
 
     table = CliRunner().invoke(cli, args, terminal_width=200)
     assert table.exit_code == 0, table.output
@@ -323,11 +327,12 @@ def test_ds01_plugins_cycle_lists_the_steps(tmp_path):
     assert lines[0].split()[:4] == ["#", "STEP", "PROVIDED", "BY"]
     assert [line.split()[:4] for line in lines[1:]] == [
         ["1", "detect", "core", "runs"],
-        ["2", "reconcile-allocations", "gpu-allocations", "runs"],
-        ["3", "owner-map", "gpu-allocations", "runs"],
-        ["4", "label-migration", "label-migration", "runs"],
-        ["5", "reconcile", "core", "runs"],
-        ["6", "enforce-limits", "core", "runs"],
+        ["2", "gpu-health", "core", "runs"],
+        ["3", "reconcile-allocations", "gpu-allocations", "runs"],
+        ["4", "owner-map", "gpu-allocations", "runs"],
+        ["5", "label-migration", "label-migration", "runs"],
+        ["6", "reconcile", "core", "runs"],
+        ["7", "enforce-limits", "core", "runs"],
         ["-", "idle", "core", "disabled"],
     ]
 

@@ -217,6 +217,7 @@ def test_a_disabled_builtin_takes_its_cycle_steps_with_it(tmp_path):
 
     assert steps([]) == [
         ("detect", "core"),
+        ("gpu-health", "core"),
         ("reconcile-allocations", "gpu-allocations"),
         ("owner-map", "gpu-allocations"),
         ("label-migration", "label-migration"),
@@ -226,6 +227,7 @@ def test_a_disabled_builtin_takes_its_cycle_steps_with_it(tmp_path):
     ]
     assert steps(["gpu-allocations"]) == [
         ("detect", "core"),
+        ("gpu-health", "core"),
         ("label-migration", "label-migration"),
         ("reconcile", "core"),
         ("enforce-limits", "core"),

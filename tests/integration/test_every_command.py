@@ -53,6 +53,7 @@ CASES: tuple[Case, ...] = (
     Case("quota", expect="GPU-equivalents"),
     Case("gpu status", expect="GPU provider"),
     Case("gpu queue"),
+    Case("gpu health", expect="No GPU health recorded yet"),  # no daemon runs here
     Case("gpu selftest", ["--interval", "0.1"], admin=True, expect="GPU self-test"),
     Case("workloads", expect="workload(s)"),
     Case(

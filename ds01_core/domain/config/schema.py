@@ -56,12 +56,25 @@ class SimulatedGpuConfig:
 
 
 @attrs.define
+class HealthConfig:
+    """How a GPU's readings become its health (docs/gpu-health.md): which states drain it (no
+    new allocations; ``[]``: never), how long an XID counts, how close to the slowdown
+    temperature is too hot (degrees Celsius), and which XIDs make a GPU unhealthy."""
+
+    drain: list[Literal["degraded", "unhealthy"]] = attrs.Factory(lambda: ["unhealthy"])
+    xid_window: Duration = Duration(15 * 60)
+    thermal_margin: float = 5.0
+    critical_xids: list[int] = attrs.Factory(lambda: [48, 63, 64, 74, 79, 92, 94, 95])
+
+
+@attrs.define
 class GpuConfig:
     backend: Literal["auto", "nvml", "simulated"] = "auto"
     simulated: SimulatedGpuConfig = attrs.Factory(SimulatedGpuConfig)
     ignored_process_names: list[str] = attrs.Factory(
         lambda: ["nvidia-persistenced", "nv-hostengine", "dcgm", "nvidia-smi"]
     )
+    health: HealthConfig = attrs.Factory(HealthConfig)
 
 
 @attrs.define

@@ -221,6 +221,32 @@ def check_plugin_selection(config: Config) -> Problems:
     ]
 
 
+def check_gpu_health(config: Config) -> Problems:
+    """``gpu.health``: a window and a margin that mean something, XIDs as NVML numbers them."""
+    health = config.gpu.health
+    problems = []
+    if health.xid_window <= 0:
+        problems.append(ConfigProblem("gpu.health.xid_window", "must be greater than 0"))
+    if not 0 <= health.thermal_margin <= 50:
+        problems.append(
+            ConfigProblem(
+                "gpu.health.thermal_margin",
+                f"must be between 0 and 50 (degrees Celsius), got {health.thermal_margin}",
+            )
+        )
+    for index, xid in enumerate(health.critical_xids):
+        if not 0 < xid < 1000:
+            problems.append(
+                ConfigProblem(
+                    f"gpu.health.critical_xids[{index}]", f"not an XID code (1..999): {xid}"
+                )
+            )
+    for index, state in enumerate(health.drain):
+        if state in health.drain[:index]:
+            problems.append(ConfigProblem(f"gpu.health.drain[{index}]", f"{state!r} listed twice"))
+    return problems
+
+
 def validate(config: Config, *, now: dt.datetime | None = None) -> Problems:
     """Every whole-file check, in the order their problems are reported."""
     now = now or dt.datetime.now(dt.UTC)
@@ -233,4 +259,5 @@ def validate(config: Config, *, now: dt.datetime | None = None) -> Problems:
         *check_sockets_and_connections(config),
         *check_lifecycle(config),
         *check_plugin_selection(config),
+        *check_gpu_health(config),
     ]

@@ -36,6 +36,7 @@ from ds01_core.domain.model import (
     utc_text,
 )
 from ds01_core.domain.state.allocation_rules import check_decision, quota_problem
+from ds01_core.domain.state.gpu_health import drained_problem, drained_words, undrained
 from ds01_core.domain.state.gpu_queue import waiting, wake_head
 from ds01_core.domain.state.owner_process import process_alive, process_start_ticks
 from ds01_core.domain.user_limits import effective_limits
@@ -160,7 +161,7 @@ class Allocations:
                 row[0]
                 for row in db.execute("SELECT slot_uuid FROM allocation_slots WHERE live = 1")
             }
-            free = [s for s in all_slots if s.uuid not in held_uuids]
+            free, out = undrained(db, [s for s in all_slots if s.uuid not in held_uuids])
             mine = self.live(db, user=request.user)
             limits = effective_limits(runtime, request.user, db=db, now=now)
             queue = waiting(db, now=now)
@@ -177,6 +178,8 @@ class Allocations:
                 )
             mode = runtime.config.enforcement.mode
             refusal = check_decision(decision, free, mine, limits, mode)
+            if refusal is not None and out:
+                refusal += f"; {drained_words(out)}"
             if refusal is None:
                 assert decision is not None
                 decision_warning = decision.warning
@@ -255,6 +258,8 @@ class Allocations:
         warning = None
         with self.state.transaction() as db:
             live = self.live(db)
+            if problem := drained_problem(db, [slots[u] for u in uuids]):
+                raise AllocationRefused(problem)
             holders = [a for a in live if set(a.slot_uuids) & set(uuids)]
             if holders:
                 theirs = [a for a in holders if a.user != user]

@@ -174,6 +174,26 @@ def _m4_notice_subjects(db: sqlite3.Connection) -> None:
     )
 
 
+def _m5_gpu_health(db: sqlite3.Connection) -> None:
+    # each GPU's health as the daemon's gpu-health step concluded it (domain/state/gpu_health)
+    _run_statements(
+        db,
+        """
+        CREATE TABLE gpu_health (
+            gpu_index INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            since TEXT,
+            drained INTEGER NOT NULL DEFAULT 0,
+            telemetry TEXT,
+            xids TEXT NOT NULL DEFAULT '[]',
+            updated_at TEXT NOT NULL
+        )
+        """,
+    )
+
+
 #: Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append only:
 #: never edit or reorder a migration that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -181,6 +201,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _m2_allocation_lifecycle,
     _m3_label_migrations,
     _m4_notice_subjects,
+    _m5_gpu_health,
 )
 
 

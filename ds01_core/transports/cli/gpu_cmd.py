@@ -87,6 +87,44 @@ def queue(state: CliState, as_json: bool) -> None:
     )
 
 
+@gpu.command()
+@json_option
+@pass_state
+def health(state: CliState, as_json: bool) -> None:
+    """Show each GPU's health: ok, degraded or unhealthy, why, since when, and whether drained.
+
+    The daemon (ds01d) judges every GPU once per cycle from its error counters and sensors:
+    uncorrected ECC errors, XID errors, a GPU fallen off the bus, failed row remapping (unhealthy);
+    heat, pages waiting for retirement, other XIDs, failing reads (degraded). A drained GPU gets
+    no new allocation (``gpu.health.drain``); what it holds stays. See docs/gpu-health.md.
+    """
+    data = state.call("gpu.health")
+    if as_json:
+        print_json(data)
+        return
+    if not data["gpus"]:
+        click.echo(
+            "No GPU health recorded yet: the daemon (ds01d) has not finished a full cycle with "
+            "the GPUs readable (is it running? `systemctl status ds01d`)."
+        )
+        return
+    if data["stale"]:
+        click.secho(
+            f"Stale: the daemon last judged the GPUs at {data['checked_at']} "
+            "(is ds01d running, and are the GPUs available? `ds01 gpu status`)",
+            fg="yellow",
+            err=True,
+        )
+    rows: list[tuple[str, ...]] = []
+    for g in data["gpus"]:
+        since = _time(g["since"]).astimezone().strftime("%m-%d %H:%M") if g["since"] else "-"
+        words = [f"{r['code']}: {r['detail']}" for r in g["reasons"]] or ["-"]
+        drained = "yes" if g["drained"] else "no"
+        rows.append((str(g["index"]), g["state"], drained, since, words[0]))
+        rows += [("", "", "", "", more) for more in words[1:]]
+    print_table(rows, ("gpu", "state", "drained", "since", "reasons"), shrinkable=[4])
+
+
 def describe_request(request: dict[str, Any]) -> str:
     if request.get("mig_profile"):
         return f"{request.get('count', 1)} x {request['mig_profile']}"

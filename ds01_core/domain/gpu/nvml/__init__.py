@@ -20,6 +20,7 @@ provider here reads each GPU and its processes.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import attrs
@@ -58,6 +59,9 @@ class NvmlProvider:
         self._utilization = UtilizationReader(self._session)
         self._telemetry = TelemetryReader(self._session)
         self.description = description or self._describe()
+        #: ``(time.monotonic(), gpus)`` of the last listing, so that a reader later in the same
+        #: daemon cycle (the gpu-health step) reuses it instead of walking NVML again
+        self.last_listing: tuple[float, list[Gpu]] | None = None
 
     # -- the provider interface -------------------------------------------------------------
 
@@ -67,7 +71,9 @@ class NvmlProvider:
         found = (
             self._session.guarded(index, self._read_gpu) for index in range(self._session.count)
         )
-        return [gpu for gpu in found if gpu is not None]
+        gpus = [gpu for gpu in found if gpu is not None]
+        self.last_listing = (time.monotonic(), gpus)
+        return gpus
 
     def slots(self) -> list[GpuSlot]:
         """Leaf slots: whole GPUs without MIG, the MIG instances of GPUs with MIG."""
