@@ -168,10 +168,18 @@ def items() -> list[Item]:
             "Retired pages and remapped rows",
             "none",
             [
-                ("ds01_gpu_retired_pages", "GPU {{gpu}} retired {{cause}}"),
-                ("ds01_gpu_remapped_rows", "GPU {{gpu}} remapped {{type}}"),
+                # a GPU has one of the two: page retirement before Ampere, row remapping since
+                (
+                    'label_replace(ds01_gpu_retired_pages, "what", "retired pages, $1", "cause", '
+                    '"(.*)") or label_replace(ds01_gpu_remapped_rows, "what", "remapped rows, $1", '
+                    '"type", "(.*)")',
+                    "GPU {{gpu}} {{what}}",
+                ),
                 ("ds01_gpu_remapped_rows_pending", "GPU {{gpu}} remap pending"),
+                ("ds01_gpu_remapped_rows_failed", "GPU {{gpu}} remap failed"),
             ],
+            "Memory rows or pages taken out of use after ECC errors; a failed remap needs a "
+            "GPU reset or replacement.",
         ),
         graph(
             "XID errors",
