@@ -45,7 +45,8 @@ Users and limits
 The cycle
     ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
     ``live_allocations``: the GPU allocations not released; ``gpu_queue_users``: who waits for
-    GPUs (one entry per ticket, in queue order);
+    GPUs (one entry per ticket, in queue order); ``quota_lines``: every plugin's ``ds01 quota``
+    lines for a user (what the cgroups and disk-quota plugins measure);
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
     ``Notice`` through every notify plugin, each delivery written to the audit log;
     ``CycleStep``: a named step a plugin adds to the daemon's cycle (``cycle_steps`` hook), and
@@ -270,6 +271,13 @@ def gpu_queue_users(runtime: Runtime) -> list[str]:
     return [ticket.user for ticket in waiting(runtime.state.db)]
 
 
+def quota_lines(runtime: Runtime, user: str, limits: EffectiveLimits) -> list[QuotaLine]:
+    """Every plugin's ``quota_usage`` lines for ``user`` (what ``ds01 quota`` shows: memory and
+    processes of the user's cgroup, disk use, …); a plugin that fails is a line naming it, with
+    ``used`` None. For plugins that publish usage (the exporter)."""
+    return list(runtime.hooks.quota_usage(runtime, user, limits))
+
+
 if not TYPE_CHECKING:  # type checkers see the imports above, and an unknown name stays an error
 
     def __getattr__(name: str) -> Any:
@@ -331,6 +339,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "current_workloads",
     "gpu_queue_users",
     "live_allocations",
+    "quota_lines",
     "read_process_telemetry",
     "tell_user",
     "users_to_enforce",

@@ -256,6 +256,8 @@ def test_notify_mode_reports_once_and_never_kills(
     report = run_cycle(runtime)
     found = [e for e in report.events if e.event_type == "bare_metal.unauthorised"]
     assert len(found) == 1
+    # flagged in the cycle's inventory (the exporter's ds01_host_gpu_processes_without_grant)
+    assert [w.pids for w in report.workloads if "no_grant" in w.flags] == [[proc.pid]]
     assert found[0].user == "ds01tb"
     assert found[0].details["pid"] == proc.pid
     assert found[0].details["command"] == "sleep 3601"
@@ -334,6 +336,7 @@ def test_users_with_a_grant_and_admins_are_left_alone(
     report = run_cycle(runtime)
     assert [e for e in report.events if e.event_type.startswith("bare_metal.")] == []
     assert granted.poll() is None and admin.poll() is None
+    assert [w for w in report.workloads if "no_grant" in w.flags] == []
 
     revoke(runtime, "ds01tb", "admin")  # from now on, ds01tb's process is unauthorised
     report = run_cycle(runtime)

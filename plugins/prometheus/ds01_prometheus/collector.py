@@ -24,11 +24,13 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ds01_core.api import CycleReport, Runtime
 from ds01_prometheus.families import Families
 from ds01_prometheus.gpu_metrics import add_gpus
+from ds01_prometheus.page import PageCache, encode, join
 from ds01_prometheus.snapshot import read_facts
 from ds01_prometheus.state_metrics import CycleFacts, add_slots, add_users, add_workloads
 
@@ -113,6 +115,9 @@ class Exporter(Collector):
         #: seconds the previous scrape took to render (``ds01_exporter_scrape_duration_seconds``)
         self.scrape_seconds: float | None = None
         self.updates = 0
+        #: set after each update: the server's pre-render thread renders the new snapshot
+        self.updated = threading.Event()
+        self._pages = PageCache()
 
     # -- the cycle's side --------------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class Exporter(Collector):
             self._facts = facts
             self._snapshot = out.build()  # one assignment: a scrape sees old or new, whole
             self.updates += 1
+        self.updated.set()
         if self.process_metrics is not None:
             self.process_metrics.update(runtime, report)
 
@@ -160,9 +166,24 @@ class Exporter(Collector):
 
     # -- the scrape's side -------------------------------------------------------------------
 
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """The ``/metrics`` page for a scraper's ``Accept`` header, and its content type: the
+        snapshot's part from the page cache, the per-scrape part rendered now."""
+        encoder, content_type = choose_encoder(accept)
+        fixed = self._pages.fixed_part(self._snapshot, encoder, content_type)
+        return join(content_type, fixed, encode(encoder, self._varying())), content_type
+
+    def prerender(self) -> None:
+        """Render the current snapshot ahead of the next scrape (the server's thread)."""
+        self._pages.prerender(self._snapshot)
+
     def collect(self) -> Iterator[Metric]:
         """The current snapshot, the previous scrape's duration, and the process telemetry."""
         yield from self._snapshot
+        yield from self._varying()
+
+    def _varying(self) -> Iterator[Metric]:
+        """What changes with every scrape: its duration, and the process telemetry."""
         if self.scrape_seconds is not None:
             scrape = GaugeMetricFamily(
                 "ds01_exporter_scrape_duration_seconds",

@@ -25,8 +25,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
-
 from ds01_core.api import Runtime
 from ds01_prometheus.collector import Exporter, exporter_of
 from ds01_prometheus.config import PrometheusConfig
@@ -148,8 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         started = time.perf_counter()
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.server.exporter.registry())
+        body, content_type = self.server.exporter.render(self.headers.get("Accept", ""))
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -252,6 +249,8 @@ class ExporterService:
         self.settings = settings
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._prerender: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -285,20 +284,45 @@ class ExporterService:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.25},  # stop() waits at most this long
             name="ds01-prometheus",
             daemon=True,
         )
         self._thread.start()
+        self._stopping.clear()
+        self._prerender = threading.Thread(
+            target=self._prerender_loop,
+            args=(server.exporter,),
+            name="ds01-prometheus-render",
+            daemon=True,
+        )
+        self._prerender.start()
         scheme = "https" if tls else "http"
         shown = f"[{host}]" if ":" in host else host
         log.info("prometheus exporter on %s://%s:%d/metrics", scheme, shown, self.address[1])
+
+    def _prerender_loop(self, exporter: Exporter) -> None:
+        """Render each new snapshot once, before a scrape asks for it (idle between cycles)."""
+        while True:
+            exporter.updated.wait()
+            if self._stopping.is_set():
+                return
+            exporter.updated.clear()
+            try:
+                exporter.prerender()
+            except Exception:  # a scrape renders it itself then; say why once per snapshot
+                log.exception("prometheus: pre-rendering the snapshot failed")
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is None:
             return
+        self._stopping.set()
+        server.exporter.updated.set()  # wakes the pre-render thread, which sees the stop
+        if self._prerender is not None:
+            self._prerender.join(timeout=1.0)
+            self._prerender = None
         if thread is not None and thread.is_alive():
             server.shutdown()
             thread.join(timeout=1.0)

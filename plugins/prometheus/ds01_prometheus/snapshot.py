@@ -22,6 +22,7 @@ from ds01_core.api import (
     effective_limits,
     gpu_queue_users,
     live_allocations,
+    quota_lines,
     users_to_enforce,
 )
 from ds01_prometheus.state_metrics import CycleFacts
@@ -96,6 +97,39 @@ def read_limits(
     return limits
 
 
+#: the quota lines the per-user usage series come from: (resource, unit)
+MEMORY_LINE = ("memory", "bytes")
+CPU_TIME_LINE = ("cpu time", "seconds")
+
+Usage = tuple[float | None, float | None]
+
+
+def read_usage(
+    runtime: Runtime,
+    limits: Mapping[str, EffectiveLimits],
+    previous: Mapping[str, Usage],
+    refresh: bool,
+) -> dict[str, Usage]:
+    """Each user's memory and CPU time from the plugins' ``quota_usage`` lines (the cgroups
+    plugin's): read in full cycles, kept across partial ones."""
+    usage: dict[str, Usage] = {}
+    for user, user_limits in limits.items():
+        if not refresh:
+            if user in previous:
+                usage[user] = previous[user]
+            continue
+        try:
+            lines = quota_lines(runtime, user, user_limits)
+        except Exception as exc:
+            log.warning("prometheus: no usage for %s: %s", user, exc)
+            continue
+        found: dict[tuple[str, str], float] = {
+            (line.resource, line.unit): float(line.used) for line in lines if line.used is not None
+        }
+        usage[user] = (found.get(MEMORY_LINE), found.get(CPU_TIME_LINE))
+    return usage
+
+
 def read_facts(runtime: Runtime, report: CycleReport, previous: CycleFacts) -> CycleFacts:
     """Everything this cycle's snapshot is built from; the store is read once."""
     gpus = gpu_part(
@@ -111,6 +145,8 @@ def read_facts(runtime: Runtime, report: CycleReport, previous: CycleFacts) -> C
     users = set(users_to_enforce(runtime, workloads))
     users.update(a.user for a in allocations)
     users.update(queue)
+    refresh = not report.partial
+    limits = read_limits(runtime, sorted(users), previous.limits, refresh)
     return CycleFacts(
         gpus=gpus.gpus,
         health=gpus.health,
@@ -118,6 +154,7 @@ def read_facts(runtime: Runtime, report: CycleReport, previous: CycleFacts) -> C
         workloads=workloads,
         allocations=allocations,
         queue_users=queue,
-        limits=read_limits(runtime, sorted(users), previous.limits, refresh=not report.partial),
+        limits=limits,
         idle_containers=idle_containers(report, previous.idle_containers),
+        usage=read_usage(runtime, limits, previous.usage, refresh),
     )

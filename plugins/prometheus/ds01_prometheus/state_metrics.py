@@ -37,6 +37,8 @@ class CycleFacts:
     limits: Mapping[str, EffectiveLimits] = attrs.Factory(dict)
     #: ids of containers in an idle streak (below the idle threshold), from the last full cycle
     idle_containers: frozenset[str] = frozenset()
+    #: each user's cgroup usage from the plugins' quota lines: (memory bytes, CPU seconds)
+    usage: Mapping[str, tuple[float | None, float | None]] = attrs.Factory(dict)
 
     def slots(self) -> dict[str, GpuSlot]:
         return {slot.uuid: slot for gpu in self.gpus for slot in gpu.slots}
@@ -141,6 +143,12 @@ def add_users(out: Families, facts: CycleFacts) -> None:
     g_tickets = out.gauge(
         "ds01_user_queue_tickets", "The user's requests waiting for GPUs.", ("user",)
     )
+    g_memory = out.gauge(
+        "ds01_user_memory_bytes", "Memory the user's cgroup uses (the cgroups plugin).", ("user",)
+    )
+    g_cpu = out.counter(
+        "ds01_user_cpu_seconds_total", "CPU time the user's cgroup used.", ("user",)
+    )
     for user in users_of(facts):
         limits = facts.limits.get(user)
         group((1 if limits is not None else None), user, (limits.group or "") if limits else "")
@@ -148,6 +156,9 @@ def add_users(out: Families, facts: CycleFacts) -> None:
         g_idle(idle.get(user, 0.0), user)
         g_containers(containers.get(user, 0), user)
         g_tickets(tickets.get(user, 0), user)
+        memory, cpu = facts.usage.get(user, (None, None))
+        g_memory(memory, user)
+        g_cpu(cpu, user)
         if limits is not None:
             g_quota(_number(limits.get("max_gpu_equivalents")), user)
             g_memory_limit(_number(limits.get("memory_max")), user)

@@ -1,0 +1,122 @@
+"""Helpers for the exporter's tests: runtimes on the simulated host, scrapes parsed into samples,
+NVML calls counted, free loopback ports in the exporter worker's range (193xx)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ds01_core.framework.runtime import Runtime, load_runtime
+from tests.helpers.config import write_config
+
+#: plugins the snapshot tests leave out: they act on the host (cgroups, quotas) or the network
+QUIET = ["docker-detector", "gpu-process-detector", "cgroups", "diskquota", "ldap", "notify"]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port(first: int = 19300, last: int = 19399) -> int:
+    """A loopback port in 193xx nobody listens on now."""
+    for port in range(first, last + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 19300-19399")
+
+
+def make_runtime(
+    directory: Path,
+    extra: dict[str, Any] | None = None,
+    plugins: tuple[tuple[str, object], ...] = (),
+) -> Runtime:
+    """A runtime with the installed plugins (the prometheus plugin among them) on the simulated
+    host, in ``directory``; detectors and host-touching plugins off."""
+    section: dict[str, Any] = {"disabled": QUIET, "prometheus": {"listen": "127.0.0.1:0"}}
+    data = {"plugins": section, **(extra or {})}
+    if "plugins" in (extra or {}):
+        data["plugins"] = {**section, **extra["plugins"]}  # type: ignore[index]
+    return load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
+
+
+def parse(text: str) -> Samples:
+    """``{(sample name, labels): value}`` of an exposition."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def find(samples: Samples, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
+    """The samples called ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return {lab: v for (n, lab), v in samples.items() if n == name and wanted <= lab}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The one sample ``name{labels}`` (exactly these labels)."""
+    return samples[(name, frozenset(labels.items()))]
+
+
+def scrape(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One GET; the status, headers and body (an HTTP error is an answer, not an exception)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def count_nvml_calls(nvml: Any) -> Counter[str]:
+    """Count every ``nvml*`` call made on the simulated driver object from now on."""
+    calls: Counter[str] = Counter()
+    for name in dir(type(nvml)):
+        if not name.startswith("nvml"):
+            continue
+        original = getattr(nvml, name)
+        if not callable(original):
+            continue
+
+        def wrapper(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kw)
+
+        setattr(nvml, name, wrapper)
+    return calls
+
+
+class NoDocker:
+    """Stands in for ``runtime.docker``: any use is recorded and fails the test's assertion."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.append(name)
+        raise AssertionError(f"Docker used: {name}")
+
+
+@contextlib.contextmanager
+def running(service: Any) -> Iterator[Any]:
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
