@@ -69,7 +69,8 @@ def sources(dirs: Directories) -> list[tuple[str, Path, str]]:
     )
     for rules in sorted((SHIPPED / "rules").glob("*.yml")):
         found.append(("rules", dirs.prometheus / "rules" / rules.name, rules.read_text()))
-    for example in sorted((SHIPPED / "alertmanager").glob("*.yml")):
+    # the configuration and the templates it names (relative to its directory)
+    for example in sorted(p for p in (SHIPPED / "alertmanager").iterdir() if p.is_file()):
         found.append(
             ("alertmanager example", dirs.alertmanager / example.name, example.read_text())
         )

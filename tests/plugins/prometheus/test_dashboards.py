@@ -64,7 +64,8 @@ def test_every_panel_has_a_datasource_a_query_a_unit_and_a_title(name: str) -> N
         ref_ids = [t["refId"] for t in panel["targets"]]
         assert len(set(ref_ids)) == len(ref_ids) and "" not in ref_ids, where
         for target in panel["targets"]:
-            assert "ds01_" in target["expr"] or "up{" in target["expr"], where
+            expr = target["expr"]
+            assert "ds01_" in expr or "ds01:" in expr or "up{" in expr, where
 
 
 def test_the_my_usage_dashboard_shows_only_the_chosen_user() -> None:

@@ -1,5 +1,7 @@
 """DASH-01, "ds01 — operations": the lab manager's view of capacity, use, waste, GPU health and
-the daemon itself, over time. Queries use only the names of docs/metrics.md (the catalogue)."""
+the daemon itself, over time. Queries use only the names of docs/metrics.md (the catalogue) and
+the shipped recording rules (``ds01:…``, shipped/rules/ds01-recording.yml) where one computes
+what a panel shows."""
 
 from __future__ import annotations
 
@@ -28,12 +30,12 @@ def items() -> list[Item]:
         graph(
             "Allocated share of capacity",
             "percentunit",
-            [("ds01_gpu_allocated_gpu_equivalents / ds01_gpu_capacity_gpu_equivalents", "used")],
+            [("ds01:gpu_allocated:ratio", "allocated")],
         ),
         graph(
             "Allocated but idle (GPU-equivalents)",
             GPU_EQUIVALENTS,
-            [("sum(ds01_user_idle_gpu_equivalents)", "idle"), ("sum(ds01_slot_idle)", "slots")],
+            [("ds01:idle_gpu_equivalents:sum", "idle"), ("sum(ds01_slot_idle)", "idle slots")],
             "Held by a container that stays below its idle threshold: waste.",
         ),
         graph(
@@ -45,7 +47,11 @@ def items() -> list[Item]:
         graph(
             "GPU utilisation",
             "percentunit",
-            [("ds01_gpu_utilization_ratio", "GPU {{gpu}}")],
+            [
+                ("ds01:gpu_utilization_ratio:avg5m", "GPU {{gpu}}"),
+                ("ds01:gpu_utilization_ratio:avg5m_mean", "all GPUs"),
+            ],
+            "5-minute means (NVML samples utilisation; a mean smooths its sampling).",
         ),
         graph(
             "Slot utilisation, by holder",
@@ -61,12 +67,7 @@ def items() -> list[Item]:
         graph(
             "GPU memory used",
             "percentunit",
-            [
-                (
-                    "ds01_gpu_memory_used_bytes / ds01_gpu_memory_total_bytes",
-                    "GPU {{gpu}}",
-                )
-            ],
+            [("ds01:gpu_memory_used:ratio", "GPU {{gpu}}")],
         ),
         listing(
             "Allocated slots that are idle",
@@ -84,19 +85,13 @@ def items() -> list[Item]:
         graph(
             "Share of quota held per user",
             "percentunit",
-            [("ds01_user_gpu_equivalents / ds01_user_gpu_quota", "{{user}}")],
+            [("ds01:user_gpu_quota:ratio", "{{user}}")],
             "Users without a GPU quota are not shown.",
         ),
         graph(
             "GPU-equivalents held per group",
             GPU_EQUIVALENTS,
-            [
-                (
-                    "sum by (group) (ds01_user_gpu_equivalents * on(user) group_left(group) "
-                    "ds01_user_group_info)",
-                    "{{group}}",
-                )
-            ],
+            [("ds01:group_gpu_equivalents:sum", "{{group}}")],
         ),
         graph(
             "Idle GPU-equivalents per user",
@@ -200,11 +195,7 @@ def items() -> list[Item]:
                     f"(rate(ds01_cycle_duration_seconds_bucket[{RATE}])))",
                     "p50 {{cycle}}",
                 ),
-                (
-                    "histogram_quantile(0.95, sum by (le, cycle) "
-                    f"(rate(ds01_cycle_duration_seconds_bucket[{RATE}])))",
-                    "p95 {{cycle}}",
-                ),
+                ("ds01:cycle_duration_seconds:p95_5m", "p95 {{cycle}} (5 min)"),
             ],
         ),
         single(
@@ -231,7 +222,7 @@ def items() -> list[Item]:
         graph(
             "Gateway requests",
             "reqps",
-            [(f"sum by (outcome) (rate(ds01_gateway_requests_total[{RATE}]))", "{{outcome}}")],
+            [("sum by (outcome) (ds01:gateway_requests:rate5m)", "{{outcome}}")],
         ),
         graph(
             "Gateway denials by reason",
@@ -246,13 +237,8 @@ def items() -> list[Item]:
         graph(
             "Allocation latency (p95)",
             "s",
-            [
-                (
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"(rate(ds01_allocation_duration_seconds_bucket[{RATE}])))",
-                    "p95",
-                )
-            ],
+            [("ds01:allocation_duration_seconds:p95_5m", "p95 (5 min)")],
+            "From asking for GPUs to the answer, through the gateway or the CLI.",
         ),
         graph(
             "Audit events by type",
