@@ -78,8 +78,9 @@ def install(
     """
     if os.geteuid() != 0:
         fail(
-            "`ds01 admin monitoring install` writes Prometheus', Alertmanager's and Grafana's "
-            "files under /etc and /var/lib: run it as root (sudo ds01 admin monitoring install)",
+            "`ds01 admin monitoring install` is for root, not for users or admins who are not "
+            "root: it writes Prometheus', Alertmanager's and Grafana's files under /etc and "
+            "/var/lib; run it as root (sudo ds01 admin monitoring install)",
             2,
         )
     dirs = Directories(prometheus_dir, grafana_dir, dashboards_dir, alertmanager_dir)
