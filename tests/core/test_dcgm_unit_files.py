@@ -59,7 +59,10 @@ def test_the_exporter_is_restarted_always_and_a_start_must_answer() -> None:
     service = unit(UNITS / "ds01-dcgm-exporter.service")
     assert service["Service"]["Restart"] == "always"
     assert service["Unit"]["StartLimitIntervalSec"] == "0"
-    assert "/metrics" in service["Service"]["ExecStartPost"]
+    assert (
+        "/metrics" in service["Service"]["ExecStartPost"]
+        and "urlopen" in service["Service"]["ExecStartPost"]
+    )
     assert "exit 1" in service["Service"]["ExecStartPost"]
 
 
