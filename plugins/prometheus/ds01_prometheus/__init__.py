@@ -36,9 +36,11 @@ def plugin_config_sections() -> dict[str, type]:
 @hookimpl
 def cycle_finished(runtime: Runtime, report: CycleReport) -> None:
     # lazy: prometheus_client and the builders load in ds01d only, never in a CLI command
-    from ds01_prometheus.collector import exporter_of
+    from ds01_prometheus.collector import running_exporter
 
-    exporter_of(runtime).update(runtime, report)
+    exporter = running_exporter(runtime)
+    if exporter is not None:  # only where a listener serves it (ds01d)
+        exporter.update(runtime, report)
 
 
 @hookimpl

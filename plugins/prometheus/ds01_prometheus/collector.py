@@ -96,7 +96,11 @@ def load_process_metrics() -> ProcessMetricsLike | None:
         if exc.name != PROCESS_METRICS:
             raise
         return None
-    metrics: ProcessMetricsLike = module.ProcessMetrics()
+    try:
+        metrics: ProcessMetricsLike = module.ProcessMetrics()
+    except Exception:  # the rest of the exporter still works; say why
+        log.exception("prometheus: the process metrics cannot start")
+        return None
     return metrics
 
 
@@ -208,6 +212,21 @@ class Exporter(Collector):
         return self._facts
 
 
+#: the runtime memo holding this plugin's state ({"exporter": Exporter} once one is made)
+MEMO_KEY = "prometheus.exporter"
+
+
 def exporter_of(runtime: Runtime) -> Exporter:
-    """This runtime's exporter (made on first use; a daemon reload is a new runtime)."""
-    return runtime.memo("prometheus.exporter", lambda: Exporter(load_process_metrics()))
+    """This runtime's exporter, made on first use (by the listener's start, or a test); a
+    daemon reload is a new runtime, so a new exporter."""
+    holder: dict[str, Exporter] = runtime.memo(MEMO_KEY, dict)
+    if "exporter" not in holder:
+        holder["exporter"] = Exporter(load_process_metrics())
+    return holder["exporter"]
+
+
+def running_exporter(runtime: Runtime) -> Exporter | None:
+    """The exporter when this process serves one (ds01d), else None: a process that only runs
+    a cycle (``ds01d --once``, a command) builds no snapshot nobody would read."""
+    holder: dict[str, Exporter] = runtime.memo(MEMO_KEY, dict)
+    return holder.get("exporter")

@@ -68,28 +68,26 @@ def add_gpus(
         used(gpu.memory_used, g)
         total(gpu.memory_total, g)
     by_index = {h.index: h for h in health}
-    telemetry = {gpu.index: _telemetry_of(gpu, by_index.get(gpu.index)) for gpu in gpus}
+    readings: dict[int, tuple[GpuTelemetry, bool]] = {}
+    for gpu in gpus:
+        known = by_index.get(gpu.index)
+        if known is not None and known.telemetry is not None:
+            readings[gpu.index] = (known.telemetry, True)
+        else:  # no health step: the listing's power and energy only
+            listed = GpuTelemetry(
+                gpu.index, gpu.uuid, power_watts=gpu.power_watts, energy_joules=gpu.energy_joules
+            )
+            readings[gpu.index] = (listed, False)
     for h in health:  # a GPU that fell off the bus may be missing from the listing
-        telemetry.setdefault(h.index, _telemetry_of(None, h))
-    _add_telemetry(out, telemetry)
+        if h.index not in readings and h.telemetry is not None:
+            readings[h.index] = (h.telemetry, True)
+    _add_telemetry(out, readings)
     _add_health(out, health)
 
 
-def _telemetry_of(gpu: Gpu | None, health: GpuHealth | None) -> GpuTelemetry | None:
-    """The health step's readings, or the listing's power and energy when it did not run."""
-    if health is not None and health.telemetry is not None:
-        return health.telemetry
-    if gpu is None:
-        return None
-    return GpuTelemetry(
-        index=gpu.index,
-        uuid=gpu.uuid,
-        power_watts=gpu.power_watts,
-        energy_joules=gpu.energy_joules,
-    )
-
-
-def _add_telemetry(out: Families, readings: dict[int, GpuTelemetry | None]) -> None:
+def _add_telemetry(out: Families, readings: dict[int, tuple[GpuTelemetry, bool]]) -> None:
+    """Each GPU's readings; throttle reasons, XIDs and the bus state only where the health step
+    read them (``True``), since there an empty tuple or a zero means "none"."""
     temp = out.gauge("ds01_gpu_temperature_celsius", "GPU core temperature.", ("gpu",))
     slowdown = out.gauge(
         "ds01_gpu_slowdown_temperature_celsius",
@@ -138,9 +136,7 @@ def _add_telemetry(out: Families, readings: dict[int, GpuTelemetry | None]) -> N
     last_xid = out.gauge("ds01_gpu_last_xid", "The most recent XID error's code.", ("gpu",))
     fell_off = out.gauge("ds01_gpu_fell_off_bus", "1 when the GPU no longer answers.", ("gpu",))
     for index in sorted(readings):
-        t = readings[index]
-        if t is None:
-            continue
+        t, from_health = readings[index]
         g = str(index)
         temp(t.temperature_c, g)
         slowdown(t.slowdown_temperature_c, g)
@@ -150,7 +146,7 @@ def _add_telemetry(out: Families, readings: dict[int, GpuTelemetry | None]) -> N
         energy(t.energy_joules, g)
         clock(t.sm_clock_hz, g, "sm")
         clock(t.memory_clock_hz, g, "memory")
-        if _has_health_readings(t):
+        if from_health:
             for reason in THROTTLE_REASONS:
                 throttled(1 if reason in t.throttle_reasons else 0, g, reason)
             xids(t.xid_errors, g)
@@ -170,17 +166,6 @@ def _add_telemetry(out: Families, readings: dict[int, GpuTelemetry | None]) -> N
         remap_pending(flag(t.remapped_rows_pending), g)
         remap_failed(flag(t.remapped_rows_failed), g)
         last_xid(t.last_xid, g)
-
-
-def _has_health_readings(t: GpuTelemetry) -> bool:
-    """Readings from the health step (not only the listing's power): its throttle reasons,
-    XID count and bus state mean something then, even when they are empty or zero."""
-    return (
-        t.temperature_c is not None
-        or t.fell_off_bus
-        or t.xid_errors > 0
-        or bool(t.throttle_reasons)
-    )
 
 
 def _add_health(out: Families, health: Sequence[GpuHealth]) -> None:

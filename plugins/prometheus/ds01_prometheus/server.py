@@ -80,6 +80,10 @@ class _Server(ThreadingHTTPServer):
     credentials: tuple[bytes, bytes] | None = None
     tls: ssl.SSLContext | None = None
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is not worth a traceback in ds01d's log."""
+        log.debug("prometheus: connection from %s failed", client_address, exc_info=True)
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         """On the connection's own thread: the TLS handshake, then the request."""
         request.settimeout(CONNECTION_TIMEOUT)
@@ -155,7 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, body, content_type, headers)
 
     def _alertmanager(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._length()
+        if length is None:
+            self.close_connection = True
+            self._send(HTTPStatus.BAD_REQUEST, b"bad Content-Length\n", "text/plain")
+            return
         if length > MAX_BODY:
             self.close_connection = True
             self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"too large\n", "text/plain")
@@ -202,11 +210,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return False
 
+    def _length(self) -> int | None:
+        """The request body's length; None when the header is not a number."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        return length if length >= 0 else None
+
     def _drain(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if 0 < length <= MAX_BODY:
+        length = self._length()
+        if length is not None and 0 < length <= MAX_BODY:
             self.rfile.read(length)
-        elif length:
+        elif length != 0:
             self.close_connection = True
 
     def _send(

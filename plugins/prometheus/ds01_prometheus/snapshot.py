@@ -147,7 +147,10 @@ def read_facts(runtime: Runtime, report: CycleReport, previous: CycleFacts) -> C
     users.update(queue)
     refresh = not report.partial
     limits = read_limits(runtime, sorted(users), previous.limits, refresh)
+    known_slots = dict(previous.known_slots)
+    known_slots.update((slot.uuid, slot) for gpu in gpus.gpus for slot in gpu.slots)
     return CycleFacts(
+        known_slots=known_slots,
         gpus=gpus.gpus,
         health=gpus.health,
         gpus_available=gpus.available,

@@ -37,6 +37,9 @@ class CycleFacts:
     limits: Mapping[str, EffectiveLimits] = attrs.Factory(dict)
     #: ids of containers in an idle streak (below the idle threshold), from the last full cycle
     idle_containers: frozenset[str] = frozenset()
+    #: every slot ever listed, by UUID: an allocation keeps its gpu/slot labels while the GPUs
+    #: cannot be read (slot ids do not change), so its series is not replaced by another
+    known_slots: Mapping[str, GpuSlot] = attrs.Factory(dict)
     #: each user's cgroup usage from the plugins' quota lines: (memory bytes, CPU seconds)
     usage: Mapping[str, tuple[float | None, float | None]] = attrs.Factory(dict)
 
@@ -86,7 +89,7 @@ def add_slots(out: Families, facts: CycleFacts) -> None:
         container = container_label(allocation, names)
         is_idle = allocation.container in facts.idle_containers
         for uuid in allocation.slot_uuids:
-            held = slots.get(uuid)
+            held = facts.known_slots.get(uuid)
             g, s = (str(held.gpu_index), held.slot_id) if held else ("", "")
             profile = (held.profile or "") if held else ""
             allocated(1, g, s, uuid, profile, allocation.user, container)

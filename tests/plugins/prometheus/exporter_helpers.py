@@ -4,14 +4,17 @@ NVML calls counted, free loopback ports in the exporter worker's range (193xx)."
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import ssl
+import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ds01_prometheus.collector import exporter_of
 from prometheus_client.parser import text_string_to_metric_families
 
 from ds01_core.framework.runtime import Runtime, load_runtime
@@ -46,7 +49,9 @@ def make_runtime(
     data = {"plugins": section, **(extra or {})}
     if "plugins" in (extra or {}):
         data["plugins"] = {**section, **extra["plugins"]}  # type: ignore[index]
-    return load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
+    runtime = load_runtime(str(write_config(directory, data)), extra_plugins=plugins)
+    exporter_of(runtime)  # as the listener's start does: from now on each cycle updates it
+    return runtime
 
 
 def parse(text: str) -> Samples:
@@ -120,3 +125,33 @@ def running(service: Any) -> Iterator[Any]:
         yield service
     finally:
         service.stop()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1, made with ``openssl req -x509`` now."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed for the TLS tests"
+    cert, key = directory / "exporter.crt", directory / "exporter.key"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

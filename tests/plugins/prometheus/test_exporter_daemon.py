@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ds01_core.domain.audit_log import EventLog
 from ds01_core.transports.cli import cli
 from tests.conftest import unavailable
+from tests.helpers.waiting import wait_until
 from tests.plugins.prometheus.exporter_helpers import find, free_port, parse, scrape, value
 
 DAEMON = [sys.executable, "-c", "from ds01_core.cycle.daemon import main; main()"]
@@ -159,3 +162,36 @@ def test_an_allocation_appears_in_a_scrape_and_vanishes_with_its_container(
         f"{name}'s series gone",
     )
     assert os.path.exists(daemon.config)  # the daemon's state stays put: nothing else changed
+
+
+def test_a_reload_moves_the_listener_and_a_busy_port_is_a_plugin_failure(daemon):
+    """SIGHUP: the old listener stops, the new one starts with the new address; an address in
+    use is a plugin.failed event and ds01d carries on."""
+    events = EventLog(daemon.config.parent / "log" / "events.jsonl")
+    text = daemon.config.read_text()
+    new_port = free_port(daemon.port + 1)
+    daemon.config.write_text(text.replace(f"127.0.0.1:{daemon.port}", f"127.0.0.1:{new_port}"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    old_port, daemon.port = daemon.port, new_port
+    daemon.wait_metrics(lambda s: bool(find(s, "ds01_build_info")), "the new listener")
+    with pytest.raises(OSError):
+        scrape(f"http://127.0.0.1:{old_port}/metrics")
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past our TIME_WAITs
+        taken.bind(("127.0.0.1", old_port))
+        taken.listen()
+        daemon.config.write_text(text)  # back to the old port, which is now taken
+        daemon.proc.send_signal(signal.SIGHUP)
+        failed = wait_until(
+            lambda: [
+                e
+                for e in events.read(warn=lambda _m: None)
+                if e["event_type"] == "plugin.failed"
+                and e["details"].get("plugin") == "prometheus-exporter"
+            ],
+            timeout=30,
+            what="plugin.failed for the exporter",
+        )
+    assert "cannot start" in failed[0]["details"]["error"]
+    assert daemon.proc.poll() is None

@@ -7,11 +7,11 @@ from __future__ import annotations
 import base64
 import gzip
 import importlib.util
-import shutil
 import socket
 import ssl
-import subprocess
+import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from tests.plugins.prometheus.exporter_helpers import (
     parse,
     running,
     scrape,
+    self_signed,
     value,
 )
 
@@ -68,13 +69,42 @@ def test_routes_and_methods(tmp_path):
         assert request("GET", url(service, "/alertmanager")) == 405
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("ds01_prometheus.alert_receiver") is not None,
-    reason="the alert receiver is installed: its own tests cover /alertmanager",
-)
 def test_alertmanager_is_not_found_without_the_receiver(tmp_path):
+    """404 while ``ds01_prometheus.alert_receiver`` is not installed; once it is, it answers."""
+    installed = importlib.util.find_spec("ds01_prometheus.alert_receiver") is not None
     with running(service_for(tmp_path)) as service:
-        assert request("POST", url(service, "/alertmanager"), b"{}") == 404
+        status = request("POST", url(service, "/alertmanager"), b"{}")
+    assert (status != 404) if installed else (status == 404), status
+
+
+def test_alertmanager_posts_reach_the_receiver_with_what_it_needs(tmp_path, monkeypatch):
+    """The contract with ``ds01_prometheus.alert_receiver``: ``receive(runtime, settings, body,
+    authorization, peer) -> (status, text)``; basic auth does not apply (it has its token)."""
+    calls: list[tuple] = []
+
+    def receive(runtime, settings, body, authorization, peer):
+        calls.append((runtime, settings, body, authorization, peer))
+        return (202, "accepted\n") if authorization == "Bearer t0ken" else (401, "no\n")
+
+    receiver = types.ModuleType("ds01_prometheus.alert_receiver")
+    receiver.receive = receive  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ds01_prometheus.alert_receiver", receiver)
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    service = service_for(tmp_path, basic_auth_username="p", basic_auth_password_file=str(password))
+    with running(service):
+        req = urllib.request.Request(
+            url(service, "/alertmanager"),
+            data=b'{"alerts": []}',
+            headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as response:
+            assert (response.status, response.read()) == (202, b"accepted\n")
+        assert request("POST", url(service, "/alertmanager"), b"{}") == 401
+    runtime, settings, body, authorization, peer = calls[0]
+    assert runtime is service.runtime and settings is service.settings.alert_receiver
+    assert (body, authorization, peer) == (b'{"alerts": []}', "Bearer t0ken", "127.0.0.1")
 
 
 def test_openmetrics_and_gzip_on_request(tmp_path):
@@ -161,34 +191,7 @@ def test_ipv6_loopback(tmp_path):
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with openssl now."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is needed for the TLS tests"
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "exporter.crt", where / "exporter.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -249,3 +252,22 @@ def test_a_broken_certificate_stops_the_start(tmp_path):
     service = service_for(tmp_path, tls_cert_file=str(junk), tls_key_file=str(junk))
     with pytest.raises(ExporterError, match="TLS certificate"):
         service.start()
+
+
+def test_bad_requests_get_answers_not_tracebacks(tmp_path, capfd):
+    with running(service_for(tmp_path)) as service:
+        host, port = service.address
+        for raw in (
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+            b"POST /alertmanager HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+            b"GARBAGE\r\n\r\n",
+        ):
+            with socket.create_connection((host, port), timeout=5) as conn:
+                conn.sendall(raw)
+                answer = conn.recv(200)
+            assert b"400" in answer or b"413" in answer, answer
+        # a client that hangs up at once costs nothing either
+        with socket.create_connection((host, port), timeout=5):
+            pass
+        assert scrape(url(service, "/-/healthy"))[0] == 200
+    assert "Traceback" not in capfd.readouterr().err

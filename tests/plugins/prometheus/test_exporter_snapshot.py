@@ -5,21 +5,33 @@ partial cycle keeps the last full cycle's GPUs; a scrape calls neither NVML nor 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 
 import attrs
 import pytest
-from ds01_prometheus.collector import CYCLE_BUCKETS, exporter_of
+from ds01_prometheus.collector import (
+    CYCLE_BUCKETS,
+    Exporter,
+    exporter_of,
+    load_process_metrics,
+    running_exporter,
+)
 from ds01_prometheus.gpu_metrics import REASON_CODES as PLUGIN_REASON_CODES
 from ds01_prometheus.gpu_metrics import THROTTLE_REASONS as PLUGIN_THROTTLE_REASONS
 from ds01_prometheus.server import ExporterService
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.gpu.health import GpuHealth, GpuTelemetry, HealthReason
-from ds01_core.domain.model import QuotaLine, Workload
+from ds01_core.domain.model import GpuRequest, QuotaLine, Workload
 from ds01_core.domain.state.allocations import Allocations
+from ds01_core.domain.state.gpu_queue import Waiter
 from ds01_core.framework.hookspecs import hookimpl
+from ds01_core.framework.runtime import load_runtime
+from tests.helpers.config import write_config
 from tests.plugins.prometheus.exporter_helpers import (
+    QUIET,
     NoDocker,
     count_nvml_calls,
     find,
@@ -292,6 +304,18 @@ def test_health_and_telemetry_series_follow_the_report(runtime):
     assert value(s, "ds01_gpu_drained_gpu_equivalents") == 0
 
 
+def test_a_process_without_a_listener_builds_nothing(tmp_path):
+    """``ds01d --once`` or a command running a cycle: the hook leaves the GPUs and the store
+    alone (no snapshot nobody would read)."""
+    runtime = load_runtime(str(write_config(tmp_path, {"plugins": {"disabled": QUIET}})))
+    report = run_cycle(runtime, workloads=[])
+    assert report.errors == [] and running_exporter(runtime) is None
+    # once a listener has made the exporter, the same hook builds the snapshot
+    exporter = exporter_of(runtime)
+    run_cycle(runtime, workloads=[])
+    assert running_exporter(runtime) is exporter and exporter.updates == 1
+
+
 def test_the_reason_codes_match_the_core():
     """The plugin keeps its own copy (it may import only ds01_core.api): the same codes."""
     from ds01_core.domain.gpu.health import REASON_CODES, THROTTLE_REASONS
@@ -401,3 +425,78 @@ def test_a_scrape_calls_neither_nvml_nor_docker(runtime):
     del runtime.__dict__["docker"]
     assert calls == {} and no_docker.used == []
     assert value(parse(body.decode()), "ds01_exporter_scrape_duration_seconds") > 0
+
+
+class Telemetry:
+    """The interface ``ds01_prometheus.process_metrics.ProcessMetrics`` offers the exporter."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.reports: list = []
+        self.broken = broken
+
+    def update(self, runtime, report) -> None:
+        self.reports.append(report)
+
+    def collect(self):
+        if self.broken:
+            raise RuntimeError("telemetry broke")
+        family = CounterMetricFamily("ds01_events", "Events.", labels=["type"])
+        family.add_metric(["gpu.allocated"], len(self.reports))
+        yield family
+
+
+def test_the_process_metrics_are_updated_each_cycle_and_served(runtime):
+    telemetry = Telemetry()
+    exporter = Exporter(telemetry)
+    report = run_cycle(runtime, workloads=[])
+    exporter.update(runtime, report)
+    exporter.update(runtime, report)
+    assert telemetry.reports == [report, report]
+    body, _type = exporter.render("")
+    assert value(parse(body.decode()), "ds01_events_total", type="gpu.allocated") == 2
+    assert value(parse(body.decode()), "ds01_gpus_available") == 1
+    # a broken telemetry part costs only itself
+    telemetry.broken = True
+    body, _type = exporter.render("application/openmetrics-text;version=1.0.0")
+    assert b"ds01_events_total" not in body and b"ds01_slot_info{" in body
+
+
+def test_the_process_metrics_module_is_optional():
+    found = importlib.util.find_spec("ds01_prometheus.process_metrics") is not None
+    loaded = load_process_metrics()
+    assert (loaded is not None) == found
+    if loaded is not None:
+        assert callable(loaded.update) and callable(loaded.collect)
+
+
+def test_an_allocation_keeps_its_slot_labels_while_the_gpus_cannot_be_read(runtime, monkeypatch):
+    slot = runtime.gpu.slots()[2]
+    allocate(runtime, "alice", "9" * 64, "steady", [slot.uuid], 1.0)
+    box = container("9" * 64, "steady", "alice", [slot.uuid])
+    run_cycle(runtime, workloads=[box])
+    labels = dict(slot="2", gpu="2", uuid=slot.uuid, profile="", user="alice", container="steady")
+    assert value(samples_of(runtime), "ds01_slot_allocated", **labels) == 1
+    # NVML stops answering: no GPU series, ds01_gpus_available 0, the allocation's labels kept
+    outage = {"state": "unavailable", "error": "NVML: GPU is lost", "since": None, "retry_in": 5}
+    monkeypatch.setattr(type(runtime), "gpu_state", lambda self: outage)
+    run_cycle(runtime, workloads=[box])
+    s = samples_of(runtime)
+    assert value(s, "ds01_gpus_available") == 0
+    assert find(s, "ds01_gpu_info") == {} and find(s, "ds01_slot_info") == {}
+    assert find(s, "ds01_slot_allocated") == {frozenset(labels.items()): 1.0}
+
+
+def test_queue_tickets_per_user(runtime):
+    """Two live tickets of bob's (this process holds them), then one left: the series follows."""
+    first = Waiter(runtime, GpuRequest(user="bob", container="wait-1"))
+    second = Waiter(runtime, GpuRequest(user="bob", container="wait-2"))
+    try:
+        run_cycle(runtime, workloads=[])
+        s = samples_of(runtime)
+        assert value(s, "ds01_user_queue_tickets", user="bob") == 2
+        assert value(s, "ds01_user_queue_tickets", user="carol") == 0
+        first.leave("gave up")
+        run_cycle(runtime, partial=True, workloads=[])
+        assert value(samples_of(runtime), "ds01_user_queue_tickets", user="bob") == 1
+    finally:
+        second.leave("gave up")
