@@ -182,3 +182,18 @@ def test_event_devices_match_by_address_not_by_pointer_object() -> None:
     assert first != second  # ctypes pointers compare by identity
     assert handle_key(first) == handle_key(second) == 0x1234
     assert handle_key(SimHandle(3)) == SimHandle(3)
+
+
+def test_a_faults_file_that_cannot_be_looked_at_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    path = tmp_path / "not-a-dir" / "faults.yaml"  # stat: NotADirectoryError, on every call
+    caplog.set_level(logging.ERROR)
+    with SimulatedProvider(faults_file=path) as provider:
+        provider.telemetry()
+        assert provider.telemetry()[0].temperature_c == 40.0
+        assert provider.faults_file is not None and provider.faults_file.error is not None
+        assert provider.faults_file.error.startswith(f"{path}: cannot read: ")
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(logged) == 1 and str(path) in logged[0]

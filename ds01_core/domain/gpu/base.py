@@ -60,7 +60,10 @@ class GpuProvider(Protocol):
 
     # Optional, where a provider offers them (the NVML provider does; callers use getattr):
     # ``process_listing() -> ProcessListing`` (processes with what could not be read) and
-    # ``health() -> dict[int, str]`` (GPU index -> HEALTH_OK or "degraded: <call>: <error>").
+    # ``health() -> dict[int, str]`` (GPU index -> HEALTH_OK or "degraded: <call>: <error>")
+    # and ``telemetry() -> list[GpuTelemetry]`` (each whole GPU's sensors, error counters and
+    # XIDs, one per GPU index, never per MIG device; a lost GPU is ``fell_off_bus``, a reading
+    # the GPU lacks is None; it never raises for one GPU: see docs/gpu-telemetry.md).
 
     def close(self) -> None:
         """Release the driver session; further calls raise :class:`GpuProviderError`."""

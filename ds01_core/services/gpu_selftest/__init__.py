@@ -2,12 +2,13 @@
 
 For admins at install time and for support: the GPUs, the MIG layout with NVML's indices and
 UUIDs, the processes per slot, utilisation or GPM read twice ``interval`` seconds apart, power,
-energy, ECC and clocks where supported, minor numbers, which calls NVML does not support, and
+energy, ECC and clocks where supported, each GPU's telemetry (sensors, error counters, XIDs:
+what the health step reads), minor numbers, which calls NVML does not support, and
 ``nvidia-smi -L``. The service opens NVML itself, through a wrapper that can only call getters
 (:mod:`.readonly`), so it never changes a GPU; it streams progress lines and then the report.
 
 The parts: :mod:`.readonly` (the allow-list), :mod:`.answers` and :mod:`.raw` (NVML's answers),
-:mod:`.checks_layout` and :mod:`.checks_readings` (the comparisons), :mod:`.smi`
+:mod:`.checks_layout`, :mod:`.checks_readings` and :mod:`.checks_telemetry` (the comparisons), :mod:`.smi`
 (``nvidia-smi -L``), :mod:`.report` (verdicts), :mod:`.runner` (one run).
 """
 

@@ -6,7 +6,9 @@ goes through :class:`ReadOnlyNvml`, which hands out NVML's getters (``nvmlDevice
 ``nvmlSystemGet*``, the GPM sampling calls, ``nvmlInit``/``nvmlShutdown``) and its constants,
 error classes and structure types, and raises :class:`NotAllowed` for every other function —
 a name with ``Set``, ``Reset``, ``Clear``, ``Create`` or ``Destroy`` in it never, even when it
-would otherwise match. Every call made through it is recorded with its outcome.
+would otherwise match, except the four event-set calls by their exact names (:data:`EVENT_CALLS`:
+listening for XID errors changes nothing on a GPU). Every call made through it is recorded with
+its outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ ALLOWED_NAMES = frozenset(
         "nvmlGpmMetricsGet",
     }
 )
+#: The calls that listen for XID errors (``ds01_core.domain.gpu.nvml.xid``), allowed by their
+#: exact names although ``Set``/``Create`` are in them: an event set lives in the calling process
+#: and is freed again; registering on one asks the driver to report, it changes no GPU setting.
+EVENT_CALLS = frozenset(
+    {"nvmlEventSetCreate", "nvmlDeviceRegisterEvents", "nvmlEventSetWait_v2", "nvmlEventSetFree"}
+)
 #: Functions allowed by the start of their name (``nvmlGpmSample*``: Alloc, Get, Free).
 ALLOWED_PREFIXES = ("nvmlDeviceGet", "nvmlSystemGet", "nvmlGpmSample")
 #: Words that refuse a name whatever else it matches (``nvmlSystemGetTopologyGpuSet`` too:
@@ -42,6 +50,8 @@ class NotAllowed(PermissionError):
 
 def is_allowed(name: str) -> bool:
     """Whether ``name`` is an NVML function the self-test may call."""
+    if name in EVENT_CALLS:
+        return True
     if DENIED.search(name):
         return False
     return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)

@@ -18,6 +18,11 @@ from ds01_core.services.gpu_selftest import checks_layout as layout
 from ds01_core.services.gpu_selftest import checks_readings as readings
 from ds01_core.services.gpu_selftest import raw as rawmod
 from ds01_core.services.gpu_selftest.answers import Answer, ask, call
+from ds01_core.services.gpu_selftest.checks_telemetry import (
+    check_event_sets,
+    check_telemetry,
+    read_sensors,
+)
 from ds01_core.services.gpu_selftest.raw import RawGpu
 from ds01_core.services.gpu_selftest.readonly import ReadOnlyNvml
 from ds01_core.services.gpu_selftest.report import Check, Report, judged
@@ -84,9 +89,9 @@ def run_selftest(
         yield from run.read(sleep)
     finally:
         run.close()
-    leak = check_gpm_samples(nv)
-    if leak is not None:
-        run.checks.append(leak)
+    for leak in (check_gpm_samples(nv), check_event_sets(nv)):
+        if leak is not None:
+            run.checks.append(leak)
     if smi is None and backend == "simulated":
         smi_check = judged(
             "nvidia-smi -L",
@@ -137,6 +142,7 @@ class _Run:
         self.raw: list[RawGpu] = []
         self.checks: list[Check] = []
         self.provider: Answer = Answer(error="not opened")
+        self.telemetry: Answer = Answer(error="not read")
         self.samples: dict[tuple[int, int], Any] = {}
         self.initialised = False
 
@@ -165,7 +171,8 @@ class _Run:
         second = self._round(provider)
         sm = self._gpm_second()
         mig_util = self._mig_utilization(provider)
-        yield "ECC and clocks"
+        yield "telemetry, ECC and clocks"
+        self.telemetry = call(provider.telemetry) if provider is not None else self.provider
         self._compare(first, second, processes, support, sm, mig_util)
 
     def _round(self, provider: NvmlProvider | None) -> readings.Reading:
@@ -258,6 +265,7 @@ class _Run:
             health = rawmod.read_health(self.nv, g.handle.value)
             add(readings.check_ecc(g.index, health))
             add(readings.check_clocks(g.index, health))
+            add(check_telemetry(g.index, self.telemetry, read_sensors(self.nv, g.handle.value)))
         for g, uuid, _h in processes["leaves"]:
             subject = layout.gpu_subject(g.index)
             mig = next((m for m in g.migs if m.uuid.ok and rawmod.text(m.uuid.value) == uuid), None)
