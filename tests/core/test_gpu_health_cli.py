@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,47 @@ def test_an_answer_the_daemon_stopped_updating_is_called_stale(
     )
     assert result.stdout.splitlines()[1].split()[:3] == ["0", "ok", "no"]
     assert json.loads(health(unix_users["ds01tb"], user_cli, served, "--json").stdout)["stale"]
+
+
+def test_the_daemons_judgement_of_an_injected_fault_reaches_a_user(
+    user_cli: Path, unix_users: Any, tmp_path: Path
+) -> None:
+    """A real ``ds01d --once`` on the simulated host with a faults file, then the user's view."""
+    tmp_path.chmod(0o755)
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("gpus:\n  6: {fell_off_bus: true}\n  1: {temperature: 88}\n")
+    config = write_config(
+        tmp_path,
+        {
+            "gpu": {"simulated": {"faults_file": str(faults)}},
+            # no detectors: this cycle looks at no Docker engine
+            "plugins": {"disabled": ["docker-detector", "gpu-process-detector"]},
+        },
+    )
+    daemon = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ds01_core.cycle.daemon import main; main()",
+            "--config",
+            str(config),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert daemon.returncode == 0, daemon.stderr
+    assert "GPU 6 health: ok -> unhealthy" in daemon.stderr, daemon.stderr
+    with running_api(config) as sock:
+        served = {"sock": sock}
+        data = json.loads(health(unix_users["ds01tb"], user_cli, served, "--json").stdout)
+    states = {g["index"]: (g["state"], g["drained"]) for g in data["gpus"]}
+    assert states[6] == ("unhealthy", True) and states[1] == ("degraded", False)
+    assert states[0] == ("ok", False)
+    events = [
+        json.loads(line)
+        for line in (tmp_path / "log" / "events.jsonl").read_text().splitlines()
+        if '"gpu.health_changed"' in line
+    ]
+    assert sorted(e["details"]["gpu"] for e in events) == [1, 6]

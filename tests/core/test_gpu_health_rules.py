@@ -122,6 +122,11 @@ def test_failing_reads_degrade_a_gpu_with_the_providers_words():
     )
 
 
+def test_a_lost_gpus_failing_reads_are_not_a_second_reason():
+    verdict = judge(reading(fell_off_bus=True), read_error="degraded: reading the GPU: GPU is lost")
+    assert codes(verdict) == ["fell_off_bus"]
+
+
 def test_a_provider_without_telemetry_judges_only_failing_reads():
     plain = judge(None, telemetry_read=False)
     assert plain.health.state == "ok" and plain.health.telemetry is None

@@ -112,14 +112,21 @@ def test_a_failed_telemetry_read_keeps_every_gpus_state(make_runtime):
     assert len(gpu_events(runtime)) == 1  # no flapping: neither "ok" nor a new event
 
 
+class NoTelemetry(SimulatedProvider):
+    """A provider that reads no telemetry (a third party's, or an older one)."""
+
+    telemetry = None
+
+
 def test_a_provider_without_telemetry_reports_failing_reads(make_runtime):
-    provider = SimulatedProvider()
+    provider = NoTelemetry()
     runtime = make_runtime(provider)
     run_cycle(runtime, workloads=[])
     provider.nvml.faults.process_errors[1] = pynvml.NVMLError_NoPermission
     provider.process_listing()  # the reads that fail (the detectors' and the idle step's)
     report = run_cycle(runtime, workloads=[])
     assert [h.state for h in report.health][:3] == ["ok", "degraded", "ok"]
+    assert report.health[0].telemetry is None
     event = gpu_events(runtime)[-1]
     assert event["event_type"] == "gpu.health_changed" and event["details"]["gpu"] == 1
     assert event["details"]["reasons"][0]["code"] == "read_failed"

@@ -18,7 +18,7 @@ HealthState = Literal["ok", "degraded", "unhealthy"]
 #: Why a GPU is not ``ok``; each code is a bounded label value of the exporter's metrics.
 REASON_CODES: tuple[str, ...] = (
     "ecc_uncorrected",  # uncorrected (double-bit) ECC errors since the driver loaded
-    "xid",  # an XID error was reported recently (see ``gpus.health.xid_window``)
+    "xid",  # an XID error was reported recently (see ``gpu.health.xid_window``)
     "thermal",  # at or above the slowdown temperature, or thermally throttled
     "fell_off_bus",  # the GPU no longer answers (NVML_ERROR_GPU_IS_LOST)
     "row_remap_failure",  # a row could not be remapped: the GPU needs service

@@ -188,7 +188,7 @@ def reasons_of(
     if xids:
         found["xid"] = "; ".join(xid_words(x) for x in sorted(xids, key=lambda x: x.at))
         critical = any(x.code in config.critical_xids for x in xids)
-    if read_error:
+    if read_error and "fell_off_bus" not in found:  # a lost GPU's reads fail: said already
         found["read_failed"] = f"reads failing: {read_error.removeprefix('degraded: ')}"
     reasons = [HealthReason(code, found[code]) for code in REASON_CODES if code in found]
     return reasons, critical
