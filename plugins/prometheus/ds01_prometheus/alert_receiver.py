@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from ds01_core.api import Event, tell_user
@@ -36,6 +37,9 @@ SOURCE = "prometheus"
 #: Results that record a notice rather than deliver it to anyone (the core's audit-log notifier).
 RECORD_ONLY = frozenset({"audit-log"})
 _SECTION = "plugins.prometheus.alert_receiver"
+#: Alertmanager flushes several groups at once; their notices take turns on the one runtime
+#: (the notify plugin reads and writes the state store: preferences, the rate limit).
+_DELIVERING = threading.Lock()
 
 
 class Refused(Exception):
@@ -138,22 +142,23 @@ def receive(
         log.warning("alert receiver: not an Alertmanager payload from %s: %s", peer, exc)
         return 400, f"not an Alertmanager webhook payload: {exc}"
     notice = alert_message.notice(notification, settings.notice_user)
-    results = [r for r in tell_user(runtime, notice) if r.channel not in RECORD_ONLY]
-    delivered = [r.channel for r in results if r.delivered]
-    failed = [r.channel for r in results if not r.delivered]
-    runtime.events.append(
-        Event(
-            "alert.received",
-            user=settings.notice_user,
-            source=SOURCE,
-            details={
-                **alert_message.summary(notification),
-                "subject": notice.subject,
-                "delivered": delivered,
-                "failed": failed,
-            },
+    with _DELIVERING:
+        results = [r for r in tell_user(runtime, notice) if r.channel not in RECORD_ONLY]
+        delivered = [r.channel for r in results if r.delivered]
+        failed = [r.channel for r in results if not r.delivered]
+        runtime.events.append(
+            Event(
+                "alert.received",
+                user=settings.notice_user,
+                source=SOURCE,
+                details={
+                    **alert_message.summary(notification),
+                    "subject": notice.subject,
+                    "delivered": delivered,
+                    "failed": failed,
+                },
+            )
         )
-    )
     if not results:
         log.warning(
             "alert %s reached no channel: no notify plugin or channel is configured for %s",

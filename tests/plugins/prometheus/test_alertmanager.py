@@ -287,5 +287,5 @@ def test_a_firing_alert_reaches_email_and_teams_then_resolves(tmp_path, smtp, we
         for server in reversed(servers):
             server.stop()
         exposition.close()
-    # the warning of the same XID was held back (inhibited) all along
+    # the warning of the same XID never went out (it steps aside while the critical fires)
     assert all("(warning)" not in p.body.get("text", "") for p in webhooks.posts)
