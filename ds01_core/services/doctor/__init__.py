@@ -11,7 +11,8 @@ fixes it. Nothing here changes the host.
 Each group of checks is a module of its own: :mod:`.engine` (the engine's sockets and TCP
 addresses), :mod:`.gateway` (the gateway's socket and the users' profile snippet),
 :mod:`.bare_metal` (the direct-access group and the GPU device nodes), :mod:`.mounts` (nosuid
-homes), :mod:`.gpu_provider` (NVML answers; no simulated host on a GPU server); :mod:`.acl`
+homes), :mod:`.gpu_provider` (NVML answers; no simulated host on a GPU server), :mod:`.dcgm`
+(NVIDIA's dcgm-exporter answers and maps jobs from ds01's owner map); :mod:`.acl`
 and :mod:`.accounts` answer "who could", :mod:`.dockerd_args` reads what the engine was
 started with. :func:`run_doctor` is what the admin service calls.
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ds01_core.services.doctor.accounts import Accounts
 from ds01_core.services.doctor.bare_metal import check_bare_metal
+from ds01_core.services.doctor.dcgm import check_dcgm_exporter
 from ds01_core.services.doctor.dockerd_args import hosts_from_args
 from ds01_core.services.doctor.engine import check_engine_socket, check_tcp, engine_addresses
 from ds01_core.services.doctor.findings import DEFAULT_HOST, Finding, HostPaths
@@ -61,4 +63,5 @@ def run_doctor(runtime: Runtime, host: HostPaths | None = None) -> list[Finding]
     findings += check_bare_metal(runtime, accounts, host.dev_dir)
     findings += check_user_mounts(runtime, host)
     findings += check_gpu_provider(runtime)
+    findings += check_dcgm_exporter(runtime, host)
     return findings

@@ -35,6 +35,13 @@ class HostPaths:
     dev_dir: str = "/dev"
     proc_dir: str = "/proc"
     mounts: str = "/proc/self/mounts"
+    #: where an installed ds01-dcgm-exporter.service may be (the first found is read)
+    dcgm_units: tuple[str, ...] = (
+        "/etc/systemd/system/ds01-dcgm-exporter.service",
+        "/usr/local/lib/systemd/system/ds01-dcgm-exporter.service",
+        "/usr/lib/systemd/system/ds01-dcgm-exporter.service",
+        "/lib/systemd/system/ds01-dcgm-exporter.service",
+    )
 
 
 DEFAULT_HOST = HostPaths()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from ds01_core.api import CycleReport, DaemonService, Runtime, hookimpl
 
 PLUGIN = "prometheus"
@@ -47,3 +49,12 @@ def daemon_services(runtime: Runtime) -> list[DaemonService]:
     from ds01_prometheus.server import ExporterService
 
     return [ExporterService(runtime, settings_of(runtime))]
+
+
+@hookimpl
+def add_cli_commands(cli: click.Group) -> None:
+    """``ds01 admin monitoring``: set up Prometheus, Alertmanager and Grafana for ds01."""
+    # the CLI module only when the CLI asks: ds01d never loads click's commands
+    from ds01_prometheus.monitoring_cli import add_to
+
+    add_to(cli)
