@@ -18,7 +18,7 @@ import click
 import pluggy
 import pytest
 
-from ds01_core.cycle.steps import CycleStep
+from ds01_core.cycle.steps import CycleReport, CycleStep
 from ds01_core.domain.config import build_config
 from ds01_core.domain.limits import resolve_limits
 from ds01_core.domain.model import (
@@ -84,6 +84,21 @@ SECOND_OPERATION = Operation("second.ping", "GET", "/v1/second/ping", lambda ctx
 SECOND_STEP = CycleStep("second-step", lambda ctx: None, "the second plugin's step")
 
 
+class SecondService:
+    """A daemon service the second plugin declares (never started here)."""
+
+    name = "second-service"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+SECOND_SERVICE = SecondService()
+
+
 def arguments(runtime: Runtime) -> dict[str, Callable[[], Any]]:
     """A value for every hook argument name (fresh per call: some hooks change them)."""
     return {
@@ -94,6 +109,7 @@ def arguments(runtime: Runtime) -> dict[str, Callable[[], Any]]:
         "notice": lambda: Notice("alice", "subject", "body", "info", "c1"),
         "spec": lambda: ContainerSpec(user="alice", name="c1", body={"Image": "busybox"}),
         "cli": lambda: click.Group("root"),
+        "report": lambda: CycleReport(),
     }
 
 
@@ -153,6 +169,15 @@ def check_quota(outcome: Any, _args: dict[str, Any], _host: PluginHost) -> list[
     return outcome.failures
 
 
+def seen_report(args: dict[str, Any]) -> None:
+    args["report"].steps.append("seen by second")
+
+
+def check_report_seen(outcome: Any, args: dict[str, Any], _host: PluginHost) -> list[Any]:
+    assert args["report"].steps == ["seen by second"]  # the second still looked at it
+    return outcome.failures
+
+
 def add_command(args: dict[str, Any]) -> None:
     args["cli"].add_command(click.Command("second-command"))
 
@@ -183,6 +208,8 @@ CASES: dict[str, Case] = {
     "prepare_container": Case(label_spec, check_prepare),
     "service_operations": Case(lambda a: [SECOND_OPERATION], collected(SECOND_OPERATION)),
     "user_known": Case(lambda a: True, collected(True)),
+    "daemon_services": Case(lambda a: [SECOND_SERVICE], collected(SECOND_SERVICE)),
+    "cycle_finished": Case(seen_report, check_report_seen),
     # the core marks each step with the plugin that returned it
     "cycle_steps": Case(
         lambda a: [SECOND_STEP], collected(attrs.evolve(SECOND_STEP, provider="second"))

@@ -112,7 +112,7 @@ def daemon_services(runtime: Runtime) -> Sequence[DaemonService]:
 
     Not firstresult: every plugin's services run.
 
-    If an implementation raises, or a service's ``start`` raises (an address already in
-    use): the failure is logged and written to the audit log as ``plugin.failed``; the daemon
+    If an implementation raises: (as when a service's ``start`` raises, an address already in
+    use) the failure is logged and written to the audit log as ``plugin.failed``; the daemon
     and its cycle carry on without that service (an admin's monitoring sees it missing).
     """
