@@ -52,6 +52,8 @@ def gpu_part(runtime: Runtime, report: CycleReport, previous: GpuPart) -> GpuPar
     if report.partial:
         return previous
     state = runtime.gpu_state().get("state")
+    if state in ("unavailable", "released"):  # the GPU access's word, whatever the step read
+        return GpuPart((), (), False)
     if report.gpus or HEALTH_STEP in report.steps:
         return GpuPart(
             tuple(report.gpus), tuple(report.health), bool(report.gpus) or state == "available"
