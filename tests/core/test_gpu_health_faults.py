@@ -5,25 +5,15 @@ unhealthy GPU is drained for allocation."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.model import GpuRequest
 from ds01_core.domain.state.allocations import AllocationRefused, Allocations
 from ds01_core.framework.runtime import Runtime
-from tests.helpers.gpu_health import gpu_events, health_changes, runtime_maker
-
-
-def inject(path: Path, gpus: dict[int, dict[str, Any]]) -> None:
-    """Write the faults file atomically (a new inode: the provider sees every change)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"gpus": gpus}))
-    os.replace(tmp, path)
+from tests.helpers.gpu_health import gpu_events, health_changes, inject, runtime_maker
 
 
 @pytest.fixture

@@ -1,14 +1,16 @@
-"""GPU-health test helpers: a provider that reads telemetry on the simulated host, and runtimes
-with the built-in plugins but no detectors (nothing looks at Docker)."""
+"""GPU-health test helpers: a provider that reads telemetry on the simulated host, runtimes
+with the built-in plugins but no detectors (nothing looks at Docker), and the faults file."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pynvml
+import yaml
 
 from ds01_core.domain.config import build_config
 from ds01_core.domain.gpu.health import GpuTelemetry
@@ -96,3 +98,11 @@ def stored(runtime: Runtime) -> dict[int, table.Stored]:
 def health_changes(runtime: Runtime) -> list[dict[str, Any]]:
     """The ``gpu.health_changed`` events' details, in order."""
     return [e["details"] for e in runtime.events.read() if e["event_type"] == "gpu.health_changed"]
+
+
+def inject(path: Path, gpus: dict[int, dict[str, Any]]) -> None:
+    """Write the faults file (``gpu.simulated.faults_file``) atomically (a new inode: the
+    provider sees every change)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump({"gpus": gpus}))
+    os.replace(tmp, path)

@@ -5,12 +5,14 @@ plugin posts to a Teams-format webhook and e-mails root, and an HTTP server arou
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,6 +259,26 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def api(self, path: str, **params: str) -> Any:
+        """``GET /api/v1/<path>``'s ``data`` (Prometheus' HTTP API)."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=10) as answer:
+            body = json.load(answer)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> dict[frozenset[tuple[str, str]], float]:
+        """An instant query's vector: ``{labels: value}``."""
+        return {
+            frozenset(r["metric"].items()): float(r["value"][1])
+            for r in self.api("query", query=expr)["result"]
+        }
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        """The alerts Prometheus holds in ``state`` (``firing`` or ``pending``), each with its
+        ``labels``, ``annotations`` and ``activeAt``."""
+        return [a for a in self.api("alerts")["alerts"] if a["state"] == state]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -282,19 +304,27 @@ def start_alertmanager(config: Path, directory: Path) -> Server:
 
 
 def start_prometheus(
-    directory: Path, rule_file: Path, target_port: int, alertmanager_port: int
+    directory: Path,
+    rule_file: Path,
+    target_port: int,
+    alertmanager_port: int | None,
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
-    config = {
+    """Prometheus scraping job ``ds01`` at ``target_port`` and evaluating ``rule_file`` every
+    second; alerts go to the Alertmanager at ``alertmanager_port`` (none: kept in Prometheus,
+    see :meth:`Server.alerts`); on ``port``, or a free one in 194xx."""
+    port = port or free_port()
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rule_file)],
-        "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
-        },
         "scrape_configs": [
             {"job_name": "ds01", "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
         ],
     }
+    if alertmanager_port is not None:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+        }
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     (directory / "prom-data").mkdir()

@@ -1,22 +1,26 @@
 """Helpers for the exporter's tests: runtimes on the simulated host, scrapes parsed into samples,
-NVML calls counted, free loopback ports in the exporter worker's range (193xx)."""
+NVML calls counted, free loopback ports (193xx by default), a real ``ds01d`` as its own process."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
+import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ds01_prometheus.collector import exporter_of
 from prometheus_client.parser import text_string_to_metric_families
 
+from ds01_core.domain.audit_log import EventLog
 from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.helpers.config import write_config
 
@@ -27,7 +31,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def free_port(first: int = 19300, last: int = 19399) -> int:
-    """A loopback port in 193xx nobody listens on now."""
+    """A loopback port in ``first``-``last`` (193xx unless told) nobody listens on now."""
     for port in range(first, last + 1):
         with socket.socket() as s:
             try:
@@ -35,7 +39,7 @@ def free_port(first: int = 19300, last: int = 19399) -> int:
             except OSError:
                 continue
             return port
-    raise AssertionError("no free port in 19300-19399")
+    raise AssertionError(f"no free port in {first}-{last}")
 
 
 def make_runtime(
@@ -155,3 +159,54 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
+
+
+DAEMON = [sys.executable, "-c", "from ds01_core.cycle.daemon import main; main()"]
+
+
+class Daemon:
+    """``ds01d --config …`` as its own process, its output in a file beside the config; its
+    exporter listens on 127.0.0.1:``port``."""
+
+    def __init__(self, config: Path, port: int) -> None:
+        self.config, self.port = config, port
+        self.log_path = config.parent / "ds01d.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [*DAEMON, "--config", str(config)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def metrics(self) -> str:
+        status, _headers, body = scrape(f"http://127.0.0.1:{self.port}/metrics")
+        assert status == 200, body
+        return body.decode()
+
+    def wait_metrics(
+        self, predicate: Callable[[Samples], bool], what: str, timeout: float = 30.0
+    ) -> str:
+        """Scrape until ``predicate(samples)`` holds (polled, never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            with contextlib.suppress(OSError):
+                last = self.metrics()
+                if predicate(parse(last)):
+                    return last
+            time.sleep(0.1)
+        raise AssertionError(f"no {what} within {timeout}s\n{last[-2000:]}\n{self.output()}")
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        """The daemon's audit events of ``event_type`` so far (its log under ``log/``)."""
+        log = EventLog(self.config.parent / "log" / "events.jsonl")
+        return [e for e in log.read(warn=lambda _m: None) if e["event_type"] == event_type]
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+        self._log.close()

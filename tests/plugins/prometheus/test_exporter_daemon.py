@@ -10,8 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,50 +20,16 @@ from ds01_core.domain.audit_log import EventLog
 from ds01_core.transports.cli import cli
 from tests.conftest import unavailable
 from tests.helpers.waiting import wait_until
-from tests.plugins.prometheus.exporter_helpers import find, free_port, parse, scrape, value
+from tests.plugins.prometheus.exporter_helpers import (
+    Daemon,
+    find,
+    free_port,
+    parse,
+    scrape,
+    value,
+)
 
-DAEMON = [sys.executable, "-c", "from ds01_core.cycle.daemon import main; main()"]
 IMAGE = "ds01-test:busybox"
-
-
-class Daemon:
-    """``ds01d --config …`` as its own process, its output in a file beside the config."""
-
-    def __init__(self, config: Path, port: int) -> None:
-        self.config, self.port = config, port
-        self.log_path = config.parent / "ds01d.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [*DAEMON, "--config", str(config)], stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def metrics(self) -> str:
-        status, _headers, body = scrape(f"http://127.0.0.1:{self.port}/metrics")
-        assert status == 200, body
-        return body.decode()
-
-    def wait_metrics(self, predicate, what: str, timeout: float = 30.0) -> str:
-        """Scrape until ``predicate(samples)`` holds (polled, never a fixed sleep)."""
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            with contextlib.suppress(OSError):
-                last = self.metrics()
-                if predicate(parse(last)):
-                    return last
-            time.sleep(0.1)
-        raise AssertionError(f"no {what} within {timeout}s\n{last[-2000:]}\n{self.output()}")
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
-        self._log.close()
 
 
 @pytest.fixture
