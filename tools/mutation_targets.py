@@ -22,6 +22,7 @@ IDLE_TESTS = (
     "tests/core/test_gpu_gpm.py",
 )
 EVENT_LOG_TESTS = ("tests/core/test_events.py", "tests/core/test_cli_events.py")
+HEALTH_TESTS = ("tests/core/test_gpu_health_drain.py", "tests/core/test_gpu_health_faults.py")
 GATEWAY_POLICY_TESTS = (
     "tests/core/test_gateway_create_policy.py",
     "tests/core/test_gateway_fuzz.py",
@@ -111,6 +112,13 @@ NAMED = (
         "if active or not known or gpu_unknown:",
         "if active or not known:",
         IDLE_TESTS,
+    ),
+    Named(
+        "a drained GPU takes new work (issue 15: drain unhealthy GPUs)",
+        "undrained",
+        "kept = [s for s in free if not is_drained(s, out)]",
+        "kept = list(free)",
+        HEALTH_TESTS,
     ),
     Named(
         "gateway: privileged containers no longer refused",

@@ -173,11 +173,12 @@ def test_each_thread_has_its_own_connection(tmp_path):
     rows = sorted(r[0] for r in store.db.execute("SELECT v FROM t"))
     assert rows == ["main", "thread"] and seen == [True]
     assert len(store._connections) == 2
-    threading.Thread(target=lambda: store.db).start()  # a new thread: the dead one's closed
-    for _ in range(100):
-        if len(store._connections) == 2:
-            break
-        threading.Event().wait(0.01)
+    writer_db = next(db for _t, db in store._connections if db is not main_db)
+    third = threading.Thread(target=lambda: store.db)  # a new thread: the dead one's closed
+    third.start()
+    third.join(10)
     assert len(store._connections) == 2
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        writer_db.execute("SELECT 1")
     store.close()
     assert store._connections == []
