@@ -273,6 +273,7 @@ def run_cycle(
     report.events += [action_event(a) for a in report.actions]
     for event in report.events:
         runtime.events.append(event)
+    report.limits = ctx.limits.resolved()
     report.seconds = time.monotonic() - started
     for failure in runtime.hooks.cycle_finished(runtime, report).failures:
         runtime.events.append(failure.event())

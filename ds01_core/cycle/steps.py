@@ -21,7 +21,7 @@ import attrs
 
 from ds01_core.domain.config import ConfigError, ConfigProblem
 from ds01_core.domain.gpu.health import GpuHealth
-from ds01_core.domain.model import Action, Event, Gpu, Workload
+from ds01_core.domain.model import Action, EffectiveLimits, Event, Gpu, Workload
 from ds01_core.domain.policy import CycleLimits
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class CycleReport:
     gpus: list[Gpu] = attrs.Factory(list)
     #: each GPU's health as concluded in this cycle (the ``gpu-health`` step)
     health: list[GpuHealth] = attrs.Factory(list)
+    #: the limits of the users this cycle resolved (each once), by user
+    limits: dict[str, EffectiveLimits] = attrs.Factory(dict)
 
 
 @attrs.define

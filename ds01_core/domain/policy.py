@@ -125,6 +125,10 @@ class CycleLimits:
             self._known[user] = effective_limits(self.runtime, user, now=self.now)
         return self._known[user]
 
+    def resolved(self) -> dict[str, EffectiveLimits]:
+        """The users resolved so far in this cycle, with their limits."""
+        return dict(self._known)
+
 
 def policy_for(
     runtime: Runtime,

@@ -59,6 +59,18 @@ def test_hook_cycle_finished(make_runtime):
     assert all(s >= 0 for s in full.step_seconds.values())
 
 
+def test_the_report_carries_the_limits_the_cycle_resolved(make_runtime, tmp_path):
+    """A plugin publishing per-user figures reuses them instead of resolving each user again."""
+    from ds01_core.domain.model import Workload
+
+    watcher = Watcher()
+    runtime = make_runtime(("watcher", watcher))
+    box = Workload("container", "c1" * 8, "box", "ds01", "alice", "label", "running")
+    report = run_cycle(runtime, workloads=[box])
+    assert "alice" in report.limits
+    assert report.limits["alice"].get("max_gpu_equivalents") is not None
+
+
 def test_a_failing_cycle_finished_costs_only_itself(make_runtime):
     class Broken:
         @hookimpl

@@ -82,12 +82,17 @@ def read_limits(
     users: Iterable[str],
     previous: Mapping[str, EffectiveLimits],
     refresh: bool,
+    resolved: Mapping[str, EffectiveLimits] | None = None,
 ) -> dict[str, EffectiveLimits]:
     """Each user's limits (their group with them): all of them in a full cycle, only users not
-    seen before in a partial one."""
+    seen before in a partial one; those the cycle itself resolved (``resolved``) are taken as
+    they are, so that the exporter never resolves a user twice in one cycle."""
     now = runtime.now()
     limits: dict[str, EffectiveLimits] = {}
     for user in users:
+        if resolved is not None and user in resolved:
+            limits[user] = resolved[user]
+            continue
         known = previous.get(user)
         if known is not None and not refresh:
             limits[user] = known
@@ -148,7 +153,7 @@ def read_facts(runtime: Runtime, report: CycleReport, previous: CycleFacts) -> C
     users.update(a.user for a in allocations)
     users.update(queue)
     refresh = not report.partial
-    limits = read_limits(runtime, sorted(users), previous.limits, refresh)
+    limits = read_limits(runtime, sorted(users), previous.limits, refresh, report.limits)
     known_slots = dict(previous.known_slots)
     known_slots.update((slot.uuid, slot) for gpu in gpus.gpus for slot in gpu.slots)
     return CycleFacts(
