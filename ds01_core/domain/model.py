@@ -228,7 +228,12 @@ class Event:
 
 @attrs.frozen
 class Notice:
-    """Something a user must be told, handed to every ``notify`` implementation."""
+    """Something a user must be told, handed to every ``notify`` implementation.
+
+    ``channels`` narrows delivery to those channel families (``email``, ``webhook``,
+    ``terminal``, ``container_file``), e.g. a monthly report that belongs in mail, not on a
+    terminal; None means every channel the admin enabled and the user chose.
+    """
 
     user: str
     subject: str
@@ -236,6 +241,7 @@ class Notice:
     severity: Literal["info", "warning", "action"] = "info"
     container: str | None = None
     event_type: str | None = None
+    channels: tuple[str, ...] | None = None
 
 
 @attrs.frozen

@@ -116,6 +116,8 @@ def deliver(runtime: Runtime, notice: Notice) -> list[DeliveryResult]:
         wanted = set(cfg.enabled_channels())
     if only is not None:
         wanted &= set(only)
+    if notice.channels is not None:  # the sender's narrowing (a report: mail, not terminals)
+        wanted &= set(notice.channels)
     if not wanted:
         return []
     channels = [c for c in build_channels(runtime, cfg, notice) if c.family in wanted]

@@ -171,3 +171,12 @@ def test_only_channels_narrows_its_own_thread_only(notify_runtime, webhooks):
         other.start()
         other.join(10)
     assert seen == [["webhook:team"]]
+
+
+def test_a_notice_narrowed_by_its_sender_uses_only_those_channels(notify_runtime, webhooks):
+    """``Notice.channels``: the webhook (enabled) is left out of a notice meant for e-mail and
+    terminals only, and used for one that names it."""
+    runtime = notify_runtime(quiet_section(webhooks=[{"name": "team", "url": webhooks.url()}]))
+    assert deliver(runtime, attrs.evolve(NOTICE, channels=("email", "terminal"))) == []
+    narrowed = attrs.evolve(NOTICE, channels=("webhook",))
+    assert [r.channel for r in deliver(runtime, narrowed)] == ["webhook:team"]
