@@ -1,0 +1,27 @@
+"""ds01-accounting: account for every GPU-hour: usage records, energy and CO2, ``ds01 usage``.
+
+The daemon writes one usage record per allocation (``cycle_finished``), checkpointed every
+cycle, into ``<paths.state_dir>/accounting.db``. Public API beyond the hooks:
+
+- :func:`ds01_accounting.usage.usage_rows` and :class:`ds01_accounting.usage.UsageRow`: every
+  allocation's usage inside a window;
+- :func:`ds01_accounting.usage.lifetime_totals`: energy and CO2 per user since records began;
+- :class:`AccountingConfig`: the ``plugins.accounting`` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ds01_accounting.config import AccountingConfig
+from ds01_core.api import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = ["AccountingConfig"]
+
+
+@hookimpl
+def plugin_config_sections() -> Mapping[str, type]:
+    """``plugins.accounting:``, validated by the core with every problem named by its path."""
+    return {"accounting": AccountingConfig}
