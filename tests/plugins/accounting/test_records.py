@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ds01_accounting.records import OpenRecord, Sample, hours, segments
 from ds01_accounting.recorder import record_cycle
+from ds01_accounting.records import OpenRecord, Sample, hours, segments
 from ds01_accounting.store import MIGRATIONS, AccountingStore, db_path
 from ds01_accounting.usage import aggregate, usage_rows
 from ds01_core.domain.state.allocations import Allocations
