@@ -105,7 +105,11 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
     try:
         started = wait_record(path, daemon, lambda r: r["checkpoint_at"] > r["started_at"] + 3)
         assert (started["user"], started["container_id"]) == ("ds01ta", box.id)
-        wait_record(path, daemon, lambda r: r["checkpoint_at"] > started["checkpoint_at"])
+        # GPM's second read (the first has no earlier sample) is the first measured interval
+        measured = wait_record(path, daemon, lambda r: r["known"] > 0)
+        assert measured["busy"] == pytest.approx(0.8 * measured["known"])
+        assert measured["energy"] > 0
+        wait_record(path, daemon, lambda r: r["checkpoint_at"] > measured["checkpoint_at"])
         daemon.stop(signal.SIGKILL)
         killed_at = time.time()
     finally:
@@ -138,8 +142,7 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
         allocation.released_at + dt.timedelta(minutes=1),
     )
     assert row.gpu_eq_seconds == pytest.approx(slot.weight * held, abs=1e-6)
-    # measured while the daemon ran (GPM's first read after each start has no earlier sample,
-    # and the time it was down is unknown): 80 % of the known time
+    # measured while the daemon ran; the time it was down is unknown: 80 % of the known time
     assert 0 < row.known_gpu_eq_seconds < row.gpu_eq_seconds
     assert row.busy_gpu_eq_seconds == pytest.approx(0.8 * row.known_gpu_eq_seconds)
     runtime.close()
