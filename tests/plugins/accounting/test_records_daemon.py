@@ -20,6 +20,7 @@ import yaml
 
 from ds01_accounting.store import db_path
 from ds01_accounting.usage import usage_rows
+from ds01_core.api import allocation_history
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import load_runtime
 from tests.helpers.config import write_config
@@ -130,7 +131,7 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
         closed = wait_record(path, daemon, lambda r: r["ended_at"] is not None)
     finally:
         daemon.stop()
-    [allocation] = Allocations(runtime).history([allocation_id])
+    [allocation] = allocation_history(runtime, [allocation_id])
     assert allocation.released_at is not None
     held = (allocation.released_at - allocation.allocated_at).total_seconds()
     assert held > 6  # it spans the time the daemon was down
