@@ -111,6 +111,11 @@ def fill(runtime: Runtime, seed: int = 16) -> tuple[int, int]:
             "energy, co2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             buckets,
         )
+        db.execute(  # the day roll-ups, as the recorder keeps them
+            "INSERT INTO days SELECT hour / 86400 * 86400, user, COALESCE(grp, ''), "
+            "SUM(gpu_eq_seconds), SUM(busy), SUM(known), SUM(idle), SUM(energy), SUM(co2) "
+            "FROM buckets GROUP BY 1, 2, 3"
+        )
     store.db.execute("ANALYZE")
     store.close()
     return len(records), len(buckets)

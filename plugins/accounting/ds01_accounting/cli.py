@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ds01_accounting.periods import PERIODS
-from ds01_accounting.usage import BY
+from ds01_accounting.sums import BY
 from ds01_core.api import CliState, fail, pass_state, print_json, print_table
 
 #: the CSV and JSON columns, in order

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 HOUR = 3600
+DAY = 86400
 
 
 @attrs.frozen
@@ -127,6 +128,19 @@ def write_segments(db: sqlite3.Connection, record: OpenRecord, parts: Iterable[S
             for p in parts
         ],
     )
+    days: dict[int, list[float]] = {}
+    for p in parts:
+        day = days.setdefault(p.hour // DAY * DAY, [0.0, 0.0, 0.0, 0.0])
+        for index, value in enumerate((p.gpu_eq_seconds, p.busy, p.known, p.idle)):
+            day[index] += value
+    db.executemany(
+        "INSERT INTO days (day, user, grp, gpu_eq_seconds, busy, known, idle) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, user, grp) DO UPDATE SET "
+        "gpu_eq_seconds = gpu_eq_seconds + excluded.gpu_eq_seconds, "
+        "busy = busy + excluded.busy, known = known + excluded.known, "
+        "idle = idle + excluded.idle",
+        [(day, record.user, record.group or "", *sums) for day, sums in days.items()],
+    )
     db.execute(
         "UPDATE records SET gpu_eq_seconds = gpu_eq_seconds + ?, busy = busy + ?, "
         "known = known + ?, idle = idle + ? WHERE id = ?",
@@ -155,6 +169,13 @@ def add_energy(
         "energy = COALESCE(energy, 0) + excluded.energy, "
         "co2 = CASE WHEN excluded.co2 IS NULL THEN co2 ELSE COALESCE(co2, 0) + excluded.co2 END",
         (hour, record.id, record.user, record.group, joules, co2_grams),
+    )
+    db.execute(
+        "INSERT INTO days (day, user, grp, energy, co2) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (day, user, grp) DO UPDATE SET "
+        "energy = COALESCE(energy, 0) + excluded.energy, "
+        "co2 = CASE WHEN excluded.co2 IS NULL THEN co2 ELSE COALESCE(co2, 0) + excluded.co2 END",
+        (hour // DAY * DAY, record.user, record.group or "", joules, co2_grams),
     )
     db.execute(
         "UPDATE records SET energy = COALESCE(energy, 0) + ?, "

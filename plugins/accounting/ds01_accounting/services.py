@@ -12,7 +12,7 @@ from typing import Any
 
 from ds01_accounting.config import AccountingConfig
 from ds01_accounting.periods import PERIODS, window
-from ds01_accounting.usage import BY, aggregate
+from ds01_accounting.sums import BY, aggregate
 from ds01_core.api import (
     Forbidden,
     Invalid,

@@ -101,8 +101,34 @@ def _m1_records(db: sqlite3.Connection) -> None:
     )
 
 
+def _m2_days(db: sqlite3.Connection) -> None:
+    """Day roll-ups (UTC days, per user and group; ``grp`` '' for none), filled from the hour
+    buckets already there, so that a year is summed from days, not a million hours."""
+    _statements(
+        db,
+        """
+        CREATE TABLE days (
+            day INTEGER NOT NULL,
+            user TEXT NOT NULL,
+            grp TEXT NOT NULL,
+            gpu_eq_seconds REAL NOT NULL DEFAULT 0,
+            busy REAL NOT NULL DEFAULT 0,
+            known REAL NOT NULL DEFAULT 0,
+            idle REAL NOT NULL DEFAULT 0,
+            energy REAL,
+            co2 REAL,
+            PRIMARY KEY (day, user, grp)
+        ) WITHOUT ROWID;
+        INSERT INTO days
+            SELECT hour / 86400 * 86400, user, COALESCE(grp, ''), SUM(gpu_eq_seconds),
+                SUM(busy), SUM(known), SUM(idle), SUM(energy), SUM(co2)
+            FROM buckets GROUP BY 1, 2, 3
+        """,
+    )
+
+
 #: Append only: a released version's migration never changes (its databases already ran it).
-MIGRATIONS: tuple[Migration, ...] = (_m1_records,)
+MIGRATIONS: tuple[Migration, ...] = (_m1_records, _m2_days)
 
 
 def db_path(runtime: Runtime) -> Path:

@@ -118,6 +118,16 @@ def test_records_are_exact_to_the_second_across_cycles_gaps_and_a_restart(tmp_pa
     assert {s.key: s.allocations for s in by_user} == {"ds01ta": 2, "ds01tb": 1}
     by_hour, _ = aggregate(runtime, start, end, "day")
     assert sum(s.gpu_eq_seconds for s in by_hour) == pytest.approx(sum(expected.values()))
+    # a window of whole days in the middle is summed from the day roll-ups, its ends from the
+    # hour buckets: the same figures
+    wide_start, wide_end = start - dt.timedelta(days=2, hours=5), end + dt.timedelta(days=2)
+    by_day, wide = aggregate(runtime, wide_start, wide_end, "day")
+    measured = ("gpu_eq_seconds", "busy", "known", "idle")
+    assert [getattr(wide, f) for f in measured] == pytest.approx(
+        [getattr(total, f) for f in measured]
+    )
+    assert [(s.key, s.allocations) for s in by_day] == [("2025-03-03", 3)]
+    assert by_day[0].known == pytest.approx(total.known)
 
     # a window inside the allocations: clipped exactly
     inner_start, inner_end = T0 + dt.timedelta(seconds=20), T0 + dt.timedelta(seconds=100)
