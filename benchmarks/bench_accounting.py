@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def query_benchmark() -> None:
     assert done.returncode == 0, done.stderr
     print(f"ds01 usage --all --period year (a process, start-up included): {ms(wall)}")
     runtime.close()
+    shutil.rmtree(workdir, ignore_errors=True)  # about 150 MB
 
 
 def cycle_benchmark() -> None:
@@ -206,6 +208,7 @@ def cycle_benchmark() -> None:
     finally:
         for cid in made:
             engine.remove(cid, force=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
