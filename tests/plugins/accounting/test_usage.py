@@ -7,8 +7,10 @@ from __future__ import annotations
 import copy
 import csv
 import datetime as dt
+import importlib.metadata as md
 import io
 import json
+import tomllib
 from pathlib import Path
 
 import click
@@ -16,8 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ds01_accounting
+from ds01_accounting.config import AccountingConfig
 from ds01_accounting.periods import period_start, window
 from ds01_accounting.recorder import record_cycle
+from ds01_core.domain.config import ConfigError, build_config
+from ds01_core.framework.manager import EntryPointSource, make_plugin_host
 from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller
 from ds01_core.services.catalogue import call
@@ -34,6 +39,7 @@ from tests.plugins.accounting.accounting_helpers import (
 GROUPS = {
     "limits": {"groups": {"students": {"members": ["ds01ta"]}, "staff": {"members": ["ds01tb"]}}}
 }
+PLUGIN_DIR = Path(__file__).resolve().parents[3] / "plugins" / "accounting"
 WINDOW = ("--since", "2025-03-03", "--until", "2025-03-04T00:00:00Z")
 
 
@@ -153,3 +159,21 @@ def test_periods_are_calendar_periods_in_utc() -> None:
     assert period_start("term", now, terms) == dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
     assert window(now, since="2d") == (now - dt.timedelta(days=2), now)
     assert window(now) == (dt.datetime(2026, 11, 1, tzinfo=dt.UTC), now)
+
+
+def test_the_distribution_and_its_section() -> None:
+    project = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())["project"]
+    assert (project["name"], project["dependencies"]) == ("ds01-accounting", ["ds01>=0.1,<0.2"])
+    assert project["entry-points"]["ds01"] == {"accounting": "ds01_accounting"}
+    found = [ep for ep in md.entry_points(group="ds01") if ep.name == "accounting"]
+    record = make_plugin_host(entry_points=EntryPointSource(lambda: found)).record("accounting")
+    assert record is not None and record.status == "active"
+    assert {"cycle_finished", "service_operations", "add_cli_commands"} <= set(record.hooks)
+    with pytest.raises(ConfigError) as info:
+        build_config(
+            {"plugins": {"accounting": {"term_starts": ["2026-09-28", "28.9.2026"]}}},
+            sections={"accounting": AccountingConfig},
+        )
+    assert [str(p) for p in info.value.problems] == [
+        "plugins.accounting.term_starts[1]: expected a date like 2026-09-28, got '28.9.2026'"
+    ]
