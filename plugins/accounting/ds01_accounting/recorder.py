@@ -24,6 +24,7 @@ from ds01_accounting.records import (
     Sample,
     add_energy,
     checkpoint,
+    closed_since,
     insert_record,
     open_records,
     segments,
@@ -167,6 +168,9 @@ def _energy(
         row["gpu_uuid"]: Counter(row["joules"], row["at"])
         for row in db.execute("SELECT gpu_uuid, joules, at FROM gpu_counters")
     }
+    # the holders: this cycle's records, and those a partial cycle closed since the readings
+    earliest = max(min((c.at for c in previous.values()), default=now), now - gap)
+    holders = {**closed_since(db, earliest), **seen}
     hour = int(now // HOUR) * HOUR
     intensity: list[float | None] = []  # asked once, only when something is billed
     for gpu in report.gpus:
@@ -184,7 +188,7 @@ def _energy(
         on_gpu = {slot.uuid for slot in gpu.slots}
         holdings = [
             Holding(aid, slot, (min(end, now) - max(record.started_at, since)) / span)
-            for aid, (record, end) in seen.items()
+            for aid, (record, end) in holders.items()
             for slot in record.slots
             if slot in on_gpu and min(end, now) > max(record.started_at, since)
         ]
@@ -198,7 +202,7 @@ def _energy(
         for aid, part in billed.items():
             if not intensity:
                 intensity.append(carbon_intensity(runtime))
-            record = seen[aid][0]
+            record = holders[aid][0]
             add_energy(db, record, hour, part, co2_grams(part, intensity[0]))
 
 

@@ -189,22 +189,36 @@ def add_energy(
     )
 
 
+def from_row(row: sqlite3.Row) -> OpenRecord:
+    """A stored record as the recorder carries it."""
+    return OpenRecord(
+        id=row["id"],
+        allocation_id=row["allocation_id"],
+        user=row["user"],
+        group=row["grp"],
+        container=row["container"],
+        container_id=row["container_id"],
+        slots=tuple(row["slots"].split()),
+        weight=row["weight"],
+        started_at=row["started_at"],
+        checkpoint_at=row["checkpoint_at"],
+    )
+
+
 def open_records(db: sqlite3.Connection) -> dict[int, OpenRecord]:
     """The open records, by allocation id."""
     return {
-        row["allocation_id"]: OpenRecord(
-            id=row["id"],
-            allocation_id=row["allocation_id"],
-            user=row["user"],
-            group=row["grp"],
-            container=row["container"],
-            container_id=row["container_id"],
-            slots=tuple(row["slots"].split()),
-            weight=row["weight"],
-            started_at=row["started_at"],
-            checkpoint_at=row["checkpoint_at"],
-        )
+        row["allocation_id"]: from_row(row)
         for row in db.execute("SELECT * FROM records WHERE ended_at IS NULL")
+    }
+
+
+def closed_since(db: sqlite3.Connection, moment: float) -> dict[int, tuple[OpenRecord, float]]:
+    """The records that ended after ``moment`` (a partial cycle closed them between two full
+    ones), with their end, by allocation id."""
+    return {
+        row["allocation_id"]: (from_row(row), row["ended_at"])
+        for row in db.execute("SELECT * FROM records WHERE ended_at > ?", (moment,))
     }
 
 

@@ -103,7 +103,8 @@ def _m1_records(db: sqlite3.Connection) -> None:
 
 def _m2_days(db: sqlite3.Connection) -> None:
     """Day roll-ups (UTC days, per user and group; ``grp`` '' for none), filled from the hour
-    buckets already there, so that a year is summed from days, not a million hours."""
+    buckets already there, so that a year is summed from days, not a million hours; and the
+    records by end, for the energy of records a partial cycle closed."""
     _statements(
         db,
         """
@@ -119,6 +120,7 @@ def _m2_days(db: sqlite3.Connection) -> None:
             co2 REAL,
             PRIMARY KEY (day, user, grp)
         ) WITHOUT ROWID;
+        CREATE INDEX records_ended ON records (ended_at);
         INSERT INTO days
             SELECT hour / 86400 * 86400, user, COALESCE(grp, ''), SUM(gpu_eq_seconds),
                 SUM(busy), SUM(known), SUM(idle), SUM(energy), SUM(co2)

@@ -93,9 +93,11 @@ def test_energy_from_the_simulated_counters(tmp_path: Path) -> None:
     expected["small"] += share * 40 / 280
     assert _energy(runtime) == pytest.approx({**expected, "nocounter": None})
 
-    # the small one is released half-way through the next interval: billed for its half
+    # the small one is released half-way through the next interval (its container's removal
+    # makes a partial cycle, which closes its record): billed for its half at the full cycle
     clock.advance(30)
     release(runtime, small)
+    record_cycle(runtime, report(runtime, partial=True))
     clock.advance(30)
     record_cycle(runtime, report(runtime))
     expected["whole"] += WHOLE_WATTS * 60
