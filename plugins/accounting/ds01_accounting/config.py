@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import attrs
 
+from ds01_accounting.carbon.config import CarbonConfig
+
 
 @attrs.define
 class AccountingConfig:
@@ -18,3 +20,9 @@ class AccountingConfig:
     #: the start dates of academic terms (``YYYY-MM-DD``), for ``--period term``; empty: the
     #: current half-year (1 January or 1 July)
     term_starts: list[str] = attrs.Factory(list)
+    #: carbon intensity: fixed, a schedule file or a provider (docs/carbon.md)
+    carbon: CarbonConfig = attrs.Factory(CarbonConfig)
+
+    def config_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Checks that span fields, each with its path inside the section."""
+        return [(("carbon", *path), message) for path, message in self.carbon.config_problems()]
