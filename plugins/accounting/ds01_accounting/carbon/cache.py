@@ -1,6 +1,7 @@
-"""The provider's last answer, kept in memory and in a small file, so that a provider is asked
-at most once per ``cache_ttl`` by every process together (the daemon's cycles, ``ds01-api``,
-a root ``ds01 carbon status``), and an outage is reported once.
+"""The provider's last answer, kept in memory and in a file shared by every process.
+
+A provider is asked at most once per ``cache_ttl`` by every process together (the daemon's
+cycles, ``ds01-api``, a root ``ds01 carbon status``), and an outage is reported once.
 
 The file (``<state_dir>/carbon-intensity.json``) holds the last good reading, when the
 provider was last asked, and the current outage's error and start. A process whose own copy
@@ -12,12 +13,15 @@ first success after it ``accounting.carbon_recovered``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +184,7 @@ def _failed(runtime: Runtime, entry: Entry, error: str, now: dt.datetime, fallba
         kept = (
             f"keeping {entry.now.grams_per_kwh:g} g/kWh from {utc_text(entry.fetched_at or now)}"
             if entry.now is not None
-            else f"using {fallback}"
+            else fallback
         )
         log.warning("carbon intensity unavailable: %s; %s (marked stale)", error, kept)
         _record(
@@ -209,24 +213,52 @@ def current_entry(runtime: Runtime, cfg: CarbonConfig) -> Entry:
         if entry is not None and not entry.due(now, ttl):
             return entry
         path = cache_path(runtime)
-        stored = read_entry(path)
-        if stored is not None and stored.key == key:
-            if entry is None or (stored.attempted_at or now) >= (entry.attempted_at or now):
-                entry = stored
-        entry = entry or Entry(key)
-        if not entry.due(now, ttl):
-            state.entry = entry
-            return entry
-        fallback = "no figure" if cfg.grams_per_kwh is None else f"the configured {cfg.grams_per_kwh:g} g/kWh"
-        try:
-            reading = FETCHERS[cfg.source](cfg, now)
-        except ProviderError as exc:
-            entry = _failed(runtime, entry, str(exc), now, fallback)
-        except Exception as exc:  # a bug or an unforeseen answer: still only a stale value
-            log.debug("carbon intensity provider failed", exc_info=True)
-            entry = _failed(runtime, entry, f"{type(exc).__name__}: {exc}", now, fallback)
-        else:
-            entry = _succeeded(runtime, entry, reading, now)
-        write_entry(path, entry)
+        with _across_processes(path):
+            return _refresh(runtime, cfg, state, entry, key, path)
+
+
+@contextlib.contextmanager
+def _across_processes(path: Path) -> Iterator[None]:
+    """Hold ``<file>.lock`` while checking and asking, so that two processes due at once ask
+    once; a process that cannot open it (not root) goes on without."""
+    try:
+        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 (held across the yield)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def _refresh(
+    runtime: Runtime, cfg: CarbonConfig, state: _State, entry: Entry | None, key: str, path: Path
+) -> Entry:
+    now = runtime.now()
+    ttl = float(cfg.cache_ttl)
+    stored = read_entry(path)
+    if stored is not None and stored.key == key:
+        if entry is None or (stored.attempted_at or now) >= (entry.attempted_at or now):
+            entry = stored
+    entry = entry or Entry(key)
+    if not entry.due(now, ttl):
         state.entry = entry
         return entry
+    if cfg.grams_per_kwh is None:
+        fallback = "no figure until it answers (no grams_per_kwh configured)"
+    else:
+        fallback = f"using the configured {cfg.grams_per_kwh:g} g/kWh"
+    try:
+        reading = FETCHERS[cfg.source](cfg, now)
+    except ProviderError as exc:
+        entry = _failed(runtime, entry, str(exc), now, fallback)
+    except Exception as exc:  # a bug or an unforeseen answer: still only a stale value
+        log.debug("carbon intensity provider failed", exc_info=True)
+        entry = _failed(runtime, entry, f"{type(exc).__name__}: {exc}", now, fallback)
+    else:
+        entry = _succeeded(runtime, entry, reading, now)
+    write_entry(path, entry)
+    state.entry = entry
+    return entry

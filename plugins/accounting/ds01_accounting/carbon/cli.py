@@ -1,5 +1,4 @@
-"""``ds01 carbon status`` and ``ds01 carbon report``: the grid's carbon intensity, and CO₂ per
-user or group.
+"""``ds01 carbon status`` and ``ds01 carbon report``: carbon intensity, and CO₂ per user.
 
 The commands only render: the operations (:mod:`ds01_accounting.carbon.services`) ask the
 provider and decide whose figures a caller sees, in-process for root and through ``ds01-api``

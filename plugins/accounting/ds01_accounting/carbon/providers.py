@@ -1,5 +1,6 @@
-"""The HTTP providers, each in its own documented response format: Electricity Maps, WattTime
-(v3) and the GB Carbon Intensity API.
+"""The HTTP providers, each in its own documented response format.
+
+Electricity Maps (v3), WattTime (v3) and the GB Carbon Intensity API.
 
 Each ``fetch_*`` asks for the current intensity and, where the provider has one, the
 forecast, and returns a :class:`Reading` in grams CO₂-eq per kWh. Anything missing or of the

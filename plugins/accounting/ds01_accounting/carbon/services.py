@@ -1,5 +1,7 @@
-"""The carbon service operations: ``accounting.carbon_status`` (every user) and
-``accounting.carbon_report`` (a user's own CO₂; everyone's for admins).
+"""The carbon service operations behind ``ds01 carbon status`` and ``ds01 carbon report``.
+
+``accounting.carbon_status`` is for every user; ``accounting.carbon_report`` shows a user
+their own CO₂ and an admin everyone's.
 
 The rules live here, not in the CLI: root runs them in-process, every other user through
 ``ds01-api``, whose caller comes from the kernel; the provider is asked by the server (root),
