@@ -6,9 +6,13 @@ fields here; every field has a default so that a missing section is a working on
 
 from __future__ import annotations
 
+import datetime as dt
+
 import attrs
 
 from ds01_accounting.carbon.config import CarbonConfig
+
+Problem = tuple[tuple[str | int, ...], str]
 
 
 @attrs.define
@@ -23,6 +27,15 @@ class AccountingConfig:
     #: carbon intensity: fixed, a schedule file or a provider (docs/carbon.md)
     carbon: CarbonConfig = attrs.Factory(CarbonConfig)
 
-    def config_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Checks that span fields, each with its path inside the section."""
-        return [(("carbon", *path), message) for path, message in self.carbon.config_problems()]
+    def config_problems(self) -> list[Problem]:
+        """Cross-field checks, reported by the core with their paths."""
+        problems: list[Problem] = []
+        for index, text in enumerate(self.term_starts):
+            try:
+                dt.date.fromisoformat(text.strip())
+            except ValueError:
+                problems.append(
+                    (("term_starts", index), f"expected a date like 2026-09-28, got {text!r}")
+                )
+        problems += [(("carbon", *path), message) for path, message in self.carbon.config_problems()]
+        return problems
