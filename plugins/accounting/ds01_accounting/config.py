@@ -37,5 +37,7 @@ class AccountingConfig:
                 problems.append(
                     (("term_starts", index), f"expected a date like 2026-09-28, got {text!r}")
                 )
-        problems += [(("carbon", *path), message) for path, message in self.carbon.config_problems()]
+        problems += [
+            (("carbon", *path), message) for path, message in self.carbon.config_problems()
+        ]
         return problems

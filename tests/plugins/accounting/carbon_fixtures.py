@@ -48,7 +48,9 @@ def carbon_runtime(
 
 def reopen(path: Path, clock: Clock | None = None) -> Runtime:
     """Another runtime on the same configuration: what a restart or a CLI command gets."""
-    runtime = load_runtime(str(path), no_plugins=True, extra_plugins=(("accounting", ds01_accounting),))
+    runtime = load_runtime(
+        str(path), no_plugins=True, extra_plugins=(("accounting", ds01_accounting),)
+    )
     if clock is not None:
         runtime.now = clock  # type: ignore[method-assign]
     return runtime

@@ -74,7 +74,7 @@ class ProviderServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 split = urllib.parse.urlsplit(self.path)
                 owner.requests.append(
                     Request(
@@ -154,7 +154,9 @@ def electricitymaps_latest(value: float, at: dt.datetime, zone: str = "DE") -> d
     }
 
 
-def electricitymaps_forecast(values: list[float], start: dt.datetime, zone: str = "DE") -> dict[str, Any]:
+def electricitymaps_forecast(
+    values: list[float], start: dt.datetime, zone: str = "DE"
+) -> dict[str, Any]:
     return {
         "zone": zone,
         "forecast": [
@@ -165,7 +167,9 @@ def electricitymaps_forecast(values: list[float], start: dt.datetime, zone: str 
     }
 
 
-def watttime_forecast(values_lbs: list[float], start: dt.datetime, region: str = "CAISO_NORTH") -> dict[str, Any]:
+def watttime_forecast(
+    values_lbs: list[float], start: dt.datetime, region: str = "CAISO_NORTH"
+) -> dict[str, Any]:
     """Five-minute points from ``start`` in lbs CO₂/MWh, as ``/v3/forecast`` answers."""
     return {
         "data": [

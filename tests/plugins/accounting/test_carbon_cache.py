@@ -47,7 +47,9 @@ def test_no_second_request_within_the_ttl_and_one_after_it(
 ) -> None:
     clock = Clock()
     serve_uk(server, clock.now, 180)
-    runtime = carbon_runtime(tmp_config, {"source": "uk", "base_url": server.url, "cache_ttl": "15m"}, clock)
+    runtime = carbon_runtime(
+        tmp_config, {"source": "uk", "base_url": server.url, "cache_ttl": "15m"}, clock
+    )
     first = intensity_now(runtime)
     assert first is not None and first.grams_per_kwh == 180
     serve_uk(server, clock.now, 90)  # the provider's value changes meanwhile
@@ -69,7 +71,9 @@ def test_the_answer_is_persisted_across_a_new_runtime(
 ) -> None:
     clock = Clock(dt.datetime(2026, 11, 30, 12, 5, tzinfo=dt.UTC))
     serve_uk(server, clock.now, 211)
-    path = tmp_config({"plugins": {"accounting": {"carbon": {"source": "uk", "base_url": server.url}}}})
+    path = tmp_config(
+        {"plugins": {"accounting": {"carbon": {"source": "uk", "base_url": server.url}}}}
+    )
     daemon = reopen(path, clock)
     assert intensity_now(daemon) is not None
     stored = json.loads((Path(daemon.config.paths.state_dir) / "carbon-intensity.json").read_text())
@@ -126,7 +130,9 @@ def test_a_hanging_provider_costs_its_timeout_once_per_ttl(
     assert current_requests(server) == 1
 
 
-def test_threads_of_one_process_ask_once(server: ProviderServer, tmp_config: Callable[..., Path]) -> None:
+def test_threads_of_one_process_ask_once(
+    server: ProviderServer, tmp_config: Callable[..., Path]
+) -> None:
     """ds01-api serves each connection on its own thread, sharing one runtime."""
     clock = Clock()
     serve_uk(server, clock.now, 120)

@@ -29,10 +29,14 @@ def server() -> Iterator[ProviderServer]:
         now = dt.datetime.now(dt.UTC)
         start = half_hour(now)
         provider.answers["/intensity"] = Answer(body={"data": [uk_entry(start, 250, 243)]})
-        ahead = [uk_entry(start + dt.timedelta(minutes=30 * i), 100 + 5 * i, None) for i in range(48)]
+        ahead = [
+            uk_entry(start + dt.timedelta(minutes=30 * i), 100 + 5 * i, None) for i in range(48)
+        ]
         # the half-hour may turn during the test: serve both
         for first in (start, start + dt.timedelta(minutes=30)):
-            provider.answers[f"/intensity/{first:%Y-%m-%dT%H:%MZ}/fw24h"] = Answer(body={"data": ahead})
+            provider.answers[f"/intensity/{first:%Y-%m-%dT%H:%MZ}/fw24h"] = Answer(
+                body={"data": ahead}
+            )
         yield provider
 
 
@@ -45,7 +49,11 @@ def test_a_plain_user_sees_the_intensity_and_forecast_through_ds01_api(
 ) -> None:
     tmp_path.chmod(0o755)
     config = tmp_config(
-        {"plugins": {"accounting": {"carbon": {"source": "uk", "base_url": server.url, "timeout": "2s"}}}}
+        {
+            "plugins": {
+                "accounting": {"carbon": {"source": "uk", "base_url": server.url, "timeout": "2s"}}
+            }
+        }
     )
     ta = unix_users["ds01ta"]
     with running_api(config) as sock:
@@ -75,9 +83,13 @@ def test_carbon_status_refuses_a_bad_option_in_one_line(
     tmp_config: Any, tmp_path: Path, user_cli: Path, unix_users: Any
 ) -> None:
     tmp_path.chmod(0o755)
-    config = tmp_config({"plugins": {"accounting": {"carbon": {"source": "fixed", "grams_per_kwh": 99}}}})
+    config = tmp_config(
+        {"plugins": {"accounting": {"carbon": {"source": "fixed", "grams_per_kwh": 99}}}}
+    )
     with running_api(config) as sock:
-        bad = ds01(unix_users["ds01ta"], user_cli, sock, "carbon", "report", "--since", "yesterday-ish")
+        bad = ds01(
+            unix_users["ds01ta"], user_cli, sock, "carbon", "report", "--since", "yesterday-ish"
+        )
         assert bad.returncode == 2, bad
         assert bad.stderr.startswith("Error: --since:") and "Traceback" not in bad.stderr
         fixed = ds01(unix_users["ds01ta"], user_cli, sock, "carbon", "status", "--json")

@@ -77,7 +77,9 @@ def uk(server: ProviderServer, tmp_path: Path, **extra: Any) -> dict[str, Any]:
 
 
 def serve_electricitymaps(server: ProviderServer, now: dt.datetime, value: float = 302) -> None:
-    server.answers["/v3/carbon-intensity/latest"] = Answer(body=electricitymaps_latest(value, hour(now)))
+    server.answers["/v3/carbon-intensity/latest"] = Answer(
+        body=electricitymaps_latest(value, hour(now))
+    )
     server.answers["/v3/carbon-intensity/forecast"] = Answer(
         body=electricitymaps_forecast([310, 290, 120, 180], hour(now, 1))
     )
@@ -105,12 +107,19 @@ def test_electricitymaps_latest_and_forecast_with_the_key_in_auth_token(
     runtime = carbon_runtime(tmp_config, electricitymaps(server, tmp_path), clock)
     now = intensity_now(runtime)
     assert now is not None
-    assert (now.grams_per_kwh, now.source, now.at, now.stale) == (302.0, "electricitymaps:DE", hour(clock.now), False)
+    assert (now.grams_per_kwh, now.source, now.at, now.stale) == (
+        302.0,
+        "electricitymaps:DE",
+        hour(clock.now),
+        False,
+    )
     [latest, ahead] = server.requests
     assert latest.path == "/v3/carbon-intensity/latest"
     assert latest.query == {"zone": "DE", "emissionFactorType": "lifecycle"}
     assert latest.headers["auth-token"] == "em-key-1"
-    assert ahead.path == "/v3/carbon-intensity/forecast" and ahead.headers["auth-token"] == "em-key-1"
+    assert (
+        ahead.path == "/v3/carbon-intensity/forecast" and ahead.headers["auth-token"] == "em-key-1"
+    )
     points = forecast(runtime)
     assert [(p.grams_per_kwh, p.at) for p in points] == [
         (v, hour(clock.now, i + 1)) for i, v in enumerate([310.0, 290.0, 120.0, 180.0])
@@ -129,7 +138,10 @@ def test_electricitymaps_without_the_forecast_endpoint_keeps_the_current_value(
     assert forecast(runtime) == []
     shown = status(runtime)
     assert shown["error"] is None
-    assert shown["forecast_error"] == "Electricity Maps forecast: HTTP 403 Forbidden (the key may not cover this endpoint)"
+    assert (
+        shown["forecast_error"]
+        == "Electricity Maps forecast: HTTP 403 Forbidden (the key may not cover this endpoint)"
+    )
 
 
 def test_watttime_logs_in_with_basic_auth_and_converts_lbs_per_mwh(
@@ -163,7 +175,11 @@ def test_watttime_refuses_a_percentile_as_an_intensity(
     body["meta"]["units"] = "percentile"
     runtime = carbon_runtime(tmp_config, watttime(server, tmp_path, grams_per_kwh=250), clock)
     now = intensity_now(runtime)
-    assert now is not None and (now.grams_per_kwh, now.source, now.stale) == (250.0, "fallback", True)
+    assert now is not None and (now.grams_per_kwh, now.source, now.stale) == (
+        250.0,
+        "fallback",
+        True,
+    )
     assert "meta.units is 'percentile', not an intensity" in status(runtime)["error"]
 
 
@@ -197,13 +213,21 @@ def test_uk_uses_the_forecast_while_the_actual_is_not_known(
 # -- failures -----------------------------------------------------------------------------------
 
 PROVIDERS = {
-    "electricitymaps": (electricitymaps, serve_electricitymaps, "/v3/carbon-intensity/latest", "Electricity Maps latest"),
+    "electricitymaps": (
+        electricitymaps,
+        serve_electricitymaps,
+        "/v3/carbon-intensity/latest",
+        "Electricity Maps latest",
+    ),
     "watttime": (watttime, serve_watttime, "/v3/forecast", "WattTime forecast"),
     "uk": (uk, serve_uk, "/intensity", "Carbon Intensity API"),
 }
 
 FAILURES = {
-    "401": (Answer(401, {"message": "Invalid token"}), "HTTP 401 Unauthorized (check the key or password file)"),
+    "401": (
+        Answer(401, {"message": "Invalid token"}),
+        "HTTP 401 Unauthorized (check the key or password file)",
+    ),
     "500": (Answer(500, {"error": "internal"}), "HTTP 500 Internal Server Error"),
     "timeout": (Answer(body={}, sleep=3.0), "no answer within 1s"),
     "not-json": (Answer(raw=b"<html>502 Bad Gateway</html>"), "the answer is not JSON"),
@@ -240,7 +264,11 @@ def test_a_failure_with_no_good_value_yet_uses_the_configured_fallback(
     error = status(runtime)["error"]
     assert error.startswith(what) and message in error, error
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and message in warnings[0] and "using the configured 321 g/kWh" in warnings[0]
+    assert (
+        len(warnings) == 1
+        and message in warnings[0]
+        and "using the configured 321 g/kWh" in warnings[0]
+    )
 
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
@@ -254,9 +282,11 @@ def test_a_failure_keeps_the_last_good_value_marked_stale_and_warns_once(
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    section, serve, path, what = PROVIDERS[name]
+    section, serve, path, _what = PROVIDERS[name]
     serve(server, clock.now)
-    runtime = carbon_runtime(tmp_config, section(server, tmp_path, grams_per_kwh=999, cache_ttl="15m"), clock)
+    runtime = carbon_runtime(
+        tmp_config, section(server, tmp_path, grams_per_kwh=999, cache_ttl="15m"), clock
+    )
     good = intensity_now(runtime)
     assert good is not None and good.grams_per_kwh == pytest.approx(GOOD[name])
     good_forecast = forecast(runtime)
@@ -284,7 +314,10 @@ def test_a_failure_keeps_the_last_good_value_marked_stale_and_warns_once(
     back = intensity_now(runtime)
     assert back is not None and back.stale is False and status(runtime)["error"] is None
     events = EventLog(runtime.config.paths.event_log_path).query(type_prefix="accounting.carbon")
-    assert [e["event_type"] for e in events] == ["accounting.carbon_unavailable", "accounting.carbon_recovered"]
+    assert [e["event_type"] for e in events] == [
+        "accounting.carbon_unavailable",
+        "accounting.carbon_recovered",
+    ]
     assert message in events[0]["details"]["error"]
 
 

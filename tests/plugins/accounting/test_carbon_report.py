@@ -41,7 +41,9 @@ def test_sums_per_user_largest_first_and_the_weighted_mean() -> None:
 
 
 def test_by_group_and_no_group() -> None:
-    lines, _total = aggregate([row("a", None, 1, 10), row("b", "lab", 1, 20), row("c", "lab", 1, 5)], "group")
+    lines, _total = aggregate(
+        [row("a", None, 1, 10), row("b", "lab", 1, 20), row("c", "lab", 1, 5)], "group"
+    )
     assert [(line["group"], line["co2_kg"]) for line in lines] == [("lab", 0.025), ("-", 0.01)]
 
 

@@ -69,7 +69,9 @@ def expected(watts: float) -> tuple[float, float]:
     return kwh * CYCLES, sum(kwh * g for g in INTENSITY)
 
 
-def test_the_report_figures_equal_watts_times_time_times_intensity(recorded: tuple[Any, Path]) -> None:
+def test_the_report_figures_equal_watts_times_time_times_intensity(
+    recorded: tuple[Any, Path],
+) -> None:
     runtime, _ = recorded
     admin = ServiceContext(runtime, Caller("root", 0, True))
     data = carbon_report(admin, period="all")
@@ -93,29 +95,48 @@ def test_the_report_figures_equal_watts_times_time_times_intensity(recorded: tup
 def test_a_plain_user_gets_only_their_own_co2_through_ds01_api(
     recorded: tuple[Any, Path], user_cli: Path, unix_users: Any, admin_member: Any
 ) -> None:
-    runtime, directory = recorded
+    _runtime, directory = recorded
     directory.chmod(0o755)
     config = directory / "ds01.yaml"  # accounting_helpers.make_runtime's
     ta_kwh, ta_g = expected(WHOLE_WATTS)
     with running_api(config) as sock:
         env = {"DS01_API_SOCKET": sock}
-        mine = run_as(unix_users["ds01ta"], user_cli, ["carbon", "report", "--period", "all", "--json"], env=env)
+        mine = run_as(
+            unix_users["ds01ta"],
+            user_cli,
+            ["carbon", "report", "--period", "all", "--json"],
+            env=env,
+        )
         assert mine.returncode == 0, mine.stderr
         data = json.loads(mine.stdout)
-        assert [(r["user"], r["energy_kwh"]) for r in data["rows"]] == [("ds01ta", pytest.approx(ta_kwh))]
+        assert [(r["user"], r["energy_kwh"]) for r in data["rows"]] == [
+            ("ds01ta", pytest.approx(ta_kwh))
+        ]
         assert data["rows"][0]["co2_kg"] == pytest.approx(ta_g / 1000, rel=1e-6)
 
-        other = run_as(unix_users["ds01ta"], user_cli, ["carbon", "report", "--user", "ds01tb"], env=env)
+        other = run_as(
+            unix_users["ds01ta"], user_cli, ["carbon", "report", "--user", "ds01tb"], env=env
+        )
         assert other.returncode == 2
-        assert other.stderr == "Error: only admins may see or change another user's CO₂; you are ds01ta\n"
+        assert (
+            other.stderr
+            == "Error: only admins may see or change another user's CO₂; you are ds01ta\n"
+        )
 
-        csv_out = run_as(admin_member, user_cli, ["carbon", "report", "--period", "all", "--by", "user", "--csv"], env=env)
+        csv_out = run_as(
+            admin_member,
+            user_cli,
+            ["carbon", "report", "--period", "all", "--by", "user", "--csv"],
+            env=env,
+        )
         assert csv_out.returncode == 0, csv_out.stderr
         header, *rows = csv_out.stdout.strip().splitlines()
         assert header.startswith("user,records,energy_kwh,co2_kg,grams_per_kwh")
         assert [r.split(",")[0] for r in rows] == ["ds01tb", "ds01ta"]
 
-        text = run_as(unix_users["ds01tb"], user_cli, ["carbon", "report", "--period", "all"], env=env)
+        text = run_as(
+            unix_users["ds01tb"], user_cli, ["carbon", "report", "--period", "all"], env=env
+        )
         assert text.returncode == 0, text.stderr
         assert "ds01tb" in text.stdout and "ds01ta" not in text.stdout
         assert "Total: 0.525 kWh, 0.131 kg CO₂-eq" in text.stdout

@@ -129,8 +129,12 @@ def status(runtime: Runtime, hours: int = 24) -> dict[str, Any]:
     result: dict[str, Any] = {
         "source": cfg.source,
         "intensity": None if current is None else current.to_json(),
-        "age_seconds": None if age_from is None else max(0, round((now - age_from).total_seconds())),
-        "ttl_seconds": float(cfg.cache_ttl) if cfg.source in ("electricitymaps", "watttime", "uk") else None,
+        "age_seconds": None
+        if age_from is None
+        else max(0, round((now - age_from).total_seconds())),
+        "ttl_seconds": float(cfg.cache_ttl)
+        if cfg.source in ("electricitymaps", "watttime", "uk")
+        else None,
         "forecast": [p.to_json() for p in _ahead(runtime, cfg, hours)],
         "error": info.get("error"),
         "forecast_error": info.get("forecast_error"),

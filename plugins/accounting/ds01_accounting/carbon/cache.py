@@ -110,8 +110,10 @@ class _State:
 
 def source_key(cfg: CarbonConfig) -> str:
     """What identifies a source: a changed zone, region or address starts afresh."""
-    where = {"electricitymaps": cfg.electricitymaps.zone, "watttime": cfg.watttime.region}.get(cfg.source, "")
-    extra = cfg.watttime.signal_type if cfg.source == "watttime" else ""
+    where = {"electricitymaps": cfg.electricitymaps.zone, "watttime": cfg.watttime.region}.get(
+        cfg.source, ""
+    )
+    extra: str = cfg.watttime.signal_type if cfg.source == "watttime" else ""
     if cfg.source == "electricitymaps":
         extra = cfg.electricitymaps.emission_factor_type
     return "|".join((cfg.source, where, extra, cfg.url()))
@@ -164,7 +166,10 @@ def _succeeded(runtime: Runtime, entry: Entry, reading: Reading, now: dt.datetim
             Event(
                 "accounting.carbon_recovered",
                 source="accounting",
-                details={"source": reading.now.source, "since": utc_text(entry.failing_since or now)},
+                details={
+                    "source": reading.now.source,
+                    "since": utc_text(entry.failing_since or now),
+                },
             ),
         )
     if reading.forecast_error and reading.forecast_error != entry.forecast_error:
@@ -195,7 +200,9 @@ def _failed(runtime: Runtime, entry: Entry, error: str, now: dt.datetime, fallba
                 details={"source": entry.key.split("|")[0], "error": error, "kept": kept},
             ),
         )
-    return attrs.evolve(entry, attempted_at=now, error=error, failing_since=entry.failing_since or now)
+    return attrs.evolve(
+        entry, attempted_at=now, error=error, failing_since=entry.failing_since or now
+    )
 
 
 def current_entry(runtime: Runtime, cfg: CarbonConfig) -> Entry:
@@ -239,9 +246,11 @@ def _refresh(
     now = runtime.now()
     ttl = float(cfg.cache_ttl)
     stored = read_entry(path)
-    if stored is not None and stored.key == key:
-        if entry is None or (stored.attempted_at or now) >= (entry.attempted_at or now):
-            entry = stored
+    newer = entry is None or (
+        stored is not None and (stored.attempted_at or now) >= (entry.attempted_at or now)
+    )
+    if stored is not None and stored.key == key and newer:
+        entry = stored
     entry = entry or Entry(key)
     if not entry.due(now, ttl):
         state.entry = entry

@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from ds01_accounting.periods import PERIODS
-from ds01_core.api import CliState, format_duration, json_option, pass_state, print_json, print_table
+from ds01_core.api import (
+    CliState,
+    format_duration,
+    json_option,
+    pass_state,
+    print_json,
+    print_table,
+)
 
 
 @click.group("carbon")
@@ -48,7 +55,13 @@ def chart(points: list[dict[str, Any]], width: int = 40) -> list[str]:
 
 
 @carbon.command("status")
-@click.option("--hours", type=click.IntRange(1, 72), default=24, show_default=True, help="How far ahead to show.")
+@click.option(
+    "--hours",
+    type=click.IntRange(1, 72),
+    default=24,
+    show_default=True,
+    help="How far ahead to show.",
+)
 @json_option
 @pass_state
 def status(state: CliState, hours: int, as_json: bool) -> None:
@@ -86,11 +99,24 @@ def status(state: CliState, hours: int, as_json: bool) -> None:
 
 
 @carbon.command("report")
-@click.option("--since", metavar="TIME", help="From this time: 2026-11-01, 2026-11-01T08:00Z or a time ago (7d).")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="From this time: 2026-11-01, 2026-11-01T08:00Z or a time ago (7d).",
+)
 @click.option("--until", metavar="TIME", help="Up to this time (default: now), same forms.")
-@click.option("--period", type=click.Choice(PERIODS), help="This calendar week, month, term or year so far, or everything (default: this month).")
+@click.option(
+    "--period",
+    type=click.Choice(PERIODS),
+    help="This calendar week, month, term or year so far, or everything (default: this month).",
+)
 @click.option("--by", type=click.Choice(["user", "group"]), default="user", show_default=True)
-@click.option("--user", "for_user", metavar="NAME", help="One user's figures (admins; others see only their own).")
+@click.option(
+    "--user",
+    "for_user",
+    metavar="NAME",
+    help="One user's figures (admins; others see only their own).",
+)
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @pass_state
@@ -116,7 +142,14 @@ def report(
     if as_json:
         print_json(data)
         return
-    columns = [by, "records", "energy_kwh", "co2_kg", "grams_per_kwh", "energy_without_intensity_kwh"]
+    columns = [
+        by,
+        "records",
+        "energy_kwh",
+        "co2_kg",
+        "grams_per_kwh",
+        "energy_without_intensity_kwh",
+    ]
     rows = [[line[c] for c in columns] for line in data["rows"]]
     total = data["total"]
     if as_csv:
@@ -124,15 +157,31 @@ def report(
         writer.writerow(columns)
         writer.writerows(rows)
         return
-    click.echo(f"CO₂ from {_local(data['since']):%Y-%m-%d %H:%M} to {_local(data['until']):%Y-%m-%d %H:%M}:")
+    click.echo(
+        f"CO₂ from {_local(data['since']):%Y-%m-%d %H:%M} to {_local(data['until']):%Y-%m-%d %H:%M}:"
+    )
     print_table(
-        [[r[0], r[1], f"{r[2]:.3f}", f"{r[3]:.3f}", "-" if r[4] is None else f"{r[4]:.0f}", f"{r[5]:.3f}"] for r in rows],
+        [
+            [
+                r[0],
+                r[1],
+                f"{r[2]:.3f}",
+                f"{r[3]:.3f}",
+                "-" if r[4] is None else f"{r[4]:.0f}",
+                f"{r[5]:.3f}",
+            ]
+            for r in rows
+        ],
         [by, "records", "kWh", "kg CO₂", "g/kWh", "kWh no intensity"],
     )
     if rows:
         click.echo(
             f"Total: {total['energy_kwh']:.3f} kWh, {total['co2_kg']:.3f} kg CO₂-eq"
-            + ("" if total["grams_per_kwh"] is None else f" ({total['grams_per_kwh']:.0f} g/kWh on average)")
+            + (
+                ""
+                if total["grams_per_kwh"] is None
+                else f" ({total['grams_per_kwh']:.0f} g/kWh on average)"
+            )
         )
 
 

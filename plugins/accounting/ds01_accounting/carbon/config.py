@@ -88,23 +88,42 @@ class CarbonConfig:
         if self.source == "schedule":
             problems += self._schedule_problems()
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            problems.append((("base_url",), f"expected an http:// or https:// URL, got {self.base_url!r}"))
+            problems.append(
+                (("base_url",), f"expected an http:// or https:// URL, got {self.base_url!r}")
+            )
         if float(self.timeout) <= 0:
             problems.append((("timeout",), "must be more than 0s"))
         if self.source == "electricitymaps":
             em = self.electricitymaps
             if not em.zone:
-                problems.append((("electricitymaps", "zone"), "required for source electricitymaps (e.g. DE, GB, US-CAL-CISO)"))
+                problems.append(
+                    (
+                        ("electricitymaps", "zone"),
+                        "required for source electricitymaps (e.g. DE, GB, US-CAL-CISO)",
+                    )
+                )
             if em.token_file is None:
-                problems.append((("electricitymaps", "token_file"), "required for source electricitymaps: a root-only file holding the API key"))
+                problems.append(
+                    (
+                        ("electricitymaps", "token_file"),
+                        "required for source electricitymaps: a root-only file holding the API key",
+                    )
+                )
         if self.source == "watttime":
             wt = self.watttime
             if not wt.region:
-                problems.append((("watttime", "region"), "required for source watttime (e.g. CAISO_NORTH)"))
+                problems.append(
+                    (("watttime", "region"), "required for source watttime (e.g. CAISO_NORTH)")
+                )
             if not wt.username:
                 problems.append((("watttime", "username"), "required for source watttime"))
             if wt.password_file is None:
-                problems.append((("watttime", "password_file"), "required for source watttime: a root-only file holding the password"))
+                problems.append(
+                    (
+                        ("watttime", "password_file"),
+                        "required for source watttime: a root-only file holding the password",
+                    )
+                )
         return problems
 
     def _schedule_problems(self) -> Problems:
@@ -116,7 +135,9 @@ class CarbonConfig:
         if path is None:
             return [(("schedule_file",), "source schedule needs a schedule_file")]
         if not os.access(path, os.R_OK):
-            if os.geteuid() == 0 or os.path.isdir(os.path.dirname(path)) and not os.path.exists(path):
+            if os.geteuid() == 0 or (
+                os.path.isdir(os.path.dirname(path)) and not os.path.exists(path)
+            ):
                 return [(("schedule_file",), f"{path}: no such file or not readable")]
             return []
         try:

@@ -51,13 +51,18 @@ def get_json(
     if params:
         url = f"{url}?{urllib.parse.urlencode(params)}"
     request = urllib.request.Request(
-        url, headers={"Accept": "application/json", "User-Agent": "ds01-accounting", **(headers or {})}
+        url,
+        headers={"Accept": "application/json", "User-Agent": "ds01-accounting", **(headers or {})},
     )
     try:
         with _opener(url).open(request, timeout=timeout) as response:
             body = response.read(_MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        hint = {401: " (check the key or password file)", 403: " (the key may not cover this endpoint)", 429: " (rate limited)"}.get(exc.code, "")
+        hint = {
+            401: " (check the key or password file)",
+            403: " (the key may not cover this endpoint)",
+            429: " (rate limited)",
+        }.get(exc.code, "")
         raise ProviderError(f"{what}: HTTP {exc.code} {exc.reason}{hint}") from None
     except TimeoutError:
         raise ProviderError(f"{what}: no answer within {timeout:g}s") from None

@@ -31,7 +31,7 @@ class Intensity:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "grams_per_kwh": round(self.grams_per_kwh, 3),
+            "grams_per_kwh": self.grams_per_kwh,
             "source": self.source,
             "at": utc_text(self.at),
             "stale": self.stale,

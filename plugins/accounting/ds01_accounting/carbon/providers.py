@@ -79,7 +79,9 @@ def _time(value: Any, path: str, what: str) -> dt.datetime:
     raise ProviderError(f"{what}: {path} is {value!r}, not a time")
 
 
-def _forecast(fetch: Callable[[], tuple[Intensity, ...]]) -> tuple[tuple[Intensity, ...], str | None]:
+def _forecast(
+    fetch: Callable[[], tuple[Intensity, ...]],
+) -> tuple[tuple[Intensity, ...], str | None]:
     try:
         return fetch(), None
     except ProviderError as exc:
@@ -102,7 +104,11 @@ def fetch_electricitymaps(cfg: CarbonConfig, now: dt.datetime) -> Reading:
     timeout = float(cfg.timeout)
     what = "Electricity Maps latest"
     data = get_json(
-        f"{cfg.url()}/v3/carbon-intensity/latest", params=params, headers=headers, timeout=timeout, what=what
+        f"{cfg.url()}/v3/carbon-intensity/latest",
+        params=params,
+        headers=headers,
+        timeout=timeout,
+        what=what,
     )
     value = _number(_field(data, "carbonIntensity", what), "carbonIntensity", what)
     at = _time(_field(data, "datetime", what), "datetime", what)
@@ -111,14 +117,20 @@ def fetch_electricitymaps(cfg: CarbonConfig, now: dt.datetime) -> Reading:
     def ahead() -> tuple[Intensity, ...]:
         label = "Electricity Maps forecast"
         body = get_json(
-            f"{cfg.url()}/v3/carbon-intensity/forecast", params=params, headers=headers, timeout=timeout, what=label
+            f"{cfg.url()}/v3/carbon-intensity/forecast",
+            params=params,
+            headers=headers,
+            timeout=timeout,
+            what=label,
         )
         points = body.get("forecast", body.get("data")) if isinstance(body, dict) else None
         if not isinstance(points, list):
             raise ProviderError(f"{label}: the answer has no forecast list")
         return tuple(
             Intensity(
-                _number(_field(p, "carbonIntensity", label), f"forecast[{i}].carbonIntensity", label),
+                _number(
+                    _field(p, "carbonIntensity", label), f"forecast[{i}].carbonIntensity", label
+                ),
                 current.source,
                 _time(_field(p, "datetime", label), f"forecast[{i}].datetime", label),
             )
@@ -168,7 +180,9 @@ def fetch_watttime(cfg: CarbonConfig, now: dt.datetime, hours: int = 24) -> Read
     units = _field(body, "meta.units", what)
     factor = _WATTTIME_UNITS.get(units) if isinstance(units, str) else None
     if factor is None:
-        raise ProviderError(f"{what}: meta.units is {units!r}, not an intensity (expected lbs_co2_per_mwh)")
+        raise ProviderError(
+            f"{what}: meta.units is {units!r}, not an intensity (expected lbs_co2_per_mwh)"
+        )
     data = _field(body, "data", what)
     if not isinstance(data, list) or not data:
         raise ProviderError(f"{what}: data is empty")
@@ -208,7 +222,9 @@ def fetch_uk(cfg: CarbonConfig, now: dt.datetime) -> Reading:
     what = "Carbon Intensity API"
     body = get_json(f"{cfg.url()}/intensity", timeout=timeout, what=what)
     entry = _field(body, "data[0]", what)
-    current = Intensity(_uk_value(entry, 0, what), "uk", _time(_field(entry, "from", what), "data[0].from", what))
+    current = Intensity(
+        _uk_value(entry, 0, what), "uk", _time(_field(entry, "from", what), "data[0].from", what)
+    )
 
     def ahead() -> tuple[Intensity, ...]:
         label = "Carbon Intensity API forecast"
@@ -219,7 +235,9 @@ def fetch_uk(cfg: CarbonConfig, now: dt.datetime) -> Reading:
             raise ProviderError(f"{label}: data is not a list")
         return tuple(
             Intensity(
-                _number(_field(e, "intensity.forecast", label), f"data[{i}].intensity.forecast", label),
+                _number(
+                    _field(e, "intensity.forecast", label), f"data[{i}].intensity.forecast", label
+                ),
                 "uk",
                 _time(_field(e, "from", label), f"data[{i}].from", label),
             )

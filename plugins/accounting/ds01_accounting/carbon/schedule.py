@@ -64,7 +64,9 @@ def _number(value: Any, where: str) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise ScheduleError(f"{where}: expected a number of g CO₂-eq/kWh, got {value!r}") from None
+            raise ScheduleError(
+                f"{where}: expected a number of g CO₂-eq/kWh, got {value!r}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ScheduleError(f"{where}: expected a number of g CO₂-eq/kWh, got {value!r}")
     if value < 0:
@@ -78,7 +80,9 @@ def _hours(key: Any, where: str) -> range:
     try:
         first, last = int(low), int(high) if sep else int(low)
     except ValueError:
-        raise ScheduleError(f"{where}: expected an hour 0-23 or a range like 0-6, got {key!r}") from None
+        raise ScheduleError(
+            f"{where}: expected an hour 0-23 or a range like 0-6, got {key!r}"
+        ) from None
     if not (0 <= first <= last <= 23):
         raise ScheduleError(f"{where}: hours run from 0 to 23, low to high; got {key!r}")
     return range(first, last + 1)
@@ -93,7 +97,9 @@ def _moment(value: Any, tz: dt.tzinfo, where: str) -> dt.datetime:
         try:
             moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ScheduleError(f"{where}: expected a date like 2026-12-24 or 2026-12-24T18:00Z, got {value!r}") from None
+            raise ScheduleError(
+                f"{where}: expected a date like 2026-12-24 or 2026-12-24T18:00Z, got {value!r}"
+            ) from None
     else:
         raise ScheduleError(f"{where}: expected a date like 2026-12-24, got {value!r}")
     if moment.tzinfo is None:
@@ -101,7 +107,9 @@ def _moment(value: Any, tz: dt.tzinfo, where: str) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-def _period(start: Any, until: Any, value: Any, tz: dt.tzinfo, where: str, sep: str = ".") -> Period:
+def _period(
+    start: Any, until: Any, value: Any, tz: dt.tzinfo, where: str, sep: str = "."
+) -> Period:
     begin = _moment(start, tz, f"{where}{sep}from")
     end = _moment(until, tz, f"{where}{sep}until")
     if end <= begin:
@@ -127,7 +135,9 @@ def _from_yaml(path: str, text: str) -> Schedule:
         raise ScheduleError(f"{path}: expected a mapping with hourly, periods, default, timezone")
     unknown = sorted(str(k) for k in data if k not in {"timezone", "default", "hourly", "periods"})
     if unknown:
-        raise ScheduleError(f"{path}: {unknown[0]}: unknown key (expected hourly, periods, default, timezone)")
+        raise ScheduleError(
+            f"{path}: {unknown[0]}: unknown key (expected hourly, periods, default, timezone)"
+        )
     name = data.get("timezone", "UTC")
     try:
         tz: dt.tzinfo = zoneinfo.ZoneInfo(str(name))
@@ -138,7 +148,9 @@ def _from_yaml(path: str, text: str) -> Schedule:
     raw_hourly = data.get("hourly") or {}
     if isinstance(raw_hourly, list):
         if len(raw_hourly) != 24:
-            raise ScheduleError(f"{path}: hourly: a list needs 24 values, one per hour; got {len(raw_hourly)}")
+            raise ScheduleError(
+                f"{path}: hourly: a list needs 24 values, one per hour; got {len(raw_hourly)}"
+            )
         raw_hourly = dict(enumerate(raw_hourly))
     if not isinstance(raw_hourly, dict):
         raise ScheduleError(f"{path}: hourly: expected a mapping of hours to g/kWh or a list of 24")
@@ -154,8 +166,12 @@ def _from_yaml(path: str, text: str) -> Schedule:
             raise ScheduleError(f"{where}: expected a mapping with from, until, grams_per_kwh")
         extra = sorted(str(k) for k in entry if k not in {"from", "until", "grams_per_kwh"})
         if extra:
-            raise ScheduleError(f"{where}.{extra[0]}: unknown key (expected from, until, grams_per_kwh)")
-        periods.append(_period(entry.get("from"), entry.get("until"), entry.get("grams_per_kwh"), tz, where))
+            raise ScheduleError(
+                f"{where}.{extra[0]}: unknown key (expected from, until, grams_per_kwh)"
+            )
+        periods.append(
+            _period(entry.get("from"), entry.get("until"), entry.get("grams_per_kwh"), tz, where)
+        )
     return Schedule(
         path,
         tz,
@@ -169,7 +185,9 @@ def _from_csv(path: str, text: str) -> Schedule:
     reader = csv.DictReader(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     columns = set(reader.fieldnames or ())
     if "grams_per_kwh" not in columns or not ({"hour"} <= columns or {"from", "until"} <= columns):
-        raise ScheduleError(f"{path} line 1: the header needs grams_per_kwh and hour, or from and until")
+        raise ScheduleError(
+            f"{path} line 1: the header needs grams_per_kwh and hour, or from and until"
+        )
     hourly: dict[int, float] = {}
     periods = []
     for row in reader:

@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import os
 import threading
-
 from typing import TYPE_CHECKING
 
 import attrs
@@ -64,7 +63,9 @@ def current_schedule(runtime: Runtime, cfg: CarbonConfig) -> tuple[Schedule | No
         return schedule, None
 
 
-def schedule_value(runtime: Runtime, cfg: CarbonConfig, now: dt.datetime) -> tuple[float | None, str | None]:
+def schedule_value(
+    runtime: Runtime, cfg: CarbonConfig, now: dt.datetime
+) -> tuple[float | None, str | None]:
     """The schedule's value now (None when the file is unusable or has no value for now) and
     the problem to show."""
     schedule, error = current_schedule(runtime, cfg)
@@ -76,7 +77,9 @@ def schedule_value(runtime: Runtime, cfg: CarbonConfig, now: dt.datetime) -> tup
     return value, error
 
 
-def schedule_forecast(runtime: Runtime, cfg: CarbonConfig, now: dt.datetime, hours: int) -> list[Intensity]:
+def schedule_forecast(
+    runtime: Runtime, cfg: CarbonConfig, now: dt.datetime, hours: int
+) -> list[Intensity]:
     """The schedule's value at each coming hour boundary within ``hours``."""
     schedule, _error = current_schedule(runtime, cfg)
     if schedule is None:

@@ -59,7 +59,9 @@ def carbon_report(
     section = runtime.plugin_config("accounting")
     terms = getattr(section, "term_starts", None) or ()
     try:
-        start, end = window(runtime.now(), since=since, until=until, period=period, term_starts=terms)
+        start, end = window(
+            runtime.now(), since=since, until=until, period=period, term_starts=terms
+        )
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     who = ctx.target_user(user, "another user's CO₂") if user or not ctx.caller.admin else None
