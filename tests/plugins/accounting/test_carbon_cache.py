@@ -162,3 +162,30 @@ def test_a_corrupt_cache_file_is_asked_again_not_an_error(
     (Path(runtime.config.paths.state_dir) / "carbon-intensity.json").write_text("{not json")
     assert intensity_now(runtime).grams_per_kwh == 133  # type: ignore[union-attr]
     assert current_requests(server) == 1
+
+
+def test_two_processes_due_at_once_ask_once(
+    server: ProviderServer, tmp_config: Callable[..., Path]
+) -> None:
+    """The daemon and ds01-api (two runtimes, two caches in memory) both due at the same
+    moment: the lock beside the cache file lets one ask; the other reads its answer."""
+    clock = Clock()
+    serve_uk(server, clock.now, 140)
+    server.answers["/intensity"].sleep = 0.5
+    path = tmp_config(
+        {"plugins": {"accounting": {"carbon": {"source": "uk", "base_url": server.url}}}}
+    )
+    runtimes = [reopen(path, clock), reopen(path, clock)]
+    results: list[float | None] = []
+
+    def ask(runtime: object) -> None:
+        value = intensity_now(runtime)  # type: ignore[arg-type]
+        results.append(None if value is None else value.grams_per_kwh)
+
+    threads = [threading.Thread(target=ask, args=(r,)) for r in runtimes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [140.0, 140.0]
+    assert current_requests(server) == 1
