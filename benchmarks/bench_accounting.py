@@ -66,14 +66,42 @@ def fill(runtime: Runtime, seed: int = 16) -> tuple[int, int]:
             for hour, seconds in hours(moment, moment + length):
                 b, k, i = weight * seconds * util, weight * seconds, weight * seconds * 0.1
                 e = 250.0 * seconds * weight
-                buckets.append((hour, allocation_id, user, group, weight * seconds, b, k, i, e, e / 3.6e6 * 200))
+                buckets.append(
+                    (
+                        hour,
+                        allocation_id,
+                        user,
+                        group,
+                        weight * seconds,
+                        b,
+                        k,
+                        i,
+                        e,
+                        e / 3.6e6 * 200,
+                    )
+                )
                 busy, known, idle = busy + b, known + k, idle + i
             records.append(
-                (allocation_id, allocation_id, user, group, f"c{allocation_id}", f"id{allocation_id}",
-                 "MIG-x", weight, moment, moment + length, moment + length,
-                 weight * length, busy, known, idle, 250.0 * length * weight,
-                 250.0 * length * weight / 3.6e6 * 200)
-            )  # fmt: skip
+                (
+                    allocation_id,
+                    allocation_id,
+                    user,
+                    group,
+                    f"c{allocation_id}",
+                    f"id{allocation_id}",
+                    "MIG-x",
+                    weight,
+                    moment,
+                    moment + length,
+                    moment + length,
+                    weight * length,
+                    busy,
+                    known,
+                    idle,
+                    250.0 * length * weight,
+                    250.0 * length * weight / 3.6e6 * 200,
+                )
+            )
             moment += length + rng.uniform(1, 30) * 3600
     store = AccountingStore(db_path(runtime), writable=True)
     with store.transaction() as db:
@@ -94,8 +122,10 @@ def query_benchmark() -> None:
     runtime = load_runtime(str(config))
     started = time.perf_counter()
     records, buckets = fill(runtime)
-    print(f"{records} records, {buckets} hour buckets of {USERS} users written in "
-          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    print(
+        f"{records} records, {buckets} hour buckets of {USERS} users written in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     ctx = ServiceContext(runtime, Caller("root", 0, True))
     for label, params in (
         ("--all --period year", {"all": True, "period": "year"}),
@@ -109,10 +139,19 @@ def query_benchmark() -> None:
             began = time.perf_counter()
             data = call(ctx, "accounting.usage", **params)
             times.append(time.perf_counter() - began)
-        print(f"accounting.usage {label}: median {ms(statistics.median(times))} "
-              f"({len(data['rows'])} rows, {data['total']['gpu_hours']:.0f} GPU-h)")  # fmt: skip
-    command = [str(Path(sys.executable).parent / "ds01"), "--config", str(config),
-               "usage", "--all", "--period", "year"]  # fmt: skip
+        print(
+            f"accounting.usage {label}: median {ms(statistics.median(times))} "
+            f"({len(data['rows'])} rows, {data['total']['gpu_hours']:.0f} GPU-h)"
+        )
+    command = [
+        str(Path(sys.executable).parent / "ds01"),
+        "--config",
+        str(config),
+        "usage",
+        "--all",
+        "--period",
+        "year",
+    ]
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - began
@@ -155,7 +194,9 @@ def cycle_benchmark() -> None:
         own = statistics.median(alone)
         print(f"workloads per cycle: {len(previous)}")
         print(f"cycle without accounting: median {ms(base_s)}")
-        print(f"cycle with accounting:    median {ms(mine)} ({(mine - base_s) / base_s * 100:+.1f} %)")
+        print(
+            f"cycle with accounting:    median {ms(mine)} ({(mine - base_s) / base_s * 100:+.1f} %)"
+        )
         print(f"accounting alone:         median {ms(own)} ({own / base_s * 100:.1f} % of a cycle)")
     finally:
         for cid in made:

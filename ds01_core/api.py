@@ -272,9 +272,9 @@ def allocation_history(
     allocation from allocation to release (accounting) without missing one that came and went
     between two cycles. Ids only grow, so ``after`` = the highest id seen finds every new one."""
     # lazy: the state tables load only when a plugin asks
-    from ds01_core.domain.state.allocations import Allocations
+    from ds01_core.domain.state.allocation_history import allocation_history as history
 
-    return Allocations(runtime).history(ids, after)
+    return history(runtime, ids, after)
 
 
 def gpu_queue_users(runtime: Runtime) -> list[str]:

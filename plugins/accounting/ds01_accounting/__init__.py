@@ -44,9 +44,14 @@ def cycle_finished(runtime: Runtime, report: CycleReport) -> None:
     cfg = runtime.plugin_config("accounting")
     if isinstance(cfg, AccountingConfig) and not cfg.enabled:
         return
+    import sqlite3
+
     from ds01_accounting.recorder import record_cycle
 
-    record_cycle(runtime, report)
+    try:
+        record_cycle(runtime, report)
+    except (sqlite3.Error, OSError) as exc:  # a full disk, a locked database: next cycle
+        log.error("accounting: this cycle's checkpoint was not written: %s", exc)
 
 
 @hookimpl

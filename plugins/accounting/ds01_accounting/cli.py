@@ -55,11 +55,16 @@ def _line(row: dict[str, Any]) -> tuple[str, ...]:
 @click.option("--user", "for_user", metavar="NAME", help="Another user's usage (admins only).")
 @click.option("--group", metavar="GROUP", help="A group's usage (admins only).")
 @click.option("--all", "everyone", is_flag=True, help="Everyone's usage (admins only).")
-@click.option("--since", metavar="TIME", help="From TIME: 2026-09-01, 2026-09-01T08:00Z, or 7d ago.")
+@click.option(
+    "--since", metavar="TIME", help="From TIME: 2026-09-01, 2026-09-01T08:00Z, or 7d ago."
+)
 @click.option("--until", metavar="TIME", help="Until TIME (default: now).")
 @click.option("--period", type=click.Choice(PERIODS), help="This week, month, term, year, or all.")
 @click.option(
-    "--by", type=click.Choice(BY), default=None, help="One line per user (default), group, or period."
+    "--by",
+    type=click.Choice(BY),
+    default=None,
+    help="One line per user (default), group, or period.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one line per row, then the total).")

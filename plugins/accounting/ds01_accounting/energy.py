@@ -19,7 +19,7 @@ The rule (docs/accounting.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -92,11 +92,6 @@ def attribute(
             part = base * (util or 0.0) if use_activity else base
             out[holding.key] = out.get(holding.key, 0.0) + joules * allocated * part / denominator
     return out, joules * (1.0 - allocated) if denominator > 0 else joules
-
-
-def read_counters(rows: Mapping[str, tuple[float, float]]) -> dict[str, Counter]:
-    """Counters from ``{gpu_uuid: (joules, at)}`` as stored."""
-    return {uuid: Counter(joules, at) for uuid, (joules, at) in rows.items()}
 
 
 def co2_grams(joules: float, grams_per_kwh: float | None) -> float | None:

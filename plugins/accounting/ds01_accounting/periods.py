@@ -46,7 +46,9 @@ def term_start(now: dt.datetime, starts: Sequence[str]) -> dt.datetime:
     begun = [d for d in (parse_date(s) for s in starts) if d <= now]
     if begun:
         return max(begun)
-    return now.replace(month=1 if now.month < 7 else 7, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return now.replace(
+        month=1 if now.month < 7 else 7, day=1, hour=0, minute=0, second=0, microsecond=0
+    )
 
 
 def parse_date(text: str) -> dt.datetime:
@@ -94,5 +96,7 @@ def window(
     except ValueError as exc:
         raise ValueError(f"--until: {exc}") from None
     if end <= start:
-        raise ValueError(f"--until ({end:%Y-%m-%dT%H:%M:%SZ}) must be after --since ({start:%Y-%m-%dT%H:%M:%SZ})")
+        raise ValueError(
+            f"--until ({end:%Y-%m-%dT%H:%M:%SZ}) must be after --since ({start:%Y-%m-%dT%H:%M:%SZ})"
+        )
     return start, end

@@ -53,7 +53,7 @@ def sample_of(runtime: Runtime, report: CycleReport, now: float) -> Sample | Non
     if report.partial or not report.gpus:
         last = memo.get("sample")
         if report.partial and last is not None and now - memo["at"] <= max_gap(runtime):
-            return last  # type: ignore[no-any-return]
+            return last
         return None
     utilization, weights = {}, {}
     for gpu in report.gpus:
@@ -64,7 +64,7 @@ def sample_of(runtime: Runtime, report: CycleReport, now: float) -> Sample | Non
                 util = gpu.utilization
             if util is not None:
                 utilization[slot.uuid] = float(util)
-    idle = set()
+    idle: set[str] = set()
     for workload in report.workloads:
         if workload.idle_seconds is not None and workload.idle_seconds > 0:
             idle.update((workload.id, workload.name))
@@ -94,9 +94,11 @@ def _allocations(
     last = store.meta(LAST_ID)
     if last is not None:
         return allocation_history(runtime, open_ids, after=int(last)), False
+    # once: every allocation above the highest live one (all of them when none is live), so
+    # that the highest id is known and the next cycle reads by key
     live = live_allocations(runtime)
-    top = max((a.id for a in live if a.id is not None), default=None)
-    newer = allocation_history(runtime, after=top) if top is not None else []
+    top = max((a.id for a in live if a.id is not None), default=0)
+    newer = allocation_history(runtime, after=top)
     return sorted([*live, *newer], key=lambda a: a.id or 0), True
 
 
@@ -131,7 +133,7 @@ def record_cycle(runtime: Runtime, report: CycleReport) -> None:
             if allocation_id not in seen:  # the allocation row is gone: end at the checkpoint
                 checkpoint(db, record, record.checkpoint_at, closed=True)
         if not report.partial and report.gpus:
-            _energy(runtime, store, db, report, seen, now, gap)
+            _energy(runtime, db, report, seen, now, gap)
         store.set_meta(db, LAST_ID, str(top))
     _publish(runtime)
 
@@ -154,7 +156,6 @@ def _new_record(runtime: Runtime, allocation: Allocation) -> OpenRecord:
 
 def _energy(
     runtime: Runtime,
-    store: AccountingStore,
     db: sqlite3.Connection,
     report: CycleReport,
     seen: dict[int, tuple[OpenRecord, float]],
@@ -236,4 +237,3 @@ def _publish(runtime: Runtime) -> None:
         publish(runtime, lifetime_totals(runtime))
     except Exception as exc:
         log.warning("accounting: publishing the totals failed: %s", exc)
-

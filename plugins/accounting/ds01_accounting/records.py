@@ -114,7 +114,16 @@ def write_segments(db: sqlite3.Connection, record: OpenRecord, parts: Iterable[S
         "busy = busy + excluded.busy, known = known + excluded.known, "
         "idle = idle + excluded.idle",
         [
-            (p.hour, record.id, record.user, record.group, p.gpu_eq_seconds, p.busy, p.known, p.idle)
+            (
+                p.hour,
+                record.id,
+                record.user,
+                record.group,
+                p.gpu_eq_seconds,
+                p.busy,
+                p.known,
+                p.idle,
+            )
             for p in parts
         ],
     )

@@ -175,11 +175,11 @@ class Sums:
             "key": self.key,
             "allocations": self.allocations,
             "gpu_eq_seconds": round(self.gpu_eq_seconds, 3),
-            "gpu_hours": round(self.gpu_eq_seconds / 3600, 6),
+            "gpu_hours": round(self.gpu_eq_seconds / 3600, 9),
             "busy_gpu_eq_seconds": round(self.busy, 3) if self.known > 0 else None,
             "known_gpu_eq_seconds": round(self.known, 3),
             "efficiency": round(self.busy / self.known, 6) if self.known > 0 else None,
-            "idle_gpu_hours": round(self.idle / 3600, 6),
+            "idle_gpu_hours": round(self.idle / 3600, 9),
             "energy_kwh": round(self.energy / 3.6e6, 9) if self.energy is not None else None,
             "co2_kg": round(self.co2 / 1000, 9) if self.co2 is not None else None,
         }
@@ -211,7 +211,9 @@ def aggregate(
     if store is None:
         return [], Sums("total")
     try:
-        return _aggregate(store.db, runtime, since.timestamp(), until.timestamp(), by, users, groups)
+        return _aggregate(
+            store.db, runtime, since.timestamp(), until.timestamp(), by, users, groups
+        )
     finally:
         store.close()
 

@@ -7,8 +7,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 
+from ds01_core.cycle.pipeline import with_measured_utilization
 from ds01_core.cycle.steps import CycleReport
 from ds01_core.domain.gpu.simulated import SimulatedProvider
 from ds01_core.domain.model import Gpu, GpuSlot, Workload
@@ -118,12 +120,24 @@ def release(runtime: Runtime, allocation_id: int) -> None:
     Allocations(runtime).release([allocation_id], "container removed")
 
 
-def report(
-    runtime: Runtime, *, partial: bool = False, idle: tuple[str, ...] = ()
-) -> CycleReport:
+def measured(runtime: Runtime) -> list[Gpu]:
+    """The GPUs as a cycle's report has them: MIG slots with GPM's utilisation (read once a
+    cycle by the idle step, added to the report by the pipeline)."""
+    gpm = runtime.gpu.mig_utilization()  # type: ignore[attr-defined]
+    gpus = runtime.gpu.gpus()
+    read = {
+        s.uuid: attrs.evolve(s, utilization=gpm[s.uuid])
+        for g in gpus
+        for s in g.slots
+        if gpm.get(s.uuid) is not None
+    }
+    return with_measured_utilization(gpus, read)
+
+
+def report(runtime: Runtime, *, partial: bool = False, idle: tuple[str, ...] = ()) -> CycleReport:
     """What a cycle hands ``cycle_finished``: the GPUs read now (none in a partial cycle) and a
     workload per container named in ``idle`` in an idle streak."""
-    gpus: list[Gpu] = [] if partial else runtime.gpu.gpus()
+    gpus: list[Gpu] = [] if partial else measured(runtime)
     workloads = [
         Workload(
             kind="container",

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ds01_accounting.records import OpenRecord, Sample, hours, segments
 from ds01_accounting.recorder import record_cycle
+from ds01_accounting.records import OpenRecord, Sample, hours, segments
 from ds01_accounting.store import MIGRATIONS, AccountingStore, db_path
 from ds01_accounting.usage import aggregate, usage_rows
-from ds01_core.domain.state.allocations import Allocations
+from ds01_core.api import allocation_history
 from tests.plugins.accounting.accounting_helpers import (
     T0,
     Clock,
@@ -55,7 +55,7 @@ def test_a_segment_counts_busy_known_and_idle_by_slot_weight() -> None:
 def _expected(runtime, start: float, end: float) -> dict[str, float]:
     """weight x overlap with [start, end), per container, from the state store itself."""
     out = {}
-    for a in Allocations(runtime).history(after=0):
+    for a in allocation_history(runtime, after=0):
         stop = (a.released_at or runtime.now()).timestamp()
         overlap = max(0.0, min(stop, end) - max(a.allocated_at.timestamp(), start))
         out[a.container_name] = a.weight * overlap

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ds01_accounting.store import db_path
 from ds01_accounting.usage import usage_rows
+from ds01_core.api import allocation_history
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import load_runtime
 from tests.helpers.config import write_config
+from tests.plugins.accounting import accounting_helpers
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +82,20 @@ def wait_record(
 def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
     tmp_path: Path, container_factory
 ) -> None:
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(yaml.safe_dump(accounting_helpers.topology()))
     config = write_config(
-        tmp_path, {"lifecycle": {"interval": f"{INTERVAL:g}s"}, "plugins": {"disabled": QUIET}}
+        tmp_path,
+        {
+            "gpu": {"backend": "simulated", "simulated": {"topology": str(topology)}},
+            "lifecycle": {"interval": f"{INTERVAL:g}s"},
+            "plugins": {"disabled": QUIET},
+        },
     )
     box = container_factory({"Labels": {"ds01.user": "ds01ta"}})
     runtime = load_runtime(str(config))
-    slot = runtime.gpu.slots()[0]
+    # the 3g MIG slice at 80 % (GPM): its utilisation reaches the record through the cycle
+    [slot] = [s for s in runtime.gpu.slots() if s.slot_id == "1.2"]
     with runtime.state.transaction() as db:
         allocation_id = Allocations.insert_bound(
             db, "ds01ta", box.id, box.name, [slot.uuid], slot.weight, runtime.now()
@@ -95,7 +106,11 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
     try:
         started = wait_record(path, daemon, lambda r: r["checkpoint_at"] > r["started_at"] + 3)
         assert (started["user"], started["container_id"]) == ("ds01ta", box.id)
-        wait_record(path, daemon, lambda r: r["checkpoint_at"] > started["checkpoint_at"])
+        # GPM's second read (the first has no earlier sample) is the first measured interval
+        measured = wait_record(path, daemon, lambda r: r["known"] > 0)
+        assert measured["busy"] == pytest.approx(0.8 * measured["known"])
+        assert measured["energy"] > 0
+        wait_record(path, daemon, lambda r: r["checkpoint_at"] > measured["checkpoint_at"])
         daemon.stop(signal.SIGKILL)
         killed_at = time.time()
     finally:
@@ -116,7 +131,7 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
         closed = wait_record(path, daemon, lambda r: r["ended_at"] is not None)
     finally:
         daemon.stop()
-    [allocation] = Allocations(runtime).history([allocation_id])
+    [allocation] = allocation_history(runtime, [allocation_id])
     assert allocation.released_at is not None
     held = (allocation.released_at - allocation.allocated_at).total_seconds()
     assert held > 6  # it spans the time the daemon was down
@@ -128,4 +143,7 @@ def test_a_sigkill_loses_at_most_one_cycle_and_the_restart_resumes(
         allocation.released_at + dt.timedelta(minutes=1),
     )
     assert row.gpu_eq_seconds == pytest.approx(slot.weight * held, abs=1e-6)
+    # measured while the daemon ran; the time it was down is unknown: 80 % of the known time
+    assert 0 < row.known_gpu_eq_seconds < row.gpu_eq_seconds
+    assert row.busy_gpu_eq_seconds == pytest.approx(0.8 * row.known_gpu_eq_seconds)
     runtime.close()

@@ -85,10 +85,8 @@ def test_energy_from_the_simulated_counters(tmp_path: Path) -> None:
     assert _energy(runtime) == pytest.approx({**expected, "nocounter": None})
 
     # GPU 0's driver is reloaded: its counter starts again from zero; GPU 1's carries on
-    nvml = provider.nvml
-    nvml.host.gpus[1].energy_joules = 5000.0 + mig
-    nvml.host.gpus[0].energy_joules = 0.0
-    nvml._started = clock.mono
+    # (the simulated counter is its start value + power x time: zero now)
+    provider.nvml.host.gpus[0].energy_joules = -WHOLE_WATTS * 60
     clock.advance(60)
     record_cycle(runtime, report(runtime))
     expected["big"] += share * 240 / 280

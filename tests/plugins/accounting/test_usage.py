@@ -31,7 +31,9 @@ from tests.plugins.accounting.accounting_helpers import (
     report,
 )
 
-GROUPS = {"limits": {"groups": {"students": {"members": ["ds01ta"]}, "staff": {"members": ["ds01tb"]}}}}
+GROUPS = {
+    "limits": {"groups": {"students": {"members": ["ds01ta"]}, "staff": {"members": ["ds01tb"]}}}
+}
 WINDOW = ("--since", "2025-03-03", "--until", "2025-03-04T00:00:00Z")
 
 
@@ -104,7 +106,7 @@ def test_one_user_and_the_formats(root, seeded) -> None:
     table = invoke(root, seeded, "--all", *WINDOW)
     assert table.exit_code == 0, table.output
     assert "GPU usage of all users, 2025-03-03T00:00:00Z to 2025-03-04T00:00:00Z:" in table.output
-    assert "efficiency" in table.output and "total" in table.output
+    assert "EFFICIENCY" in table.output and "\ntotal " in table.output
     lines = list(csv.reader(io.StringIO(invoke(root, seeded, "--all", *WINDOW, "--csv").output)))
     assert lines[0][:3] == ["key", "allocations", "gpu_hours"]
     assert [line[0] for line in lines[1:]] == ["ds01ta", "ds01tb", "total"]
