@@ -95,3 +95,28 @@ def test_carbon_status_refuses_a_bad_option_in_one_line(
         fixed = ds01(unix_users["ds01ta"], user_cli, sock, "carbon", "status", "--json")
         assert json.loads(fixed.stdout)["intensity"]["grams_per_kwh"] == 99
         assert json.loads(fixed.stdout)["forecast"] == []
+
+
+def test_a_plain_user_sees_a_failing_provider_as_stale_with_its_error(
+    tmp_config: Any, tmp_path: Path, user_cli: Path, unix_users: Any, server: ProviderServer
+) -> None:
+    tmp_path.chmod(0o755)
+    server.answers["/intensity"] = Answer(500, {"error": "internal"})
+    carbon = {"source": "uk", "base_url": server.url, "timeout": "2s", "grams_per_kwh": 210}
+    config = tmp_config({"plugins": {"accounting": {"carbon": carbon}}})
+    with running_api(config) as sock:
+        shown = ds01(unix_users["ds01ta"], user_cli, sock, "carbon", "status", "--json")
+        assert shown.returncode == 0, shown.stderr
+        data = json.loads(shown.stdout)
+        assert data["intensity"] == {
+            "grams_per_kwh": 210,
+            "source": "fallback",
+            "at": data["intensity"]["at"],
+            "stale": True,
+        }
+        assert data["error"] == "Carbon Intensity API: HTTP 500 Internal Server Error"
+        assert data["forecast"] == []
+        text = ds01(unix_users["ds01ta"], user_cli, sock, "carbon", "status")
+        assert "210 g CO₂-eq/kWh from fallback" in text.stdout
+        assert "STALE (the source failed; the configured value is used)" in text.stdout
+        assert "Last error: Carbon Intensity API: HTTP 500" in text.stdout

@@ -80,7 +80,10 @@ def status(state: CliState, hours: int, as_json: bool) -> None:
     else:
         age = data.get("age_seconds")
         aged = "" if age is None else f", {format_duration(age)} old"
-        stale = "  STALE (the source failed; the last good value is kept)" if now["stale"] else ""
+        stale = ""
+        if now["stale"]:
+            kept = "the configured value" if now["source"] == "fallback" else "the last good value"
+            stale = f"  STALE (the source failed; {kept} is used)"
         click.echo(
             f"Carbon intensity: {now['grams_per_kwh']:g} g CO₂-eq/kWh from {now['source']} "
             f"(for {_local(now['at']):%Y-%m-%d %H:%M}{aged}){stale}"
