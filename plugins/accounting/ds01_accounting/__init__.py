@@ -68,3 +68,22 @@ def add_cli_commands(cli: click.Group) -> None:
     from ds01_accounting.cli import add_commands
 
     add_commands(cli)
+
+
+# -- carbon (ds01_accounting.carbon); named apart so that each part of the plugin wires its own
+
+
+@hookimpl(specname="service_operations")
+def carbon_service_operations() -> Sequence[Operation]:
+    """``accounting.carbon_status`` and ``accounting.carbon_report``."""
+    from ds01_accounting.carbon.services import OPERATIONS
+
+    return OPERATIONS
+
+
+@hookimpl(specname="add_cli_commands")
+def carbon_cli_commands(cli: click.Group) -> None:
+    """``ds01 carbon status|report``."""
+    from ds01_accounting.carbon.cli import add_commands
+
+    add_commands(cli)

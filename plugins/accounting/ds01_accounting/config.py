@@ -10,6 +10,8 @@ import datetime as dt
 
 import attrs
 
+from ds01_accounting.carbon.config import CarbonConfig
+
 Problem = tuple[tuple[str | int, ...], str]
 
 
@@ -22,6 +24,8 @@ class AccountingConfig:
     #: the start dates of academic terms (``YYYY-MM-DD``), for ``--period term``; empty: the
     #: current half-year (1 January or 1 July)
     term_starts: list[str] = attrs.Factory(list)
+    #: carbon intensity: fixed, a schedule file or a provider (docs/carbon.md)
+    carbon: CarbonConfig = attrs.Factory(CarbonConfig)
 
     def config_problems(self) -> list[Problem]:
         """Cross-field checks, reported by the core with their paths."""
@@ -33,4 +37,7 @@ class AccountingConfig:
                 problems.append(
                     (("term_starts", index), f"expected a date like 2026-09-28, got {text!r}")
                 )
+        problems += [
+            (("carbon", *path), message) for path, message in self.carbon.config_problems()
+        ]
         return problems
