@@ -11,10 +11,16 @@ cycle, into ``<paths.state_dir>/accounting.db``. Public API beyond the hooks:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ds01_accounting.config import AccountingConfig
 from ds01_core.api import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from ds01_core.api import Operation
 
 __version__ = "0.1.0"
 
@@ -25,3 +31,19 @@ __all__ = ["AccountingConfig"]
 def plugin_config_sections() -> Mapping[str, type]:
     """``plugins.accounting:``, validated by the core with every problem named by its path."""
     return {"accounting": AccountingConfig}
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``accounting.report`` (admins): the figures behind ``ds01 report monthly``."""
+    from ds01_accounting.report.services import OPERATIONS as REPORT_OPERATIONS
+
+    return [*REPORT_OPERATIONS]
+
+
+@hookimpl
+def add_cli_commands(cli: click.Group) -> None:
+    """``ds01 report monthly``."""
+    from ds01_accounting.report.cli import add_commands as add_report_commands
+
+    add_report_commands(cli)
