@@ -6,11 +6,13 @@ cycle, into ``<paths.state_dir>/accounting.db``. Public API beyond the hooks:
 - :func:`ds01_accounting.usage.usage_rows` and :class:`ds01_accounting.usage.UsageRow`: every
   allocation's usage inside a window;
 - :func:`ds01_accounting.usage.lifetime_totals`: energy and CO2 per user since records began;
+- :func:`ds01_accounting.usage.aggregate`: sums by user, group, day, week or month;
 - :class:`AccountingConfig`: the ``plugins.accounting`` section.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,11 +22,13 @@ from ds01_core.api import hookimpl
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.api import Operation
+    from ds01_core.api import CycleReport, Operation, Runtime
 
 __version__ = "0.1.0"
 
 __all__ = ["AccountingConfig"]
+
+log = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -34,16 +38,32 @@ def plugin_config_sections() -> Mapping[str, type]:
 
 
 @hookimpl
-def service_operations() -> Sequence[Operation]:
-    """``accounting.report`` (admins): the figures behind ``ds01 report monthly``."""
-    from ds01_accounting.report.services import OPERATIONS as REPORT_OPERATIONS
+def cycle_finished(runtime: Runtime, report: CycleReport) -> None:
+    """Checkpoint the open usage records, open new ones, close released ones (full and
+    partial cycles alike), and attribute the GPUs' energy (full cycles)."""
+    cfg = runtime.plugin_config("accounting")
+    if isinstance(cfg, AccountingConfig) and not cfg.enabled:
+        return
+    from ds01_accounting.recorder import record_cycle
 
-    return [*REPORT_OPERATIONS]
+    record_cycle(runtime, report)
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``accounting.usage``: the rules behind ``ds01 usage``; ``accounting.report`` (admins):
+    the figures behind ``ds01 report monthly``."""
+    from ds01_accounting.report.services import OPERATIONS as REPORT_OPERATIONS
+    from ds01_accounting.services import OPERATIONS
+
+    return [*OPERATIONS, *REPORT_OPERATIONS]
 
 
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
-    """``ds01 report monthly``."""
+    """``ds01 usage`` and ``ds01 report monthly``."""
+    from ds01_accounting.cli import add_commands
     from ds01_accounting.report.cli import add_commands as add_report_commands
 
+    add_commands(cli)
     add_report_commands(cli)

@@ -6,7 +6,11 @@ fields here; every field has a default so that a missing section is a working on
 
 from __future__ import annotations
 
+import datetime as dt
+
 import attrs
+
+Problem = tuple[tuple[str | int, ...], str]
 
 #: what ``ds01 report monthly --send`` may deliver through (the notify plugin's channel families)
 REPORT_CHANNELS = ("email", "webhook", "terminal", "container_file")
@@ -30,11 +34,11 @@ class ReportConfig:
     #: per recipient
     channels: list[str] = attrs.Factory(lambda: ["email", "webhook"])
 
-    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+    def problems(self) -> list[Problem]:
         """Cross-field checks, as (path inside ``plugins.accounting``, message)."""
         import zoneinfo
 
-        found: list[tuple[tuple[str | int, ...], str]] = []
+        found: list[Problem] = []
         if not self.recipients:
             found.append((("report", "recipients"), "name at least one user, e.g. [root]"))
         for index, name in enumerate(self.recipients):
@@ -84,6 +88,14 @@ class AccountingConfig:
     #: ``ds01 report monthly``: recipients, top consumers, time zone (docs/reports.md)
     report: ReportConfig = attrs.Factory(ReportConfig)
 
-    def config_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Cross-field checks, reported by the core as ``plugins.accounting.<path>: …``."""
-        return self.report.problems()
+    def config_problems(self) -> list[Problem]:
+        """Cross-field checks, reported by the core with their paths."""
+        problems: list[Problem] = []
+        for index, text in enumerate(self.term_starts):
+            try:
+                dt.date.fromisoformat(text.strip())
+            except ValueError:
+                problems.append(
+                    (("term_starts", index), f"expected a date like 2026-09-28, got {text!r}")
+                )
+        return problems + self.report.problems()
