@@ -131,8 +131,15 @@ def test_root_sends_it_to_every_recipient_and_once_to_the_webhook(
         delivered = EventLog(runtime.config.paths.event_log_path).query(type_prefix="notify.")
     finally:
         runtime.close()
-    sent = sorted((e["user"], e["source"]) for e in delivered if e["details"]["subject"] == SUBJECT)
-    assert sent == [("ds01tb", "email"), ("root", "email"), ("root", "webhook:team")]
+    sent = sorted(
+        (e["user"], e["source"]) for e in delivered if e["details"].get("subject") == SUBJECT
+    )
+    assert [s for s in sent if s[1] != "audit-log"] == [
+        ("ds01tb", "email"),
+        ("root", "email"),
+        ("root", "webhook:team"),
+    ]  # never the terminal, though it is on
+    assert "via audit-log" not in result.output
     assert all(e["event_type"] == "notify.delivered" for e in delivered)
 
 
@@ -187,3 +194,15 @@ def test_a_plain_user_is_refused(
         )
         assert result.stdout == ""
     assert smtp.messages == [] and webhooks.posts == []
+
+
+def test_no_channel_reaching_a_recipient_is_a_failure(
+    tmp_config: Callable[..., Path], tmp_path: Path, smtp: SmtpServer, webhooks: WebhookServer
+) -> None:
+    section = notify_section(smtp, webhooks, tmp_path / "utmp")
+    section["channels"]["email"]["enabled"] = False
+    section["channels"]["webhooks"] = []
+    path = tmp_config({"plugins": {"notify": section}})  # only the terminal is on
+    result = report(path, "--month", "2026-10", "--send")
+    assert result.exit_code == 1, result.output
+    assert f"FAILED: '{SUBJECT}' to root via none: no channel reached root" in result.output

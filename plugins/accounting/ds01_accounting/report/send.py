@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 EVENT_TYPE = "accounting.report"
 _ONCE = ("webhook",)
+#: the built-in ``event-notifier`` records every notice in the audit log: not a delivery to
+#: anyone, so it neither counts as reaching a recipient nor is listed
+RECORD_ONLY = ("audit-log",)
 
 
 @attrs.frozen
@@ -64,7 +67,7 @@ def send_report(
             continue
         notice = Notice(user=user, subject=subject, message=body, event_type=EVENT_TYPE)
         with _through(runtime, families):
-            results = tell_user(runtime, notice)
+            results = [r for r in tell_user(runtime, notice) if r.channel not in RECORD_ONLY]
         if not results:
             deliveries.append(
                 Delivery(
