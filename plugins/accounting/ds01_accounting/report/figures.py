@@ -88,9 +88,8 @@ class ReportFigures:
         """The figures as JSON data (times as ``2026-11-30T12:00:00Z``): what the operation
         returns, what ``--format json`` prints and what every renderer reads."""
         queue = attrs.asdict(self.queue)
-        queue["max_queued_at"] = (
-            utc_text(self.queue.max_queued_at) if queue["max_queued_at"] else None
-        )
+        longest = self.queue.max_queued_at
+        queue["max_queued_at"] = utc_text(longest) if longest else None
         return {
             "period": {
                 "kind": self.period.kind,
