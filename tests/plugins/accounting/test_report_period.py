@@ -118,3 +118,29 @@ def test_report_config_problems_are_named_by_path():
     with pytest.raises(Invalid, match=re.escape("plugins.accounting.report.timezone")):
         zone("Mars/Base")
     assert zone("Europe/London") == zoneinfo.ZoneInfo("Europe/London")
+
+
+def problems_of(section: dict) -> str:
+    from ds01_core.domain.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError) as info:
+        build_config(
+            {"plugins": {"accounting": section}}, sections={"accounting": AccountingConfig}
+        )
+    return "\n".join(str(p) for p in info.value.problems)
+
+
+def test_the_loader_names_each_report_problem_by_its_full_path():
+    from ds01_core.domain.config import build_config
+
+    text = problems_of({"report": {"timezone": "Mars/Base", "top_n": 0}})
+    assert "plugins.accounting.report.timezone: unknown time zone 'Mars/Base'" in text
+    assert "plugins.accounting.report.top_n: must be 1 or more, got 0" in text
+    assert "plugins.accounting.report.bogus: unknown key" in problems_of({"report": {"bogus": 1}})
+    good = build_config(
+        {"plugins": {"accounting": {"report": {"recipients": ["root", "lab"], "top_n": 5}}}},
+        sections={"accounting": AccountingConfig},
+    )
+    assert good.plugins.sections["accounting"].report == ReportConfig(
+        recipients=["root", "lab"], top_n=5
+    )
