@@ -24,8 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "packaging" / "systemd"
 TMPFILES = ROOT / "packaging" / "tmpfiles.d" / "ds01.conf"
 INSTALL_MD = ROOT / "docs" / "install.md"
-# ds01's own units; NVIDIA's dcgm-exporter's (optional, tests/core/test_dcgm_unit_files.py) aside
-UNIT_FILES = sorted(p for p in UNITS.iterdir() if not p.name.startswith("ds01-dcgm-exporter"))
+# the plugins' units, installed with their plugin (docs/reports.md), not by install.md
+PLUGIN_UNIT_FILES = [UNITS / "ds01-report-monthly.service", UNITS / "ds01-report-monthly.timer"]
+# ds01's own units; NVIDIA's dcgm-exporter's (optional, tests/core/test_dcgm_unit_files.py) and
+# the plugins' aside
+UNIT_FILES = sorted(
+    p
+    for p in UNITS.iterdir()
+    if not p.name.startswith("ds01-dcgm-exporter") and p not in PLUGIN_UNIT_FILES
+)
 
 
 def tool(name: str) -> str:
@@ -63,7 +70,7 @@ def test_the_units_are_what_the_issue_asked_for() -> None:
     }
 
 
-@pytest.mark.parametrize("path", UNIT_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", UNIT_FILES + PLUGIN_UNIT_FILES, ids=lambda p: p.name)
 def test_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
     """The unit as systemd parses it, with its programs present (verify checks they exist):
     the units are copied with /opt/ds01/bin pointing at stand-ins."""
@@ -74,7 +81,7 @@ def test_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
         stub = bin_dir / name
         stub.write_text("#!/bin/sh\n")
         stub.chmod(0o755)
-    for each in UNIT_FILES:
+    for each in UNIT_FILES + PLUGIN_UNIT_FILES:
         (tmp_path / each.name).write_text(each.read_text().replace("/opt/ds01/bin", str(bin_dir)))
     result = subprocess.run(
         [verify, "verify", "--man=no", str(tmp_path / path.name)],

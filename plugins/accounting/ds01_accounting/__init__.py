@@ -56,34 +56,22 @@ def cycle_finished(runtime: Runtime, report: CycleReport) -> None:
 
 @hookimpl
 def service_operations() -> Sequence[Operation]:
-    """``accounting.usage``: the rules behind ``ds01 usage``."""
+    """``accounting.usage``: the rules behind ``ds01 usage``; ``accounting.report`` (admins):
+    the figures behind ``ds01 report monthly``."""
+    from ds01_accounting.carbon.services import OPERATIONS as CARBON_OPERATIONS
+    from ds01_accounting.report.services import OPERATIONS as REPORT_OPERATIONS
     from ds01_accounting.services import OPERATIONS
 
-    return OPERATIONS
+    return [*OPERATIONS, *REPORT_OPERATIONS, *CARBON_OPERATIONS]
 
 
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
-    """``ds01 usage``."""
+    """``ds01 usage``, ``ds01 report monthly`` and ``ds01 carbon status|report``."""
+    from ds01_accounting.carbon.cli import add_commands as add_carbon_commands
     from ds01_accounting.cli import add_commands
+    from ds01_accounting.report.cli import add_commands as add_report_commands
 
     add_commands(cli)
-
-
-# -- carbon (ds01_accounting.carbon); named apart so that each part of the plugin wires its own
-
-
-@hookimpl(specname="service_operations")
-def carbon_service_operations() -> Sequence[Operation]:
-    """``accounting.carbon_status`` and ``accounting.carbon_report``."""
-    from ds01_accounting.carbon.services import OPERATIONS
-
-    return OPERATIONS
-
-
-@hookimpl(specname="add_cli_commands")
-def carbon_cli_commands(cli: click.Group) -> None:
-    """``ds01 carbon status|report``."""
-    from ds01_accounting.carbon.cli import add_commands
-
-    add_commands(cli)
+    add_report_commands(cli)
+    add_carbon_commands(cli)
