@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -66,6 +67,26 @@ def exposition() -> Iterator[int]:
         server.server_close()
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free 200xx ports (held open together while they are picked)."""
+    held: list[socket.socket] = []
+    try:
+        for port in range(20000, 20100):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            if len(held) == count:
+                return [int(s.getsockname()[1]) for s in held]
+        raise AssertionError(f"fewer than {count} free ports in 20000-20099")
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def configured(text: str, ports: dict[str, int]) -> str:
     """The shipped configuration with each loopback port replaced, and a 1 s scrape."""
     for shipped, port in ports.items():
@@ -81,12 +102,11 @@ def test_prometheus_remote_writes_ds01s_series_to_victoriametrics(
     tmp_path: Path, exposition: int
 ) -> None:
     vm = Victoria(tmp_path)
-    prometheus_port = free_port(20000, 20099)
+    prometheus_port, dcgm_port, alertmanager_port = free_ports(3)
     base = tmp_path / "prometheus"
     shutil.copytree(SHIPPED / "rules", base / "rules", ignore=shutil.ignore_patterns("tests"))
     text = (SHIPPED / "prometheus" / "prometheus.yml").read_text()
-    ports = {"8428": vm.port, "9101": exposition, "9400": free_port(20000, 20099),
-             "9093": free_port(20000, 20099)}  # fmt: skip
+    ports = {"8428": vm.port, "9101": exposition, "9400": dcgm_port, "9093": alertmanager_port}
     config = base / "prometheus.yml"
     config.write_text(configured(text, ports))
     (remote,) = yaml.safe_load(config.read_text())["remote_write"]

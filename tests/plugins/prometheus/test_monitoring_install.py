@@ -151,9 +151,10 @@ def test_debians_own_victoria_metrics_defaults_are_replaced(dirs: dict[str, Path
     stock.write_text(debian)
     result = install(dirs)
     assert result.returncode == 0, result.stdout + result.stderr
-    (line,) = [x for x in result.stdout.splitlines() if str(stock) in x.split()]
-    assert line.startswith("updated")
+    (line,) = [x for x in result.stdout.splitlines() if "victoriametrics args" in x]
+    assert line.startswith("updated") and line.endswith(str(stock) + " (+13 -5 lines)")
     assert stock.read_text() == (SHIPPED / "victoriametrics" / "victoria-metrics").read_text()
+    assert f"VictoriaMetrics: {stock} sets its retention" in result.stdout
 
 
 def test_dry_run_writes_nothing(dirs: dict[str, Path]) -> None:

@@ -1,5 +1,7 @@
-"""HIST-02 and GREEN-03, "ds01 — history": GPU-hours, users, demand, efficiency and energy and
-CO₂ over the last week, month, year and all time, read from VictoriaMetrics, the long-term store.
+"""HIST-02 and GREEN-03, "ds01 — history": usage, demand, efficiency, energy and CO₂ over time.
+
+GPU-hours, users, demand, efficiency, energy and CO₂ over the last week, month, year and all
+time, read from VictoriaMetrics, the long-term store.
 
 Every panel reads the aggregates the history rules record (``shipped/rules/ds01-history.yml``):
 the hourly ones for a week and a month, the daily ones for a year and all time, so that a year
