@@ -78,6 +78,33 @@ def main() -> None:
 
     count = int(os.environ.get("DS01_BENCH_CONTAINERS", "200"))
     workdir = Path(tempfile.mkdtemp(prefix="ds01-bench-exporter-"))
+    config = write_config(
+        workdir,
+        {
+            "disabled": ["cgroups", "diskquota", "ldap", "notify", "accounting"],
+            "prometheus": {"listen": "127.0.0.1:0"},
+        },
+    )
+    engine = DockerAdapter.from_env()
+    made: list[str] = []
+    try:
+        with_exporter = load_runtime(str(config))
+        without = load_runtime(str(config))
+        made = start_containers(engine, with_exporter, count, "exp")
+        service = ExporterService(with_exporter, with_exporter.plugin_config("prometheus"))
+        service.start()
+        try:
+            measure(with_exporter, without, exporter_of(with_exporter), service)
+        finally:
+            service.stop()
+    finally:
+        for cid in made:
+            engine.remove(cid, force=True)
+
+
+def write_config(workdir: Path, plugins: dict) -> Path:
+    """``workdir/ds01.yaml`` on the 112-slot simulated host of :func:`topology`, with the
+    ``plugins:`` section given (other benchmarks reuse this set-up)."""
     (workdir / "topology.yaml").write_text(yaml.safe_dump(topology()))
     config = workdir / "ds01.yaml"
     config.write_text(
@@ -89,47 +116,38 @@ def main() -> None:
                     "simulated": {"topology": str(workdir / "topology.yaml")},
                 },
                 "limits": {"defaults": {"max_gpu_equivalents": 4}},
-                "plugins": {
-                    "disabled": ["cgroups", "diskquota", "ldap", "notify"],
-                    "prometheus": {"listen": "127.0.0.1:0"},
-                },
+                "plugins": plugins,
             }
         )
     )
-    engine = DockerAdapter.from_env()
+    return config
+
+
+def start_containers(engine: DockerAdapter, runtime: Runtime, count: int, tag: str) -> list[str]:
+    """``count`` running containers of :data:`USERS` users, the first ones (one per slot)
+    holding a slot; returns their ids (the caller removes them)."""
+    slots = runtime.gpu.slots()
+    print(f"{len(slots)} slots; creating {count} containers ...", flush=True)
     made: list[str] = []
-    try:
-        with_exporter = load_runtime(str(config))
-        without = load_runtime(str(config))
-        slots = with_exporter.gpu.slots()
-        print(f"{len(slots)} slots; creating {count} containers ...", flush=True)
-        for i in range(count):
-            user = f"user{i % USERS}"
-            name = f"ds01-bench-exp-{os.getpid()}-{i}"
-            cid = engine.create_container(
-                {
-                    "Image": "ds01-test:busybox",
-                    "Cmd": ["sleep", "3600"],
-                    "Labels": {"ds01.user": user, "ds01.origin": "ds01"},
-                },
-                name=name,
-            )
-            made.append(cid)
-            engine.start(cid)
-            if i < len(slots):
-                with with_exporter.state.transaction() as db:
-                    Allocations.insert_bound(
-                        db, user, cid, name, [slots[i].uuid], slots[i].weight, with_exporter.now()
-                    )
-        service = ExporterService(with_exporter, with_exporter.plugin_config("prometheus"))
-        service.start()
-        try:
-            measure(with_exporter, without, exporter_of(with_exporter), service)
-        finally:
-            service.stop()
-    finally:
-        for cid in made:
-            engine.remove(cid, force=True)
+    for i in range(count):
+        user = f"user{i % USERS}"
+        name = f"ds01-bench-{tag}-{os.getpid()}-{i}"
+        cid = engine.create_container(
+            {
+                "Image": "ds01-test:busybox",
+                "Cmd": ["sleep", "3600"],
+                "Labels": {"ds01.user": user, "ds01.origin": "ds01"},
+            },
+            name=name,
+        )
+        made.append(cid)
+        engine.start(cid)
+        if i < len(slots):
+            with runtime.state.transaction() as db:
+                Allocations.insert_bound(
+                    db, user, cid, name, [slots[i].uuid], slots[i].weight, runtime.now()
+                )
+    return made
 
 
 def measure(with_exporter: Runtime, without: Runtime, exporter, service) -> None:

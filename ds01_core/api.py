@@ -44,7 +44,8 @@ Users and limits
 
 The cycle
     ``current_workloads``: every workload the detectors see now, merged as one cycle sees them;
-    ``live_allocations``: the GPU allocations not released; ``gpu_queue_users``: who waits for
+    ``live_allocations``: the GPU allocations not released; ``allocation_history``: allocations
+    by id, released ones included (to follow each from allocation to release); ``gpu_queue_users``: who waits for
     GPUs (one entry per ticket, in queue order); ``quota_lines``: every plugin's ``ds01 quota``
     lines for a user (what the cgroups and disk-quota plugins measure);
     ``users_to_enforce``: the users a cycle enforces limits for; ``tell_user``: deliver a
@@ -82,6 +83,7 @@ CLI commands (``add_cli_commands`` hook)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -269,6 +271,19 @@ def live_allocations(runtime: Runtime) -> list[Allocation]:
     return Allocations(runtime).live()
 
 
+def allocation_history(
+    runtime: Runtime, ids: Iterable[int] = (), *, after: int | None = None
+) -> list[Allocation]:
+    """The state store's allocations with one of ``ids`` or (when given) an id above ``after``,
+    released ones included (``released_at`` set), oldest first: for a plugin that follows every
+    allocation from allocation to release (accounting) without missing one that came and went
+    between two cycles. Ids only grow, so ``after`` = the highest id seen finds every new one."""
+    # lazy: the state tables load only when a plugin asks
+    from ds01_core.domain.state.allocations import Allocations
+
+    return Allocations(runtime).history(ids, after)
+
+
 def gpu_queue_users(runtime: Runtime) -> list[str]:
     """The user of each live ticket in the GPU wait queue, in queue order (a user waiting with
     two requests appears twice); tickets whose process is gone are left out."""
@@ -345,6 +360,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "DaemonService",
     "TelemetryRegistry",
     "current_workloads",
+    "allocation_history",
     "gpu_queue_users",
     "live_allocations",
     "quota_lines",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -33,7 +33,7 @@ from ds01_core.cycle.steps import (
     unique,
 )
 from ds01_core.cycle.upkeep import UpkeepStep
-from ds01_core.domain.model import Action, Event, Workload
+from ds01_core.domain.model import Action, Event, Gpu, GpuSlot, Workload
 from ds01_core.framework.hooks import HookFailure
 
 if TYPE_CHECKING:
@@ -140,7 +140,27 @@ def _enforce(ctx: CycleContext) -> list[Event]:
 
 
 def _idle(ctx: CycleContext) -> list[Event]:
-    return UpkeepStep(ctx.runtime, ctx.limits).run(ctx.workloads)
+    step = UpkeepStep(ctx.runtime, ctx.limits)
+    events = step.run(ctx.workloads)
+    if step.gpu is not None:
+        ctx.report.gpus = with_measured_utilization(ctx.report.gpus, step.gpu.slots)
+    return events
+
+
+def with_measured_utilization(gpus: Sequence[Gpu], slots: Mapping[str, GpuSlot]) -> list[Gpu]:
+    """``gpus`` with the utilisation the idle step measured for slots that had none (MIG: from
+    GPM, read once a cycle there), so the report says what the cycle knew (accounting, the
+    exporter) without a second GPM read, which would span microseconds, not the cycle."""
+    out = []
+    for gpu in gpus:
+        measured = tuple(
+            attrs.evolve(s, utilization=slots[s.uuid].utilization)
+            if s.utilization is None and s.uuid in slots
+            else s
+            for s in gpu.slots
+        )
+        out.append(gpu if measured == gpu.slots else attrs.evolve(gpu, slots=measured))
+    return out
 
 
 CORE_STEPS: tuple[CycleStep, ...] = (

@@ -51,7 +51,8 @@ class CycleReport:
     started_at: dt.datetime | None = None
     #: seconds each step took, by step name
     step_seconds: dict[str, float] = attrs.Factory(dict)
-    #: the GPUs as read in this cycle (empty when they could not be read)
+    #: the GPUs as read in this cycle (empty when they could not be read); a MIG slot's
+    #: utilisation is GPM's as the idle step read it (None where the GPU has no GPM)
     gpus: list[Gpu] = attrs.Factory(list)
     #: each GPU's health as concluded in this cycle (the ``gpu-health`` step)
     health: list[GpuHealth] = attrs.Factory(list)

@@ -61,13 +61,15 @@ class UpkeepStep:
         self.samples: dict[str, Counters] = runtime.memo("lifecycle-samples", dict)
         self.stops = StopBatch()
         self.events: list[Event] = []
+        #: the GPUs as this run read them (None: no container, nothing read)
+        self.gpu: GpuView | None = None
 
     def run(self, workloads: Sequence[Workload]) -> list[Event]:
         containers = [w for w in workloads if w.kind == "container"]
         if not containers:
             return []
         factor = high_demand_factor(self.runtime)
-        gpu = gpu_view(self.runtime, workloads)
+        gpu = self.gpu = gpu_view(self.runtime, workloads)
         self.events += gpu.events  # GPU reads that started failing or recovered
         with self.runtime.state.transaction(immediate=False) as db:
             grants = active_grants(db, self.now)

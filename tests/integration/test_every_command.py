@@ -110,6 +110,8 @@ CASES: tuple[Case, ...] = (
     Case("notify prefs", expect="terminal"),
     # nobody is logged in here, so the terminal channel reports "not delivered" (exit 1)
     Case("notify test", ok_codes=frozenset({0, 1}), expect="audit-log  yes"),
+    # ds01-accounting: no daemon ran here, so no records: the caller's own (empty) usage
+    Case("usage", expect="GPU usage of"),
     # no directory is configured here: a clear usage refusal, for admins too
     Case("admin ldap sync", ["--dry-run"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
     Case("admin ldap show", ["ds01ta"], admin=True, ok_codes=frozenset({2}), expect="ldap"),

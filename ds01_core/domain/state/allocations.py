@@ -140,6 +140,23 @@ class Allocations:
             args = (user,)
         return self._rows_to_allocations(db, db.execute(query + " ORDER BY id", args))
 
+    def history(self, ids: Iterable[int] = (), after: int | None = None) -> list[Allocation]:
+        """Allocations, released ones included, with one of ``ids`` or (when given) an id
+        above ``after``: by primary key, so following every allocation costs no scan."""
+        db = self.state.db
+        wanted = sorted({int(i) for i in ids})
+        clauses, args = [], []
+        if wanted:
+            clauses.append(f"id IN ({','.join('?' * len(wanted))})")
+            args += wanted
+        if after is not None:
+            clauses.append("id > ?")
+            args.append(int(after))
+        if not clauses:
+            return []
+        query = f"SELECT * FROM allocations WHERE {' OR '.join(clauses)} ORDER BY id"
+        return self._rows_to_allocations(db, db.execute(query, tuple(args)))
+
     def for_container(self, container: str) -> list[Allocation]:
         return [a for a in self.live() if a.container == container or a.container_name == container]
 

@@ -6,7 +6,11 @@ fields here; every field has a default so that a missing section is a working on
 
 from __future__ import annotations
 
+import datetime as dt
+
 import attrs
+
+Problem = tuple[tuple[str | int, ...], str]
 
 
 @attrs.define
@@ -18,3 +22,15 @@ class AccountingConfig:
     #: the start dates of academic terms (``YYYY-MM-DD``), for ``--period term``; empty: the
     #: current half-year (1 January or 1 July)
     term_starts: list[str] = attrs.Factory(list)
+
+    def config_problems(self) -> list[Problem]:
+        """Cross-field checks, reported by the core with their paths."""
+        problems: list[Problem] = []
+        for index, text in enumerate(self.term_starts):
+            try:
+                dt.date.fromisoformat(text.strip())
+            except ValueError:
+                problems.append(
+                    (("term_starts", index), f"expected a date like 2026-09-28, got {text!r}")
+                )
+        return problems
