@@ -85,3 +85,17 @@ def test_without_the_file_there_are_no_green_series(tmp_path: Path) -> None:
     promtool_check(text)
     for name in (ENERGY, CO2, INTENSITY):
         assert name.removesuffix("_total") not in text
+
+
+def test_the_accounting_plugin_writes_the_file_after_each_cycle(tmp_path: Path) -> None:
+    """The accounting plugin's own ``cycle_finished`` publishes (no users yet: the families
+    without samples), and the exporter serves them."""
+    runtime = make_runtime(tmp_path)
+    path = telemetry_path(runtime.config.paths.runtime_dir, "accounting")
+    assert not path.exists()
+    run_cycle(runtime, workloads=[])
+    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    with running(ExporterService(runtime, runtime.plugin_config("prometheus"))) as service:
+        text = page(service)
+    promtool_check(text)
+    assert f"# TYPE {ENERGY} counter" in text and f"# TYPE {CO2} counter" in text
