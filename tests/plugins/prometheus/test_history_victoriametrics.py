@@ -69,8 +69,12 @@ def test_the_running_store_keeps_what_the_shipped_file_says(victoria: Victoria) 
     assert seconds(shipped) >= 365 * 86400, f"-retentionPeriod={shipped} is under a year"
     assert flag(shipped_args(), "httpListenAddr").startswith("127.0.0.1:")
     metrics = victoria.get("/metrics", raw=True).decode()
-    (running,) = re.findall(r'^flag\{name="retentionPeriod", value="([^"]*)"', metrics, re.M)
-    assert running == shipped
+    running = dict(re.findall(r'^flag\{name="([^"]+)", value="([^"]*)"', metrics, re.M))
+    assert running["retentionPeriod"] == shipped
+    for arg in victoria.args:  # every other shipped setting is in force too (dedup)
+        name, value = arg.removeprefix("-").split("=", 1)
+        assert running[name] == value, arg
+    assert f'-retentionPeriod="{shipped}"' in victoria.get("/flags", raw=True).decode()
 
 
 def test_a_year_imported_is_all_kept(victoria: Victoria, year: history_data.History) -> None:
