@@ -56,7 +56,10 @@ The cycle
     something a plugin runs inside ``ds01d`` (``daemon_services`` hook);
     ``read_process_telemetry``: what ``ds01-gateway`` and ``ds01-api`` have counted (gateway
     requests and denials, allocation latency), from the files they write under
-    ``paths.runtime_dir`` (for an exporter in ``ds01d``).
+    ``paths.runtime_dir`` (for an exporter in ``ds01d``); ``TelemetryRegistry``: counters
+    and gauges a plugin fills, and ``write_telemetry``: write one such snapshot atomically
+    where ``read_process_telemetry`` finds it (e.g. the accounting plugin's energy per user,
+    for the exporter).
 
 The service layer (operations for the CLI and the API socket)
     ``Operation``, ``Param``: declare an operation (``service_operations`` hook);
@@ -125,7 +128,9 @@ if TYPE_CHECKING:
     from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
     from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.framework.telemetry import TelemetryRegistry as TelemetryRegistry
     from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
+    from ds01_core.framework.telemetry import write_telemetry as write_telemetry
     from ds01_core.services.caller import Caller as Caller
     from ds01_core.services.errors import Busy as Busy
     from ds01_core.services.errors import Conflict as Conflict
@@ -191,6 +196,8 @@ _SOURCES: dict[str, str] = {
     "CycleReport": "ds01_core.cycle.steps",
     "DaemonService": "ds01_core.framework.daemon_services",
     "read_process_telemetry": "ds01_core.framework.telemetry",
+    "TelemetryRegistry": "ds01_core.framework.telemetry",
+    "write_telemetry": "ds01_core.framework.telemetry",
     # the service layer
     "Operation": "ds01_core.services.operations",
     "Param": "ds01_core.services.operations",
@@ -351,6 +358,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "CycleReport",
     "CycleStep",
     "DaemonService",
+    "TelemetryRegistry",
     "current_workloads",
     "allocation_history",
     "gpu_queue_users",
@@ -359,6 +367,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "read_process_telemetry",
     "tell_user",
     "users_to_enforce",
+    "write_telemetry",
     # the service layer
     "Busy",
     "Caller",

@@ -7,7 +7,9 @@ it) — and a :func:`writing` thread puts a JSON snapshot in
 ``<paths.runtime_dir>/telemetry/<process>.json`` every few seconds and at exit (written to a
 temporary file and renamed, so a reader never sees half of one). The exporter reads the files
 with :func:`read_process_telemetry`. Only counts are written: no user names, no paths, no ids —
-the files are world-readable (0644) like the metrics they become.
+the files are world-readable (0644) like the metrics they become. A snapshot that a plugin
+writes once per cycle (:func:`write_telemetry`: gauges too, e.g. the accounting plugin's totals
+per user) may name users: it is written 0600 unless the caller says otherwise.
 
 Label values are bounded by the code that counts; each counter still keeps at most
 :data:`MAX_SERIES` label sets and counts any further one as ``other``.
@@ -125,12 +127,35 @@ class Histogram:
             return list(self._counts), self._sum
 
 
+class Gauge:
+    """A value per label set that is set, not added to (at most :data:`MAX_SERIES` sets;
+    any further one is dropped: a gauge's ``other`` would mean nothing)."""
+
+    __slots__ = ("_lock", "_values", "help", "labels", "name")
+
+    def __init__(self, name: str, help: str, labels: Labels = ()):
+        self.name, self.help, self.labels = name, help, tuple(labels)
+        self._lock = threading.Lock()
+        self._values: dict[Labels, float] = {}
+
+    def set(self, *values: str, value: float) -> None:
+        """Set the series with these label values (in ``labels``' order) to ``value``."""
+        with self._lock:
+            if values in self._values or len(self._values) < MAX_SERIES:
+                self._values[values] = float(value)
+
+    def values(self) -> dict[Labels, float]:
+        with self._lock:
+            return dict(self._values)
+
+
 class Registry:
-    """One process's counters and histograms, by metric name."""
+    """One process's counters, gauges and histograms, by metric name."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counters: dict[str, Counter] = {}
+        self.gauges: dict[str, Gauge] = {}
         self.histograms: dict[str, Histogram] = {}
 
     def counter(
@@ -142,6 +167,13 @@ class Registry:
                 self.counters[name] = Counter(name, help, labels, seed)
             return self.counters[name]
 
+    def gauge(self, name: str, help: str, labels: Labels = ()) -> Gauge:
+        """The gauge ``name``, made on first use (the same object for every caller)."""
+        with self._lock:
+            if name not in self.gauges:
+                self.gauges[name] = Gauge(name, help, labels)
+            return self.gauges[name]
+
     def histogram(self, name: str, help: str, buckets: Sequence[float]) -> Histogram:
         with self._lock:
             if name not in self.histograms:
@@ -152,6 +184,7 @@ class Registry:
         """Everything counted so far, as the JSON object a telemetry file holds."""
         with self._lock:
             counters, histograms = list(self.counters.values()), list(self.histograms.values())
+            gauges = list(self.gauges.values())
         out: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "process": process,
@@ -161,11 +194,9 @@ class Registry:
             "histograms": {},
         }
         for c in counters:
-            out["counters"][c.name] = {
-                "help": c.help,
-                "labels": list(c.labels),
-                "values": [[list(k), v] for k, v in sorted(c.values().items())],
-            }
+            out["counters"][c.name] = _series(c)
+        if gauges:  # absent when none: the files of the gateway and the API stay as they were
+            out["gauges"] = {g.name: _series(g) for g in gauges}
         for h in histograms:
             counts, total = h.state()
             out["histograms"][h.name] = {
@@ -176,6 +207,18 @@ class Registry:
             }
         return out
 
+
+def _series(metric: Counter | Gauge) -> dict[str, Any]:
+    values = sorted(metric.values().items())
+    return {
+        "help": metric.help,
+        "labels": list(metric.labels),
+        "values": [[list(k), v] for k, v in values],
+    }
+
+
+#: the name :mod:`ds01_core.api` gives the registry (a plugin builds one per snapshot it writes)
+TelemetryRegistry = Registry
 
 #: this process's own telemetry: what :func:`writing` writes
 TELEMETRY = Registry()
@@ -193,7 +236,7 @@ def telemetry_path(runtime_dir: str | Path, process: str) -> Path:
     return Path(runtime_dir) / SUBDIR / f"{process}.json"
 
 
-def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
+def write_snapshot(path: Path, snapshot: dict[str, Any], mode: int = FILE_MODE) -> None:
     """Write atomically: a temporary file in the same directory, renamed over the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(PermissionError):  # a directory someone else made: leave it
@@ -201,13 +244,25 @@ def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
+            os.fchmod(handle.fileno(), mode)
             json.dump(snapshot, handle, separators=(",", ":"))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_telemetry(
+    runtime_dir: str | Path, process: str, registry: Registry, *, mode: int = 0o600
+) -> Path:
+    """Write ``registry``'s snapshot once, atomically, to
+    ``<runtime_dir>/telemetry/<process>.json`` (what :func:`read_process_telemetry` reads): for
+    numbers a plugin computes once per cycle rather than counts as they happen. ``mode`` 0600 by
+    default, since such a snapshot may name users; the path written."""
+    path = telemetry_path(runtime_dir, process)
+    write_snapshot(path, registry.snapshot(process), mode)
+    return path
 
 
 class TelemetryWriter:
@@ -284,24 +339,28 @@ class HistogramSnapshot:
 
 @attrs.frozen
 class ProcessTelemetry:
-    """What one process (``ds01-gateway``, ``ds01-api``) has counted since it started."""
+    """What one process (``ds01-gateway``, ``ds01-api``) has counted since it started; a
+    gauge is kept as a :class:`CounterSnapshot` too (help, labels, values)."""
 
     process: str
     pid: int
     written: float
     counters: dict[str, CounterSnapshot]
     histograms: dict[str, HistogramSnapshot]
+    gauges: dict[str, CounterSnapshot] = attrs.field(factory=dict)
+
+
+def _values(c: dict[str, Any]) -> CounterSnapshot:
+    return CounterSnapshot(
+        str(c.get("help", "")),
+        tuple(str(x) for x in c["labels"]),
+        {tuple(str(x) for x in key): float(value) for key, value in c["values"]},
+    )
 
 
 def _parse(data: dict[str, Any]) -> ProcessTelemetry:
-    counters = {
-        name: CounterSnapshot(
-            str(c.get("help", "")),
-            tuple(str(x) for x in c["labels"]),
-            {tuple(str(x) for x in key): float(value) for key, value in c["values"]},
-        )
-        for name, c in data.get("counters", {}).items()
-    }
+    counters = {name: _values(c) for name, c in data.get("counters", {}).items()}
+    gauges = {name: _values(g) for name, g in data.get("gauges", {}).items()}
     histograms = {
         name: HistogramSnapshot(
             str(h.get("help", "")),
@@ -315,7 +374,12 @@ def _parse(data: dict[str, Any]) -> ProcessTelemetry:
         if len(hist.counts) != len(hist.buckets) + 1:
             raise ValueError(f"histogram {name}: {len(hist.counts)} counts for {hist.buckets}")
     return ProcessTelemetry(
-        str(data["process"]), int(data["pid"]), float(data["written"]), counters, histograms
+        str(data["process"]),
+        int(data["pid"]),
+        float(data["written"]),
+        counters,
+        histograms,
+        gauges,
     )
 
 

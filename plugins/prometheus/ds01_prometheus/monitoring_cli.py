@@ -1,5 +1,5 @@
 """``ds01 admin monitoring install``: Prometheus' scrape config and rules, the Alertmanager
-example and Grafana's dashboards and provisioning written onto this host
+example, VictoriaMetrics' arguments and Grafana's dashboards and provisioning written onto this host
 (:mod:`ds01_prometheus.monitoring_install` decides what), root only: it writes under /etc and
 /var/lib, which an admin who is not root cannot."""
 
@@ -58,6 +58,13 @@ def monitoring() -> None:
     show_default=True,
     help="Where the Alertmanager example goes.",
 )
+@click.option(
+    "--victoriametrics-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULTS.victoriametrics,
+    show_default=True,
+    help="Where VictoriaMetrics' ARGS file (victoria-metrics: retention, address) goes.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--force", is_flag=True, help="Also replace files an admin changed.")
 @json_option
@@ -66,6 +73,7 @@ def install(
     grafana_dir: Path,
     dashboards_dir: Path,
     alertmanager_dir: Path,
+    victoriametrics_dir: Path,
     dry_run: bool,
     force: bool,
     as_json: bool,
@@ -79,11 +87,13 @@ def install(
     if os.geteuid() != 0:
         fail(
             "`ds01 admin monitoring install` is for root, not for users or admins who are not "
-            "root: it writes Prometheus', Alertmanager's and Grafana's files under /etc and "
-            "/var/lib; run it as root (sudo ds01 admin monitoring install)",
+            "root: it writes Prometheus', Alertmanager's, VictoriaMetrics' and Grafana's files "
+            "under /etc and /var/lib; run it as root (sudo ds01 admin monitoring install)",
             2,
         )
-    dirs = Directories(prometheus_dir, grafana_dir, dashboards_dir, alertmanager_dir)
+    dirs = Directories(
+        prometheus_dir, grafana_dir, dashboards_dir, alertmanager_dir, victoriametrics_dir
+    )
     planned = plan(dirs, force=force)
     for each in planned:
         if not dry_run and each.writes:

@@ -1,11 +1,12 @@
-"""What ``ds01 admin monitoring install`` writes and where: the shipped Prometheus, Alertmanager
-and Grafana files planned against the host's directories, then written, never over a file an
-admin changed unless forced.
+"""What ``ds01 admin monitoring install`` writes and where: the shipped Prometheus, Alertmanager,
+VictoriaMetrics and Grafana files planned against the host's directories, then written, never
+over a file an admin changed unless forced.
 
 A file counts as the admin's when it differs both from what ds01 would write now and from what
 ds01 wrote last time: each install records the hash of every file it wrote in a manifest
 (``.ds01-monitoring.json`` in the Prometheus directory), so an older ds01 file is updated and an
-edited one is kept (shown with a diff summary) until ``--force``.
+edited one is kept (shown with a diff summary) until ``--force``. A file exactly as its Debian
+package ships it (``/etc/default/victoria-metrics``) is not an admin's change either.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ SHIPPED = Path(__file__).resolve().parent / "shipped"
 MANIFEST = ".ds01-monitoring.json"
 #: the dashboards provider's path as shipped; the install writes the real directory there
 SHIPPED_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/ds01"
+#: the file Debian's victoria-metrics.service reads its ARGS from, in ``Directories.victoriametrics``
+VM_ARGS = "victoria-metrics"
+#: sha256 of files as their Debian packages ship them: replaced like ds01's own older files
+PACKAGE_DEFAULTS = frozenset(
+    {
+        # victoria-metrics 1.79 (bookworm): ARGS="-storageDataPath=/var/lib/victoria-metrics"
+        "d36d375f8234b089f6c64304f0af43d22efad91d81454583721c28746ed05892",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class Directories:
     grafana: Path = Path("/etc/grafana/provisioning")
     dashboards: Path = Path(SHIPPED_DASHBOARDS_PATH)
     alertmanager: Path = Path("/etc/prometheus/ds01/alertmanager")
+    victoriametrics: Path = Path("/etc/default")
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,13 @@ def sources(dirs: Directories) -> list[tuple[str, Path, str]]:
     )
     for rules in sorted((SHIPPED / "rules").glob("*.yml")):
         found.append(("rules", dirs.prometheus / "rules" / rules.name, rules.read_text()))
+    found.append(
+        (
+            "victoriametrics args",
+            dirs.victoriametrics / VM_ARGS,
+            (SHIPPED / "victoriametrics" / VM_ARGS).read_text(),
+        )
+    )
     # the configuration and the templates it names (relative to its directory)
     for example in sorted(p for p in (SHIPPED / "alertmanager").iterdir() if p.is_file()):
         found.append(
@@ -124,7 +142,7 @@ def plan(dirs: Directories, force: bool = False) -> list[Planned]:
             planned.append(Planned(kind, path, text, "new"))
         elif current == text:
             planned.append(Planned(kind, path, text, "same"))
-        elif manifest.get(str(path)) == digest(current):
+        elif manifest.get(str(path)) == digest(current) or digest(current) in PACKAGE_DEFAULTS:
             planned.append(Planned(kind, path, text, "update", diff_summary(current, text)))
         else:
             status = "replace" if force else "kept"
@@ -170,6 +188,8 @@ def reload_hints(dirs: Directories) -> list[str]:
         "yours; then `systemctl reload prometheus`",
         f"Alertmanager: merge the example in {dirs.alertmanager} into its configuration, then "
         "`systemctl reload prometheus-alertmanager`",
+        f"VictoriaMetrics: {dirs.victoriametrics / VM_ARGS} sets its retention and address; "
+        "`systemctl restart victoria-metrics` (Prometheus remote-writes to it)",
         "Grafana: `systemctl restart grafana-server` (provisioning is read at start; the "
         "dashboards themselves are re-read every minute)",
     ]

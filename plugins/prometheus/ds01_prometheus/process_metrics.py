@@ -11,7 +11,8 @@ What the daemon's cycle does not see itself comes from elsewhere, and each sourc
 
 :meth:`ProcessMetrics.collect` (at scrape time) turns those counts into metric families and adds
 what ``ds01-gateway`` and ``ds01-api`` counted themselves (gateway requests and denials,
-allocation latency), read from the small JSON files they write (``read_process_telemetry``).
+allocation latency), read from the small JSON files they write (``read_process_telemetry``),
+and the accounting plugin's energy and CO₂ per user and carbon intensity from its own file.
 Every label's values are capped (:data:`MAX_LABEL_VALUES`; the rest count as ``other``).
 """
 
@@ -33,6 +34,7 @@ from prometheus_client.core import (
 )
 
 from ds01_core.api import read_process_telemetry
+from ds01_prometheus.accounting_metrics import accounting_families
 from ds01_prometheus.audit_follow import AuditFollower
 
 log = logging.getLogger(__name__)
@@ -225,7 +227,8 @@ class ProcessMetrics:
 
 def process_families(runtime_dir: str | None) -> list[Metric]:
     """Gateway requests and denials and allocation latency, summed over the processes'
-    telemetry files (each counts since its own start, so a restart is a counter reset)."""
+    telemetry files (each counts since its own start, so a restart is a counter reset), and
+    the accounting plugin's energy and CO₂ per user (:mod:`.accounting_metrics`)."""
     snapshots = read_process_telemetry(runtime_dir) if runtime_dir else []
     families: list[Metric] = []
     for name in PROCESS_COUNTERS:
@@ -247,7 +250,7 @@ def process_families(runtime_dir: str | None) -> list[Metric]:
         families.append(
             _histogram(name, [s.histograms[name] for s in snapshots if name in s.histograms])
         )
-    return families
+    return families + accounting_families(snapshots)
 
 
 def _histogram(name: str, parts: Sequence[Any]) -> Metric:

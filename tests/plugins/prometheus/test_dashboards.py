@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from ds01_prometheus.dashboards import SHIPPED, dashboards, render
-from ds01_prometheus.dashboards.panels import DATASOURCE_UID
+from ds01_prometheus.dashboards.panels import DATASOURCE_UID, HISTORY_DATASOURCE_UID
 
 ROOT = Path(__file__).resolve().parents[3]
 GRAFANA = ROOT / "plugins" / "prometheus" / "ds01_prometheus" / "shipped" / "grafana"
@@ -39,9 +39,10 @@ def test_the_installed_package_ships_the_dashboards() -> None:
         assert (SHIPPED / name).read_text() == render(data)
 
 
-def test_the_two_dashboards_are_there() -> None:
+def test_the_three_dashboards_are_there() -> None:
     boards = {data["uid"]: data for data in dashboards().values()}
-    assert set(boards) == {"ds01-operations", "ds01-my-usage"}
+    assert set(boards) == {"ds01-operations", "ds01-my-usage", "ds01-history"}
+    assert boards["ds01-history"]["title"] == "ds01 — history"
     assert boards["ds01-operations"]["title"] == "ds01 — operations"
     assert boards["ds01-my-usage"]["title"] == "ds01 — my usage"
     (variable,) = boards["ds01-my-usage"]["templating"]["list"]
@@ -58,7 +59,8 @@ def test_every_panel_has_a_datasource_a_query_a_unit_and_a_title(name: str) -> N
     for panel in found:
         where = f"{name}: panel {panel.get('title')!r}"
         assert panel.get("title"), where
-        assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, where
+        uid = HISTORY_DATASOURCE_UID if name == "ds01-history.json" else DATASOURCE_UID
+        assert panel["datasource"] == {"type": "prometheus", "uid": uid}, where
         assert panel["fieldConfig"]["defaults"].get("unit"), where
         assert panel.get("targets"), where
         ref_ids = [t["refId"] for t in panel["targets"]]
@@ -80,6 +82,10 @@ def test_the_provisioning_names_the_dashboards_datasource() -> None:
     sources = yaml.safe_load((GRAFANA / "provisioning/datasources/ds01.yml").read_text())
     (source,) = sources["datasources"]
     assert source["uid"] == DATASOURCE_UID and source["type"] == "prometheus"
+    history = yaml.safe_load((GRAFANA / "provisioning/datasources/ds01-history.yml").read_text())
+    (source,) = history["datasources"]
+    assert source["uid"] == HISTORY_DATASOURCE_UID and source["type"] == "prometheus"
+    assert source["url"] == "http://127.0.0.1:8428"  # the shipped -httpListenAddr
     providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/ds01.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import pytest
 from ds01_prometheus.dashboards import SHIPPED as SHIPPED_DASHBOARDS
-from ds01_prometheus.monitoring_install import MANIFEST, SHIPPED, digest
+from ds01_prometheus.monitoring_install import MANIFEST, PACKAGE_DEFAULTS, SHIPPED, digest
 
 from tests.conftest import in_ci
 from tests.helpers.user_cli import run_as
 
+#: /etc/default/victoria-metrics as Debian's victoria-metrics 1.79 ships it
+DEBIAN_VM_DEFAULTS = r"""# Set the command-line arguments to pass to the server.
+# Due to shell escaping, to pass backslashes for regexes, you need to double
+# them (\\d for \d). If running under systemd, you need to double them again
+# (\\\\d to mean \d), and escape newlines too.
+ARGS="-storageDataPath=/var/lib/victoria-metrics"
+"""
 DS01 = [sys.executable, "-c", "from ds01_core.transports.cli import main; main()"]
 
 
@@ -41,6 +48,7 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
         "grafana": tmp_path / "grafana" / "provisioning",
         "dashboards": tmp_path / "grafana-lib" / "dashboards" / "ds01",
         "alertmanager": tmp_path / "alertmanager",
+        "victoriametrics": tmp_path / "default",
     }
 
 
@@ -71,12 +79,17 @@ def test_install_writes_every_shipped_file_and_promtool_accepts_it(
         assert (dirs["alertmanager"] / example.name).read_text() == example.read_text()
     boards = sorted(p.name for p in SHIPPED_DASHBOARDS.glob("*.json"))
     assert sorted(p.name for p in dirs["dashboards"].iterdir()) == boards
-    assert boards == ["ds01-my-usage.json", "ds01-operations.json"]
+    assert boards == ["ds01-history.json", "ds01-my-usage.json", "ds01-operations.json"]
     provider = (dirs["grafana"] / "dashboards" / "ds01.yml").read_text()
     assert f"path: {dirs['dashboards']}\n" in provider  # pointed at where the JSON went
     assert "uid: ds01-prometheus" in (dirs["grafana"] / "datasources" / "ds01.yml").read_text()
+    history = (dirs["grafana"] / "datasources" / "ds01-history.yml").read_text()
+    assert "uid: ds01-victoriametrics" in history and "url: http://127.0.0.1:8428" in history
+    vm_args = (dirs["victoriametrics"] / "victoria-metrics").read_text()
+    assert vm_args == (SHIPPED / "victoriametrics" / "victoria-metrics").read_text()
+    assert "-retentionPeriod=2y " in vm_args
     # one progress line per file, and what to reload
-    assert result.stdout.count("written") == len(boards) + 3 + len(
+    assert result.stdout.count("written") == len(boards) + 5 + len(
         list((SHIPPED / "rules").glob("*.yml"))
     ) + len(examples)
     assert "systemctl reload prometheus" in result.stdout
@@ -122,6 +135,26 @@ def test_ds01s_own_older_file_is_updated(dirs: dict[str, Path]) -> None:
     (line,) = [x for x in result.stdout.splitlines() if str(board) in x.split()]
     assert line.startswith("updated")
     assert board.read_text() == (SHIPPED_DASHBOARDS / "ds01-operations.json").read_text()
+
+
+def test_debians_own_victoria_metrics_defaults_are_replaced(dirs: dict[str, Path]) -> None:
+    """/etc/default/victoria-metrics as the package ships it is nobody's edit: replaced on the
+    first install; one line changed from it is an admin's, kept."""
+    promtool()
+    stock = dirs["victoriametrics"] / "victoria-metrics"
+    stock.parent.mkdir(parents=True)
+    debian = DEBIAN_VM_DEFAULTS
+    assert digest(debian) in PACKAGE_DEFAULTS, "not Debian's file: the fixture is wrong"
+    stock.write_text(debian.replace("lib/victoria", "srv/victoria"))
+    kept = install(dirs)
+    assert kept.returncode == 1 and "srv/victoria" in stock.read_text()
+    stock.write_text(debian)
+    result = install(dirs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if "victoriametrics args" in x]
+    assert line.startswith("updated") and line.endswith(str(stock) + " (+13 -5 lines)")
+    assert stock.read_text() == (SHIPPED / "victoriametrics" / "victoria-metrics").read_text()
+    assert f"VictoriaMetrics: {stock} sets its retention" in result.stdout
 
 
 def test_dry_run_writes_nothing(dirs: dict[str, Path]) -> None:

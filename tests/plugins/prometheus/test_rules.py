@@ -18,6 +18,7 @@ from tests.plugins.prometheus.alerting import RULES, binary, run
 
 ALERTS = RULES / "ds01-alerts.yml"
 RECORDING = RULES / "ds01-recording.yml"
+HISTORY = RULES / "ds01-history.yml"
 TESTS = sorted((RULES / "tests").glob("*.yml"))
 
 #: the metric catalogue (issue 15, METRICS-15.md): what ds01d's exporter serves
@@ -45,6 +46,9 @@ CATALOGUE = {
     "ds01_gateway_denials_total", "ds01_allocation_duration_seconds", "ds01_gateway_up",
     "ds01_filesystem_avail_bytes", "ds01_filesystem_size_bytes",
     "ds01_exporter_scrape_duration_seconds",
+    # issue 16: the accounting plugin's totals, through the exporter
+    "ds01_user_energy_joules_total", "ds01_user_co2_grams_total",
+    "ds01_carbon_intensity_grams_per_kwh",
 }  # fmt: skip
 
 
@@ -81,6 +85,7 @@ def test_promtool_tests_pass():
         "capacity-waste.yml",
         "daemon.yml",
         "gpu-health.yml",
+        "history.yml",
         "recording.yml",
         "workloads.yml",
     ]
@@ -104,8 +109,24 @@ def test_every_alert_follows_the_house_rules():
         assert all(text.strip() for text in rule["annotations"].values()), name
 
 
+def test_promtool_checks_the_history_rules():
+    result = run([binary("promtool"), "check", "rules", str(HISTORY)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.findall(r"SUCCESS: (\d+) rules found", result.stdout) == [
+        str(len(rules(HISTORY, "record")))
+    ]
+    intervals = {group["name"]: group["interval"] for group in load(HISTORY)["groups"]}
+    assert intervals == {"ds01-history-hourly": "1h", "ds01-history-daily": "1d"}
+    names = {rule["record"] for rule in rules(HISTORY, "record")}
+    assert not names & {rule["record"] for rule in rules(RECORDING, "record")}
+    for name in names:  # every hourly aggregate has its daily one, and the other way round
+        level, what, how = name.split(":")
+        twin = how.replace("hourly", "daily") if "hourly" in how else how.replace("daily", "hourly")
+        assert f"{level}:{what}:{twin}" in names, name
+
+
 def test_rules_read_only_catalogue_metrics():
-    for path in (ALERTS, RECORDING):
+    for path in (ALERTS, RECORDING, HISTORY):
         for rule in rules(path, "expr"):
             unknown = metric_names(rule["expr"]) - CATALOGUE - {"up"}
             assert not unknown, f"{rule.get('alert') or rule.get('record')}: {unknown}"
@@ -146,15 +167,18 @@ def test_without_for_every_alert_test_fails(tmp_path):
     assert failed == {r["alert"] for r in rules(ALERTS, "alert")}
 
 
-def test_every_recording_rule_is_checked_by_value():
+@pytest.mark.parametrize(
+    ("path", "tests"), [(RECORDING, "recording.yml"), (HISTORY, "history.yml")]
+)
+def test_every_recording_rule_is_checked_by_value(path, tests):
     tested = {
         case["expr"]
-        for test in load(RULES / "tests" / "recording.yml")["tests"]
+        for test in load(RULES / "tests" / tests)["tests"]
         for case in test.get("promql_expr_test", [])
         if case["exp_samples"]
     }
-    assert {rule["record"] for rule in rules(RECORDING, "record")} <= tested
-    for rule in rules(RECORDING, "record"):
+    assert {rule["record"] for rule in rules(path, "record")} <= tested
+    for rule in rules(path, "record"):
         assert re.fullmatch(r"ds01:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), rule["record"]
 
 
@@ -178,3 +202,6 @@ def test_docs_name_every_alert_and_recording_rule():
         assert row in docs, row
     for rule in rules(RECORDING, "record"):
         assert f"`{rule['record']}`" in docs, rule["record"]
+    history = (Path(__file__).resolve().parents[3] / "docs" / "history.md").read_text()
+    for rule in rules(HISTORY, "record"):
+        assert f"`{rule['record']}`" in history, rule["record"]

@@ -17,7 +17,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable, 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import VariableRefresh, VariableSort
 
-from ds01_prometheus.dashboards import my_usage, operations
+from ds01_prometheus.dashboards import history, my_usage, operations
 from ds01_prometheus.dashboards.panels import DATASOURCE, Item
 
 #: where the checked-in JSON lives inside the package
@@ -57,9 +57,12 @@ def dashboards() -> dict[str, dict[str, Any]]:
         .refresh(VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(VariableSort.ALPHABETICAL_ASC)
     )
+    # each row sets its own range; the picker's only matters to Grafana's own controls
+    past = _dashboard(history.UID, history.TITLE, history.items()).time("now-7d", "now")
     return {
         "ds01-operations.json": _numbered(_to_json(ops)),
         "ds01-my-usage.json": _numbered(_to_json(mine)),
+        "ds01-history.json": _numbered(_to_json(past.refresh("1h"))),
     }
 
 

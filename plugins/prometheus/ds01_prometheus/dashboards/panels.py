@@ -12,6 +12,9 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 #: the uid the shipped provisioning gives the Prometheus datasource (shipped/grafana/provisioning)
 DATASOURCE_UID = "ds01-prometheus"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+#: VictoriaMetrics, the long-term store (answers PromQL: Grafana's Prometheus datasource type)
+HISTORY_DATASOURCE_UID = "ds01-victoriametrics"
+HISTORY_DATASOURCE = DataSourceRef(type_val="prometheus", uid=HISTORY_DATASOURCE_UID)
 
 #: Grafana's unit for a plain number; GPU-equivalents have no unit of their own
 GPU_EQUIVALENTS = "none"
@@ -19,20 +22,29 @@ GPU_EQUIVALENTS = "none"
 Query = tuple[str, str]  # (PromQL, legend)
 
 
-def _targets(queries: list[Query], instant: bool = False) -> list[prometheus.Dataquery]:
+def _targets(
+    queries: list[Query], instant: bool = False, table: bool = True
+) -> list[prometheus.Dataquery]:
     targets = []
     for index, (expr, legend) in enumerate(queries):
         target = prometheus.Dataquery().expr(expr).ref_id(chr(ord("A") + index))
         if legend:
             target = target.legend_format(legend)
         if instant:
-            target = target.instant().format(PromQueryFormat.TABLE)
+            target = target.instant()
+            if table:
+                target = target.format(PromQueryFormat.TABLE)
         targets.append(target)
     return targets
 
 
 def graph(
-    title: str, unit: str, queries: list[Query], description: str = "", width: int = 12
+    title: str,
+    unit: str,
+    queries: list[Query],
+    description: str = "",
+    width: int = 12,
+    datasource: DataSourceRef = DATASOURCE,
 ) -> timeseries.Panel:
     """A time series panel: how something moved over the dashboard's range."""
     panel = (
@@ -40,7 +52,7 @@ def graph(
         .title(title)
         .description(description)
         .unit(unit)
-        .datasource(DATASOURCE)
+        .datasource(datasource)
         .height(8)
         .span(width)
     )
@@ -50,25 +62,37 @@ def graph(
 
 
 def single(
-    title: str, unit: str, queries: list[Query], description: str = "", width: int = 6
+    title: str,
+    unit: str,
+    queries: list[Query],
+    description: str = "",
+    width: int = 6,
+    datasource: DataSourceRef = DATASOURCE,
+    instant: bool = False,
 ) -> stat.Panel:
-    """A stat panel: one number now (the last value over the range)."""
+    """A stat panel: one number now (the last value over the range; with ``instant``, one
+    query at the range's end, for a number that already covers the range)."""
     panel = (
         stat.Panel()
         .title(title)
         .description(description)
         .unit(unit)
-        .datasource(DATASOURCE)
+        .datasource(datasource)
         .height(4)
         .span(width)
     )
-    for target in _targets(queries):
+    for target in _targets(queries, instant=instant, table=False):
         panel = panel.with_target(target)
     return panel
 
 
 def listing(
-    title: str, unit: str, queries: list[Query], description: str = "", width: int = 24
+    title: str,
+    unit: str,
+    queries: list[Query],
+    description: str = "",
+    width: int = 24,
+    datasource: DataSourceRef = DATASOURCE,
 ) -> table.Panel:
     """A table of instant values, one row per series (labels as columns)."""
     panel = (
@@ -76,7 +100,7 @@ def listing(
         .title(title)
         .description(description)
         .unit(unit)
-        .datasource(DATASOURCE)
+        .datasource(datasource)
         .height(8)
         .span(width)
     )
