@@ -22,7 +22,6 @@ from ds01_accounting.records import (
     write_segments,
 )
 from ds01_accounting.store import AccountingStore, db_path
-
 from ds01_core.api import Event, Runtime
 from tests.plugins.accounting.report_fixture import ALLOCATIONS, SINCE, UNTIL, queue_events
 

@@ -8,11 +8,11 @@ import datetime as dt
 import statistics
 
 import pytest
-from ds01_accounting.usage import UsageRow
 
 from ds01_accounting.report.figures import compute, peak_demand
 from ds01_accounting.report.period import Period
 from ds01_accounting.report.queue_waits import queue_waits
+from ds01_accounting.usage import UsageRow
 from tests.plugins.accounting.report_fixture import (
     ALLOCATIONS,
     HAND,

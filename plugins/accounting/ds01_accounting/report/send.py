@@ -1,7 +1,7 @@
 """Delivering a rendered report to its recipients as notices, through the notify plugin.
 
-Each recipient gets one :class:`~ds01_core.api.Notice` (subject ``ds01 usage report 2026-11``)
-through ``tell_user``, so every delivery is in the audit log like any other notice. The report
+Each recipient gets one :class:`~ds01_core.api.Notice` (subject ``ds01 usage report 2026-11``,
+narrowed with ``Notice.channels``) through ``tell_user``, so every delivery is in the audit log like any other notice. The report
 goes only through ``plugins.accounting.report.channels`` (e-mail and webhooks by default: a
 whole report written to an admin's terminal helps no one), and webhooks — one team channel,
 whoever the recipient — get it once, with the first recipient, not once per recipient.
@@ -9,8 +9,7 @@ whoever the recipient — get it once, with the first recipient, not once per re
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -38,19 +37,6 @@ class Delivery:
         return attrs.asdict(self)
 
 
-@contextlib.contextmanager
-def _through(runtime: Runtime, families: Collection[str]) -> Iterator[None]:
-    """Deliver only through ``families`` while inside (the notify plugin's per-thread choice);
-    without the notify plugin there is nothing to narrow."""
-    try:
-        from ds01_notify.dispatch import only_channels
-    except ImportError:
-        yield
-        return
-    with only_channels(runtime, set(families)):
-        yield
-
-
 def send_report(
     runtime: Runtime,
     subject: str,
@@ -65,9 +51,14 @@ def send_report(
         families = [c for c in channels if index == 0 or c not in _ONCE]
         if not families:
             continue
-        notice = Notice(user=user, subject=subject, message=body, event_type=EVENT_TYPE)
-        with _through(runtime, families):
-            results = [r for r in tell_user(runtime, notice) if r.channel not in RECORD_ONLY]
+        notice = Notice(
+            user=user,
+            subject=subject,
+            message=body,
+            event_type=EVENT_TYPE,
+            channels=tuple(families),  # the notify plugin delivers through these only
+        )
+        results = [r for r in tell_user(runtime, notice) if r.channel not in RECORD_ONLY]
         if not results:
             deliveries.append(
                 Delivery(
