@@ -11,12 +11,12 @@ import os
 import stat
 
 import pytest
-from ds01_prometheus.process_metrics import ProcessMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.framework.telemetry import read_process_telemetry, telemetry_path
+from ds01_prometheus.process_metrics import ProcessMetrics
 from tests.helpers.config import write_config
 from tests.helpers.gateway import docker, http, raw_as, running_gateway, status_of
 from tests.helpers.servers import running_api

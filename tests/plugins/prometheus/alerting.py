@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ds01_core.framework.runtime import Runtime, load_runtime
 from ds01_prometheus.alert_receiver import PATH, receive
 from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
 from ds01_prometheus.server import ExporterService
-
-from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.conftest import unavailable
 from tests.helpers.config import write_config
 from tests.helpers.waiting import wait_until

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ds01_prometheus.collector import exporter_of
 from prometheus_client.parser import text_string_to_metric_families
 
 from ds01_core.domain.audit_log import EventLog
 from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_prometheus.collector import exporter_of
 from tests.helpers.config import write_config
 
 #: plugins the snapshot tests leave out: they act on the host (cgroups, quotas) or the network

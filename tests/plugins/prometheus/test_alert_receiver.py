@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ds01_prometheus import alert_message
-from ds01_prometheus.alert_receiver import MAX_BODY, is_loopback, receive
-from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
 
 import ds01_notify
 from ds01_core.framework.runtime import Runtime, load_runtime
+from ds01_prometheus import alert_message
+from ds01_prometheus.alert_receiver import MAX_BODY, is_loopback, receive
+from ds01_prometheus.alert_receiver_config import AlertReceiverConfig
 from tests.plugins.notify.notify_servers import SmtpServer, WebhookServer, start_smtp
 from tests.plugins.prometheus.alerting import (
     ADMINS,

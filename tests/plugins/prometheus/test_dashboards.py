@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ds01_prometheus.dashboards import SHIPPED, dashboards, render
 from ds01_prometheus.dashboards.panels import DATASOURCE_UID, HISTORY_DATASOURCE_UID
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from ds01_prometheus.dashboards import SHIPPED as DASHBOARDS
 from ds01_prometheus.monitoring_install import SHIPPED
-
 from tests.conftest import in_ci
 from tests.helpers.config import write_config
 from tests.helpers.gateway import docker, running_gateway

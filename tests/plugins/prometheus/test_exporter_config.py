@@ -5,9 +5,9 @@ refused (fail closed) unless the admin says ``allow_insecure_remote``."""
 from __future__ import annotations
 
 import pytest
-from ds01_prometheus.config import DOCKER_ROOT, ListenError, PrometheusConfig, parse_listen
 
 from ds01_core.domain.config import ConfigError
+from ds01_prometheus.config import DOCKER_ROOT, ListenError, PrometheusConfig, parse_listen
 from tests.plugins.prometheus.exporter_helpers import make_runtime
 
 

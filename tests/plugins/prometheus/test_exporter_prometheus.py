@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ds01_prometheus.server import ExporterService
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.model import Workload
 from ds01_core.domain.state.allocations import Allocations
+from ds01_prometheus.server import ExporterService
 from tests.conftest import unavailable
 from tests.plugins.prometheus.exporter_helpers import (
     free_port,

@@ -16,11 +16,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ds01_prometheus.server import ExporterError, ExporterService
 
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.domain.model import Workload
 from ds01_core.domain.state.allocations import Allocations
+from ds01_prometheus.server import ExporterError, ExporterService
 from tests.plugins.prometheus.exporter_helpers import (
     free_port,
     make_runtime,

@@ -9,16 +9,6 @@ import importlib.util
 
 import attrs
 import pytest
-from ds01_prometheus.collector import (
-    CYCLE_BUCKETS,
-    Exporter,
-    exporter_of,
-    load_process_metrics,
-    running_exporter,
-)
-from ds01_prometheus.gpu_metrics import REASON_CODES as PLUGIN_REASON_CODES
-from ds01_prometheus.gpu_metrics import THROTTLE_REASONS as PLUGIN_THROTTLE_REASONS
-from ds01_prometheus.server import ExporterService
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 
@@ -29,6 +19,16 @@ from ds01_core.domain.state.allocations import Allocations
 from ds01_core.domain.state.gpu_queue import Waiter
 from ds01_core.framework.hookspecs import hookimpl
 from ds01_core.framework.runtime import load_runtime
+from ds01_prometheus.collector import (
+    CYCLE_BUCKETS,
+    Exporter,
+    exporter_of,
+    load_process_metrics,
+    running_exporter,
+)
+from ds01_prometheus.gpu_metrics import REASON_CODES as PLUGIN_REASON_CODES
+from ds01_prometheus.gpu_metrics import THROTTLE_REASONS as PLUGIN_THROTTLE_REASONS
+from ds01_prometheus.server import ExporterService
 from tests.helpers.config import write_config
 from tests.plugins.prometheus.exporter_helpers import (
     QUIET,

@@ -12,11 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ds01_prometheus.server import ExporterService
 
 from ds01_accounting.metrics_file import publish
 from ds01_core.cycle.pipeline import run_cycle
 from ds01_core.framework.telemetry import telemetry_path
+from ds01_prometheus.server import ExporterService
 from tests.conftest import in_ci
 from tests.plugins.prometheus.exporter_helpers import (
     QUIET,

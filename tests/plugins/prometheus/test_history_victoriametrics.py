@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from ds01_prometheus.dashboards import dashboards
 from ds01_prometheus.dashboards.history import ALL_TIME
-
 from tests.helpers.waiting import wait_until
 from tests.plugins.prometheus import history_data
 from tests.plugins.prometheus.alerting import SHIPPED

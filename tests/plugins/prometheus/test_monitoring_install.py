@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ds01_prometheus.dashboards import SHIPPED as SHIPPED_DASHBOARDS
 from ds01_prometheus.monitoring_install import MANIFEST, PACKAGE_DEFAULTS, SHIPPED, digest
-
 from tests.conftest import in_ci
 from tests.helpers.user_cli import run_as
 

@@ -14,12 +14,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from ds01_prometheus.process_metrics import MAX_LABEL_VALUES, ProcessMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.framework.telemetry import Registry, telemetry_path, write_snapshot
+from ds01_prometheus.process_metrics import MAX_LABEL_VALUES, ProcessMetrics
 from tests.helpers.config import write_config
 
 WRITER = """
