@@ -64,7 +64,7 @@ def _line(row: dict[str, Any]) -> tuple[str, ...]:
     "--by",
     type=click.Choice(BY),
     default=None,
-    help="One line per user (default), group, or period.",
+    help="One line per user (default), group, container (user/name), or period.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one line per row, then the total).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ds01_accounting.by_container import per_container
 from ds01_accounting.config import AccountingConfig
 from ds01_accounting.periods import PERIODS, window
 from ds01_accounting.sums import BY, aggregate
@@ -67,7 +68,7 @@ def usage(
     by: str | None = None,
 ) -> dict[str, Any]:
     """GPU-hours, efficiency, idle GPU-hours, energy and CO2 in a window, summed ``by`` user
-    (the default), group, day, week or month, with the total."""
+    (the default), group, container, day, week or month, with the total."""
     if period is not None and period not in PERIODS:
         raise Invalid(f"--period: expected one of {', '.join(PERIODS)}, got {period!r}")
     by = by or "user"
@@ -86,7 +87,10 @@ def usage(
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     try:
-        rows, total = aggregate(runtime, start, end, by, users=users, groups=groups)
+        if by == "container":
+            rows, total = per_container(runtime, start, end, users=users, groups=groups)
+        else:
+            rows, total = aggregate(runtime, start, end, by, users=users, groups=groups)
     except sqlite3.Error as exc:
         raise Unavailable(f"cannot read the usage records: {exc}") from None
     return {

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 HOUR = 3600
 DAY = 86400
-BY: tuple[str, ...] = ("user", "group", "day", "week", "month")
+#: what ``ds01 usage --by`` sums over (``container``: see :mod:`ds01_accounting.by_container`)
+BY: tuple[str, ...] = ("user", "group", "container", "day", "week", "month")
 
 #: a period's key from a moment column (Unix seconds, UTC, an INTEGER); ISO weeks start on
 #: Monday, and the Unix epoch was a Thursday (3 days after a Monday)

@@ -104,6 +104,13 @@ def test_totals_equal_the_sum_over_the_allocations(root, seeded) -> None:
     days = json.loads(invoke(root, seeded, "--all", *WINDOW, "--by", "day", "--json").output)
     assert [r["key"] for r in days["rows"]] == ["2025-03-03"]
     assert days["rows"][0]["gpu_eq_seconds"] == pytest.approx(data["total"]["gpu_eq_seconds"])
+    # per container (GREEN-01: energy per container too), the same total
+    per = json.loads(invoke(root, seeded, "--all", *WINDOW, "--by", "container", "--json").output)
+    assert {r["key"]: r["gpu_eq_seconds"] for r in per["rows"]} == pytest.approx(
+        {"ds01ta/a": 300.0, "ds01tb/b": 3 / 7 * 600, "ds01tb/c": 2 / 7 * 90}, abs=1e-3
+    )
+    assert per["total"]["gpu_eq_seconds"] == pytest.approx(data["total"]["gpu_eq_seconds"])
+    assert per["total"]["energy_kwh"] == pytest.approx(data["total"]["energy_kwh"])
 
 
 def test_one_user_and_the_formats(root, seeded) -> None:
