@@ -112,6 +112,11 @@ CASES: tuple[Case, ...] = (
     Case("notify test", ok_codes=frozenset({0, 1}), expect="audit-log  yes"),
     # ds01-accounting: no daemon ran here, so no records: the caller's own (empty) usage
     Case("usage", expect="GPU usage of"),
+    # no carbon source is configured here: said so, for everyone
+    Case("carbon status", expect="No carbon-intensity source is configured"),
+    Case("carbon report", expect="CO₂ from"),
+    # the monthly report is for admins (a plain user is refused with exit 2)
+    Case("report monthly", admin=True, expect="ds01 usage report"),
     # no directory is configured here: a clear usage refusal, for admins too
     Case("admin ldap sync", ["--dry-run"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
     Case("admin ldap show", ["ds01ta"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
