@@ -88,11 +88,19 @@ def answers(host: SystemdContainer) -> bool:
     return "DCGM_FI_DEV_GPU_TEMP" in host.sh(f"{probe} || true", check=False)
 
 
+def is_active(host: SystemdContainer) -> bool:
+    """Started, not still "activating": the unit's ExecStartPost has seen /metrics answer."""
+    state = host.sh("systemctl is-active ds01-dcgm-exporter || true", check=False).strip()
+    return state == "active"
+
+
 def wait_for_new_pid(host: SystemdContainer, old: int, timeout: float) -> int:
+    """A new main process that answers, in a unit systemd counts as started (a test that acts
+    on it earlier, during ExecStartPost, would race the unit's own start check)."""
     deadline = time.monotonic() + timeout
     while True:
         pid = main_pid(host)
-        if pid not in (0, old) and answers(host):
+        if pid not in (0, old) and answers(host) and is_active(host):
             return pid
         assert time.monotonic() < deadline, host.sh(
             "systemctl status --no-pager ds01-dcgm-exporter || true", check=False
@@ -116,6 +124,7 @@ def test_an_exporter_that_dies_is_started_again(host: SystemdContainer) -> None:
 
 
 def test_an_exporter_that_hangs_is_restarted_by_the_check(host: SystemdContainer) -> None:
+    wait_for_new_pid(host, 0, timeout=40)  # started (after the previous test's restart)
     old = main_pid(host)
     host.sh(f"kill -STOP {old}")
     assert not answers(host)
