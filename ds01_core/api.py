@@ -27,7 +27,8 @@ The model (what hooks take and return)
     plugin's "no"; ``Action``: what enforcement did; ``Event``: an audit-log entry;
     ``Notice``, ``DeliveryResult``: a message to a user and how its delivery went;
     ``EffectiveLimits``: one user's resolved limits; ``QuotaLine``: one line of ``ds01 quota``;
-    ``utc_text``: the one way a moment is written (``2026-11-30T12:00:00Z``).
+    ``utc_text``: the one way a moment is written (``2026-11-30T12:00:00Z``); ``parse_time``:
+    the one way a typed moment is read (``2026-11-22``, ``…T10:00Z``, or an age like ``2h``).
 
 Units and configuration fields
     ``Duration``, ``TimeLimit``, ``ByteSize``: typed config values written as ``90s``/``2h``,
@@ -92,6 +93,7 @@ if TYPE_CHECKING:
     from ds01_core.cycle.steps import CycleContext as CycleContext
     from ds01_core.cycle.steps import CycleReport as CycleReport
     from ds01_core.cycle.steps import CycleStep as CycleStep
+    from ds01_core.domain.audit_log import parse_time as parse_time
     from ds01_core.domain.config.checks import AbsPath as AbsPath
     from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
     from ds01_core.domain.docker_engine import DockerAdapter as DockerAdapter
@@ -173,6 +175,7 @@ _SOURCES: dict[str, str] = {
     "Refusal": "ds01_core.domain.model",
     "Workload": "ds01_core.domain.model",
     "utc_text": "ds01_core.domain.model",
+    "parse_time": "ds01_core.domain.audit_log",
     # units and configuration fields
     "ByteSize": "ds01_core.domain.units",
     "Duration": "ds01_core.domain.units",
@@ -338,6 +341,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "Refusal",
     "Workload",
     "utc_text",
+    "parse_time",
     # units and configuration fields
     "AbsPath",
     "ByteSize",

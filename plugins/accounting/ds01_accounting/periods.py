@@ -11,33 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from ds01_core.api import Duration
+from ds01_core.api import parse_time
 
 PERIODS: tuple[str, ...] = ("week", "month", "term", "year", "all")
 
 
 def parse_moment(text: str, now: dt.datetime) -> dt.datetime:
-    """A moment from what a person types, as an aware UTC datetime: ``2026-11-22`` (that
-    day's start), ``2026-11-22T10:00``, ``…Z``/``…+01:00`` (no offset: UTC), or an age such as
-    ``2h``, ``7d``, ``1h30m`` meaning that long before ``now``.
+    """A moment from what a person types, read as ``ds01 events --since`` reads it, except that a
+    time without an offset is UTC (usage windows are UTC days and months).
 
     :raises ValueError: with the forms that are understood.
     """
-    value = text.strip()
-    try:
-        return now - dt.timedelta(seconds=float(Duration.parse(value)))
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"expected an ISO date or time (2026-11-22, 2026-11-22T10:00Z) or an age like "
-            f"2h, 7d; got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    return parse_time(text, now)
 
 
 def term_start(now: dt.datetime, starts: Sequence[str]) -> dt.datetime:
