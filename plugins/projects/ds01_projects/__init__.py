@@ -1,0 +1,46 @@
+"""ds01-projects: from a new account to a running GPU project.
+
+``ds01 image`` (images named ``ds01/<user>/<name>`` from the admin's catalogue of bases, built
+through the gateway as the user), ``ds01 project`` (workspaces with a Dockerfile and a
+``.devcontainer/devcontainer.json``, launched on a GPU), ``ds01 container retire``, and
+``ds01 setup`` (the first-login wizard). Public API beyond the hooks:
+
+- :class:`ProjectsConfig`: the ``plugins.projects`` section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ds01_core.api import hookimpl
+from ds01_projects.config import ProjectsConfig
+
+if TYPE_CHECKING:
+    import click
+
+    from ds01_core.api import Operation
+
+__version__ = "0.1.0"
+
+__all__ = ["ProjectsConfig"]
+
+
+@hookimpl
+def plugin_config_sections() -> Mapping[str, type]:
+    """``plugins.projects:``, validated by the core with every problem named by its path."""
+    return {"projects": ProjectsConfig}
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``projects.settings``: what the user's own process needs to know from the server."""
+    from ds01_projects.settings import OPERATIONS
+
+    return [*OPERATIONS]
+
+
+@hookimpl
+def add_cli_commands(cli: click.Group) -> None:
+    """``ds01 image``, ``ds01 project``, ``ds01 container retire`` and ``ds01 setup``."""
+    del cli  # the commands are added by the modules that define them, below
