@@ -136,6 +136,8 @@ class LimitSet:
     gpu_idle_threshold: float | None = None
     cpu_idle_threshold: float | None = None
     network_idle_threshold: ByteSize | None = None
+    max_images: int | None = None
+    max_image_storage: ByteSize | None = None
 
     def items_set(self) -> Iterable[tuple[str, Any]]:
         for field in attrs.fields(LimitSet):
