@@ -77,10 +77,10 @@ def namespace_owner(ref: str) -> str | None:
 
 
 def tags_owner(tags: Iterable[str]) -> str | None:
-    """The one user whose namespace every namespaced tag is in; None when none is namespaced
-    or they name different users."""
+    """The one user whose namespace every tag is in; None when a tag is outside ``ds01/`` or
+    they name different users. (A shared image someone also tagged into their namespace stays
+    shared: a tag must not take an image everyone uses away from the others.)"""
     owners = {namespace_owner(t) for t in tags if t and _NO_TAG not in t}
-    owners.discard(None)
     return owners.pop() if len(owners) == 1 else None
 
 
@@ -95,7 +95,7 @@ def image_labels(image: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def image_owner(image: Mapping[str, Any]) -> str | None:
     """Whose image this is (an inspect or a listing row): its ``ds01.owner`` label, else the
-    user whose namespace all its namespaced tags are in; None for a shared image."""
+    user whose namespace all its tags are in; None for a shared image."""
     label = image_labels(image).get(IMAGE_OWNER_LABEL)
     if isinstance(label, str) and label.strip():
         return normalize_username(label)
@@ -108,4 +108,8 @@ def image_owner(image: Mapping[str, Any]) -> str | None:
 def real_tags(image: Mapping[str, Any]) -> list[str]:
     """An image's tags, without the ``<none>:<none>`` of an untagged one."""
     tags = image.get("RepoTags")
-    return [str(t) for t in tags or [] if t and _NO_TAG not in str(t)] if isinstance(tags, list) else []
+    return (
+        [str(t) for t in tags or [] if t and _NO_TAG not in str(t)]
+        if isinstance(tags, list)
+        else []
+    )

@@ -69,9 +69,15 @@ def test_the_owner_label_decides_whatever_the_tags():
     assert image_owner(summary) == "alice"
 
 
-def test_without_a_label_namespaced_tags_decide_when_they_agree():
-    assert image_owner({"RepoTags": ["ds01/bob/x:1", "docker.io/ds01/bob/y:2", "z:3"]}) == "bob"
+def test_without_a_label_tags_decide_when_all_are_in_one_namespace():
+    assert image_owner({"RepoTags": ["ds01/bob/x:1", "docker.io/ds01/bob/y:2"]}) == "bob"
+    assert image_owner({"RepoTags": ["ds01/bob/x:1", "<none>:<none>"]}) == "bob"
     assert image_owner({"RepoTags": ["ds01/bob/x:1", "ds01/carol/x:1"]}) is None
+
+
+def test_a_shared_image_tagged_into_a_namespace_stays_shared():
+    # bob's tag must not take busybox away from everyone else
+    assert image_owner({"RepoTags": ["busybox:latest", "ds01/bob/bb:latest"]}) is None
     assert image_owner({"Config": {"Labels": None}, "RepoTags": ["ds01/bob/x:1"]}) == "bob"
 
 
