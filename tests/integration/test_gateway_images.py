@@ -1,0 +1,288 @@
+"""Images through the gateway as real users: a namespace per user (``ds01/<user>/…``), the
+``ds01.owner`` label on builds and commits, other users' images hidden, and the image limits.
+
+ds01ta builds into her namespace; ds01tb tries every way into it (build, tag, commit, pull,
+load, remove, inspect, history, save, list, create a container); ds01tc (admin) sees and
+removes everything. Builds use the classic builder (``DOCKER_BUILDKIT=0``), from the test image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ds01_core.domain.images import IMAGE_OWNER_LABEL, image_owner, real_tags
+from tests.helpers.config import write_config
+from tests.helpers.gateway import DOCKER, as_user, docker, running_gateway
+
+pytestmark = pytest.mark.integration
+V = "/v1.41"
+PID = os.getpid()
+
+
+def ok(result):
+    assert result.returncode == 0, (
+        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
+    return result.stdout
+
+
+def refused(result, text="belongs to another user"):
+    assert result.returncode != 0, f"{result.args} was allowed: {result.stdout}"
+    assert text in result.stderr, result.stderr
+    return result.stderr
+
+
+def build(user, sock, context: Path, *args: str):
+    """``docker build`` as ``user`` with the classic builder."""
+    return as_user(
+        user, sock, "DOCKER_BUILDKIT=0", DOCKER, "build", *args, str(context), timeout=120
+    )
+
+
+def engine(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real engine, as root (not through the gateway)."""
+    return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=120)
+
+
+def engine_inspect(ref: str) -> dict | None:
+    result = engine("image", "inspect", ref)
+    return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory, test_image):
+    """A build context any user can read."""
+    directory = tmp_path_factory.mktemp("gwimg-ctx")
+    (directory / "Dockerfile").write_text(f"FROM {test_image}\nLABEL gwimg.test={PID}\n")
+    os.chmod(directory, 0o755)
+    os.chmod(directory / "Dockerfile", 0o644)
+    for parent in directory.parents:
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o055)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def made():
+    """References of images the tests made, removed at the end (by the engine, as root)."""
+    refs: list[str] = []
+    yield refs
+    for ref in reversed(refs):
+        engine("rmi", "-f", ref)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, unix_users, docker_engine, test_image):
+    config = write_config(tmp_path_factory.mktemp("gwimg"))
+    with running_gateway(config) as sock:
+        yield sock
+
+
+@pytest.fixture(scope="module")
+def alice(unix_users):
+    return unix_users["ds01ta"]
+
+
+@pytest.fixture(scope="module")
+def bob(unix_users):
+    return unix_users["ds01tb"]
+
+
+@pytest.fixture(scope="module")
+def alices(gateway, alice, context, made):
+    """ds01ta's image, built through the gateway with a forged owner label."""
+    ref = f"ds01/ds01ta/gwimg-a-{PID}:1"
+    made.append(ref)
+    ok(build(alice, gateway, context, "-t", ref, "--label", f"{IMAGE_OWNER_LABEL}=ds01tb"))
+    image = engine_inspect(ref)
+    assert image is not None
+    return {"ref": ref, "id": image["Id"], "image": image}
+
+
+def test_a_build_in_ones_namespace_carries_the_owner_label(alices):
+    labels = alices["image"]["Config"]["Labels"]
+    assert labels[IMAGE_OWNER_LABEL] == "ds01ta"  # the client's ds01.owner=ds01tb lost
+    assert labels["gwimg.test"] == str(PID)
+    assert image_owner(alices["image"]) == "ds01ta"
+
+
+def test_a_build_outside_ds01_is_owned_too(gateway, bob, context, made):
+    ref = f"gwimg-b-{PID}:1"
+    made.append(ref)
+    ok(build(bob, gateway, context, "-t", ref))
+    assert image_owner(engine_inspect(ref)) == "ds01tb"
+
+
+def test_nobody_builds_into_anothers_namespace(gateway, bob, context, made):
+    ref = f"ds01/ds01ta/gwimg-evil-{PID}:1"
+    made.append(ref)
+    refused(build(bob, gateway, context, "-t", f"gwimg-ok-{PID}", "-t", ref))
+    refused(build(bob, gateway, context, "-t", f"docker.io/{ref}"))
+    assert engine_inspect(ref) is None
+    assert engine_inspect(f"gwimg-ok-{PID}") is None  # refused before anything was built
+
+
+def test_others_images_are_hidden(gateway, bob, alices):
+    for ref in (alices["ref"], alices["id"], alices["id"][7:19]):
+        err = refused(docker(bob, gateway, "image", "inspect", ref), "No such image")
+        assert "ds01:" not in err  # worded as the engine's own answer
+        refused(docker(bob, gateway, "history", ref), "No such image")
+        refused(docker(bob, gateway, "save", ref), "No such image")
+    refused(
+        docker(bob, gateway, "save", "ds01-test:busybox", alices["ref"]),
+        "No such image",
+    )
+
+
+def test_others_images_are_not_listed(gateway, alice, bob, alices, admin_member):
+    bobs_view = ok(docker(bob, gateway, "images", "--format", "{{.ID}} {{.Repository}}"))
+    assert alices["id"][7:19] not in bobs_view and "ds01/ds01ta" not in bobs_view
+    assert "ds01-test" in bobs_view  # shared images stay visible
+    alices_view = ok(docker(alice, gateway, "images", "--format", "{{.Repository}}:{{.Tag}}"))
+    assert alices["ref"] in alices_view.split()
+    admins_view = ok(docker(admin_member, gateway, "images", "--format", "{{.ID}}"))
+    assert alices["id"][7:19] in admins_view.split()
+
+
+def test_others_images_cannot_be_tagged_removed_or_run(gateway, bob, alices, test_image, made):
+    target = f"ds01/ds01ta/gwimg-t-{PID}:1"
+    made.append(target)
+    refused(docker(bob, gateway, "tag", test_image, target))  # into her namespace
+    refused(docker(bob, gateway, "tag", alices["ref"], f"gwimg-stolen-{PID}"), "No such image")
+    refused(docker(bob, gateway, "tag", alices["id"], f"gwimg-stolen-{PID}"), "No such image")
+    assert engine_inspect(target) is None and engine_inspect(f"gwimg-stolen-{PID}") is None
+    refused(docker(bob, gateway, "rmi", alices["ref"]))
+    refused(docker(bob, gateway, "rmi", alices["id"]))
+    refused(docker(bob, gateway, "create", alices["ref"], "true"))
+    refused(docker(bob, gateway, "create", alices["id"], "true"))
+    assert engine_inspect(alices["ref"]) is not None
+
+
+def test_pull_push_and_commit_into_anothers_namespace_are_refused(gateway, bob, test_image):
+    refused(docker(bob, gateway, "pull", f"ds01/ds01ta/gwimg-p-{PID}:1"))
+    refused(docker(bob, gateway, "push", f"ds01/ds01ta/gwimg-p-{PID}:1"))
+    name = f"gwimg-c-{PID}"
+    ok(docker(bob, gateway, "create", "--name", name, test_image, "true"))
+    try:
+        refused(docker(bob, gateway, "commit", name, f"ds01/ds01ta/gwimg-c-{PID}:1"))
+        assert engine_inspect(f"ds01/ds01ta/gwimg-c-{PID}:1") is None
+    finally:
+        docker(bob, gateway, "rm", "-f", name)
+
+
+def test_a_commit_is_labelled_as_the_committers(gateway, bob, test_image, made):
+    name, ref = f"gwimg-cm-{PID}", f"ds01/ds01tb/gwimg-cm-{PID}:1"
+    made.append(ref)
+    ok(docker(bob, gateway, "create", "--name", name, test_image, "true"))
+    try:
+        ok(docker(bob, gateway, "commit", "-c", "LABEL ds01.owner=ds01ta", name, ref))
+    finally:
+        docker(bob, gateway, "rm", "-f", name)
+    assert engine_inspect(ref)["Config"]["Labels"][IMAGE_OWNER_LABEL] == "ds01tb"
+
+
+def test_a_shared_image_tagged_into_a_namespace_stays_everyones(
+    gateway, alice, bob, test_image, made
+):
+    ref = f"ds01/ds01ta/gwimg-bb-{PID}:1"
+    made.append(ref)
+    ok(docker(alice, gateway, "tag", test_image, ref))
+    name = f"gwimg-bb-{PID}"
+    try:
+        ok(docker(bob, gateway, "create", "--name", name, test_image, "true"))
+        assert test_image in ok(
+            docker(bob, gateway, "images", "--format", "{{.Repository}}:{{.Tag}}")
+        )
+    finally:
+        docker(bob, gateway, "rm", "-f", name)
+
+
+def _saved(tmp_path: Path, source: str, tags: list[str]) -> Path:
+    """An archive of ``source`` under ``tags`` (made by the engine as root), readable by all."""
+    for tag in tags:
+        ok(engine("tag", source, tag))
+    archive = tmp_path / f"gwimg-{len(tags)}-{abs(hash(tuple(tags)))}.tar"
+    try:
+        ok(engine("save", "-o", str(archive), *tags))
+    finally:
+        for tag in tags:
+            engine("rmi", tag)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(archive, 0o644)
+    return archive
+
+
+def test_load_into_anothers_namespace_is_refused_and_into_ones_own_works(
+    gateway, bob, test_image, tmp_path, made
+):
+    theirs = f"ds01/ds01ta/gwimg-l-{PID}:1"
+    made.append(theirs)
+    archive = _saved(tmp_path, test_image, [f"gwimg-lx-{PID}:1", theirs])
+    refused(docker(bob, gateway, "load", "-i", str(archive)))
+    assert engine_inspect(theirs) is None and engine_inspect(f"gwimg-lx-{PID}:1") is None
+    mine = f"ds01/ds01tb/gwimg-l-{PID}:1"
+    made.append(mine)
+    archive = _saved(tmp_path, test_image, [mine])
+    assert f"Loaded image: {mine}" in ok(docker(bob, gateway, "load", "-i", str(archive)))
+    assert engine_inspect(mine) is not None
+
+
+def test_load_of_an_image_labelled_as_anothers_is_refused(
+    gateway, alice, bob, alices, tmp_path, made
+):
+    ref = f"gwimg-ll-{PID}:1"
+    made.append(ref)
+    archive = _saved(tmp_path, alices["id"], [ref])  # ds01.owner=ds01ta, a plain name
+    refused(docker(bob, gateway, "load", "-i", str(archive)))
+    assert engine_inspect(ref) is None
+
+
+def test_load_of_something_not_an_archive_is_refused(gateway, bob, tmp_path):
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar" * 100)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(junk, 0o644)
+    refused(docker(bob, gateway, "load", "-i", str(junk)), "the image archive cannot be checked")
+
+
+def test_admins_see_and_remove_anyones_images(gateway, admin_member, bob, context, made):
+    ref = f"ds01/ds01tb/gwimg-adm-{PID}:1"
+    made.append(ref)
+    ok(build(bob, gateway, context, "-t", ref))
+    ok(docker(admin_member, gateway, "image", "inspect", ref))
+    ok(docker(admin_member, gateway, "rmi", ref))
+    assert engine_inspect(ref) is None
+
+
+def _tagged_images_of(docker_engine, user: str) -> int:
+    rows = docker_engine.api.images()
+    return len([r for r in rows if image_owner(r) == user and real_tags(r)])
+
+
+def test_the_image_limits(
+    tmp_path_factory, docker_engine, alice, alices, context, test_image, made
+):
+    count = _tagged_images_of(docker_engine, "ds01ta")
+    assert count >= 1  # her image from this module, maybe others' tests' too
+    limited = {"limits": {"users": {"ds01ta": {"max_images": count}}}}
+    new = f"ds01/ds01ta/gwimg-n-{PID}:1"
+    made.append(new)
+    with running_gateway(write_config(tmp_path_factory.mktemp("gwimg-n"), limited)) as sock:
+        err = refused(build(alice, sock, context, "-t", new), "(max_images)")
+        assert f"you have {count} images" in err and "ds01 image remove" in err
+        refused(docker(alice, sock, "tag", test_image, new), "(max_images)")
+        ok(build(alice, sock, context, "-t", alices["ref"]))  # rebuilding one of hers
+        # another name for one of hers adds no image
+        ok(docker(alice, sock, "tag", alices["ref"], f"gwimg-alias-{PID}:1"))
+        made.append(f"gwimg-alias-{PID}:1")
+    assert engine_inspect(new) is None
+    tiny = {"limits": {"users": {"ds01ta": {"max_image_storage": 1}}}}
+    with running_gateway(write_config(tmp_path_factory.mktemp("gwimg-s"), tiny)) as sock:
+        err = refused(build(alice, sock, context, "-t", alices["ref"]), "(max_image_storage)")
+        assert "docker rmi" in err
