@@ -121,7 +121,7 @@ def test_a_build_outside_ds01_is_owned_too(gateway, bob, context, made):
 
 def test_nobody_builds_into_anothers_namespace(gateway, bob, context, made):
     ref = f"ds01/ds01ta/gwimg-evil-{PID}:1"
-    made.append(ref)
+    made += [ref, f"gwimg-ok-{PID}"]
     refused(build(bob, gateway, context, "-t", f"gwimg-ok-{PID}", "-t", ref))
     refused(build(bob, gateway, context, "-t", f"docker.io/{ref}"))
     assert engine_inspect(ref) is None
@@ -152,7 +152,7 @@ def test_others_images_are_not_listed(gateway, alice, bob, alices, admin_member)
 
 def test_others_images_cannot_be_tagged_removed_or_run(gateway, bob, alices, test_image, made):
     target = f"ds01/ds01ta/gwimg-t-{PID}:1"
-    made.append(target)
+    made += [target, f"gwimg-stolen-{PID}"]
     refused(docker(bob, gateway, "tag", test_image, target))  # into her namespace
     refused(docker(bob, gateway, "tag", alices["ref"], f"gwimg-stolen-{PID}"), "No such image")
     refused(docker(bob, gateway, "tag", alices["id"], f"gwimg-stolen-{PID}"), "No such image")
@@ -222,7 +222,7 @@ def test_load_into_anothers_namespace_is_refused_and_into_ones_own_works(
     gateway, bob, test_image, tmp_path, made
 ):
     theirs = f"ds01/ds01ta/gwimg-l-{PID}:1"
-    made.append(theirs)
+    made += [theirs, f"gwimg-lx-{PID}:1"]
     archive = _saved(tmp_path, test_image, [f"gwimg-lx-{PID}:1", theirs])
     refused(docker(bob, gateway, "load", "-i", str(archive)))
     assert engine_inspect(theirs) is None and engine_inspect(f"gwimg-lx-{PID}:1") is None
