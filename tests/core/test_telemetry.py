@@ -182,7 +182,7 @@ def test_create_policy_refusals_map_to_their_reason(host, reason):
             403,
             "image_limit",
         ),
-        ("the image archive is larger than 1.0G (gateway.max_image_load)", 413, "image_limit"),
+        ("the image archive is larger than 1.0G (gateway.max_image_upload)", 413, "image_limit"),
         ("something new", 403, "other"),
     ],
 )

@@ -128,6 +128,35 @@ def test_nobody_builds_into_anothers_namespace(gateway, bob, context, made):
     assert engine_inspect(f"gwimg-ok-{PID}") is None  # refused before anything was built
 
 
+def _context(base: Path, name: str, dockerfile: str) -> Path:
+    directory = base / name
+    directory.mkdir()
+    (directory / "Dockerfile").write_text(dockerfile)
+    os.chmod(base, 0o755)
+    os.chmod(directory, 0o755)
+    os.chmod(directory / "Dockerfile", 0o644)
+    return directory
+
+
+def test_nobody_builds_from_anothers_image(gateway, bob, alices, test_image, tmp_path, made):
+    ref = f"gwimg-from-{PID}:1"
+    made.append(ref)
+    for dockerfile in (
+        f"FROM {alices['ref']}\n",
+        f"FROM {alices['id']}\n",
+        f"ARG B={alices['id'][7:19]}\nFROM $B\n",
+        f"FROM {test_image}\nCOPY --from={alices['ref']} /etc/hostname /x\n",
+    ):
+        context = _context(tmp_path, f"c{abs(hash(dockerfile))}", dockerfile)
+        err = refused(build(bob, gateway, context, "-t", ref), "")
+        assert "No such image" in err or "belongs to another user" in err, err
+    context = _context(tmp_path, "arg", "ARG B\nFROM $B\n")
+    refused(build(bob, gateway, context, "-t", ref, "--build-arg", f"B={alices['id']}"), "No such")
+    assert engine_inspect(ref) is None
+    context = _context(tmp_path, "own", "ARG B=x\nFROM $B\n")
+    ok(build(bob, gateway, context, "-t", ref, "--build-arg", f"B={test_image}"))
+
+
 def test_others_images_are_hidden(gateway, bob, alices):
     for ref in (alices["ref"], alices["id"], alices["id"][7:19]):
         err = refused(docker(bob, gateway, "image", "inspect", ref), "No such image")

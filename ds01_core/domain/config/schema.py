@@ -244,8 +244,9 @@ class GatewayConfig:
     log_admin_requests: bool = True
     max_request_body: ByteSize = ByteSize(16 * 1024 * 1024)
     max_connections_per_user: int = 64
-    #: the largest ``docker load`` archive a user may send (spooled to disk to be checked)
-    max_image_load: ByteSize = ByteSize(32 * 1024**3)
+    #: the largest ``docker load`` archive or build context a user may send (spooled to disk
+    #: to be checked first)
+    max_image_upload: ByteSize = ByteSize(32 * 1024**3)
 
 
 @attrs.define

@@ -49,8 +49,8 @@ def spool(client: Stream, framing: tuple[str, int], directory: Path, limit: int)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     kind, size = framing
     too_big = Refused(
-        f"the image archive is larger than {format_bytes(limit)} (gateway.max_image_load); "
-        "ask an admin to load it",
+        f"the upload is larger than {format_bytes(limit)} (gateway.max_image_upload); make it "
+        "smaller (a .dockerignore for a build context) or ask an admin",
         413,
     )
     if kind == "length" and size > limit:

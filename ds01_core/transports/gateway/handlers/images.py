@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from ds01_core.domain.images import IMAGE_OWNER_LABEL, image_owner, namespace_owner
 from ds01_core.domain.users import normalize_username
+from ds01_core.transports.gateway import build_context, image_archive
 from ds01_core.transports.gateway import create as creating
-from ds01_core.transports.gateway import image_archive
 from ds01_core.transports.gateway.answers import engine_json, json_array_filter
 from ds01_core.transports.gateway.call import Call, Refused
 from ds01_core.transports.gateway.handlers.system import buildkit
@@ -159,14 +159,19 @@ def image_pull(call: Call) -> bool:
     return call.forward(route.target(query=(*route.query, _owner_change(call))), stream=True)
 
 
+def _spooled(call: Call) -> IO[bytes]:
+    """The request's body in a temporary file (see :func:`.image_archive.spool`)."""
+    config = call.gateway.runtime.config
+    directory = Path(config.paths.state_dir) / "gateway-spool"
+    return image_archive.spool(
+        call.client, call.framing, directory, int(config.gateway.max_image_upload)
+    )
+
+
 def image_load(call: Call) -> bool:
     """``docker load``: the archive is spooled and read first; a name in another user's
     namespace, or an image labelled as another's, refuses all of it."""
-    config = call.gateway.runtime.config
-    directory = Path(config.paths.state_dir) / "gateway-spool"
-    with image_archive.spool(
-        call.client, call.framing, directory, int(config.gateway.max_image_load)
-    ) as upload:
+    with _spooled(call) as upload:
         found = image_archive.claims(upload)
         for name in found.names:
             check_name(call, name, "loading")
@@ -196,7 +201,8 @@ def image_delete(call: Call) -> bool:
 
 def build(call: Call) -> bool:
     """The classic builder: tags outside others' namespaces, the caller's owner label, the
-    image limits; no host network."""
+    image limits, no other user's image read (the context is spooled to read its Dockerfile);
+    no host network."""
     route = call.route
     unknown = sorted({k for k, _ in route.query} - BUILD_PARAMS)
     if unknown:
@@ -218,7 +224,31 @@ def build(call: Call) -> bool:
     labels[IMAGE_OWNER_LABEL] = call.user
     check_limits(call, tags)
     query = (*((k, v) for k, v in route.query if k != "labels"), ("labels", json.dumps(labels)))
-    return call.forward(route.target(query=query), stream=True)
+    build_args = _json(route.param("buildargs"), dict, "buildargs")
+    with _spooled(call) as context:
+        dockerfile = build_context.dockerfile_of(context, route.param("dockerfile") or "")
+        args = {str(k): str(v) for k, v in build_args.items() if v is not None}
+        for ref in build_context.image_refs(dockerfile, args):
+            _check_base(call, ref)
+        return call.forward(route.target(query=query), stream=True, upload=context)
+
+
+def _check_base(call: Call, ref: str) -> None:
+    """An image a build reads (``FROM``, ``COPY --from``, and its ``ONBUILD`` triggers'
+    ``--from``): not another user's."""
+    check_name(call, ref, "building from")
+    image = inspect_image(call, ref)
+    if image is None:
+        return  # the engine pulls it, or fails
+    if not visible(call, image):
+        raise no_such_image(ref, hidden=True)
+    triggers = (image.get("Config") or {}).get("OnBuild") or []
+    for trigger in map(str, triggers if isinstance(triggers, list) else []):
+        for source in build_context.image_refs("FROM scratch\n" + trigger, {}):
+            check_name(call, source, "building from")
+            found = inspect_image(call, source)
+            if found is not None and not visible(call, found):
+                raise no_such_image(source, hidden=True)
 
 
 def _json(text: str | None, shape: type[T], name: str) -> T:
