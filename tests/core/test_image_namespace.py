@@ -91,3 +91,25 @@ def test_shared_images_have_no_owner():
 def test_real_tags_leave_out_none():
     assert real_tags({"RepoTags": ["<none>:<none>", "a:1"]}) == ["a:1"]
     assert real_tags({"RepoTags": None}) == []
+
+
+def test_quota_lines_count_the_users_tagged_images_and_sum_all_their_sizes():
+    from types import SimpleNamespace
+
+    from ds01_core.domain.model import EffectiveLimits, LimitValue
+    from ds01_core.services.quota import _image_lines
+
+    rows = [
+        {"RepoTags": ["ds01/bob/a:1"], "Size": 100},
+        {"RepoTags": ["<none>:<none>"], "Labels": {IMAGE_OWNER_LABEL: "bob"}, "Size": 50},
+        {"RepoTags": ["x:1"], "Labels": {IMAGE_OWNER_LABEL: "bob"}, "Size": 10},
+        {"RepoTags": ["ds01/carol/a:1"], "Size": 1000},
+        {"RepoTags": ["busybox:latest", "ds01/bob/bb:1"], "Size": 1000},
+    ]
+    runtime = SimpleNamespace(docker=SimpleNamespace(api=SimpleNamespace(images=lambda: rows)))
+    values = {"max_images": LimitValue(2, "defaults"), "max_image_storage": LimitValue(None, "-")}
+    images, storage = _image_lines(runtime, "bob", EffectiveLimits("bob", None, values))
+    assert (images.used, images.limit, images.over) == (2, 2, False)
+    assert (storage.used, storage.limit, storage.over) == (160, None, False)
+    none = {"max_images": LimitValue(None, "-"), "max_image_storage": LimitValue(None, "-")}
+    assert _image_lines(runtime, "bob", EffectiveLimits("bob", None, none)) == []
