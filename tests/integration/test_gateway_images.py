@@ -8,9 +8,12 @@ removes everything. Builds use the classic builder (``DOCKER_BUILDKIT=0``), from
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -315,3 +318,38 @@ def test_the_image_limits(
     with running_gateway(write_config(tmp_path_factory.mktemp("gwimg-s"), tiny)) as sock:
         err = refused(build(alice, sock, context, "-t", alices["ref"]), "(max_image_storage)")
         assert "docker rmi" in err
+
+
+def _rootfs(tmp_path: Path) -> Path:
+    """A one-file root filesystem tar any user can read (for ``docker import``)."""
+    archive = tmp_path / "rootfs.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    os.chmod(tmp_path, 0o755)
+    os.chmod(archive, 0o644)
+    return archive
+
+
+def test_import_is_labelled_and_stays_out_of_others_namespaces(gateway, alice, bob, tmp_path, made):
+    archive = _rootfs(tmp_path)
+    theirs, mine = f"ds01/ds01ta/gwimg-i-{PID}:1", f"gwimg-i-{PID}:1"
+    made += [theirs, mine]
+    refused(docker(bob, gateway, "import", str(archive), theirs))
+    assert engine_inspect(theirs) is None
+    ok(docker(bob, gateway, "import", "-c", "LABEL ds01.owner=ds01ta", str(archive), mine))
+    assert image_owner(engine_inspect(mine)) == "ds01tb"
+    refused(docker(alice, gateway, "image", "inspect", mine), "No such image")
+
+
+def test_image_events_of_others_images_are_left_out(gateway, alice, bob, context, made):
+    ref = f"ds01/ds01ta/gwimg-ev-{PID}:1"
+    made.append(ref)
+    since = str(int(time.time()) - 1)
+    ok(build(alice, gateway, context, "-t", ref))
+    until = str(int(time.time()) + 1)
+    args = ("events", "--since", since, "--until", until, "--filter", "type=image")
+    args += ("--format", "{{.Actor.Attributes.name}}")
+    assert ref in ok(docker(alice, gateway, *args, timeout=30))
+    assert "ds01/ds01ta" not in ok(docker(bob, gateway, *args, timeout=30))
