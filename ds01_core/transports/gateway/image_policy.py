@@ -56,9 +56,15 @@ def check_name(call: Call, ref: str, what: str) -> None:
 
 
 def visible(call: Call, image: Mapping[str, Any]) -> bool:
-    """Whether the caller may see this image (an inspect or a listing row): theirs or shared."""
+    """Whether the caller may see this image (an inspect or a listing row): theirs, or shared
+    and named. An image without owner, tag or digest is a step of someone's build (the build's
+    ``ds01.owner`` label is on its last image only) or an old one left behind: admins' only."""
     owner = image_owner(image)
-    return owner is None or owner == me(call)
+    if owner is not None:
+        return owner == me(call)
+    digests = image.get("RepoDigests")
+    named = isinstance(digests, list) and any("<none>" not in str(d) for d in digests)
+    return named or bool(real_tags(image))
 
 
 def inspect_image(call: Call, ref: str) -> dict[str, Any] | None:
