@@ -177,6 +177,16 @@ def test_nobody_builds_from_anothers_image(gateway, bob, alices, test_image, tmp
     ok(build(bob, gateway, context, "-t", ref, "--build-arg", f"B={test_image}"))
 
 
+def test_owners_inspect_history_and_save_their_own(gateway, alice, alices):
+    assert (
+        json.loads(ok(docker(alice, gateway, "image", "inspect", alices["ref"])))[0]["Id"]
+        == (alices["id"])
+    )
+    assert "LABEL" in ok(docker(alice, gateway, "history", "--no-trunc", alices["ref"]))
+    saved = as_user(alice, gateway, "sh", "-c", f"{DOCKER} save {alices['ref']} | wc -c")
+    assert int(ok(saved).strip()) > 1024
+
+
 def test_others_images_are_hidden(gateway, bob, alices):
     for ref in (alices["ref"], alices["id"], alices["id"][7:19]):
         err = refused(docker(bob, gateway, "image", "inspect", ref), "No such image")
