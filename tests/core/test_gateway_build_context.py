@@ -58,6 +58,15 @@ def test_the_dockerfile_is_read_from_the_context():
     assert dockerfile_of(io.BytesIO(b"FROM d\n"), "") == "FROM d\n"  # the body is the Dockerfile
 
 
+def test_names_are_resolved_as_the_engine_does():
+    context = _tar({"x": b"FROM innocent\n", ".x": b"FROM ds01/bob/x\n"})
+    assert dockerfile_of(context, ".x") == "FROM ds01/bob/x\n"
+    assert dockerfile_of(_tar({"a/b": b"FROM b\n"}), "./a//b") == "FROM b\n"
+    assert dockerfile_of(_tar({"dockerfile": b"FROM low\n"}), "") == "FROM low\n"
+    with pytest.raises(Refused, match="no Dockerfile.dev"):
+        dockerfile_of(_tar({"dockerfile": b"FROM low\n"}), "Dockerfile.dev")
+
+
 def test_a_missing_or_linked_dockerfile_is_refused():
     with pytest.raises(Refused, match="no Dockerfile"):
         dockerfile_of(_tar({"other": b"x"}), "")

@@ -9,6 +9,7 @@ and refuses what it cannot resolve for sure rather than guessing.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tarfile
 from collections.abc import Mapping
@@ -32,19 +33,24 @@ def dockerfile_of(file: IO[bytes], path: str) -> str:
     """The Dockerfile at ``path`` in a spooled build context (a tar, maybe compressed; a body
     that is no tar at all is the Dockerfile itself, as the engine reads it)."""
     file.seek(0)
-    wanted = path.lstrip("./") if path not in ("", ".") else "Dockerfile"
+    wanted = _clean(path) or "Dockerfile"
     try:
         with tarfile.open(fileobj=file, mode="r:*") as tar:
-            found = None
-            for member in tar:
-                if member.name.lstrip("./").rstrip("/") == wanted:
-                    found = member  # the last of several wins, as when the engine extracts
+            candidates: dict[str, tarfile.TarInfo] = {}
+            for entry in tar:
+                name = _clean(entry.name)
+                if name in (wanted, "dockerfile"):
+                    candidates[name] = entry  # the last of several wins, as the engine extracts
+            # without a name given, the engine falls back to a lower-case "dockerfile"
+            fallback = None if _clean(path) else candidates.get("dockerfile")
+            found = candidates.get(wanted) or fallback
             if found is None:
                 raise _unclear(f"no {wanted} in the build context")
+            found_name = found.name
             if not found.isfile():
-                raise _unclear(f"{wanted} is a link or not a plain file")
+                raise _unclear(f"{found_name} is a link or not a plain file")
             if found.size > MAX_DOCKERFILE:
-                raise _unclear(f"{wanted} is larger than 4M")
+                raise _unclear(f"{found_name} is larger than 4M")
             handle = tar.extractfile(found)
             data = handle.read() if handle else b""
     except HttpError:
@@ -55,6 +61,11 @@ def dockerfile_of(file: IO[bytes], path: str) -> str:
         if len(data) > MAX_DOCKERFILE:
             raise _unclear("the build context is neither a tar archive nor a Dockerfile") from None
     return data.decode("utf-8", "replace")
+
+
+def _clean(name: str) -> str:
+    """A path in the context as the engine resolves it (``./a//b`` → ``a/b``; ``.a`` stays)."""
+    return posixpath.normpath("/" + name).lstrip("/") if name not in ("", ".") else ""
 
 
 def _instructions(text: str) -> list[str]:
