@@ -119,7 +119,21 @@ def alices(gateway, alice, context, made):
     """ds01ta's image, built through the gateway with a forged owner label."""
     ref = f"ds01/ds01ta/gwimg-a-{PID}:1"
     made.append(ref)
-    ok(build(alice, gateway, context, "-t", ref, "--label", f"{IMAGE_OWNER_LABEL}=ds01tb"))
+    ok(
+        build(
+            alice,
+            gateway,
+            context,
+            "-t",
+            ref,
+            "--label",
+            f"{IMAGE_OWNER_LABEL}=ds01tb",
+            "--label",
+            "ds01.user=ds01tb",
+            "--label",
+            "ds01.image.name=gwimg-info",
+        )
+    )
     image = engine_inspect(ref)
     assert image is not None
     return {"ref": ref, "id": image["Id"], "image": image}
@@ -129,6 +143,10 @@ def test_a_build_in_ones_namespace_carries_the_owner_label(alices):
     labels = alices["image"]["Config"]["Labels"]
     assert labels[IMAGE_OWNER_LABEL] == "ds01ta"  # the client's ds01.owner=ds01tb lost
     assert labels["gwimg.test"] == str(PID)
+    # what ds01 image records about an image passes; what ds01 trusts (a container's owner,
+    # inherited from its image's labels) does not
+    assert labels["ds01.image.name"] == "gwimg-info"
+    assert "ds01.user" not in labels
     assert image_owner(alices["image"]) == "ds01ta"
 
 

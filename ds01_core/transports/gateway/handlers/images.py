@@ -220,7 +220,11 @@ def build(call: Call) -> bool:
         cached = inspect_image(call, ref)
         if cached is not None and not visible(call, cached):
             raise no_such_image(ref, hidden=True)
-    labels = creating.own_labels(_json(route.param("labels"), dict, "labels"))
+    asked = _json(route.param("labels"), dict, "labels")
+    labels = creating.own_labels(asked)
+    # what an image is (its name, base, definition: ``ds01 image``'s record) is the builder's
+    # to say; nothing trusts these labels, while ds01.owner and ds01.user stay ds01's
+    labels.update({str(k): str(v) for k, v in asked.items() if str(k).startswith(INFO_PREFIX)})
     labels[IMAGE_OWNER_LABEL] = call.user
     check_limits(call, tags)
     query = (*((k, v) for k, v in route.query if k != "labels"), ("labels", json.dumps(labels)))
@@ -231,6 +235,10 @@ def build(call: Call) -> bool:
         for ref in build_context.image_refs(dockerfile, args):
             _check_base(call, ref)
         return call.forward(route.target(query=query), stream=True, upload=context)
+
+
+#: build labels a user may set although they start with ``ds01.``
+INFO_PREFIX = "ds01.image."
 
 
 def _check_base(call: Call, ref: str) -> None:
