@@ -144,10 +144,15 @@ def _chunks(
             labels=labels,
         )
     except docker.errors.APIError as exc:
-        message = str(exc.explanation or exc).strip()
-        raise BuildFailed(message) from None
+        raise BuildFailed(gateway_message(exc)) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise Unavailable(f"the build through the ds01 gateway broke off: {exc}") from None
+
+
+def gateway_message(exc: docker.errors.APIError) -> str:
+    """What the gateway (or the engine) said, without the gateway's ``ds01:`` prefix: the
+    CLI shows it as ``Error: <message>``."""
+    return str(exc.explanation or exc).strip().removeprefix("ds01: ")
 
 
 def _lines(chunk: dict[str, Any]) -> Iterable[str]:

@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from ds01_core.api import Conflict, ServiceError, Unavailable, format_bytes, utc_text
-from ds01_projects.build import LABEL_BASE, LABEL_DEFINITION, LABEL_NAME
+from ds01_projects.build import LABEL_BASE, LABEL_DEFINITION, LABEL_NAME, gateway_message
 from ds01_projects.imagespec import load_spec
 from ds01_projects.settings import Settings
 
@@ -59,7 +59,7 @@ def docker_call(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.APIError as exc:
-        raise ServiceError(str(exc.explanation or exc).strip()) from None
+        raise ServiceError(gateway_message(exc)) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise Unavailable(f"{action} through the ds01 gateway failed: {exc}") from None
 

@@ -67,6 +67,38 @@ def _lines(cmd: list[str]) -> list[str]:
     return [line for line in done.stdout.split() if line]
 
 
+def build_as(
+    user: Any, cli_root: Path, server: ProjectsServer, directory: Path, spec: str
+) -> subprocess.CompletedProcess[str]:
+    """``build_image`` in ``user``'s own process (no ``ds01 image`` checks before it): write a definition from ``spec`` (Python for an ImageSpec) and build it, as ``user``."""
+    script = (
+        "import json,sys\n"
+        f"sys.path.insert(0, {str(cli_root / 'site')!r})\n"
+        "from pathlib import Path\n"
+        "from ds01_core.transports.api_socket.client import ApiClient\n"
+        "from ds01_core.api import ServiceError\n"
+        "from ds01_projects.settings import OPERATIONS, Settings\n"
+        "from ds01_projects.imagespec import ImageSpec, write_definition\n"
+        "from ds01_projects.build import build_image\n"
+        f"s = Settings.from_json(ApiClient({server.api_socket!r}).call(OPERATIONS[0], {{}}))\n"
+        f"spec = {spec}\n"
+        f"d = Path({str(directory)!r})\n"
+        "write_definition(d, spec, s.catalogue.get(spec.base_key or ''))\n"
+        "try:\n"
+        "    r = build_image(s, d, spec)\n"
+        "except ServiceError as e:\n"
+        "    print(e.message, file=sys.stderr); sys.exit(3)\n"
+        "print(json.dumps({'ref': r.ref, 'id': r.image_id, 'log': str(r.log_path)}))\n"
+    )
+    return subprocess.run(
+        ["runuser", "-u", user.name, "--", "/usr/bin/python3", "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=user.home,
+    )
+
+
 def image_id(ref: str) -> str:
     return _lines(["docker", "image", "inspect", "-f", "{{.Id}}", ref])[0]
 
