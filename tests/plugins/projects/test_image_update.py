@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.gateway import docker
 from tests.plugins.projects.image_helpers import (
     container_image,
     ds01_tty,
@@ -24,7 +25,7 @@ from tests.plugins.projects.projects_fixture import ProjectsServer, ds01_as
 
 pytestmark = pytest.mark.integration
 
-NAME, BOX = "img-upd", "img-upd-box"
+NAME, BOX, PLAIN = "img-upd", "img-upd-box", "img-upd-plain"
 REF = f"ds01/ds01ta/{NAME}:latest"
 
 
@@ -40,9 +41,11 @@ def box(server: ProjectsServer, unix_users: Any, user_cli: Path) -> str:
     ta = unix_users["ds01ta"]
     made = ds01_as(ta, user_cli, server, "image", "create", NAME, "--pip", "numpy", "--yes")
     assert made.returncode == 0, made.stderr
+    workspace = Path(ta.home) / "img-upd-ws"
+    subprocess.run(["runuser", "-u", ta.name, "--", "mkdir", "-p", str(workspace)], check=True)
     created = ds01_as(
         ta, user_cli, server, "container", "create", BOX, "--image", REF, "--gpus", "1",
-        "--", "sleep", "3600",
+        "--workspace", str(workspace), "--project", "img-proj", "--", "sleep", "3600",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     started = ds01_as(ta, user_cli, server, "container", "start", BOX)
@@ -60,16 +63,21 @@ def test_update_with_yes_rebuilds_and_moves_the_container(
 ) -> None:
     ta = unix_users["ds01ta"]
     before = _inspect(BOX)
+    plain = docker(ta, server.gateway_socket, "run", "-d", "--name", PLAIN, REF, "sleep", "600")
+    assert plain.returncode == 0, plain.stderr
     done = ds01_as(
         ta, user_cli, server, "image", "update", NAME, "--add-pip", "scipy", "--yes", "--json"
     )
     assert done.returncode == 0, done.stderr
+    assert f"{PLAIN} was not made by ds01" in done.stderr  # listed, not recreated
+    assert container_image(PLAIN) == box
+    subprocess.run(["docker", "rm", "-f", PLAIN], capture_output=True, timeout=60)
     data = json.loads(done.stdout)
     assert data["changes"] == ["+ pip scipy"]
     new = data["built"]["id"]
     assert new != box and new == image_id(REF)
     assert installed(REF, "pip") == ["numpy", "scipy"]
-    assert data["recreated"] == [BOX] and data["old_removed"] is True
+    assert data["recreated"] == [BOX] and data["old_removed"] is False  # PLAIN used it
     after = _inspect(BOX)
     assert after["Image"] == new and after["Id"] != before["Id"]
     assert after["State"]["Running"] is True
@@ -77,6 +85,8 @@ def test_update_with_yes_rebuilds_and_moves_the_container(
     labels, old_labels = after["Config"]["Labels"], before["Config"]["Labels"]
     assert len(labels["ds01.gpu.uuids"].split(",")) == 1
     assert labels["ds01.origin"] == old_labels["ds01.origin"] == "ds01"
+    assert labels["ds01.workspace"] == old_labels["ds01.workspace"] == f"{ta.home}/img-upd-ws"
+    assert labels["ds01.project"] == "img-proj"
     dockerfile = Path(f"{ta.home}/.ds01/images/{NAME}/Dockerfile").read_text()
     assert "echo numpy scipy >> /ds01-installed/pip" in dockerfile
 
