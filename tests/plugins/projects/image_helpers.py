@@ -30,7 +30,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 def image_server(users: Sequence[str] = ("ds01ta", "ds01tb")) -> Iterator[ProjectsServer]:
     """The projects server with the ``failing`` base; every ``img-`` image, container and
     definition of ``users`` removed afterwards (as root, on the engine)."""
-    extra = {"plugins": {"projects": {"catalogue": {"failing": FAILING}}}}
+    extra = {
+        "plugins": {"projects": {"catalogue": {"failing": FAILING}}},
+        # two GPUs in one container: recreating it must ask for two again
+        "limits": {"defaults": {"max_gpu_slots_per_container": 2}},
+    }
     try:
         with projects_server(extra) as server:
             yield server

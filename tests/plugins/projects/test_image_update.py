@@ -44,7 +44,7 @@ def box(server: ProjectsServer, unix_users: Any, user_cli: Path) -> str:
     workspace = Path(ta.home) / "img-upd-ws"
     subprocess.run(["runuser", "-u", ta.name, "--", "mkdir", "-p", str(workspace)], check=True)
     created = ds01_as(
-        ta, user_cli, server, "container", "create", BOX, "--image", REF, "--gpus", "1",
+        ta, user_cli, server, "container", "create", BOX, "--image", REF, "--gpus", "2",
         "--workspace", str(workspace), "--project", "img-proj", "--", "sleep", "3600",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
@@ -83,7 +83,7 @@ def test_update_with_yes_rebuilds_and_moves_the_container(
     assert after["State"]["Running"] is True
     assert after["Config"]["Cmd"] == ["sleep", "3600"]
     labels, old_labels = after["Config"]["Labels"], before["Config"]["Labels"]
-    assert len(labels["ds01.gpu.uuids"].split(",")) == 1
+    assert len(labels["ds01.gpu.uuids"].split(",")) == 2  # the request kept
     assert labels["ds01.origin"] == old_labels["ds01.origin"] == "ds01"
     assert labels["ds01.workspace"] == old_labels["ds01.workspace"] == f"{ta.home}/img-upd-ws"
     assert labels["ds01.project"] == "img-proj"
