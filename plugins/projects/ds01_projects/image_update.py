@@ -150,7 +150,8 @@ def update(
         return
     if not changes:
         session.say(
-            f"{where}/Dockerfile changed since {row.ref} was built"
+            f"{where}/Dockerfile{' or ' + spec.requirements if spec.requirements else ''} "
+            f"changed since {row.ref} was built"
             if row
             else f"{session.settings.repository(name)} has not been built yet"
         )

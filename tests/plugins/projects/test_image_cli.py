@@ -6,6 +6,7 @@ one line with exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,33 @@ def test_a_failing_build_names_the_step_and_keeps_the_log(
     assert "installing curl" in log.read_text()
     listed = json.loads(ds01_as(ta, user_cli, server, "image", "list", "--json").stdout)
     assert not [r for r in listed if r["name"] == "img-fail"]
+
+
+def test_a_requirements_file_is_copied_in_installed_and_its_changes_noticed(
+    server: ProjectsServer, unix_users: Any, user_cli: Path
+) -> None:
+    ta = unix_users["ds01ta"]
+    source = Path(ta.home) / "img-req.txt"
+    source.write_text("requests==2.32.0\n")
+    made = ds01_as(
+        ta, user_cli, server, "image", "create", "img-req", "--base", "busybox",
+        "--requirements", str(source), "--yes",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    ref = "ds01/ds01ta/img-req:latest"
+    inside = subprocess.run(
+        ["docker", "run", "--rm", ref, "cat", "/tmp/ds01-requirements/img-req.txt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert inside.stdout == "requests==2.32.0\n"
+    assert installed(ref, "pip") == ["-r", "/tmp/ds01-requirements/img-req.txt"]
+    copied = Path(f"{ta.home}/.ds01/images/img-req/img-req.txt")
+    assert copied.read_text() == "requests==2.32.0\n"
+    fresh = ds01_as(ta, user_cli, server, "image", "update", "img-req", "--no-rebuild")
+    assert "is up to date" in fresh.stdout, fresh.stdout + fresh.stderr
+    copied.write_text("requests==2.32.3\n")
+    changed = ds01_as(ta, user_cli, server, "image", "update", "img-req", "--no-rebuild")
+    assert changed.returncode == 0, changed.stderr
+    assert "Dockerfile or img-req.txt changed since ds01/ds01ta/img-req:latest" in changed.stdout
