@@ -90,7 +90,10 @@ def _ignore_patterns(directory: Path) -> list[str]:
 
 def _context(directory: Path) -> IO[bytes]:
     try:
-        return cast(IO[bytes], tar(directory, exclude=_ignore_patterns(directory), dockerfile=None))
+        return cast(
+            IO[bytes],
+            tar(directory, exclude=_ignore_patterns(directory), dockerfile=(DOCKERFILE, None)),
+        )
     except OSError as exc:
         raise BuildFailed(f"cannot read the build context {directory}: {exc}") from None
 

@@ -23,7 +23,7 @@ NAME = "img-buildapi"
 def server(unix_users: Any, docker_engine: Any, test_image: str) -> Iterator[ProjectsServer]:
     with projects_server() as running:
         yield running
-    for ref in (f"ds01/ds01ta/{NAME}:latest", f"ds01/ds01ta/{NAME}-bad:latest"):
+    for ref in (f"ds01/ds01ta/{NAME}{x}:latest" for x in ("", "-bad", "-ctx")):
         subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
 
 
@@ -77,3 +77,29 @@ def test_a_failing_step_is_named_and_the_log_kept(
     assert "failed at Step 2/" in done.stderr and "pip install" in done.stderr
     assert f"{directory}/.ds01/build.log" in done.stderr
     assert "pip: not found" in (directory / ".ds01" / "build.log").read_text()
+
+
+def test_the_context_honours_dockerignore_but_always_sends_the_dockerfile(
+    server: ProjectsServer, unix_users: Any, user_cli: Path
+) -> None:
+    from ds01_projects.imagespec import USER_MARKER
+
+    ta = unix_users["ds01ta"]
+    directory = Path(ta.home) / ".ds01" / "images" / f"{NAME}-ctx"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".dockerignore").write_text("*\n!keep.txt\n")
+    (directory / "keep.txt").write_text("kept\n")
+    (directory / "secret.txt").write_text("not for the builder\n")
+    (directory / "Dockerfile").write_text(f"{USER_MARKER}\nCOPY . /ctx/\n")
+    subprocess.run(["chown", "-R", f"{ta.uid}:{ta.gid}", str(directory.parent)], check=True)
+    spec = f"ImageSpec(name={NAME + '-ctx'!r}, base='ds01-test:busybox', base_key='busybox')"
+    done = _build_as(ta, user_cli, server, directory, spec)
+    assert done.returncode == 0, done.stderr
+    listing = subprocess.run(
+        ["docker", "run", "--rm", f"ds01/ds01ta/{NAME}-ctx:latest", "ls", "-a", "/ctx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    names = set(listing.stdout.split()) - {".", ".."}
+    assert names == {"keep.txt"}, listing.stderr  # the build ran: the Dockerfile was sent
