@@ -63,7 +63,7 @@ def test_names_are_resolved_as_the_engine_does():
     assert dockerfile_of(context, ".x") == "FROM ds01/bob/x\n"
     assert dockerfile_of(_tar({"a/b": b"FROM b\n"}), "./a//b") == "FROM b\n"
     assert dockerfile_of(_tar({"dockerfile": b"FROM low\n"}), "") == "FROM low\n"
-    with pytest.raises(Refused, match="no Dockerfile.dev"):
+    with pytest.raises(Refused, match=r"no Dockerfile\.dev"):
         dockerfile_of(_tar({"dockerfile": b"FROM low\n"}), "Dockerfile.dev")
 
 
