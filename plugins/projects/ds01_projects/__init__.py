@@ -43,4 +43,10 @@ def service_operations() -> Sequence[Operation]:
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
     """``ds01 image``, ``ds01 project``, ``ds01 container retire`` and ``ds01 setup``."""
-    del cli  # the commands are added by the modules that define them, below
+    from ds01_projects.project_cli import project
+    from ds01_projects.retire_cli import retire
+
+    cli.add_command(project)
+    container = cli.commands.get("container")  # the core's `ds01 container` group
+    if container is not None and hasattr(container, "add_command"):
+        container.add_command(retire)
