@@ -144,7 +144,7 @@ def find_container(settings: Settings, name: str) -> Container:
             f"no container {name!r} of yours (see `ds01 container list --all`)"
         ) from None
     except docker.errors.APIError as exc:
-        raise Conflict(f"cannot use the container {name}: {exc.explanation or exc}") from None
+        raise Conflict(_explained(exc)) from None
     config = data.get("Config") or {}
     return Container(
         id=data["Id"],
@@ -153,6 +153,11 @@ def find_container(settings: Settings, name: str) -> Container:
         labels=dict(config.get("Labels") or {}),
         running=bool((data.get("State") or {}).get("Running")),
     )
+
+
+def _explained(exc: docker.errors.APIError) -> str:
+    """The gateway's own refusal as it is (it says what to do), without its ``ds01:``."""
+    return str(exc.explanation or exc).removeprefix("ds01: ")
 
 
 def definition_dir(settings: Settings, container: Container) -> Path | None:
