@@ -207,23 +207,31 @@ class Saved:
     already: Packages
 
 
-def save_packages(settings: Settings, container: Container) -> Saved:
-    """Record the hand-installed packages into the definition; :class:`Conflict` (before
-    anything changed) when there is no definition to record them in."""
-    found = packages_from_changes(changes(settings, container))
+def check_definition(settings: Settings, container: Container) -> Path:
+    """The definition the packages go into; :class:`Conflict` naming what was found when
+    there is none (nothing has been changed or removed then)."""
     directory = definition_dir(settings, container)
-    if directory is None:
-        listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in found.by_kind().items() if v)
-        raise Conflict(
-            f"{container.name} was not made from a ds01 project or image definition, so "
-            "there is nowhere to save its packages; nothing was removed. "
-            + (
-                f"Found {listed}: add them to an image's {imagespec.SPEC_FILE} "
-                "(`ds01 image create NAME` makes one), then retire without --save-packages"
-                if found
-                else "No packages installed by hand were found: retire it without --save-packages"
-            )
+    if directory is not None:
+        return directory
+    found = packages_from_changes(changes(settings, container))
+    listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in found.by_kind().items() if v)
+    raise Conflict(
+        f"{container.name} was not made from a ds01 project or image definition, so "
+        "there is nowhere to save its packages; nothing was removed. "
+        + (
+            f"Found {listed}: add them to an image's {imagespec.SPEC_FILE} "
+            "(`ds01 image create NAME` makes one), then retire without --save-packages"
+            if found
+            else "No packages installed by hand were found: retire it without --save-packages"
         )
+    )
+
+
+def save_packages(settings: Settings, container: Container) -> Saved:
+    """Record the hand-installed packages into the definition (see :func:`check_definition`
+    for a container without one)."""
+    directory = check_definition(settings, container)
+    found = packages_from_changes(changes(settings, container))
     spec = imagespec.load_spec(directory)
     added, already = merge(spec, found)
     if added:
