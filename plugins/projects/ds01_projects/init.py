@@ -187,7 +187,8 @@ def _new_spec(
         if base or pip:
             raise Conflict(
                 f"{project.directory / imagespec.SPEC_FILE} exists: change the base or "
-                f"packages with `ds01 image update {project.image} --add-pip PKG` (or edit it)"
+                f"packages with `ds01 image update {project.image} --dir {project.directory} "
+                "--add-pip PKG` (or edit it)"
             )
         return None
     ref, key, _ = resolve_base(settings, base)

@@ -13,7 +13,7 @@ from typing import Any
 
 import docker.errors
 
-from ds01_core.api import Conflict, ServiceError
+from ds01_core.api import Conflict, ServiceError, Unavailable
 from ds01_projects import imagespec
 from ds01_projects.gateway_client import gateway_api
 from ds01_projects.project import PROJECT_FILE, Project, load_project
@@ -67,10 +67,17 @@ def _image(settings: Settings, project: Project) -> str:
     return f"{settings.repository(project.image)}:{tag}"
 
 
-def list_projects(settings: Settings) -> list[dict[str, Any]]:
+def list_projects(settings: Settings, warn: Any = None) -> list[dict[str, Any]]:
     """One row per project (``name``, ``directory``, ``image``, ``container``, ``state``,
-    ``gpu``, ``gpu_slots``, ``dev_containers``, ``problem``)."""
-    containers = _containers(settings)
+    ``gpu``, ``gpu_slots``, ``dev_containers``, ``problem``). Without the gateway the projects
+    are still listed, their containers' state ``unknown`` (``warn`` is told why)."""
+    try:
+        containers = _containers(settings)
+        unknown = False
+    except Unavailable as exc:
+        if warn is not None:
+            warn(f"your containers are unknown: {exc.message}")
+        containers, unknown = [], True
     by_name = {_name(c): c for c in containers}
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -85,7 +92,7 @@ def list_projects(settings: Settings) -> list[dict[str, Any]]:
             continue
         own = by_name.get(project.container)
         seen.add(project.container)
-        state = str(own.get("State")) if own else "not created"
+        state = str(own.get("State")) if own else "unknown" if unknown else "not created"
         image = _image(settings, project)
         gpu = project.gpu.describe()
         rows.append(

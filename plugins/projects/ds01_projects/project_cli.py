@@ -115,7 +115,7 @@ def init_cmd(
     for outcome in result.files:
         note = {
             "kept": "  (you changed it: left as it is)",
-            "exists": f"  (yours: change it with `ds01 image update {p.image}`)",
+            "exists": f"  (yours: `ds01 image update {p.image} --dir {p.directory}`)",
         }.get(outcome.action, "")
         click.echo(f"  {outcome.action:<10} {outcome.path}{note}")
     click.echo(f"Next: ds01 project launch {p.name}   (image, then container {p.container})")
@@ -185,7 +185,7 @@ def list_cmd(state: CliState, as_json: bool) -> None:
     from ds01_projects.listing import list_projects
 
     settings = load_settings(state)
-    rows = list_projects(settings)
+    rows = list_projects(settings, warn=lambda text: click.echo(f"warning: {text}", err=True))
     if as_json:
         print_json(rows)
         return

@@ -137,8 +137,8 @@ def readme_text(project: Project, repository: str) -> str:
         image = (
             f"`{repository}`, built from the `Dockerfile` here; its packages are listed in "
             "`ds01-image.yaml` (change them with `ds01 image update "
-            f"{project.image} --add-pip PKG`, or edit your own steps at the end of the "
-            "Dockerfile)"
+            f"{project.image} --dir . --add-pip PKG` in this folder, or edit your own steps "
+            "at the end of the Dockerfile)"
         )
     return f"""\
 # {project.name}
