@@ -163,6 +163,12 @@ def launch_cmd(
     }[result.action]
     slots = ", ".join(result.slots) or "none"
     click.echo(f"{result.container} {what} (image {result.image}; GPU slots: {slots})")
+    if gpu is not None and result.action != "created":
+        click.echo(
+            f"note: {result.container} exists already, so --gpus/--mig/--cpu-only did not apply; "
+            f"retire it first (ds01 container retire {result.container}) to get a new one",
+            err=True,
+        )
     if result.stale:
         click.echo(
             f"note: {result.container} runs an older build of the image; to move to the new one: "

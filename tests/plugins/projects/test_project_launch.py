@@ -160,6 +160,10 @@ def test_launch_builds_and_starts_the_container_with_workspace_and_gpu(
     # again: already running, nothing built
     again = ok_json(ta, user_cli, server, "project", "launch", "prj-a")
     assert again["action"] == "running" and again["built"] is False
+    done = run(ta, user_cli, server, "project", "launch", "prj-a", "--gpus", "2")
+    assert done.returncode == 0, done.stderr
+    assert "ds01ta-prj-a is already running" in done.stdout
+    assert "--gpus/--mig/--cpu-only did not apply" in done.stderr
 
 
 def test_launch_from_inside_the_folder_starts_a_stopped_container(
