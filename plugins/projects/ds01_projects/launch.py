@@ -8,6 +8,7 @@ created by the core's ``containers.create`` (the GPU admission, the workspace ch
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -73,7 +74,7 @@ def _inspect_image(api: Any, ref: str) -> dict[str, Any] | None:
 def _pull(api: Any, ref: str, console: Console | None) -> None:
     repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
     try:
-        with console.status(f"pulling {ref}") if console else _null():
+        with console.status(f"pulling {ref}") if console else contextlib.nullcontext():
             for chunk in api.pull(repo, tag=tag or "latest", stream=True, decode=True):
                 if isinstance(chunk, dict) and chunk.get("error"):
                     raise Conflict(f"cannot pull {ref}: {chunk['error']}")
@@ -81,14 +82,6 @@ def _pull(api: Any, ref: str, console: Console | None) -> None:
         raise Conflict(
             f"the image {ref} is not on this server and cannot be pulled: {exc.explanation or exc}"
         ) from None
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def ensure_image(

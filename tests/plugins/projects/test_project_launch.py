@@ -215,3 +215,15 @@ def test_another_user_cannot_launch_it_or_see_it(
     assert row["image"] == "ds01/ds01ta/prj-a:latest"
     theirs = ok_json(tb, user_cli, server, "project", "list")
     assert not [r for r in theirs if r["name"].startswith("prj-")], theirs
+
+
+def test_an_image_project_whose_image_is_missing_says_it_cannot_be_pulled(
+    server: ProjectsServer, unix_users: Any, user_cli: Path
+) -> None:
+    ta = unix_users["ds01ta"]
+    ok_json(ta, user_cli, server, "project", "init", "prj-gone", "--image", "prj-none/x:1")
+    done = run(ta, user_cli, server, "project", "launch", "prj-gone")
+    message = one_line_error(done, 1)
+    assert "the image prj-none/x:1 is not on this server and cannot be pulled" in message
+    ps = docker(ta, server.gateway_socket, "ps", "-a", "--format", "{{.Names}}")
+    assert "ds01ta-prj-gone" not in ps.stdout.split()
