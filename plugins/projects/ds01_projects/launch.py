@@ -9,13 +9,14 @@ created by the core's ``containers.create`` (the GPU admission, the workspace ch
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import attrs
 import docker.errors
 from rich.console import Console
 
-from ds01_core.api import Conflict
+from ds01_core.api import Conflict, Forbidden
 from ds01_projects import imagespec
 from ds01_projects.build import (
     LABEL_HASH,
@@ -98,6 +99,11 @@ def ensure_image(
         if _inspect_image(api, project.image_ref) is None:
             _pull(api, project.image_ref, None if quiet else console)
         return project.image_ref, None
+    if not os.access(project.directory, os.W_OK):
+        raise Forbidden(
+            f"{project.directory} is not yours to build in (its build log and record go "
+            "there): launch your own projects (`ds01 project list`)"
+        )
     spec = imagespec.load_spec(project.directory)
     ref = f"{settings.repository(spec.name)}:{spec.tag}"
     image = _inspect_image(api, ref)

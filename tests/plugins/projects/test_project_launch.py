@@ -206,7 +206,13 @@ def test_another_user_cannot_launch_it_or_see_it(
         assert f"workspace {folder} is not owned by ds01tb" in one_line_error(done, 1)
         ps = docker(tb, server.gateway_socket, "ps", "-a", "--format", "{{.Names}}")
         assert "prj-img" not in ps.stdout
+        # a project that builds its image: refused before any build in someone else's folder
+        theirs = Path(ta.home) / "projects" / "prj-a"
+        theirs.chmod(0o755)
+        done = run(tb, user_cli, server, "project", "launch", str(theirs))
+        assert f"{theirs} is not yours to build in" in one_line_error(done, 2)
     finally:
+        (Path(ta.home) / "projects" / "prj-a").chmod(0o700)
         (Path(ta.home) / "projects").chmod(0o700)
     mine = ok_json(ta, user_cli, server, "project", "list")
     assert {"prj-a", "prj-img"} <= {r["name"] for r in mine}
