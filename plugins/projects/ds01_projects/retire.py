@@ -11,6 +11,7 @@ the Dockerfile is rendered again, and only then is the container removed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ from ds01_projects.settings import Settings
 
 PROJECT_LABEL = "ds01.project"
 WORKSPACE_LABEL = "ds01.workspace"
+#: what the Dev Containers tools label their containers with: the folder they were opened from
+DEVCONTAINER_LABEL = "devcontainer.local_folder"
 #: ``docker diff`` kinds
 ADDED = 1
 _PIP = re.compile(r"/(?:site|dist)-packages/([^/]+)\.(dist-info|egg-info)$")
@@ -165,8 +168,9 @@ def _explained(exc: docker.errors.APIError) -> str:
 
 def definition_dir(settings: Settings, container: Container) -> Path | None:
     """Where the container's image is defined: its project's folder (the ``ds01.project``
-    label; the folder from ``ds01.workspace``, else the workspace root), else the folder the
-    image's ``ds01.image.definition`` label names, else the folder of the image's name
+    label; the folder from ``ds01.workspace``, else the workspace root; a dev container's
+    ``devcontainer.local_folder``), else the folder the image's ``ds01.image.definition``
+    label names, else the folder of the image's name
     (``ds01/<user>/NAME``: the project NAME, or ``images_dir/NAME``); None when none of these
     has a ``ds01-image.yaml``."""
     project = container.labels.get(PROJECT_LABEL)
@@ -178,6 +182,9 @@ def definition_dir(settings: Settings, container: Container) -> Path | None:
         for folder in folders:
             if _project_definition(folder, project):
                 return folder
+    dev_folder = container.labels.get(DEVCONTAINER_LABEL)
+    if dev_folder and _project_definition(Path(dev_folder), None):
+        return Path(dev_folder)
     label = _image_labels(settings, container.image_id).get(LABEL_DEFINITION)
     if label and (Path(label) / imagespec.SPEC_FILE).is_file():
         return Path(label)
@@ -205,7 +212,7 @@ def _project_definition(folder: Path, project: str | None, image: str | None = N
         return False
     if project is not None:
         return loaded.name == project
-    return loaded.builds_image and loaded.image == image
+    return loaded.builds_image and image in (None, loaded.image)
 
 
 def _image_labels(settings: Settings, image_id: str) -> dict[str, str]:
@@ -238,6 +245,11 @@ def check_definition(settings: Settings, container: Container) -> Path:
     """The definition the packages go into; :class:`Conflict` naming what was found when
     there is none (nothing has been changed or removed then)."""
     directory = definition_dir(settings, container)
+    if directory is not None and not os.access(directory, os.W_OK):
+        raise Conflict(
+            f"{container.name}'s image definition {directory} is not yours to change; "
+            "nothing was removed"
+        )
     if directory is not None:
         return directory
     found = packages_from_changes(changes(settings, container))

@@ -101,3 +101,26 @@ def test_devcontainer_up_through_the_gateway(
     row = next(r for r in rows if r["name"] == "prj-dev")
     assert [d["state"] for d in row["dev_containers"]] == ["running"]
     assert row["dev_containers"][0]["gpu_slots"] == labels["ds01.gpu.slots"].split(",")
+
+
+def test_a_dev_container_retired_saves_into_its_project(
+    server: ProjectsServer, unix_users: Any, user_cli: Path
+) -> None:
+    ta = unix_users["ds01ta"]
+    folder = Path(ta.home) / "projects" / "prj-dev"
+    rows = ok_json(ta, user_cli, server, "project", "list")
+    dev = next(r for r in rows if r["name"] == "prj-dev")["dev_containers"][0]["name"]
+    # what `sudo apt-get install htop` would leave (root inside: docker exec -u 0)
+    made = as_user(
+        ta,
+        server.gateway_socket,
+        "docker",
+        *("exec", "-u", "0", dev, "sh", "-c"),
+        "mkdir -p /var/lib/dpkg/info && touch /var/lib/dpkg/info/htop.list",
+    )
+    assert made.returncode == 0, made.stderr
+    data = ok_json(ta, user_cli, server, "container", "retire", dev, "--save-packages", "--yes")
+    assert data["definition"] == str(folder) and data["saved"]["apt"] == ["htop"]
+    assert "htop" in (folder / "Dockerfile").read_text()
+    rows = ok_json(ta, user_cli, server, "project", "list")
+    assert next(r for r in rows if r["name"] == "prj-dev")["dev_containers"] == []
