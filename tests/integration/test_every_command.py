@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -125,6 +126,15 @@ CASES: tuple[Case, ...] = (
     # ds01-prometheus: root only (it writes under /etc): an admin who is not root is refused
     # (exit 2) like a user; root's dry run writes nothing
     Case("admin monitoring install", ["--dry-run"], admin=True, ok_codes=frozenset({0, 2})),
+    # ds01-projects: no gateway runs here, so what needs Docker says so (exit 1, no traceback)
+    Case(
+        "project init",
+        ["prj-cmd", "--dir", "/tmp/{box}-prj", "--image", "ds01-test:busybox", "--yes"],
+        expect="project prj-cmd in /tmp/{box}-prj",
+    ),
+    Case("project list", expect="your containers are unknown"),
+    Case("project launch", ["/tmp/{box}-prj"], ok_codes=frozenset({1}), expect="gateway"),
+    Case("container retire", ["{box}-none", "--yes"], ok_codes=frozenset({1}), expect="gateway"),
 )
 
 
@@ -223,6 +233,8 @@ def service(tmp_path_factory, docker_engine, test_image, unix_users):
         names = [n.lstrip("/") for n in summary.get("Names") or ()]
         if any(n.startswith("cmd-") and n.endswith(f"-{os.getpid()}") for n in names):
             docker_engine.remove(summary["Id"], force=True)
+    for folder in Path("/tmp").glob(f"cmd-*-{os.getpid()}-prj"):  # `project init --dir`
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 ROLES = ("user", "admin", "root")
