@@ -79,3 +79,33 @@ def test_a_missing_or_linked_dockerfile_is_refused():
     buffer.seek(0)
     with pytest.raises(Refused, match="link"):
         dockerfile_of(buffer, "")
+
+
+def _ragged(files: dict[str, bytes]) -> bytes:
+    """A tar as the docker CLI sends a context for ``docker build -f`` outside it: the last
+    member's data unpadded and no end blocks."""
+    whole = _tar(files).getvalue()
+    last = list(files.values())[-1]
+    end = whole.rstrip(b"\0")  # the data's own bytes end with no NUL here
+    assert end.endswith(last)
+    return end
+
+
+def test_a_context_ending_in_its_last_member_is_read_as_the_engine_reads_it():
+    body = _ragged(
+        {"a.txt": b"x" * 700, ".dockerfile.96d6": b"FROM ds01/bob/x\n", ".dockerignore": b"*.tmp"}
+    )
+    with (  # what Python's tar reader says by itself
+        pytest.raises(tarfile.ReadError),
+        tarfile.open(fileobj=io.BytesIO(body)) as tar,
+    ):
+        list(tar)
+    assert dockerfile_of(io.BytesIO(body), ".dockerfile.96d6") == "FROM ds01/bob/x\n"
+
+
+def test_an_unreadable_header_with_more_after_it_is_refused():
+    good = _tar({"Dockerfile": b"FROM innocent\n"}).getvalue()[:1024]  # header + data
+    later = _tar({"Dockerfile": b"FROM ds01/bob/x\n"}).getvalue()
+    body = good + b"\xff" * 512 + later  # a header no reader agrees on, then another Dockerfile
+    with pytest.raises(Refused, match="not a readable tar archive"):
+        dockerfile_of(io.BytesIO(body), "")

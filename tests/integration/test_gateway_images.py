@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ds01_core.domain.images import IMAGE_OWNER_LABEL, image_owner, real_tags
+from tests.conftest import unavailable
 from tests.helpers.config import write_config
 from tests.helpers.gateway import DOCKER, as_user, docker, running_gateway
 
@@ -155,6 +156,35 @@ def test_a_build_outside_ds01_is_owned_too(gateway, bob, context, made):
     made.append(ref)
     ok(build(bob, gateway, context, "-t", ref))
     assert image_owner(engine_inspect(ref)) == "ds01tb"
+
+
+DEBIAN_DOCKER = "/usr/bin/docker"  # docker.io's CLI (20.10): it sends every build parameter
+
+
+@pytest.mark.parametrize("cli", [DOCKER, DEBIAN_DOCKER], ids=["docker", "debian-docker"])
+def test_both_docker_clis_build_with_a_dockerfile_outside_the_context(
+    gateway, bob, test_image, tmp_path, made, cli
+):
+    """``docker build -f ../Dockerfile.dev ctx`` (what the Dev Containers CLI runs): the CLI
+    adds the file to the context under a random name and the tar ends without its end blocks;
+    Debian's older CLI also sends an empty ``cgroupparent``. Both build, and the Dockerfile
+    is still checked (FROM another's image is refused the same way)."""
+    if not os.access(cli, os.X_OK):
+        unavailable(f"{cli} is not installed (scripts/ci/setup-docker.sh installs docker.io)")
+    ref = f"gwimg-dev-{PID}-{abs(hash(cli)) % 1000}:1"
+    made.append(ref)
+    base = _context(tmp_path, "ctx", "FROM scratch\n")  # not the Dockerfile used
+    (base / "Dockerfile").unlink()
+    (base / "data.txt").write_text("x" * 700)
+    os.chmod(base / "data.txt", 0o644)
+    other = _context(tmp_path, "defs", f"FROM {test_image}\nCOPY data.txt /data.txt\n")
+    dev = other / "Dockerfile"
+    args = ("DOCKER_BUILDKIT=0", cli, "build", "-f", str(dev), "-t", ref, str(base))
+    ok(as_user(bob, gateway, *args, timeout=120))
+    assert image_owner(engine_inspect(ref)) == "ds01tb"
+    dev.write_text("FROM ds01/ds01ta/nothing-of-yours:1\n")
+    err = refused(as_user(bob, gateway, *args, timeout=120), "")
+    assert "belongs to another user" in err or "No such image" in err, err
 
 
 def test_nobody_builds_into_anothers_namespace(gateway, bob, context, made):

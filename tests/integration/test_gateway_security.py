@@ -221,6 +221,11 @@ ATTACKS = {
         "POST", f"{V}/build?t=gws-{{n}}&remote=http://169.254.169.254/", None
     ),
     "BuildKit session": raw("POST", f"{V}/session"),
+    # what a BuildKit client sends: told to use the classic builder, not that its parameters
+    # are not allowed
+    "BuildKit build": raw(
+        "POST", f"{V}/build?t=gws-{{n}}&version=2&session=x&cgroupparent=", BUILD, TAR_HEADERS
+    ),
     "duplicated networkmode": raw(
         "POST", f"{V}/build?t=gws-{{n}}&networkmode=default&networkmode=host", BUILD, TAR_HEADERS
     ),
@@ -245,6 +250,7 @@ REASONS = {
     "build in a chosen cgroup": "build parameters cgroupparent are not allowed",
     "build with host network": "building with network 'host' is not allowed",
     "BuildKit session": "BuildKit sessions are not available",
+    "BuildKit build": "build with the classic builder: DOCKER_BUILDKIT=0",
     "cap_add ALL": "adding capabilities ['ALL'] is not allowed",
     "cap_add SYS_ADMIN": "adding capabilities ['SYS_ADMIN'] is not allowed",
     "cgroup parent": "the cgroup parent is set by ds01",

@@ -37,10 +37,23 @@ def dockerfile_of(file: IO[bytes], path: str) -> str:
     try:
         with tarfile.open(fileobj=file, mode="r:*") as tar:
             candidates: dict[str, tarfile.TarInfo] = {}
-            for entry in tar:
-                name = _clean(entry.name)
-                if name in (wanted, "dockerfile"):
-                    candidates[name] = entry  # the last of several wins, as the engine extracts
+            try:
+                for entry in tar:
+                    name = _clean(entry.name)
+                    if name in (wanted, "dockerfile"):
+                        candidates[name] = entry  # the last of several wins, as the engine does
+            except tarfile.ReadError:
+                # the docker CLI's context for `-f` outside it ends without the last member's
+                # padding and the end blocks; the engine reads it, and so do we, up to there.
+                # Anything else unreadable (a bad header with more after it, which another
+                # reader might take differently) is refused: we would not know its Dockerfile.
+                if not (candidates and _ends_in_last_member(tar, file)):
+                    raise _unclear("the build context is not a readable tar archive") from None
+            else:
+                # Python's reader stops quietly at a header it cannot read; the engine's does
+                # not, and might read on: only end blocks may follow what we read
+                if not _only_end_blocks_follow(tar, file):
+                    raise _unclear("the build context is not a readable tar archive")
             # without a name given, the engine falls back to a lower-case "dockerfile"
             fallback = None if _clean(path) else candidates.get("dockerfile")
             found = candidates.get(wanted) or fallback
@@ -61,6 +74,24 @@ def dockerfile_of(file: IO[bytes], path: str) -> str:
         if len(data) > MAX_DOCKERFILE:
             raise _unclear("the build context is neither a tar archive nor a Dockerfile") from None
     return data.decode("utf-8", "replace")
+
+
+def _ends_in_last_member(tar: tarfile.TarFile, file: IO[bytes]) -> bool:
+    """Whether an uncompressed archive's only fault is its missing end: the last member's
+    data runs to the end of the body, with no further header."""
+    return tar.fileobj is file and tar.offset >= file.seek(0, 2)
+
+
+def _only_end_blocks_follow(tar: tarfile.TarFile, file: IO[bytes]) -> bool:
+    """Whether nothing but NULs follows the last member of an uncompressed archive
+    (a compressed one is taken as read)."""
+    if tar.fileobj is not file:
+        return True
+    file.seek(tar.offset)
+    while chunk := file.read(1 << 16):
+        if chunk.strip(b"\0"):
+            return False
+    return True
 
 
 def _clean(name: str) -> str:

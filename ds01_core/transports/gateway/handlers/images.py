@@ -62,6 +62,8 @@ BUILD_PARAMS = frozenset(
         "version",
     ]
 )
+#: build parameters allowed only without a value (the host's cgroup tree is not the user's)
+EMPTY_ONLY = frozenset({"cgroupparent"})
 BUILD_NETWORKS = frozenset({"", "default", "bridge", "none"})
 T = TypeVar("T", dict[str, Any], list[Any])
 
@@ -204,14 +206,15 @@ def build(call: Call) -> bool:
     image limits, no other user's image read (the context is spooled to read its Dockerfile);
     no host network."""
     route = call.route
-    unknown = sorted({k for k, _ in route.query} - BUILD_PARAMS)
+    if (route.param("version") or "1") != "1":  # said first: BuildKit sends more parameters
+        return buildkit(call)
+    # older docker CLIs (Debian's 20.10) send every parameter, a cgroup parent left empty too
+    unknown = sorted({k for k, v in route.query if not (k in EMPTY_ONLY and not v)} - BUILD_PARAMS)
     if unknown:
         raise Refused(f"build parameters {', '.join(unknown)} are not allowed through the gateway")
     network = route.param("networkmode") or ""
     if network not in BUILD_NETWORKS:
         raise Refused(f"building with network {network!r} is not allowed (default, bridge or none)")
-    if (route.param("version") or "1") != "1":
-        return buildkit(call)
     tags = _values(call, "t")
     for tag in tags:
         check_name(call, tag, "building")
