@@ -43,4 +43,8 @@ def service_operations() -> Sequence[Operation]:
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
     """``ds01 image``, ``ds01 project``, ``ds01 container retire`` and ``ds01 setup``."""
-    del cli  # the commands are added by the modules that define them, below
+    from ds01_projects.setup_wizard import setup
+    from ds01_projects.user_doctor import doctor
+
+    cli.add_command(setup)
+    cli.add_command(doctor)
