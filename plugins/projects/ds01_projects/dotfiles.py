@@ -166,20 +166,22 @@ def ssh_problems(home: Path, uid: int) -> tuple[int, list[tuple[str, str]]]:
         try:
             st = target.stat()
         except FileNotFoundError:
-            return 0, found + [(f"{target} does not exist", _HOW_TO_ADD)]
+            return 0, [*found, (f"{target} does not exist", _HOW_TO_ADD)]
         except PermissionError:
-            return 0, found + [(f"cannot read {target}", f"check the owner of {target}")]
+            return 0, [*found, (f"cannot read {target}", f"check the owner of {target}")]
         if st.st_uid != uid:
             found.append((f"{target} is not owned by you", "ask an admin to chown it to you"))
         if st.st_mode & 0o022:
             fix = f"chmod go-w {target}" if want is None else f"chmod {want:o} {target}"
             found.append((f"{target} is writable by others (sshd then ignores your keys)", fix))
         elif want is not None and stat.S_IMODE(st.st_mode) & ~want:
-            found.append((f"{target} has mode {stat.S_IMODE(st.st_mode):o}", f"chmod {want:o} {target}"))
+            found.append(
+                (f"{target} has mode {stat.S_IMODE(st.st_mode):o}", f"chmod {want:o} {target}")
+            )
     try:
         rows = [r for r in path.read_text().splitlines() if r.strip() and not r.startswith("#")]
     except OSError as exc:
-        return 0, found + [(f"cannot read {path}: {exc.strerror}", f"chmod 600 {path}")]
+        return 0, [*found, (f"cannot read {path}: {exc.strerror}", f"chmod 600 {path}")]
     keys = [r for r in rows if key_blob(r)]
     if not keys:
         found.append((f"{path} has no public key", _HOW_TO_ADD))

@@ -82,7 +82,7 @@ def account(ctx: SetupContext) -> list[Finding]:
     try:
         quota = ctx.state.call("quota")
     except ServiceError as exc:
-        return found + [fail("account", f"cannot read your limits: {exc.message}", _ASK_ADMIN)]
+        return [*found, fail("account", f"cannot read your limits: {exc.message}", _ASK_ADMIN)]
     ctx.seen["quota"] = quota
     details = [gpu_quota_words(quota)]
     limits = s.limits
@@ -356,7 +356,7 @@ def notifications(ctx: SetupContext, channels: list[str] | None) -> list[Finding
         ok(
             "notify",
             f"you are told through: {names}",
-            details=details + ("change: `ds01 notify prefs --enable/--disable CHANNEL`",),
+            details=(*details, "change: `ds01 notify prefs --enable/--disable CHANNEL`"),
             changed=changed,
         )
     ]

@@ -20,9 +20,8 @@ import click
 
 from ds01_core.api import CliState, ServiceError, fail, pass_state, print_json, utc_text
 from ds01_projects import setup_steps
-from ds01_projects.findings import Finding, problems, render, summary
+from ds01_projects.findings import Finding, ok, problems, render, summary, warn
 from ds01_projects.findings import fail as failed
-from ds01_projects.findings import ok, warn
 from ds01_projects.settings import load_settings
 
 RECORD = Path(".ds01") / "setup.json"
@@ -215,8 +214,8 @@ def _init_and_launch(
     try:
         started = project_ops.launch(ctx.state, ctx.settings, name)
     except (project_ops.Error, ServiceError) as exc:
-        return found + [failed("project", f"launch {name}: {getattr(exc, 'message', exc)}")]
-    return found + [ok("project", started.message, changed=started.changed)]
+        return [*found, failed("project", f"launch {name}: {getattr(exc, 'message', exc)}")]
+    return [*found, ok("project", started.message, changed=started.changed)]
 
 
 # -- the record ---------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def run_checks(state: Any) -> list[Finding]:
     found += places(settings)
     quota = _quota(state, found)
     if quota is not None:
-        found += disk(quota) + held_gpus(quota)
+        found += disk(quota) + held_gpus(quota, _stopped(state))
     found += images(settings)
     return found
 
@@ -140,13 +140,29 @@ def disk(quota: dict[str, Any]) -> list[Finding]:
     return found
 
 
-def held_gpus(quota: dict[str, Any]) -> list[Finding]:
-    """Stopped containers whose GPUs are still held (against the quota) for a while."""
-    held = [a for a in quota["gpu_equivalents"]["allocations"] if a["held_after_stop"]]
+def _stopped(state: Any) -> set[str]:
+    """Names and ids of the caller's containers that are not running."""
+    try:
+        listing = state.call("containers.list", all=True)
+    except ServiceError:
+        return set()
+    return {
+        key for c in listing if c.get("status") != "running" for key in (c.get("name"), c.get("id"))
+    } - {None}
+
+
+def held_gpus(quota: dict[str, Any], stopped: set[str]) -> list[Finding]:
+    """Stopped containers whose GPUs are still held (against the quota) for a while: the
+    daemon marks the hold at its next cycle, the listing shows the stop at once."""
+    held = [
+        a
+        for a in quota["gpu_equivalents"]["allocations"]
+        if a["held_after_stop"] or a["container"] in stopped
+    ]
     return [
         warn(
             "gpus",
-            f"container {a['container']} is stopped but still holds {a['weight']:g} "
+            f"container {a['container']} is stopped but still holds {a['weight']:.2f} "
             "GPU-equivalents of your quota",
             f"`ds01 container start {a['container']}` to use it, or "
             f"`ds01 container remove {a['container']}` to free the GPU",
@@ -167,11 +183,11 @@ def images(settings: Settings) -> list[Finding]:
         return [fail("images", f"cannot list your images: {exc.message}", _ADMIN)]
     except Exception as exc:  # the SDK's many ways to fail: one line
         return [fail("images", f"cannot list your images: {exc}", _ADMIN)]
-    found = [_limit("images", len(rows), settings.limits.get("max_images"), str)]
-    size = sum(int(r.size or 0) for r in rows)
-    found.append(
-        _limit("storage", size, settings.limits.get("max_image_storage"), _bytes, unit="")
-    )
+    # counted as the gateway counts them: each image once, however many tags it has
+    tagged = {r.id for r in rows if not r.old}
+    found = [_limit("images", len(tagged), settings.limits.get("max_images"), str)]
+    size = sum({r.id: int(r.size or 0) for r in rows}.values())
+    found.append(_limit("storage", size, settings.limits.get("max_image_storage"), _bytes, unit=""))
     found += stale_images(api, rows)
     return found
 
@@ -199,6 +215,8 @@ def stale_images(api: Any, rows: list[Any]) -> list[Finding]:
 
     found = []
     for row in rows:
+        if row.old:
+            continue
         try:
             labels = api.inspect_image(row.id)["Config"].get("Labels") or {}
         except Exception:
@@ -218,17 +236,13 @@ def stale_images(api: Any, rows: list[Any]) -> list[Finding]:
 
 
 def _hashes(folder: Path) -> set[str]:
-    """What the image's hash label may be for this folder now (with or without its
-    requirements file, which only the spec names)."""
+    """What the image's hash label is for this folder as it is now (the Dockerfile, and the
+    requirements file its ``ds01-image.yaml`` names)."""
     from ds01_projects.build import definition_hash
+    from ds01_projects.imagespec import load_spec
 
-    hashes = {definition_hash(folder)}
     try:
-        from ds01_projects.imagespec import load_spec
-
-        requirements = getattr(load_spec(folder), "requirements", None)
-    except Exception:
+        requirements = load_spec(folder).requirements
+    except (ServiceError, OSError):
         requirements = None
-    if requirements:
-        hashes.add(definition_hash(folder, requirements))
-    return hashes
+    return {definition_hash(folder, requirements)}
