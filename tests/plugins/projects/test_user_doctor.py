@@ -73,7 +73,10 @@ def test_all_well_is_exit_0(
     done = _doctor(server, ta, user_cli, home)
     assert done.returncode == 0, done.stdout + done.stderr
     found = _by_check(done)
-    assert {f["status"] for fs in found.values() for f in fs} == {"ok"}, done.stdout
+    # other tests share ds01ta: their stopped containers or edited images may be advice (!)
+    mine = ("service", "gateway", "docker", "ssh", "home", "workspace")
+    assert {f["status"] for c in mine for f in found.get(c, [])} == {"ok"}, done.stdout
+    assert "fail" not in {f["status"] for fs in found.values() for f in fs}
     assert set(found) >= {"service", "gateway", "docker", "ssh", "home", "gpus", "images"}
     assert "answers through the ds01 gateway" in found["gateway"][0]["message"]
     plain = ds01_as(
@@ -87,7 +90,9 @@ def test_all_well_is_exit_0(
             "DOCKER_BUILDKIT": "0",
         },
     )
-    assert plain.returncode == 0 and plain.stdout.rstrip().endswith("no problems found")
+    assert plain.returncode == 0 and "✗" not in plain.stdout
+    last = plain.stdout.rstrip().splitlines()[-1]
+    assert last == "no problems found" or last.startswith("0 broken, "), last
     assert "✓ service  the ds01 service answers" in plain.stdout
 
 
