@@ -45,9 +45,15 @@ def service_operations() -> Sequence[Operation]:
 def add_cli_commands(cli: click.Group) -> None:
     """``ds01 image``, ``ds01 project``, ``ds01 container retire`` and ``ds01 setup``."""
     from ds01_projects.base_updates_cmd import add_to
+    from ds01_projects.project_cli import project
+    from ds01_projects.retire_cli import retire
     from ds01_projects.setup_wizard import setup
     from ds01_projects.user_doctor import doctor
 
+    cli.add_command(project)
+    container = cli.commands.get("container")  # the core's `ds01 container` group
+    if container is not None and hasattr(container, "add_command"):
+        container.add_command(retire)
     cli.add_command(setup)
     cli.add_command(doctor)
     add_to(cli)
