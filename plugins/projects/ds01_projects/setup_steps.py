@@ -22,8 +22,6 @@ from ds01_projects import dotfiles
 from ds01_projects.findings import Finding, fail, ok, warn
 from ds01_projects.settings import Settings
 
-PROJECT_FILE = "ds01-project.yaml"
-
 
 @attrs.define
 class SetupContext:
@@ -247,14 +245,6 @@ def ssh(ctx: SetupContext, key_file: str | None) -> list[Finding]:
 # -- 4. what the user already has -------------------------------------------------------------
 
 
-def existing_projects(settings: Settings) -> list[Path]:
-    root = Path(settings.workspace_root)
-    try:
-        return sorted(p.parent for p in root.glob(f"*/{PROJECT_FILE}"))
-    except OSError:
-        return []
-
-
 def existing(ctx: SetupContext) -> list[Finding]:
     """The user's images (exactly theirs: their namespace through the gateway), containers
     and projects, so that a returning user is not offered what they have (FIX-04)."""
@@ -292,14 +282,21 @@ def existing(ctx: SetupContext) -> list[Finding]:
                 details=tuple(f"{c['name']}  {c['status']}  {c['image']}" for c in containers),
             )
         )
-    projects = existing_projects(ctx.settings)
-    found.append(
-        ok(
-            "projects",
-            _count(len(projects), "project", ctx.settings.workspace_root),
-            details=tuple(p.name for p in projects),
+    try:
+        from ds01_projects.listing import list_projects
+
+        projects = list_projects(ctx.settings)
+    except ServiceError as exc:
+        projects = []
+        found.append(fail("projects", f"cannot list your projects: {exc.message}"))
+    else:
+        found.append(
+            ok(
+                "projects",
+                _count(len(projects), "project", ctx.settings.workspace_root),
+                details=tuple(f"{p['name']}  {p['state']}  {p['directory']}" for p in projects),
+            )
         )
-    )
     ctx.seen.update(images=images, containers=containers, projects=projects)
     return found
 

@@ -18,7 +18,15 @@ from typing import Any
 
 import click
 
-from ds01_core.api import CliState, ServiceError, fail, pass_state, print_json, utc_text
+from ds01_core.api import (
+    CliState,
+    Invalid,
+    ServiceError,
+    fail,
+    pass_state,
+    print_json,
+    utc_text,
+)
 from ds01_projects import setup_steps
 from ds01_projects.findings import Finding, ok, problems, render, summary, warn
 from ds01_projects.findings import fail as failed
@@ -200,10 +208,10 @@ def _init_and_launch(
 
     try:
         made = project_ops.init(ctx.state, ctx.settings, name, base=base, gpus=gpus)
-    except project_ops.UsageError as exc:
-        fail(str(exc), 2)
-    except (project_ops.Error, ServiceError) as exc:
-        return [failed("project", f"project {name}: {getattr(exc, 'message', exc)}")]
+    except Invalid as exc:
+        fail(exc.message, 2)
+    except ServiceError as exc:
+        return [failed("project", f"project {name}: {exc.message}")]
     found = [ok("project", made.message, changed=made.changed)]
     record["project"] = name
     if launch is None:
@@ -213,8 +221,8 @@ def _init_and_launch(
         return found
     try:
         started = project_ops.launch(ctx.state, ctx.settings, name)
-    except (project_ops.Error, ServiceError) as exc:
-        return [*found, failed("project", f"launch {name}: {getattr(exc, 'message', exc)}")]
+    except ServiceError as exc:
+        return [*found, failed("project", f"launch {name}: {exc.message}")]
     return [*found, ok("project", started.message, changed=started.changed)]
 
 

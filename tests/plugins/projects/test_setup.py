@@ -184,3 +184,35 @@ def test_wrong_flags_are_usage_errors(
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (fresh_home / ".profile").exists()
+
+
+def test_the_first_project_is_made_and_launched(
+    server: ProjectsServer, unix_users: Any, user_cli: Path, fresh_home: Path
+) -> None:
+    tb = unix_users["ds01tb"]
+    name = f"setup-first-{os.getpid()}"
+    folder = Path(tb.home) / "projects" / name
+    container = f"ds01tb-{name}"
+    try:
+        done = _setup(
+            server, tb, user_cli, fresh_home, "--yes", "--project", name, "--gpus", "1", "--launch"
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"✓ project  project {name} created in {folder} (1 GPU)" in done.stdout
+        assert f"✓ project  container {container} created and started" in done.stdout
+        assert (folder / "Dockerfile").is_file() and (folder / "ds01-project.yaml").is_file()
+        listed = ds01_as(tb, user_cli, server, "container", "list", "--json")
+        (box,) = [c for c in json.loads(listed.stdout) if c["name"] == container]
+        assert box["status"] == "running" and box["gpu_slots"], box
+        assert json.loads((fresh_home / ".ds01" / "setup.json").read_text())["project"] == name
+        # a second run does not offer another project: the user has one
+        again = _setup(server, tb, user_cli, fresh_home, "--yes", "--no-docker-host")
+        assert "✓ project  you have a project already" in again.stdout
+        assert name in again.stdout  # listed among the projects
+        # a wrong project name is a usage error
+        bad = _setup(server, tb, user_cli, fresh_home, "--yes", "--project", "Bad Name")
+        assert bad.returncode == 2 and "invalid project name" in bad.stderr
+    finally:
+        ds01_as(tb, user_cli, server, "container", "remove", container, "--force")
+        subprocess.run(["docker", "rmi", "-f", f"ds01/ds01tb/{name}:latest"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
