@@ -67,7 +67,7 @@ def render(findings: Sequence[Finding], console: Any = None) -> None:
     out = console or Console(highlight=False, soft_wrap=True)
     for f in findings:
         mark, colour = MARKS[f.status]
-        out.print(f"[{colour}]{mark}[/{colour}] [bold]{f.check:<8}[/bold] {escape(f.message)}")
+        out.print(f"[{colour}]{mark}[/{colour}] [bold]{f.check:<10}[/bold] {escape(f.message)}")
         for line in f.details:
             out.print(f"    {escape(line)}")
         for line in f.changed:

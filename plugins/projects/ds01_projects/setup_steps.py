@@ -67,7 +67,7 @@ def gpu_quota_words(quota: dict[str, Any]) -> str:
             f"up to {limit:g} GPU-equivalent{'s' if limit != 1 else ''} at once ({gpus}, "
             "or MIG slices adding up to that)"
         )
-    return f"GPU quota: {head}; {used:g} in use now"
+    return f"GPU quota: {head}; {round(used, 2):g} in use now"
 
 
 def account(ctx: SetupContext) -> list[Finding]:

@@ -197,7 +197,8 @@ def _bytes(n: float) -> str:
 
 
 def _limit(check: str, used: float, limit: Any, show: Any, unit: str = "images") -> Finding:
-    what = f"{show(used)}{' ' + unit if unit else ''}"
+    noun = unit[:-1] if unit.endswith("s") and used == 1 else unit
+    what = f"{show(used)}{' ' + noun if noun else ''}"
     if limit is None:
         return ok(check, f"{what} (no limit)")
     text = f"{what} of {show(limit)} allowed"

@@ -77,7 +77,7 @@ def test_a_fresh_account_completes_non_interactively(
     assert done.returncode == 0, out + done.stderr
     assert "Traceback" not in done.stderr
     assert out.startswith("First-time setup for ds01tb")
-    assert f"✓ account  ds01tb (uid {tb.uid}), not an admin" in out
+    assert f"✓ account    ds01tb (uid {tb.uid}), not an admin" in out
     assert "GPU quota: up to 2 GPU-equivalents at once (2 whole GPUs" in out
     block = f"export DOCKER_HOST=unix://{server.gateway_socket}\nexport DOCKER_BUILDKIT=0"
     for name in (".profile", ".bashrc"):
@@ -88,8 +88,8 @@ def test_a_fresh_account_completes_non_interactively(
     assert "! ssh" in out and "ssh-copy-id" in out
     # other tests share the test users: their images and containers may be there
     assert "✓ images" in out and "✓ containers" in out and "✓ projects" in out
-    assert "✓ project  no project offered (--no-project)" in out
-    assert "✓ notify   you are told through: terminal, container_file" in out
+    assert "✓ project    no project offered (--no-project)" in out
+    assert "✓ notify     you are told through: terminal, container_file" in out
     record = fresh_home / ".ds01" / "setup.json"
     assert stat.S_IMODE(record.stat().st_mode) == 0o600 and record.stat().st_uid == tb.uid
     data = json.loads(record.read_text())
@@ -131,7 +131,7 @@ def test_a_public_key_is_added_and_a_bad_one_refused(
     assert keys.read_text() == pub.read_text()
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     assert stat.S_IMODE(keys.parent.stat().st_mode) == 0o700
-    assert "✓ ssh      1 key in ~/.ssh/authorized_keys" in done.stdout
+    assert "✓ ssh        1 key in ~/.ssh/authorized_keys" in done.stdout
     # the same key again: nothing added
     again = _setup(server, tb, user_cli, fresh_home, "--yes", f"--ssh-key-file={pub}")
     assert keys.read_text() == pub.read_text() and "authorized_keys: the key" not in again.stdout
@@ -149,7 +149,7 @@ def test_notification_channels_are_set_by_flag(
     try:
         done = _setup(server, tb, user_cli, fresh_home, "--yes", "--notify-channels", "terminal")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "✓ notify   you are told through: terminal" in done.stdout
+        assert "✓ notify     you are told through: terminal" in done.stdout
         assert "changed: container_file turned off" in done.stdout
         prefs = ds01_as(tb, user_cli, server, "notify", "prefs", "--json")
         used = [c["channel"] for c in json.loads(prefs.stdout)["channels"] if c["used"]]
@@ -198,8 +198,8 @@ def test_the_first_project_is_made_and_launched(
             server, tb, user_cli, fresh_home, "--yes", "--project", name, "--gpus", "1", "--launch"
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert f"✓ project  project {name} created in {folder} (1 GPU)" in done.stdout
-        assert f"✓ project  container {container} created and started" in done.stdout
+        assert f"✓ project    project {name} created in {folder} (1 GPU)" in done.stdout
+        assert f"✓ project    container {container} created and started" in done.stdout
         assert (folder / "Dockerfile").is_file() and (folder / "ds01-project.yaml").is_file()
         listed = ds01_as(tb, user_cli, server, "container", "list", "--json")
         (box,) = [c for c in json.loads(listed.stdout) if c["name"] == container]
@@ -207,7 +207,7 @@ def test_the_first_project_is_made_and_launched(
         assert json.loads((fresh_home / ".ds01" / "setup.json").read_text())["project"] == name
         # a second run does not offer another project: the user has one
         again = _setup(server, tb, user_cli, fresh_home, "--yes", "--no-docker-host")
-        assert "✓ project  you have a project already" in again.stdout
+        assert "✓ project    you have a project already" in again.stdout
         assert name in again.stdout  # listed among the projects
         # a wrong project name is a usage error
         bad = _setup(server, tb, user_cli, fresh_home, "--yes", "--project", "Bad Name")

@@ -93,7 +93,7 @@ def test_all_well_is_exit_0(
     assert plain.returncode == 0 and "✗" not in plain.stdout
     last = plain.stdout.rstrip().splitlines()[-1]
     assert last == "no problems found" or last.startswith("0 broken, "), last
-    assert "✓ service  the ds01 service answers" in plain.stdout
+    assert "✓ service    the ds01 service answers" in plain.stdout
 
 
 def test_docker_host_and_buildkit_are_checked(
@@ -110,7 +110,7 @@ def test_docker_host_and_buildkit_are_checked(
     assert done.returncode == 1
     assert "classic builder" in _by_check(done)["docker"][0]["message"]
     text = ds01_as(ta, user_cli, server, "doctor", env={"HOME": str(home), "DOCKER_HOST": ""})
-    assert text.returncode == 1 and "✗ docker   DOCKER_HOST is not set" in text.stdout
+    assert text.returncode == 1 and "✗ docker     DOCKER_HOST is not set" in text.stdout
     assert "1 broken" in text.stdout
 
 
