@@ -185,12 +185,14 @@ def first_project(
         if ctx.interactive and ctx.confirm("Create your first project now?", True):
             name = ctx.ask("Project name", "my-first-project")
         else:
+            bases = ", ".join(f"{k} ({e.ref})" for k, e in ctx.settings.catalogue.items())
             return [
                 warn(
                     "project",
                     "no project yet",
                     "`ds01 project init NAME` makes one (a Dockerfile, a dev container, a "
                     "workspace); `ds01 project launch NAME` starts it on a GPU",
+                    details=(f"bases: {bases}",) if bases else (),
                 )
             ]
     return _init_and_launch(ctx, record, name, base, gpus, launch)

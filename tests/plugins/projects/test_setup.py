@@ -105,6 +105,7 @@ def test_a_fresh_account_completes_non_interactively(
         assert (fresh_home / name).read_text().count("# >>> ds01 >>>") == 1
     # no project is offered again; a non-interactive first run without --project says how
     assert "no project yet" in again.stdout and "ds01 project init NAME" in again.stdout
+    assert "bases: busybox (ds01-test:busybox)" in again.stdout
     assert json.loads(record.read_text())["runs"] == 2
 
     # with DOCKER_HOST read by the shell, the docker step is all fine
