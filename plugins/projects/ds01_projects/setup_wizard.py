@@ -79,6 +79,7 @@ def _channels(value: str | None) -> list[str] | None:
     help="Keep exactly these notification channels on (terminal, container_file, email, "
     "webhook; among those the admin enabled).",
 )
+@click.option("--check", "check_only", is_flag=True, help="Only report: change and record nothing.")
 @click.option("--json", "as_json", is_flag=True, help="What each step found, as JSON.")
 @pass_state
 def setup(
@@ -92,6 +93,7 @@ def setup(
     docker_host: bool | None,
     ssh_key_file: str | None,
     notify_channels: str | None,
+    check_only: bool,
     as_json: bool,
 ) -> None:
     """Set up your account for ds01 (first login), or check it again.
@@ -99,10 +101,26 @@ def setup(
     Steps: your account and limits; Docker through the ds01 gateway; the SSH key VS Code
     Remote needs; the images, containers and projects you have; your first project; how ds01
     tells you things. Each prints ✓ (fine), ! (worth doing, with how) or ✗ (broken). The exit
-    status is 1 when a step is broken, 2 for a wrong flag.
+    status is 1 when a step is broken, 2 for a wrong flag. A second run only reports, unless a
+    flag asks for a change; --check never changes anything.
     """
     if project and no_project:
         fail("choose one of --project NAME and --no-project", 2)
+    if check_only:
+        changing = [
+            flag
+            for flag, given in (
+                ("--project", project),
+                ("--docker-host", docker_host),
+                ("--launch", launch),
+                ("--ssh-key-file", ssh_key_file),
+                ("--notify-channels", notify_channels),
+            )
+            if given
+        ]
+        if changing:
+            fail(f"--check changes nothing: leave out {', '.join(changing)}", 2)
+        yes, no_project, docker_host = True, True, False
     if gpus is not None and gpus < 0:
         fail(f"--gpus must be 0 or more, got {gpus}", 2)
     try:
@@ -121,7 +139,7 @@ def setup(
         settings=settings,
         home=home,
         interactive=interactive,
-        first_run=not record,
+        first_run=not record and not check_only,
         confirm=_confirm,
         ask=_ask,
     )
@@ -141,7 +159,7 @@ def setup(
     step(setup_steps.existing(ctx))
     step(first_project(ctx, record, project, no_project, base, gpus, launch))
     step(setup_steps.notifications(ctx, channels))
-    saved = _write_record(home, record, findings)
+    saved = None if check_only else _write_record(home, record, findings)
     if saved is not None:
         findings.append(saved)
         if not as_json:

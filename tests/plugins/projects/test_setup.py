@@ -217,3 +217,16 @@ def test_the_first_project_is_made_and_launched(
         ds01_as(tb, user_cli, server, "container", "remove", container, "--force")
         subprocess.run(["docker", "rmi", "-f", f"ds01/ds01tb/{name}:latest"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_check_only_reports_and_writes_nothing(
+    server: ProjectsServer, unix_users: Any, user_cli: Path, fresh_home: Path
+) -> None:
+    tb = unix_users["ds01tb"]
+    done = _setup(server, tb, user_cli, fresh_home, "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "! docker" in done.stdout and "DOCKER_HOST is not set" in done.stdout
+    assert list(fresh_home.iterdir()) == []
+    refused = _setup(server, tb, user_cli, fresh_home, "--check", "--docker-host")
+    assert refused.returncode == 2
+    assert "--check changes nothing: leave out --docker-host" in refused.stderr
