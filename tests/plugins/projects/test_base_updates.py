@@ -379,3 +379,15 @@ def test_admins_see_and_trigger_the_check_users_are_refused(
         refused = ds01_as(unix_users["ds01ta"], user_cli, server, "admin", "base-updates")
         assert refused.returncode != 0 and "Traceback" not in refused.stderr
         assert "admin" in refused.stderr
+
+
+def test_ds01d_gets_the_service_when_there_is_something_to_check(make_runtime: Any) -> None:
+    with_bases = make_runtime({"bb": {"image": "example.org/a/b", "tag": "1.0"}})
+    services = list(with_bases.hooks.daemon_services(with_bases))
+    assert [s.name for s in services if isinstance(s, BaseUpdateService)] == [
+        "projects-base-updates"
+    ]
+    off = make_runtime({"bb": {"image": "example.org/a/b", "tag": "1.0"}}, enabled=False)
+    assert not [s for s in off.hooks.daemon_services(off) if isinstance(s, BaseUpdateService)]
+    empty = make_runtime({})
+    assert not [s for s in empty.hooks.daemon_services(empty) if isinstance(s, BaseUpdateService)]
