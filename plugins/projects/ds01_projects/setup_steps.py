@@ -40,13 +40,13 @@ class SetupContext:
     seen: dict[str, Any] = attrs.Factory(dict)
 
     def agree(self, flag: bool | None, question: str) -> bool:
-        """A flag decides; else a prompt (default yes on a first run); else the first run's
-        default (yes with --yes on a first run, no on later runs: those only report)."""
+        """A flag decides; else, on a first run, a prompt (default yes) or yes with --yes;
+        later runs only report (no question, no change) unless a flag asks."""
         if flag is not None:
             return flag
-        if self.interactive:
-            return self.confirm(question, self.first_run)
-        return self.first_run
+        if not self.first_run:
+            return False
+        return self.confirm(question, True) if self.interactive else True
 
 
 # -- 1. the account -------------------------------------------------------------------------

@@ -200,7 +200,11 @@ def first_project(
     if name is None:
         if have or record.get("project"):
             return [ok("project", "you have a project already (`ds01 project list`)")]
-        if ctx.interactive and ctx.confirm("Create your first project now?", True):
+        if (
+            ctx.interactive
+            and ctx.first_run
+            and ctx.confirm("Create your first project now?", True)
+        ):
             name = ctx.ask("Project name", "my-first-project")
         else:
             bases = ", ".join(f"{k} ({e.ref})" for k, e in ctx.settings.catalogue.items())
