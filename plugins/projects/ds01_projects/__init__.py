@@ -44,12 +44,14 @@ def service_operations() -> Sequence[Operation]:
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
     """``ds01 image``, ``ds01 project``, ``ds01 container retire`` and ``ds01 setup``."""
+    from ds01_projects import image_cli
     from ds01_projects.base_updates_cmd import add_to
     from ds01_projects.project_cli import project
     from ds01_projects.retire_cli import retire
     from ds01_projects.setup_wizard import setup
     from ds01_projects.user_doctor import doctor
 
+    image_cli.add_commands(cli)
     cli.add_command(project)
     container = cli.commands.get("container")  # the core's `ds01 container` group
     if container is not None and hasattr(container, "add_command"):

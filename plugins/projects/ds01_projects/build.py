@@ -90,7 +90,10 @@ def _ignore_patterns(directory: Path) -> list[str]:
 
 def _context(directory: Path) -> IO[bytes]:
     try:
-        return cast(IO[bytes], tar(directory, exclude=_ignore_patterns(directory), dockerfile=None))
+        return cast(
+            IO[bytes],
+            tar(directory, exclude=_ignore_patterns(directory), dockerfile=(DOCKERFILE, None)),
+        )
     except OSError as exc:
         raise BuildFailed(f"cannot read the build context {directory}: {exc}") from None
 
@@ -144,10 +147,15 @@ def _chunks(
             labels=labels,
         )
     except docker.errors.APIError as exc:
-        message = str(exc.explanation or exc).strip()
-        raise BuildFailed(message) from None
+        raise BuildFailed(gateway_message(exc)) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise Unavailable(f"the build through the ds01 gateway broke off: {exc}") from None
+
+
+def gateway_message(exc: docker.errors.APIError) -> str:
+    """What the gateway (or the engine) said, without the gateway's ``ds01:`` prefix: the
+    CLI shows it as ``Error: <message>``."""
+    return str(exc.explanation or exc).strip().removeprefix("ds01: ")
 
 
 def _lines(chunk: dict[str, Any]) -> Iterable[str]:

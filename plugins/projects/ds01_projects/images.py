@@ -20,7 +20,8 @@ import docker.errors
 import requests.exceptions
 
 from ds01_core.api import Conflict, ServiceError, Unavailable, format_bytes, utc_text
-from ds01_projects.build import LABEL_BASE, LABEL_DEFINITION, LABEL_NAME
+from ds01_projects.build import LABEL_BASE, LABEL_DEFINITION, LABEL_NAME, gateway_message
+from ds01_projects.imagespec import load_spec
 from ds01_projects.settings import Settings
 
 #: what the gateway says when an image limit refuses (the same words before a build here)
@@ -58,7 +59,7 @@ def docker_call(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.APIError as exc:
-        raise ServiceError(str(exc.explanation or exc).strip()) from None
+        raise ServiceError(gateway_message(exc)) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise Unavailable(f"{action} through the ds01 gateway failed: {exc}") from None
 
@@ -113,10 +114,35 @@ def user_images(settings: Settings, api: docker.APIClient) -> list[ImageRow]:
         for ref in tags:
             repo, tag = _split(ref)
             rows.append(ImageRow(name=repo[len(prefix) :], tag=tag, ref=ref, **common))
-        if not tags and using.get(image_id) and labels.get(LABEL_NAME):
-            name = labels[LABEL_NAME]
-            rows.append(ImageRow(name=name, tag="(old)", ref=image_id, old=True, **common))
-    return sorted(rows, key=lambda r: (r.name, r.old, r.tag))
+        if not tags and using.get(image_id):
+            name = labels.get(LABEL_NAME) or _created_as(api, using[image_id][0], prefix)
+            if name:
+                rows.append(ImageRow(name=name, tag="(old)", ref=image_id, old=True, **common))
+    return sorted(
+        (_with_definition(settings, r) for r in rows), key=lambda r: (r.name, r.old, r.tag)
+    )
+
+
+def _with_definition(settings: Settings, row: ImageRow) -> ImageRow:
+    """Fill what the build's labels would say from ``images_dir/NAME`` when they are absent."""
+    if row.definition and row.base:
+        return row
+    directory = Path(row.definition or Path(settings.images_dir) / row.name)
+    try:
+        spec = load_spec(directory)
+    except ServiceError:
+        return row
+    return attrs.evolve(row, definition=str(directory), base=row.base or spec.base)
+
+
+def _created_as(api: docker.APIClient, container: str, prefix: str) -> str | None:
+    """The name of the image ``container`` was created from, when it is one of the caller's
+    (for an old build without ds01's labels: a gateway that keeps ``ds01.*`` labels to itself)."""
+    with docker_call("inspecting your container"):
+        ref = str((api.inspect_container(container).get("Config") or {}).get("Image") or "")
+    if not ref.startswith(prefix):
+        return None
+    return _split(ref)[0][len(prefix) :]
 
 
 def find_image(rows: Iterable[ImageRow], name: str, tag: str | None = None) -> ImageRow | None:

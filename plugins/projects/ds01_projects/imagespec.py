@@ -68,7 +68,7 @@ def check_tag(tag: str) -> str:
 def check_package(kind: str, package: str) -> str:
     """A package name as the user typed it; no newlines or leading '-' (options)."""
     if not package.strip() or "\n" in package or package.strip().startswith("-"):
-        raise Invalid(f"{package!r} is not a {kind} package name")
+        raise Invalid(f"{package!r} is not {'an' if kind == 'apt' else 'a'} {kind} package name")
     return package.strip()
 
 

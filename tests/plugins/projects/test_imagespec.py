@@ -98,7 +98,7 @@ def test_a_dockerfile_without_the_marker_is_kept_as_a_backup(tmp_path: Path) -> 
         ("name: x\n", "base: missing"),
         ("name: X!\nbase: b\n", "name: 'X!' cannot be an image name"),
         ("name: x\nbase: b\npip: numpy\n", "pip: expected a list"),
-        ("name: x\nbase: b\napt: ['-o evil']\n", "apt: '-o evil' is not a apt package name"),
+        ("name: x\nbase: b\napt: ['-o evil']\n", "apt: '-o evil' is not an apt package name"),
         ("name: x\nbase: b\nrequirements: ../../etc/passwd\n", "requirements: must be a file"),
         ("name: x\nbase: b\npackages: [a]\n", "packages: unknown key"),
     ],

@@ -1,0 +1,67 @@
+"""``allowed_bases: catalogue`` as a real user meets it: a base outside the catalogue is
+refused before anything is written, naming what is allowed (exit 2); another tag of a
+catalogue image and an ``extra_allowed_bases`` pattern are accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugins.projects.image_helpers import clean
+from tests.plugins.projects.projects_fixture import ProjectsServer, ds01_as, projects_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(unix_users: Any, docker_engine: Any, test_image: str) -> Iterator[ProjectsServer]:
+    extra = {
+        "plugins": {
+            "projects": {"allowed_bases": "catalogue", "extra_allowed_bases": ["nvcr.io/nvidia/*"]}
+        }
+    }
+    try:
+        with projects_server(extra) as running:
+            yield running
+    finally:
+        clean(("ds01tb",))
+
+
+def test_a_base_outside_the_catalogue_is_refused_with_the_allowed_ones(
+    server: ProjectsServer, unix_users: Any, user_cli: Path
+) -> None:
+    tb = unix_users["ds01tb"]
+    done = ds01_as(
+        tb, user_cli, server, "image", "create", "img-base", "--base", "python:3.12", "--yes"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "Error: the base python:3.12 is not allowed on this server: choose one of busybox "
+        "(ds01-test:busybox), images matching nvcr.io/nvidia/*"
+    )
+    assert not Path(f"{tb.home}/.ds01/images/img-base").exists()
+
+
+@pytest.mark.parametrize(
+    ("base", "install"),
+    [
+        # another tag of the catalogue's image: that entry's install commands
+        ("ds01-test:other-tag", "RUN mkdir -p /ds01-installed && echo x >> /ds01-installed/pip"),
+        ("nvcr.io/nvidia/pytorch:24.01-py3", "RUN pip install --no-cache-dir x"),
+    ],
+)
+def test_allowed_bases_are_accepted(
+    server: ProjectsServer, unix_users: Any, user_cli: Path, base: str, install: str
+) -> None:
+    tb = unix_users["ds01tb"]
+    done = ds01_as(
+        tb, user_cli, server, "image", "create", "img-base-ok", "--base", base, "--pip", "x",
+        "--no-build", "--force", "--yes",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    dockerfile = Path(f"{tb.home}/.ds01/images/img-base-ok/Dockerfile").read_text()
+    assert f"FROM {base}\n" in dockerfile
+    assert f"{install}\n" in dockerfile
