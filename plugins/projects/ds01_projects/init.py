@@ -156,7 +156,7 @@ def init_project(settings: Settings, request: InitRequest) -> InitResult:
     if spec is not None:
         _write_definition(settings, project, spec, files)
     elif project.builds_image:
-        files.note(imagespec.SPEC_FILE, "kept")
+        files.note(imagespec.SPEC_FILE, "exists")
     uid, gid = os.getuid(), os.getgid()
     dev = f"{DEVCONTAINER_DIR}/{DEVCONTAINER_FILE}"
     files.write(dev, render_devcontainer(project, uid, gid))

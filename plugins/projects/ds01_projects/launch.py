@@ -16,7 +16,13 @@ from rich.console import Console
 
 from ds01_core.api import Conflict
 from ds01_projects import imagespec
-from ds01_projects.build import LABEL_HASH, BuildResult, build_image, definition_hash
+from ds01_projects.build import (
+    LABEL_HASH,
+    BuildResult,
+    build_image,
+    definition_hash,
+    last_built,
+)
 from ds01_projects.gateway_client import BUILD_TIMEOUT, gateway_api
 from ds01_projects.project import GpuChoice, Project
 from ds01_projects.settings import Settings
@@ -102,9 +108,8 @@ def ensure_image(
     spec = imagespec.load_spec(project.directory)
     ref = f"{settings.repository(spec.name)}:{spec.tag}"
     image = _inspect_image(api, ref)
-    labels = ((image or {}).get("Config") or {}).get("Labels") or {}
     current = definition_hash(project.directory, spec.requirements)
-    if image is not None and not rebuild and labels.get(LABEL_HASH) == current:
+    if image is not None and not rebuild and _up_to_date(project, ref, image, current):
         return ref, None
     if console is not None and not quiet:
         why = (
@@ -117,6 +122,21 @@ def ensure_image(
         console.print(f"Building {ref} ({why}) …")
     built = build_image(settings, project.directory, spec, console=console, quiet=quiet)
     return built.ref, built
+
+
+def _up_to_date(project: Project, ref: str, image: dict[str, Any], current: str) -> bool:
+    """Built from the definition as it is now: the image's label says so, or (where the
+    gateway keeps ``ds01.*`` build labels to itself) the record of the last build does, for
+    this very image."""
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    if labels.get(LABEL_HASH) == current:
+        return True
+    built = last_built(project.directory)
+    return (
+        built.get("ref") == ref
+        and built.get("id") == image.get("Id")
+        and built.get("dockerfile_sha256") == current
+    )
 
 
 def _container(settings: Settings, name: str) -> dict[str, Any] | None:

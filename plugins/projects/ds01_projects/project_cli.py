@@ -113,7 +113,10 @@ def init_cmd(
     p = result.project
     click.echo(f"{'Created' if result.new else 'Checked'} project {p.name} in {p.directory}")
     for outcome in result.files:
-        note = "  (you changed it: left as it is)" if outcome.action == "kept" else ""
+        note = {
+            "kept": "  (you changed it: left as it is)",
+            "exists": f"  (yours: change it with `ds01 image update {p.image}`)",
+        }.get(outcome.action, "")
         click.echo(f"  {outcome.action:<10} {outcome.path}{note}")
     click.echo(f"Next: ds01 project launch {p.name}   (image, then container {p.container})")
 

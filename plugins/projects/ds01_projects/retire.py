@@ -19,11 +19,11 @@ from typing import Any
 import attrs
 import docker.errors
 
-from ds01_core.api import Conflict, NotFound
+from ds01_core.api import Conflict, NotFound, ServiceError
 from ds01_projects import imagespec
 from ds01_projects.build import LABEL_DEFINITION
 from ds01_projects.gateway_client import gateway_api
-from ds01_projects.project import PROJECT_FILE, ProjectError, load_project
+from ds01_projects.project import PROJECT_FILE, load_project
 from ds01_projects.settings import Settings
 
 PROJECT_LABEL = "ds01.project"
@@ -131,6 +131,8 @@ class Container:
     id: str
     name: str
     image_id: str
+    #: the image as the container was created with it (``ds01/<user>/NAME:TAG``)
+    image_ref: str
     labels: Mapping[str, str]
     running: bool
 
@@ -150,6 +152,7 @@ def find_container(settings: Settings, name: str) -> Container:
         id=data["Id"],
         name=str(data.get("Name") or name).lstrip("/"),
         image_id=str(data.get("Image") or ""),
+        image_ref=str(config.get("Image") or ""),
         labels=dict(config.get("Labels") or {}),
         running=bool((data.get("State") or {}).get("Running")),
     )
@@ -163,7 +166,9 @@ def _explained(exc: docker.errors.APIError) -> str:
 def definition_dir(settings: Settings, container: Container) -> Path | None:
     """Where the container's image is defined: its project's folder (the ``ds01.project``
     label; the folder from ``ds01.workspace``, else the workspace root), else the folder the
-    image's ``ds01.image.definition`` label names; None when neither has a ``ds01-image.yaml``."""
+    image's ``ds01.image.definition`` label names, else the folder of the image's name
+    (``ds01/<user>/NAME``: the project NAME, or ``images_dir/NAME``); None when none of these
+    has a ``ds01-image.yaml``."""
     project = container.labels.get(PROJECT_LABEL)
     if project:
         folders = []
@@ -171,22 +176,44 @@ def definition_dir(settings: Settings, container: Container) -> Path | None:
             folders.append(Path(container.labels[WORKSPACE_LABEL]))
         folders.append(Path(settings.workspace_root) / project)
         for folder in folders:
-            if not (folder / PROJECT_FILE).is_file():
-                continue
-            try:
-                loaded = load_project(folder)
-            except ProjectError:
-                continue
-            if loaded.name == project and (folder / imagespec.SPEC_FILE).is_file():
+            if _project_definition(folder, project):
                 return folder
-    try:
-        image = gateway_api(settings).inspect_image(container.image_id)
-    except docker.errors.APIError:
-        return None
-    label = ((image.get("Config") or {}).get("Labels") or {}).get(LABEL_DEFINITION)
+    label = _image_labels(settings, container.image_id).get(LABEL_DEFINITION)
     if label and (Path(label) / imagespec.SPEC_FILE).is_file():
         return Path(label)
+    prefix = f"{settings.namespace}/"
+    if not container.image_ref.startswith(prefix):
+        return None
+    name = container.image_ref[len(prefix) :].split("@")[0].split(":")[0]
+    project_folder = Path(settings.workspace_root) / name
+    if _project_definition(project_folder, None, image=name):
+        return project_folder
+    folder = Path(settings.images_dir) / name
+    if (folder / imagespec.SPEC_FILE).is_file():
+        return folder
     return None
+
+
+def _project_definition(folder: Path, project: str | None, image: str | None = None) -> bool:
+    """``folder`` is the project ``project`` (or the one whose image is ``image``) and holds
+    its image definition."""
+    if not (folder / PROJECT_FILE).is_file() or not (folder / imagespec.SPEC_FILE).is_file():
+        return False
+    try:
+        loaded = load_project(folder)
+    except ServiceError:
+        return False
+    if project is not None:
+        return loaded.name == project
+    return loaded.builds_image and loaded.image == image
+
+
+def _image_labels(settings: Settings, image_id: str) -> dict[str, str]:
+    try:
+        image = gateway_api(settings).inspect_image(image_id)
+    except (docker.errors.APIError, ServiceError):
+        return {}
+    return dict((image.get("Config") or {}).get("Labels") or {})
 
 
 def changes(settings: Settings, container: Container) -> list[dict[str, Any]]:
@@ -207,23 +234,31 @@ class Saved:
     already: Packages
 
 
-def save_packages(settings: Settings, container: Container) -> Saved:
-    """Record the hand-installed packages into the definition; :class:`Conflict` (before
-    anything changed) when there is no definition to record them in."""
-    found = packages_from_changes(changes(settings, container))
+def check_definition(settings: Settings, container: Container) -> Path:
+    """The definition the packages go into; :class:`Conflict` naming what was found when
+    there is none (nothing has been changed or removed then)."""
     directory = definition_dir(settings, container)
-    if directory is None:
-        listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in found.by_kind().items() if v)
-        raise Conflict(
-            f"{container.name} was not made from a ds01 project or image definition, so "
-            "there is nowhere to save its packages; nothing was removed. "
-            + (
-                f"Found {listed}: add them to an image's {imagespec.SPEC_FILE} "
-                "(`ds01 image create NAME` makes one), then retire without --save-packages"
-                if found
-                else "No packages installed by hand were found: retire it without --save-packages"
-            )
+    if directory is not None:
+        return directory
+    found = packages_from_changes(changes(settings, container))
+    listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in found.by_kind().items() if v)
+    raise Conflict(
+        f"{container.name} was not made from a ds01 project or image definition, so "
+        "there is nowhere to save its packages; nothing was removed. "
+        + (
+            f"Found {listed}: add them to an image's {imagespec.SPEC_FILE} "
+            "(`ds01 image create NAME` makes one), then retire without --save-packages"
+            if found
+            else "No packages installed by hand were found: retire it without --save-packages"
         )
+    )
+
+
+def save_packages(settings: Settings, container: Container) -> Saved:
+    """Record the hand-installed packages into the definition (see :func:`check_definition`
+    for a container without one)."""
+    directory = check_definition(settings, container)
+    found = packages_from_changes(changes(settings, container))
     spec = imagespec.load_spec(directory)
     added, already = merge(spec, found)
     if added:

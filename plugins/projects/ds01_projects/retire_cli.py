@@ -30,11 +30,18 @@ def retire(state: CliState, name: str, save_packages: bool, yes: bool, as_json: 
 
     Example: ds01 container retire alice-thesis --save-packages
     """
-    from ds01_projects.retire import find_container
+    from ds01_projects.retire import check_definition, find_container
     from ds01_projects.retire import save_packages as save
 
     settings = load_settings(state)
     container = find_container(settings, name)
+    if save_packages:
+        check_definition(settings, container)  # refused here, before anything changed
+    if interactive(yes) and not as_json:
+        running = " (it is running)" if container.running else ""
+        if not Confirm.ask(f"Remove {container.name}{running}?", default=False):
+            click.echo(f"{container.name} was kept")
+            return
     saved = save(settings, container) if save_packages else None
     if saved is not None and not as_json:
         for kind, packages in saved.added.by_kind().items():
@@ -47,11 +54,6 @@ def retire(state: CliState, name: str, save_packages: bool, yes: bool, as_json: 
             click.echo("no packages installed by hand were found")
         elif saved.added:
             click.echo(f"in {saved.directory}/ds01-image.yaml (Dockerfile rendered again)")
-    if interactive(yes) and not as_json:
-        running = " (it is running)" if container.running else ""
-        if not Confirm.ask(f"Remove {container.name}{running}?", default=False):
-            click.echo(f"{container.name} was kept")
-            return
     state.call("containers.remove", client_timeout=None, name=container.name, force=True)
     if as_json:
         print_json(

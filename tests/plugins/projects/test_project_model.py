@@ -9,7 +9,7 @@ import pytest
 
 from ds01_core.api import Invalid, ServiceError
 from ds01_projects.devcontainer import devcontainer_config
-from ds01_projects.imagespec import ImageSpec
+from ds01_projects.imagespec import ImageSpec, write_definition
 from ds01_projects.project import (
     PROJECT_FILE,
     GpuChoice,
@@ -17,8 +17,9 @@ from ds01_projects.project import (
     load_project,
     save_project,
 )
-from ds01_projects.retire import Packages, merge, packages_from_changes
+from ds01_projects.retire import Container, Packages, merge, packages_from_changes
 from ds01_projects.scaffold import Generated
+from ds01_projects.settings import Settings
 
 
 def _project(tmp_path: Path, **kw: object) -> Project:
@@ -165,3 +166,75 @@ def test_merge_adds_what_is_new_and_reports_what_is_listed() -> None:
     assert spec.apt == ["htop", "vim"]
     assert added == Packages(pip=("numpy==1.26.4",), apt=("vim",))
     assert already == Packages(pip=("flask-cors==4.0.0",), apt=("htop",))
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings.from_json(
+        {
+            "user": "alice",
+            "uid": 1000,
+            "admin": False,
+            "home": str(tmp_path),
+            "namespace": "ds01/alice",
+            "gateway_socket": "/nonexistent",
+            "workspace_root": str(tmp_path / "projects"),
+            "images_dir": str(tmp_path / "images"),
+        }
+    )
+
+
+class _NoLabels:
+    """A gateway whose images carry none of ds01's build labels (it keeps them to itself)."""
+
+    def inspect_image(self, ref: str) -> dict:
+        return {"Id": "sha256:1", "Config": {"Labels": {}}}
+
+
+def _container(image_ref: str, **labels: str) -> Container:
+    return Container("c1", "alice-x", "sha256:1", image_ref, labels, True)
+
+
+def test_retire_finds_the_definition_by_label_then_by_image_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ds01_projects.retire as retire
+
+    monkeypatch.setattr(retire, "gateway_api", lambda settings: _NoLabels())
+    settings = _settings(tmp_path)
+    project = tmp_path / "projects" / "x"
+    project.mkdir(parents=True)
+    save_project(_project(project, name="x", image="x", container="alice-x"))
+    write_definition(project, ImageSpec(name="x", base="b:1"), None)
+    standalone = tmp_path / "images" / "tools"
+    write_definition(standalone, ImageSpec(name="tools", base="b:1"), None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    save_project(_project(elsewhere, name="x", image="x", container="alice-x"))
+    write_definition(elsewhere, ImageSpec(name="x", base="b:1"), None)
+
+    by_label = _container("ds01/alice/x:latest", **{"ds01.project": "x"})
+    assert retire.definition_dir(settings, by_label) == project
+    labelled = {"ds01.project": "x", "ds01.workspace": str(elsewhere)}
+    assert retire.definition_dir(settings, _container("b:1", **labelled)) == elsewhere
+    assert retire.definition_dir(settings, _container("ds01/alice/x:latest")) == project
+    assert retire.definition_dir(settings, _container("ds01/alice/tools:v2")) == standalone
+    assert retire.definition_dir(settings, _container("ds01/bob/tools:v2")) is None
+    assert retire.definition_dir(settings, _container("busybox:latest")) is None
+
+
+def test_launch_trusts_the_build_record_when_the_image_has_no_labels(tmp_path: Path) -> None:
+    import json
+
+    from ds01_projects.launch import _up_to_date
+
+    project = _project(tmp_path)
+    image = {"Id": "sha256:abc", "Config": {"Labels": {}}}
+    assert not _up_to_date(project, "ds01/alice/demo:latest", image, "h1")
+    (tmp_path / ".ds01").mkdir()
+    record = {"ref": "ds01/alice/demo:latest", "id": "sha256:abc", "dockerfile_sha256": "h1"}
+    (tmp_path / ".ds01" / "built.json").write_text(json.dumps(record))
+    assert _up_to_date(project, "ds01/alice/demo:latest", image, "h1")
+    assert not _up_to_date(project, "ds01/alice/demo:latest", image, "h2")  # Dockerfile changed
+    assert not _up_to_date(project, "ds01/alice/demo:latest", {**image, "Id": "sha256:x"}, "h1")
+    labelled = {"Id": "sha256:new", "Config": {"Labels": {"ds01.image.dockerfile-sha256": "h2"}}}
+    assert _up_to_date(project, "ds01/alice/demo:latest", labelled, "h2")
