@@ -188,7 +188,7 @@ def images(settings: Settings) -> list[Finding]:
     found = [_limit("images", len(tagged), settings.limits.get("max_images"), str)]
     size = sum({r.id: int(r.size or 0) for r in rows}.values())
     found.append(_limit("storage", size, settings.limits.get("max_image_storage"), _bytes, unit=""))
-    found += stale_images(api, rows)
+    found += stale_images(settings, api, rows)
     return found
 
 
@@ -210,22 +210,21 @@ def _limit(check: str, used: float, limit: Any, show: Any, unit: str = "images")
     return ok(check, text)
 
 
-def stale_images(api: Any, rows: list[Any]) -> list[Finding]:
-    """Images whose definition folder's Dockerfile changed since they were built."""
-    from ds01_projects.build import LABEL_DEFINITION, LABEL_HASH
+def stale_images(settings: Settings, api: Any, rows: list[Any]) -> list[Finding]:
+    """Images whose definition (Dockerfile, requirements file) changed since they were
+    built: the build's hash label, or (where the gateway keeps ``ds01.*`` labels to itself)
+    the folder's record of its last build of this very image, against the folder now."""
+    from ds01_projects.images import definition_dir
 
     found = []
     for row in rows:
         if row.old:
             continue
-        try:
-            labels = api.inspect_image(row.id)["Config"].get("Labels") or {}
-        except Exception:
+        folder = definition_dir(settings, row.name, row)
+        if not (folder / "Dockerfile").is_file():
             continue
-        folder, built = labels.get(LABEL_DEFINITION), labels.get(LABEL_HASH)
-        if not folder or not built or not (Path(folder) / "Dockerfile").is_file():
-            continue
-        if built not in _hashes(Path(folder)):
+        built = _built_hash(api, row, folder)
+        if built is not None and built != _current_hash(folder):
             found.append(
                 warn(
                     "stale",
@@ -236,9 +235,23 @@ def stale_images(api: Any, rows: list[Any]) -> list[Finding]:
     return found
 
 
-def _hashes(folder: Path) -> set[str]:
-    """What the image's hash label is for this folder as it is now (the Dockerfile, and the
-    requirements file its ``ds01-image.yaml`` names)."""
+def _built_hash(api: Any, row: Any, folder: Path) -> str | None:
+    from ds01_projects.build import LABEL_HASH, last_built
+
+    try:
+        labels = (api.inspect_image(row.id).get("Config") or {}).get("Labels") or {}
+    except Exception:  # gone meanwhile, or the gateway refused: nothing to say about it
+        return None
+    if labels.get(LABEL_HASH):
+        return str(labels[LABEL_HASH])
+    record = last_built(folder)
+    return (
+        str(record.get("dockerfile_sha256") or "") or None if record.get("id") == row.id else None
+    )
+
+
+def _current_hash(folder: Path) -> str:
+    """The hash a build of the folder now would get."""
     from ds01_projects.build import definition_hash
     from ds01_projects.imagespec import load_spec
 
@@ -246,4 +259,4 @@ def _hashes(folder: Path) -> set[str]:
         requirements = load_spec(folder).requirements
     except (ServiceError, OSError):
         requirements = None
-    return {definition_hash(folder, requirements)}
+    return definition_hash(folder, requirements)

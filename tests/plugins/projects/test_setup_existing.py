@@ -4,7 +4,6 @@ whose Dockerfile changed after it was built."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -133,33 +132,37 @@ def test_setup_lists_exactly_the_users_own_images_and_containers(
 def test_doctor_notices_a_dockerfile_changed_since_the_build(
     server: ProjectsServer, unix_users: Any, user_cli: Path, folder: Path
 ) -> None:
+    """``ds01 image create`` builds it (the label, or the build record where the gateway keeps
+    ds01's labels to itself); a hand edit of the Dockerfile then shows in ``ds01 doctor``."""
     ta = unix_users["ds01ta"]
-    ref = f"ds01/ds01ta/setup-stale-{os.getpid()}:latest"
-    digest = hashlib.sha256((folder / "Dockerfile").read_bytes()).hexdigest()
+    name = f"setup-stale-{os.getpid()}"
+    ref = f"ds01/ds01ta/{name}:latest"
+    definition = folder / name
     env = {
         "HOME": str(folder),
         "DOCKER_HOST": f"unix://{server.gateway_socket}",
         "DOCKER_BUILDKIT": "0",
     }
     try:
-        labels = {
-            "ds01.image.definition": str(folder),
-            "ds01.image.dockerfile-sha256": digest,
-        }
-        build_as(ta, user_cli, server, folder, ref, **labels)
+        made = ds01_as(
+            ta, user_cli, server, "image", "create", name, "--base", "busybox",
+            "--dir", str(definition), "--yes", env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
         fresh = json.loads(ds01_as(ta, user_cli, server, "doctor", "--json", env=env).stdout)
         # (other tests' images of ds01ta may be there: only this one counts)
         assert not [f for f in fresh["findings"] if f["message"].startswith(ref)]
-        (folder / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo two > /setup-two\n")
+        dockerfile = definition / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text() + "RUN echo two > /setup-two\n")
         done = ds01_as(ta, user_cli, server, "doctor", "--json", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
         stale = [f for f in json.loads(done.stdout)["findings"] if f["message"].startswith(ref)]
         assert stale == [
             {
                 "check": "stale",
                 "status": "warn",
-                "message": f"{ref}: {folder}/Dockerfile changed since the image was built",
-                "fix": f"`ds01 image rebuild {ref.split('/')[2].split(':')[0]}` (or "
-                f"`ds01 project launch` in {folder})",
+                "message": f"{ref}: {definition}/Dockerfile changed since the image was built",
+                "fix": f"`ds01 image rebuild {name}` (or `ds01 project launch` in {definition})",
                 "details": [],
                 "changed": [],
             }
