@@ -164,11 +164,18 @@ def docker(ctx: SetupContext, add_block: bool | None) -> list[Finding]:
     states = {path: dotfiles.block_state(path, socket) for path in files}
     if any(v != "current" for v in states.values()):
         if ctx.agree(add_block, f"Point Docker at the ds01 gateway in {_names(files)}?"):
-            changed = tuple(
-                f"{path}: DOCKER_HOST block {'updated' if states[path] == 'outdated' else 'added'}"
-                for path in files
-                if dotfiles.write_block(path, socket)
-            )
+            try:
+                changed = tuple(
+                    f"{path}: DOCKER_HOST block {'updated' if states[path] == 'outdated' else 'added'}"
+                    for path in files
+                    if dotfiles.write_block(path, socket)
+                )
+            except OSError as exc:
+                where = exc.filename or ctx.home
+                return [
+                    fail("docker", f"cannot write {where}: {exc.strerror}", f"check {where}"),
+                    engine_through_gateway(ctx.settings),
+                ]
             found.append(
                 ok(
                     "docker",
@@ -222,11 +229,16 @@ def ssh(ctx: SetupContext, key_file: str | None) -> list[Finding]:
     if key_file:
         path = Path(os.path.expanduser(key_file))
         try:
-            added = dotfiles.add_public_key(ctx.home, path.read_text().strip().splitlines()[0])
+            line = path.read_text().strip().splitlines()[0]
         except (OSError, IndexError) as exc:
             return [fail("ssh", f"cannot read {path}: {getattr(exc, 'strerror', None) or 'empty'}")]
+        try:
+            added = dotfiles.add_public_key(ctx.home, line)
         except dotfiles.KeyError_ as exc:
             return [fail("ssh", f"{path}: {exc}", "give the .pub file of your key")]
+        except OSError as exc:
+            where = exc.filename or f"{ctx.home}/.ssh"
+            return [fail("ssh", f"cannot write {where}: {exc.strerror}", f"check {where}")]
         if added:
             changed = (f"{ctx.home}/.ssh/authorized_keys: the key in {path} added",)
     count, problems = dotfiles.ssh_problems(ctx.home, os.getuid())

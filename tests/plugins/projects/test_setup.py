@@ -230,3 +230,18 @@ def test_check_only_reports_and_writes_nothing(
     refused = _setup(server, tb, user_cli, fresh_home, "--check", "--docker-host")
     assert refused.returncode == 2
     assert "--check changes nothing: leave out --docker-host" in refused.stderr
+
+
+def test_a_home_it_cannot_write_is_one_clear_line(
+    server: ProjectsServer, unix_users: Any, user_cli: Path, fresh_home: Path
+) -> None:
+    fresh_home.chmod(0o555)  # the user's, but read-only
+    try:
+        done = _setup(server, unix_users["ds01tb"], user_cli, fresh_home, "--yes", "--no-project")
+    finally:
+        fresh_home.chmod(0o755)
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert f"✗ docker     cannot write {fresh_home}" in done.stdout
+    assert "Permission denied" in done.stdout
+    assert f"✗ record     cannot write {fresh_home}/.ds01/setup.json" in done.stdout
+    assert list(fresh_home.iterdir()) == []
