@@ -70,8 +70,11 @@ def read_state(runtime: Runtime) -> dict[str, Any]:
 def _write_state(runtime: Runtime, data: dict[str, Any]) -> None:
     path = state_path(runtime)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:  # told again next time, rather than not at all
+        log.error("base updates: cannot write %s: %s", path, exc)
 
 
 def due(runtime: Runtime, cfg: ProjectsConfig, now: dt.datetime) -> float:
@@ -211,22 +214,15 @@ class BaseUpdateService:
             self._thread.join(timeout=float(self.cfg.base_updates.timeout) + 1)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            wait = due(self.runtime, self.cfg, dt.datetime.now(dt.UTC))
-            if wait <= 0:
-                try:
-                    check(self.runtime, self.cfg)
-                except Exception:  # never let the thread die: try again next interval
-                    log.exception("base updates: the check failed")
-                    _write_state(
-                        self.runtime,
-                        {
-                            **read_state(self.runtime),
-                            "checked_at": utc_text(dt.datetime.now(dt.UTC)),
-                        },
-                    )
-                continue
-            self._stop.wait(min(wait, 3600.0))
+        # the first check when the last one (of any daemon) is an interval old; then every
+        # interval from this one, whether or not its state could be written
+        wait = due(self.runtime, self.cfg, dt.datetime.now(dt.UTC))
+        while not self._stop.wait(wait):
+            try:
+                check(self.runtime, self.cfg)
+            except Exception:  # never let the thread die: try again next interval
+                log.exception("base updates: the check failed")
+            wait = float(self.cfg.base_updates.interval)
 
 
 # -- the admin's view ------------------------------------------------------------------------------

@@ -391,3 +391,25 @@ def test_ds01d_gets_the_service_when_there_is_something_to_check(make_runtime: A
     assert not [s for s in off.hooks.daemon_services(off) if isinstance(s, BaseUpdateService)]
     empty = make_runtime({})
     assert not [s for s in empty.hooks.daemon_services(empty) if isinstance(s, BaseUpdateService)]
+
+
+@pytest.mark.integration
+def test_the_service_asks_again_every_interval(registry: str, make_runtime: Any) -> None:
+    runtime = make_runtime(
+        {"bb": {"image": f"{registry}/setup/bb", "tag": CURRENT}},
+        insecure_registries=[registry],
+        interval="1s",
+    )
+    service = BaseUpdateService(runtime, _cfg(runtime))
+    service.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
+            if stamp := read_state(runtime).get("checked_at"):
+                seen.add(stamp)
+            time.sleep(0.1)
+    finally:
+        service.stop()
+    assert len(seen) >= 2, seen
+    assert len(_events(runtime, "projects.base_update")) == 1  # told once, asked twice
