@@ -72,7 +72,8 @@ The service layer (operations for the CLI and the API socket)
 
 Docker
     ``DockerAdapter``: the core's Docker client (``runtime.docker``); ``DockerError``: its one
-    error (``status`` None when the engine cannot be reached).
+    error (``status`` None when the engine cannot be reached); ``user_repository``,
+    ``namespace_owner``, ``image_owner``: a user's image name (``ds01/<user>/NAME``), whose one is.
 
 CLI commands (``add_cli_commands`` hook)
     ``CliState``, ``pass_state``: the state ``@pass_state`` hands a command, and its way to the
@@ -101,6 +102,9 @@ if TYPE_CHECKING:
     from ds01_core.domain.gpu.health import GpuHealth as GpuHealth
     from ds01_core.domain.gpu.health import GpuTelemetry as GpuTelemetry
     from ds01_core.domain.gpu.health import HealthReason as HealthReason
+    from ds01_core.domain.images import image_owner as image_owner
+    from ds01_core.domain.images import namespace_owner as namespace_owner
+    from ds01_core.domain.images import user_repository as user_repository
     from ds01_core.domain.model import Action as Action
     from ds01_core.domain.model import Allocation as Allocation
     from ds01_core.domain.model import AllocationDecision as AllocationDecision
@@ -216,6 +220,9 @@ _SOURCES: dict[str, str] = {
     # Docker
     "DockerAdapter": "ds01_core.domain.docker_engine",
     "DockerError": "ds01_core.domain.docker_engine",
+    "image_owner": "ds01_core.domain.images",
+    "namespace_owner": "ds01_core.domain.images",
+    "user_repository": "ds01_core.domain.images",
     # CLI commands
     "CliState": "ds01_core.transports.cli.state",
     "pass_state": "ds01_core.transports.cli.state",
@@ -233,8 +240,7 @@ def current_workloads(runtime: Runtime, errors: list[str] | None = None) -> list
     """Every workload the active detectors see now, merged the way the daemon's cycle merges
     them. A detector that raises is left out and named in ``errors`` (when given): a plugin
     that checks or shows workloads still works with the others' answers."""
-    # lazy: this module loads nothing itself; the cycle (docker SDK, ~230 ms) only when called
-    from ds01_core.cycle.pipeline import detect
+    from ds01_core.cycle.pipeline import detect  # lazy: the cycle (docker SDK, ~230 ms)
 
     return detect(runtime, errors)
 
@@ -246,14 +252,9 @@ def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workloa
     others' containers. Raises :class:`NotFound` (none, or several match),
     :class:`Unavailable` (Docker cannot be reached) or :class:`Conflict` (Docker refused).
     """
-    # lazy: this module loads nothing itself; the docker SDK (~130 ms) only when called
-    from ds01_core.domain.docker_engine import DockerError
-
-    # lazy: the facade loads none of the core until a name or function is used
-    from ds01_core.services.errors import Conflict, NotFound, Unavailable
-
-    # lazy: the services and the cycle (~250 ms) load only when a plugin calls this
-    from ds01_core.services.user_containers import ContainerError, ContainerService
+    from ds01_core.domain.docker_engine import DockerError  # lazy: the docker SDK (~130 ms)
+    from ds01_core.services.errors import Conflict, NotFound, Unavailable  # lazy: on use only
+    from ds01_core.services.user_containers import ContainerError, ContainerService  # lazy: ~250 ms
 
     try:
         return ContainerService(runtime, user).find(name_or_id)
@@ -268,8 +269,7 @@ def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workloa
 def live_allocations(runtime: Runtime) -> list[Allocation]:
     """Every GPU allocation not released (held-after-stop ones included), as the state store
     has them now: one read, for plugins that publish or check who holds which slot."""
-    # lazy: the state tables load only when a plugin asks
-    from ds01_core.domain.state.allocations import Allocations
+    from ds01_core.domain.state.allocations import Allocations  # lazy: state tables on use
 
     return Allocations(runtime).live()
 
@@ -290,8 +290,7 @@ def allocation_history(
 def gpu_queue_users(runtime: Runtime) -> list[str]:
     """The user of each live ticket in the GPU wait queue, in queue order (a user waiting with
     two requests appears twice); tickets whose process is gone are left out."""
-    # lazy: the state tables load only when a plugin asks
-    from ds01_core.domain.state.gpu_queue import waiting
+    from ds01_core.domain.state.gpu_queue import waiting  # lazy: state tables on use
 
     return [ticket.user for ticket in waiting(runtime.state.db)]
 
@@ -388,6 +387,9 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     # Docker
     "DockerAdapter",
     "DockerError",
+    "image_owner",
+    "namespace_owner",
+    "user_repository",
     # CLI commands
     "CliState",
     "fail",

@@ -25,6 +25,9 @@ ORIGIN_LABEL = "ds01.origin"
 UUIDS_LABEL = "ds01.gpu.uuids"
 SLOTS_LABEL = "ds01.gpu.slots"
 ALLOCATED_AT_LABEL = "ds01.gpu.allocated_at"
+#: what the container asked for (JSON: count, mig, full_gpu, min_memory), so that it can be
+#: made again with the same request (``ds01 image update`` recreating it on a new build)
+REQUEST_LABEL = "ds01.gpu.request"
 COMPOSE_LABEL = "com.docker.compose.project"
 DEVCONTAINER_FOLDER_LABEL = "devcontainer.local_folder"
 _NAME_UID = re.compile(r"\._\.(\d+)$")

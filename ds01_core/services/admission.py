@@ -21,6 +21,7 @@ engine call runs on the connection's thread.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ import attrs
 from ds01_core.domain.container_facts import (
     ALLOCATED_AT_LABEL,
     OWNER_LABEL,
+    REQUEST_LABEL,
     SLOTS_LABEL,
     UUIDS_LABEL,
     classify_origin,
@@ -147,6 +149,16 @@ def prepare(runtime: Runtime, request: AdmissionRequest) -> Prepared:
                 granted = allocate_waiting(runtime, request.gpu_request, request.wait)
         except AllocationRefused as refused:
             raise AdmissionRefused(str(refused)) from None
+    if request.gpu_request is not None:
+        asked = request.gpu_request
+        labels[REQUEST_LABEL] = json.dumps(
+            {
+                "count": asked.count,
+                "mig": asked.mig_profile,
+                "full_gpu": asked.full_gpu,
+                "min_memory": asked.min_memory,
+            }
+        )
     allocation_id = granted.allocation.id if granted else None
     try:
         device_requests = granted is not None and request.nvidia_runtime

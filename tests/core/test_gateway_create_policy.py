@@ -29,6 +29,7 @@ MINE = Lookups(
     own_container=lambda ref: ref in ("mine", "mine2"),
     usable_network=lambda name: name == "alice_net",
     usable_volume=lambda name: name == "mydata",
+    usable_image=lambda ref: not ref.startswith("ds01/bob/"),
 )
 
 
@@ -140,14 +141,17 @@ def test_legitimate_mounts_pass(rules):
             ]
         }
     )
-    assert refusals(ok, rules) == []
+    assert refusals(ok, rules, MINE) == []
 
 
 def test_messages_name_what_is_wrong(rules):
-    assert refusals(body({"Binds": ["/etc:/mnt"]}), rules) == [
+    assert refusals(body({"Binds": ["/etc:/mnt"]}), rules, MINE) == [
         "mounting /etc would expose the host (/etc); not allowed"
     ]
-    assert refusals(attack("read-only path written", rules), rules) == [
+    assert refusals({"Image": "ds01/bob/x:1"}, rules, MINE) == [
+        "image ds01/bob/x:1 belongs to another user"
+    ]
+    assert refusals(attack("read-only path written", rules), rules, MINE) == [
         f"{rules.read_only_paths[0]} may only be mounted read-only (:ro)"
     ]
 
@@ -189,6 +193,7 @@ REFERENCE_ATTACKS = {
     "userns private": body({"UsernsMode": "private"}),
     "cgroup namespace option": body({"Cgroup": "container:bobs"}),
     "volume driver": body({"VolumeDriver": "rexray"}),
+    "another user's image": {"Image": "ds01/bob/x:1"},
 }
 
 

@@ -113,7 +113,7 @@ def test_body_limit():
         ("GET", "/containers/abc/json", "container.inspect", "abc"),
         ("POST", "/exec/e1/start", "exec.start", "e1"),
         ("DELETE", "/images/library/busybox:latest", "image.delete", "library/busybox:latest"),
-        ("GET", "/images/registry:5000/x/y/json", "open", "registry:5000/x/y"),
+        ("GET", "/images/registry:5000/x/y/json", "image.inspect", "registry:5000/x/y"),
         ("POST", "/swarm/init", "admin", None),
         ("GET", "/plugins", "admin", None),
         ("POST", "/containers/prune", "admin", None),

@@ -170,6 +170,19 @@ def test_create_policy_refusals_map_to_their_reason(host, reason):
             "connection_cap",
         ),
         ("HostConfig.Privileged: expected a boolean", 400, "bad_request"),
+        ("No such image: ds01/bob/x:1", 404, "not_owner"),
+        (
+            "building ds01/bob/x: bob's namespace (ds01/bob/) belongs to another user",
+            403,
+            "not_owner",
+        ),
+        ("you have 3 images and may have 3 (max_images): remove one first", 403, "image_limit"),
+        (
+            "your images take 2.0G, your image storage limit (max_image_storage) is 2.0G",
+            403,
+            "image_limit",
+        ),
+        ("the image archive is larger than 1.0G (gateway.max_image_upload)", 413, "image_limit"),
         ("something new", 403, "other"),
     ],
 )

@@ -45,6 +45,9 @@ LIMIT_MAXIMUMS: dict[str, tuple[int, str]] = {
     "cpu_quota": (CPU_QUOTA_MAX_CORES, "the kernel's largest CPU quota, in cores"),
 }
 
+#: limits where 0 means "none at all" rather than a mistake (``max_images: 0``: no images)
+ZERO_ALLOWED_LIMITS = frozenset({"max_images", "max_image_storage"})
+
 
 def _shown(value: float) -> str:
     if math.isnan(value):
@@ -111,6 +114,10 @@ def absolute_path(value: str) -> str:
 def limit_problem(key: str, value: Any) -> str | None:
     """What is wrong with one limit's value (None: nothing), for the file and for overrides."""
     if value is None or isinstance(value, bool):
+        return None
+    if key in ZERO_ALLOWED_LIMITS:
+        if value < 0:
+            return f"must be 0 or more, got {value!r} (0: none allowed; leave the key out for no limit)"
         return None
     if value <= 0:
         return (

@@ -136,6 +136,8 @@ class LimitSet:
     gpu_idle_threshold: float | None = None
     cpu_idle_threshold: float | None = None
     network_idle_threshold: ByteSize | None = None
+    max_images: int | None = None
+    max_image_storage: ByteSize | None = None
 
     def items_set(self) -> Iterable[tuple[str, Any]]:
         for field in attrs.fields(LimitSet):
@@ -242,6 +244,9 @@ class GatewayConfig:
     log_admin_requests: bool = True
     max_request_body: ByteSize = ByteSize(16 * 1024 * 1024)
     max_connections_per_user: int = 64
+    #: the largest ``docker load`` archive or build context a user may send (spooled to disk
+    #: to be checked first)
+    max_image_upload: ByteSize = ByteSize(32 * 1024**3)
 
 
 @attrs.define

@@ -10,7 +10,7 @@ A :class:`Refused` raised anywhere becomes a 403 and an ``access.denied`` event.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
 
 class Refused(HttpError):
-    """A policy refusal: 403 for the client, an ``access.denied`` event for the admin."""
+    """A policy refusal: 403 for the client, an ``access.denied`` event for the admin;
+    ``as_engine``: worded as the engine's own answer (a hidden object's 404), without ``ds01:``."""
 
-    def __init__(self, message: str, status: int = 403):
+    def __init__(self, message: str, status: int = 403, *, as_engine: bool = False):
         super().__init__(status, message)
+        self.as_engine = as_engine
 
 
 @attrs.define
@@ -67,10 +69,11 @@ class Call:
         buffered: BufferedHook | None = None,
         passes: FirstChunkCheck | None = None,
         lines: LineFilter | None = None,
+        upload: IO[bytes] | None = None,
     ) -> bool:
         """Send the request on — to ``target`` (default: the route's own, re-encoded), with
-        the checked ``body`` in place of the client's — and relay the answer; whether the
-        client connection can take another request."""
+        the checked ``body`` (or the spooled ``upload``) in place of the client's — and relay
+        the answer; whether the client connection can take another request."""
         return self.gateway.forwarder.forward(
             self.client,
             self.head,
@@ -82,6 +85,7 @@ class Call:
             buffered=buffered,
             passes=passes,
             lines=lines,
+            upload=upload,
         )
 
     # -- the request's body ---------------------------------------------------------------

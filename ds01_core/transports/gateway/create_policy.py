@@ -75,12 +75,14 @@ def _never(_ref: str) -> bool:
 
 @attrs.frozen
 class Lookups:
-    """Whether a container, network or named volume the body refers to is the caller's own
-    (or, for networks and volumes, free to use); the gateway answers from the engine."""
+    """Whether a container, network, named volume or image the body refers to is the caller's
+    own (or, for networks, volumes and images, free to use); the gateway answers from the
+    engine."""
 
     own_container: Callable[[str], bool] = _never
     usable_network: Callable[[str], bool] = _never
     usable_volume: Callable[[str], bool] = _never
+    usable_image: Callable[[str], bool] = _never
 
 
 _USABLE_NETWORK_MODES = frozenset({"", "default", "bridge", "none"})
@@ -161,6 +163,9 @@ def refusals(
     if not isinstance(host, Mapping):
         return ["HostConfig is not an object"]
     found: list[str] = []
+    image = str(body.get("Image") or "")
+    if image and not lookups.usable_image(image):
+        found.append(f"image {image} belongs to another user")
     if host.get("Privileged"):
         found.append("privileged containers are not allowed")
     extra = {str(c).upper().removeprefix("CAP_") for c in host.get("CapAdd") or []}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import IO
 
 from ds01_core.transports.gateway.http import (
     Closed,
@@ -60,9 +61,10 @@ class Forwarder:
         buffered: BufferedHook | None = None,
         passes: FirstChunkCheck | None = None,
         lines: LineFilter | None = None,
+        upload: IO[bytes] | None = None,
     ) -> bool:
-        """Send the request on (``body`` replacing the client's) and the answer back; whether
-        the client connection can take another request."""
+        """Send the request on (``body``, or the spooled ``upload``, replacing the client's) and
+        the answer back; whether the client connection can take another request."""
         keep = head.keep_alive()
         persistent = not (stream or hijack or lines is not None)
 
@@ -76,10 +78,11 @@ class Forwarder:
                 body=body,
                 hijack=hijack,
                 persistent=persistent,
+                upload=upload,
             )
             return upstream.read_head(request=False)
 
-        replayable = body is not None or framing[0] == "none"
+        replayable = body is not None or upload is not None or framing[0] == "none"
         upstream, answer = self._exchange(client, send, persistent, replayable)
         reusable = False
         try:

@@ -41,6 +41,9 @@ HOP_BY_HOP = frozenset(
 class HttpError(Exception):
     """A request the gateway cannot or will not handle; ``status`` is what the client gets."""
 
+    #: the answer is worded as the engine's own (no ``ds01:`` prefix)
+    as_engine = False
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
@@ -211,6 +214,18 @@ class Stream:
             sock.sendall(data)
             size -= len(data)
         return True
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """Exactly ``size`` bytes of this stream, as they come (what follows stays buffered)."""
+        while size > 0:
+            data = self.read_some()
+            if not data:
+                raise Closed("connection closed in the middle of a body")
+            if len(data) > size:
+                self.buffer[:0] = data[size:]
+                data = data[:size]
+            yield data
+            size -= len(data)
 
     def read_line(self, limit: int = MAX_CHUNK_LINE) -> bytes:
         while True:

@@ -20,8 +20,9 @@ DENIAL_REASONS = (
     "host_access",  # capabilities, devices, host namespaces, security options, sysctls, ...
     "gpu_request",  # --gpus all, NVIDIA_VISIBLE_DEVICES=all, unsupported device requests
     "quota",  # over the user's GPU quota
+    "image_limit",  # over max_images or max_image_storage, an image archive over max_image_upload
     "gpu_unavailable",  # no free GPU slot (also after waiting in the queue)
-    "not_owner",  # another user's container, network or volume
+    "not_owner",  # another user's container, network, volume or image, or their image namespace
     "forbidden_endpoint",  # an endpoint for admins only, unknown to the gateway, BuildKit
     "old_client",  # an API version older than the gateway accepts
     "bad_request",  # a body the gateway cannot check (400)
@@ -74,8 +75,12 @@ _WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("--gpus all", "NVIDIA_VISIBLE_DEVICES=all", "device request", "can reach every GPU"),
     ),
     ("quota", ("GPU quota",)),
+    ("image_limit", ("(max_images)", "(max_image_storage)", "(gateway.max_image_upload)")),
     ("gpu_unavailable", ("no free ", "not enough free", "GPU queue", "GPU slot(s)", "GPU was")),
-    ("not_owner", ("belongs to another user", "is not yours", "your own containers")),
+    (
+        "not_owner",
+        ("belongs to another user", "is not yours", "your own containers", "No such image"),
+    ),
     (
         "forbidden_endpoint",
         (

@@ -14,9 +14,11 @@ tcp``) become a two-way pipe with half-close passed on, which is what ``docker e
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import IO
 
 from ds01_core.transports.gateway.http import (
     BUFFER,
@@ -51,7 +53,10 @@ def send_request(
     body: bytes | None,
     hijack: bool,
     persistent: bool = False,
+    upload: IO[bytes] | None = None,
 ) -> None:
+    """The request to the engine: with ``body`` (JSON) or the spooled ``upload`` file in place
+    of the client's body, else the client's body copied as it comes."""
     headers = _body_headers(head.headers)
     if hijack and "upgrade" in head.tokens("connection"):
         headers += [("Connection", "Upgrade"), ("Upgrade", head.get("upgrade") or "tcp")]
@@ -62,6 +67,13 @@ def send_request(
         headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         upstream.sendall(serialize(first, headers) + body)
+        return
+    if upload is not None:
+        upload.seek(0)
+        length = os.fstat(upload.fileno()).st_size
+        upstream.sendall(serialize(first, [*headers, ("Content-Length", str(length))]))
+        if length:
+            upstream.sendfile(upload)
         return
     kind, size = framing
     if kind == "length":

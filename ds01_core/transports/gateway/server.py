@@ -189,13 +189,13 @@ class Gateway:
                 peer.who,
                 {"endpoint": endpoint, "reason": refused.message, "pid": peer.pid},
             )
-            _error(sock, refused.status, refused.message)
+            _error(sock, refused.status, refused.message, refused.as_engine)
         except HttpError as exc:
             if exc.status == 403:  # not an endpoint the gateway allows
                 outcomes.denied(exc.message, exc.status)
             else:
                 outcomes.error()
-            _error(sock, exc.status, exc.message)
+            _error(sock, exc.status, exc.message, exc.as_engine)
         except EngineUnavailable as exc:
             outcomes.error()
             _error(sock, 502, f"{exc} (is dockerd running?)")
@@ -251,9 +251,9 @@ class Gateway:
         )
 
 
-def _error(sock: socket.socket, status: int, message: str) -> None:
+def _error(sock: socket.socket, status: int, message: str, as_engine: bool = False) -> None:
     """The error answer, as JSON the docker CLI prints, and the end of the connection."""
-    body = json.dumps({"message": f"ds01: {message}"}).encode() + b"\n"
+    body = json.dumps({"message": message if as_engine else f"ds01: {message}"}).encode() + b"\n"
     with contextlib.suppress(OSError):
         sock.sendall(response(status, REASONS.get(status, "Error"), body, keep_alive=False))
         _linger(sock)

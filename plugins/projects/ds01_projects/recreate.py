@@ -24,6 +24,8 @@ ORIGIN_LABEL = "ds01.origin"
 WORKSPACE_LABEL = "ds01.workspace"
 PROJECT_LABEL = "ds01.project"
 UUIDS_LABEL = "ds01.gpu.uuids"
+#: the request ds01's admission recorded (count, mig, full_gpu, min_memory)
+REQUEST_LABEL = "ds01.gpu.request"
 
 
 @attrs.frozen
@@ -36,6 +38,8 @@ class Recipe:
     gpus: int | None = None
     mig: str | None = None
     cpu_only: bool = False
+    full_gpu: bool = False
+    min_memory: int | None = None
     workspace: str | None = None
     project: str | None = None
     command: tuple[str, ...] | None = None
@@ -47,6 +51,8 @@ class Recipe:
             "gpus": self.gpus,
             "mig": self.mig,
             "cpu_only": self.cpu_only,
+            "full_gpu": self.full_gpu,
+            "min_memory": self.min_memory,
             "workspace": self.workspace,
             "project": self.project,
             "command": list(self.command) if self.command else None,
@@ -67,6 +73,26 @@ def _mig_profiles(state: Any) -> dict[str, str]:
     return profiles
 
 
+def _recorded_request(text: str | None) -> dict[str, Any] | None:
+    """The admission's record of a GPU request, or None (none recorded, or unreadable)."""
+    import json
+
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    count = data.get("count")
+    memory = data.get("min_memory")
+    return {
+        "count": count if isinstance(count, int) and count > 0 else 1,
+        "mig": str(data["mig"]) if data.get("mig") else None,
+        "full_gpu": data.get("full_gpu") is True,
+        "min_memory": memory if isinstance(memory, int) else None,
+    }
+
+
 def recipe(
     inspect: Mapping[str, Any],
     image_cmd: Iterable[str] | None,
@@ -84,16 +110,24 @@ def recipe(
     uuids = [u for u in (labels.get(UUIDS_LABEL) or "").split(",") if u]
     if listed and listed.get("gpu_slots"):
         uuids = [str(u) for u in listed["gpu_slots"]]
-    mig = next((profiles[u] for u in uuids if u in profiles), None)
     cmd = config.get("Cmd")
     command = tuple(cmd) if cmd and list(cmd) != list(image_cmd or []) else None
+    asked = _recorded_request(labels.get(REQUEST_LABEL))
+    if asked is not None:  # the request as it was made, not what it happened to get
+        gpus, mig = (None, asked["mig"]) if asked["mig"] else (asked["count"], None)
+        full_gpu, min_memory = asked["full_gpu"], asked["min_memory"]
+    else:  # made before ds01 recorded requests: one MIG slice is a --mig request
+        mig = profiles.get(uuids[0]) if len(uuids) == 1 else None
+        gpus, full_gpu, min_memory = (None if mig or not uuids else len(uuids)), False, None
     return Recipe(
         name=name,
         running=running,
         by_ds01=by_ds01,
-        gpus=None if mig or not uuids else len(uuids),
+        gpus=gpus if not full_gpu else None,
         mig=mig,
-        cpu_only=not uuids,
+        cpu_only=asked is None and not uuids,
+        full_gpu=full_gpu,
+        min_memory=min_memory,
         workspace=labels.get(WORKSPACE_LABEL),
         project=labels.get(PROJECT_LABEL),
         command=command,
@@ -152,6 +186,8 @@ def _create_command(item: Recipe, image: str) -> str:
     words = ["ds01 container create", item.name, f"--image {image}"]
     if item.mig:
         words.append(f"--mig {item.mig}")
+    elif item.full_gpu:
+        words.append("--full-gpu")
     elif item.gpus:
         words.append(f"--gpus {item.gpus}")
     elif item.cpu_only:

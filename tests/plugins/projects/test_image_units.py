@@ -113,3 +113,25 @@ def test_a_recipe_keeps_the_gpu_request_workspace_project_and_command() -> None:
     assert (mig.mig, mig.gpus, mig.command) == ("2g.20gb", None, None)
     plain = recipe({"Name": "/x", "Config": {"Labels": {}}}, None, None, {})
     assert (plain.by_ds01, plain.cpu_only) == (False, True)
+
+
+def test_a_recorded_request_wins_over_the_slots_it_happened_to_get() -> None:
+    """``--gpus 2`` that got a MIG slice and a whole GPU is remade as ``--gpus 2``, not as a
+    one-slice ``--mig`` request; a recorded ``--mig`` or ``--full-gpu`` stays what it was."""
+
+    def made(request: str) -> dict[str, object]:
+        labels = {"ds01.origin": "ds01", "ds01.gpu.uuids": "MIG-9,GPU-2"}
+        labels["ds01.gpu.request"] = request
+        return {"Name": "/t", "Config": {"Labels": labels}}
+
+    profiles = {"MIG-9": "2g.20gb"}
+    two = recipe(made('{"count": 2, "mig": null, "full_gpu": false}'), None, None, profiles)
+    assert (two.gpus, two.mig, two.full_gpu, two.cpu_only) == (2, None, False, False)
+    mig = recipe(made('{"count": 1, "mig": "3g.40gb"}'), None, None, profiles)
+    assert (mig.gpus, mig.mig) == (None, "3g.40gb")
+    full = recipe(made('{"count": 1, "full_gpu": true, "min_memory": 42}'), None, None, {})
+    assert (full.gpus, full.full_gpu, full.min_memory) == (None, True, 42)
+    assert full.create_params("new")["full_gpu"] is True
+    # an unreadable record: the slots decide, and two slots are never one MIG request
+    bad = recipe(made("not json"), None, None, profiles)
+    assert (bad.gpus, bad.mig) == (2, None)

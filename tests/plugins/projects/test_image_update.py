@@ -84,6 +84,7 @@ def test_update_with_yes_rebuilds_and_moves_the_container(
     assert after["Config"]["Cmd"] == ["sleep", "3600"]
     labels, old_labels = after["Config"]["Labels"], before["Config"]["Labels"]
     assert len(labels["ds01.gpu.uuids"].split(",")) == 2  # the request kept
+    assert json.loads(labels["ds01.gpu.request"])["count"] == 2  # as admission recorded it
     assert labels["ds01.origin"] == old_labels["ds01.origin"] == "ds01"
     assert labels["ds01.workspace"] == old_labels["ds01.workspace"] == f"{ta.home}/img-upd-ws"
     assert labels["ds01.project"] == "img-proj"

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ds01_core.transports.gateway.call import Call
-from ds01_core.transports.gateway.handlers import containers, exec_instances, objects, system
+from ds01_core.transports.gateway.handlers import (
+    containers,
+    exec_instances,
+    images,
+    objects,
+    system,
+)
 
 Handler = Callable[[Call], bool]
 
@@ -32,9 +38,15 @@ HANDLERS: Mapping[str, Handler] = {
     "commit": containers.commit,
     "exec.start": exec_instances.exec_start,
     "exec.op": exec_instances.exec_op,
-    "image.pull": objects.image_pull,
-    "image.delete": objects.image_delete,
-    "build": objects.build,
+    "image.list": images.image_list,
+    "image.inspect": images.image_inspect,
+    "image.save": images.image_save,
+    "image.load": images.image_load,
+    "image.tag": images.image_tag,
+    "image.push": images.image_push,
+    "image.pull": images.image_pull,
+    "image.delete": images.image_delete,
+    "build": images.build,
     "volume.list": objects.volume_list,
     "volume.create": objects.volume_create,
     "volume.op": objects.volume_op,

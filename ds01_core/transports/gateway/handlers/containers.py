@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ds01_core.domain.container_facts import OWNER_LABEL
+from ds01_core.domain.images import IMAGE_OWNER_LABEL
 from ds01_core.services import admission
 from ds01_core.transports.gateway import create as creating
 from ds01_core.transports.gateway import schema
@@ -26,6 +27,7 @@ from ds01_core.transports.gateway.create_policy import (
     refusals,
 )
 from ds01_core.transports.gateway.http import HttpError
+from ds01_core.transports.gateway.image_policy import check_limits, check_name, usable_image
 
 
 def container_list(call: Call) -> bool:
@@ -140,8 +142,16 @@ def commit(call: Call) -> bool:
     }
     body = call.json_body(shape)
     cid = call.own_container(call.route.param("container") or "")
+    repo, tag = call.route.param("repo") or "", call.route.param("tag")
+    target = f"{repo}:{tag}" if repo and tag else repo
+    if repo:
+        check_name(call, target, "committing as")
+    check_limits(call, [target] if repo else [])
+    if isinstance(body.get("Labels"), dict):
+        body["Labels"] = creating.own_labels(body["Labels"])
     query = tuple((k, cid if k == "container" else v) for k, v in call.route.query)
-    return call.forward(call.route.target(query=query), body=body)
+    owner = ("changes", f"LABEL {IMAGE_OWNER_LABEL}={call.user}")  # applied last: it wins
+    return call.forward(call.route.target(query=(*query, owner)), body=body)
 
 
 def container_create(call: Call) -> bool:
@@ -153,6 +163,7 @@ def container_create(call: Call) -> bool:
         own_container=call.owns_container,
         usable_network=call.network_usable,
         usable_volume=call.volume_usable,
+        usable_image=lambda ref: usable_image(call, ref),
     )
     problems = refusals(body, create_rules(call), lookups)
     problems += creating.unsupported_device_requests(body)

@@ -1,8 +1,7 @@
-"""The gateway's policy for images, builds, volumes and networks.
+"""The gateway's policy for volumes and networks (images and builds: :mod:`.images`).
 
-Images are shared, builds stay off the host's network, and volumes and networks are their
-creator's (an owner label), local only and without the driver options that could reach the
-host."""
+Volumes and networks are their creator's (an owner label), local only and without the driver
+options that could reach the host."""
 
 from __future__ import annotations
 
@@ -13,75 +12,11 @@ from ds01_core.transports.gateway import create as creating
 from ds01_core.transports.gateway import schema
 from ds01_core.transports.gateway.answers import engine_json
 from ds01_core.transports.gateway.call import Call, Refused
-from ds01_core.transports.gateway.handlers.system import admin_only, buildkit
+from ds01_core.transports.gateway.handlers.system import admin_only
 from ds01_core.transports.gateway.http import HttpError, response
 from ds01_core.transports.gateway.ownership import BUILTIN_NETWORKS
 
-#: Build parameters a user may set, and the values of those that could reach the host.
-BUILD_PARAMS = frozenset(
-    [
-        "dockerfile",
-        "t",
-        "extrahosts",
-        "q",
-        "nocache",
-        "cachefrom",
-        "pull",
-        "rm",
-        "forcerm",
-        "memory",
-        "memswap",
-        "cpushares",
-        "cpusetcpus",
-        "cpusetmems",
-        "cpuperiod",
-        "cpuquota",
-        "buildargs",
-        "shmsize",
-        "squash",
-        "labels",
-        "networkmode",
-        "platform",
-        "target",
-        "outputs",
-        "ulimits",
-        "isolation",
-        "version",
-    ]
-)
-BUILD_NETWORKS = frozenset({"", "default", "bridge", "none"})
 NETWORK_OPTIONS = frozenset({"com.docker.network.driver.mtu"})
-
-
-# -- images -----------------------------------------------------------------------------------
-
-
-def image_pull(call: Call) -> bool:
-    if call.route.param("fromSrc") not in (None, "", "-"):
-        raise Refused(
-            "importing an image from a URL is not allowed; download it and use `docker import FILE`"
-        )
-    return call.forward(stream=True)
-
-
-def image_delete(call: Call) -> bool:
-    call.no_body()
-    if (call.route.param("force") or "").lower() in ("1", "true"):
-        raise Refused("forced image removal is for admins; remove your containers using it first")
-    return call.forward()
-
-
-def build(call: Call) -> bool:
-    route = call.route
-    unknown = sorted({k for k, _ in route.query} - BUILD_PARAMS)
-    if unknown:
-        raise Refused(f"build parameters {', '.join(unknown)} are not allowed through the gateway")
-    network = route.param("networkmode") or ""
-    if network not in BUILD_NETWORKS:
-        raise Refused(f"building with network {network!r} is not allowed (default, bridge or none)")
-    if (route.param("version") or "1") != "1":
-        return buildkit(call)
-    return call.forward(stream=True)
 
 
 # -- volumes ----------------------------------------------------------------------------------

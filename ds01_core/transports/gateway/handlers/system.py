@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 
+from ds01_core.domain.images import IMAGE_OWNER_LABEL, namespace_owner
+from ds01_core.domain.users import normalize_username
 from ds01_core.transports.gateway.call import Call, Refused
 from ds01_core.transports.gateway.ownership import BUILTIN_NETWORKS
 
 
 def open_endpoint(call: Call) -> bool:
-    """Nothing of anyone's in particular (ping, version, image listing and transfer)."""
-    route = call.route
-    streams = route.op in ("get", "push") or route.path in ("/images/load", "/images/get")
-    return call.forward(stream=streams)
+    """Nothing of anyone's in particular (ping, version, info, auth, image search)."""
+    return call.forward()
 
 
 def admin_only(call: Call) -> bool:
@@ -37,7 +37,7 @@ def events(call: Call) -> bool:
 
 
 def _event_visible(call: Call, line: bytes) -> bool:
-    """Whether the caller may see this event: images are everyone's; containers, volumes
+    """Whether the caller may see this event: images not another user's; containers, volumes
     and networks only their owner's (a built-in network's: for the caller's containers)."""
     try:
         event = json.loads(line)
@@ -49,8 +49,11 @@ def _event_visible(call: Call, line: bytes) -> bool:
     actor = event.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
     owners, user = call.owners, call.user
-    if kind == "image":
-        return True
+    if kind == "image":  # another user's image events would name it
+        owner = attributes.get(IMAGE_OWNER_LABEL) or namespace_owner(
+            str(attributes.get("name") or "")
+        )
+        return not owner or normalize_username(str(owner)) == normalize_username(user)
     if kind == "container":
         return owners.of_container_id(str(actor.get("ID", "")), attributes) == user
     if kind in ("volume", "network"):
