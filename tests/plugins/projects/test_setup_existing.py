@@ -169,3 +169,27 @@ def test_doctor_notices_a_dockerfile_changed_since_the_build(
         ]
     finally:
         subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+
+
+def test_doctor_measures_images_against_the_limits(
+    unix_users: Any, user_cli: Path, folder: Path, docker_engine: Any, test_image: str
+) -> None:
+    tb = unix_users["ds01tb"]
+    ref = f"ds01/ds01tb/setup-limit-{os.getpid()}:latest"
+    os.chown(folder, tb.uid, tb.gid)
+    extra = {"limits": {"defaults": {"max_images": 1, "max_image_storage": "1KiB"}}}
+    with projects_server(extra) as limited:
+        try:
+            build_as(tb, user_cli, limited, folder, ref)
+            done = ds01_as(tb, user_cli, limited, "doctor", "--json", env={"HOME": str(folder)})
+            assert done.returncode == 1 and "Traceback" not in done.stderr
+            found = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+            images, storage = found["images"], found["storage"]
+            # other tests may have left images of ds01tb: one (at the limit) or more (over)
+            assert images["status"] in ("warn", "fail") and " of 1 allowed" in images["message"]
+            assert storage["status"] == "fail" and storage["message"].endswith(
+                "of 1.0K allowed: OVER"
+            )
+            assert "ds01 image remove" in storage["fix"]
+        finally:
+            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
