@@ -118,6 +118,11 @@ CASES: tuple[Case, ...] = (
     Case("carbon report", expect="CO₂ from"),
     # the monthly report is for admins (a plain user is refused with exit 2)
     Case("report monthly", admin=True, expect="ds01 usage report"),
+    # ds01-projects: no gateway runs here, so setup and doctor report it broken (exit 1);
+    # --check writes nothing into the callers' homes
+    Case("setup", ["--check"], ok_codes=frozenset({0, 1}), expect="✓ account"),
+    Case("doctor", ok_codes=frozenset({0, 1}), expect="✓ service"),
+    Case("admin base-updates", admin=True, expect="not checked yet"),
     # no directory is configured here: a clear usage refusal, for admins too
     Case("admin ldap sync", ["--dry-run"], admin=True, ok_codes=frozenset({2}), expect="ldap"),
     Case("admin ldap show", ["ds01ta"], admin=True, ok_codes=frozenset({2}), expect="ldap"),

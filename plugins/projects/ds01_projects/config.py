@@ -58,6 +58,8 @@ class BaseUpdatesConfig:
     timeout: Duration = Duration(10)
     #: registries spoken to over plain HTTP (``host:port``), e.g. a mirror on loopback
     insecure_registries: list[str] = attrs.Factory(list)
+    #: who is told; empty: the members of ``gateway.admin_group`` (root when it has none)
+    notify_users: list[str] = attrs.Factory(list)
 
 
 @attrs.define
