@@ -306,6 +306,19 @@ class Hooks:
             )
         return first_refusal(result for _plugin, result in results)
 
+    def check_build(self, runtime: Runtime, user: str, images: Sequence[str]) -> Refusal | None:
+        """The first refusal of a build, if any; a plugin that raises refuses it (fail-closed)."""
+        results, failures = self._call_each(
+            "check_build", runtime=runtime, user=user, images=list(images)
+        )
+        if failures:
+            failure = failures[0]
+            return Refusal(
+                f"plugin {failure.plugin!r} could not check this build: {failure.error}",
+                failure.plugin,
+            )
+        return first_refusal(result for _plugin, result in results)
+
 
 def first_refusal(results: Iterable[Refusal | None]) -> Refusal | None:
     return next((r for r in results if r is not None), None)

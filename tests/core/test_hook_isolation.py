@@ -110,6 +110,7 @@ def arguments(runtime: Runtime) -> dict[str, Callable[[], Any]]:
         "spec": lambda: ContainerSpec(user="alice", name="c1", body={"Image": "busybox"}),
         "cli": lambda: click.Group("root"),
         "report": lambda: CycleReport(),
+        "images": lambda: ["busybox:latest"],
     }
 
 
@@ -195,6 +196,12 @@ def check_prepare(outcome: Any, args: dict[str, Any], _host: PluginHost) -> list
     return [outcome]
 
 
+def check_build_refused(outcome: Any, args: dict[str, Any], _host: PluginHost) -> list[Any]:
+    # fail-closed: a build rule that could not be checked refuses the build
+    assert outcome == Refusal("plugin 'first' could not check this build: first is broken", "first")
+    return [outcome]
+
+
 CASES: dict[str, Case] = {
     "plugin_config_sections": Case(lambda a: {"second": SecondKnobs}, check_config_sections),
     "configure": Case(lambda a: None, check_configure),
@@ -206,6 +213,7 @@ CASES: dict[str, Case] = {
     "notify": Case(lambda a: [SECOND_DELIVERY], collected(SECOND_DELIVERY)),
     "quota_usage": Case(lambda a: [SECOND_QUOTA], check_quota),
     "prepare_container": Case(label_spec, check_prepare),
+    "check_build": Case(lambda a: None, check_build_refused),
     "service_operations": Case(lambda a: [SECOND_OPERATION], collected(SECOND_OPERATION)),
     "user_known": Case(lambda a: True, collected(True)),
     "daemon_services": Case(lambda a: [SECOND_SERVICE], collected(SECOND_SERVICE)),

@@ -9,7 +9,7 @@ with the plugin manager): :mod:`~ds01_core.framework.hookspecs.plugin_setup` (co
 CLI commands, service operations, the daemon's services),
 :mod:`~ds01_core.framework.hookspecs.users` (a user's group), :mod:`~ds01_core.framework.hookspecs.cycle` (the daemon's cycle),
 :mod:`~ds01_core.framework.hookspecs.notices` (notices and quota lines) and
-:mod:`~ds01_core.framework.hookspecs.create_path` (GPU allocation and container admission).
+:mod:`~ds01_core.framework.hookspecs.create_path` (GPU allocation, container admission, image builds).
 This package re-exports every hook, with :data:`hookimpl` and :data:`PROJECT`.
 
 The core never calls ``pm.hook.<name>`` directly outside :mod:`ds01_core.framework.hooks`; it goes
@@ -35,7 +35,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from ds01_core.framework.hookspecs import create_path, cycle, notices, plugin_setup, users
-from ds01_core.framework.hookspecs.create_path import allocate_gpu, prepare_container
+from ds01_core.framework.hookspecs.create_path import (
+    allocate_gpu,
+    check_build,
+    prepare_container,
+)
 from ds01_core.framework.hookspecs.cycle import (
     cycle_finished,
     cycle_steps,
@@ -63,6 +67,7 @@ __all__ = [
     "PROJECT",
     "add_cli_commands",
     "allocate_gpu",
+    "check_build",
     "configure",
     "cycle_finished",
     "cycle_steps",

@@ -1,6 +1,7 @@
-"""Hook specifications of the container create path: GPU allocation, then the create's admission.
+"""Hook specifications of the create paths: GPU allocation, a container's admission, a build's.
 
-Called for every container create that passes through ds01, in that order. The rules common to
+The first two are called for every container create that passes through ds01, in that order;
+``check_build`` for every image build a user sends through the gateway. The rules common to
 every hook are in :mod:`ds01_core.framework.hookspecs`.
 """
 
@@ -81,4 +82,28 @@ def prepare_container(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
     If an implementation raises: the create is refused (fail-closed: a create that a limit
     plugin could not check must not go through unchecked), with a reason naming the plugin and
     the error.
+    """
+
+
+@hookspec
+def check_build(runtime: Runtime, user: str, images: Sequence[str]) -> Refusal | None:
+    """Allow or refuse an image build a user sends through the Docker API gateway.
+
+    Called by ``ds01-gateway`` for every build of a user who is not an admin, after the
+    gateway's own checks (parameters, the user's image namespace and limits) and before the
+    build reaches the engine.
+
+    :param runtime: the gateway's runtime.
+    :param user: who builds.
+    :param images: every image the build's Dockerfile reads, as written after build arguments
+        are filled in (``FROM``, ``COPY --from``, the bases' ``ONBUILD`` triggers), stage names
+        and ``scratch`` left out; in Dockerfile order.
+    :return: a :class:`~ds01_core.domain.model.Refusal` (its reason is shown to the user, e.g.
+        "base X is not one the admins allow: …"), or ``None`` to let the build proceed.
+
+    Not firstresult: every plugin is asked; any refusal refuses the build, and the first
+    refusal's reason is the one reported.
+
+    If an implementation raises: the build is refused (fail-closed: a rule that could not be
+    checked must not be skipped), with a reason naming the plugin and the error.
     """

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.api import hookimpl
+from ds01_core.api import Refusal, hookimpl
 from ds01_projects.config import ProjectsConfig
 
 if TYPE_CHECKING:
@@ -71,3 +71,36 @@ def daemon_services(runtime: Runtime) -> list[DaemonService]:
     if not cfg.base_updates.enabled or not cfg.catalogue:
         return []
     return [BaseUpdateService(runtime, cfg)]
+
+
+@hookimpl
+def check_build(runtime: Runtime, user: str, images: Sequence[str]) -> Refusal | None:
+    """With ``allowed_bases: catalogue``, a build through the gateway reads only catalogue
+    bases, ``extra_allowed_bases`` and the user's own images (``docker build`` too, not only
+    ``ds01 image``)."""
+    from ds01_projects.bases import base_allowed
+    from ds01_projects.settings import projects_config
+
+    cfg = projects_config(runtime)
+    catalogue = [entry.image for entry in cfg.catalogue.values()]
+    for ref in images:
+        if not base_allowed(
+            ref,
+            user=user,
+            allowed_bases=cfg.allowed_bases,
+            catalogue_images=catalogue,
+            extra_patterns=cfg.extra_allowed_bases,
+        ):
+            offered = ", ".join(f"{e.image}:{e.tag}" for e in cfg.catalogue.values()) or "none"
+            return Refusal(
+                f"{ref} is not a base the admins allow (plugins.projects.allowed_bases: "
+                f"catalogue); build from one of: {offered}"
+                + (
+                    f", or an image matching {', '.join(cfg.extra_allowed_bases)}"
+                    if cfg.extra_allowed_bases
+                    else ""
+                )
+                + ", or one of your own images (`ds01 image create NAME --base KEY`)",
+                "projects",
+            )
+    return None

@@ -9,13 +9,13 @@ process never needs to read the configuration file.
 
 from __future__ import annotations
 
-import fnmatch
 import pwd
 from typing import Any
 
 import attrs
 
 from ds01_core.api import Operation, ServiceContext, effective_limits
+from ds01_projects.bases import base_allowed
 from ds01_projects.config import CatalogueEntry, ProjectsConfig
 
 
@@ -131,14 +131,15 @@ class Settings:
         return f"{self.namespace}/{name}"
 
     def base_allowed(self, ref: str) -> bool:
-        """Whether ``ref`` may be a base: a catalogue image (any tag), an extra pattern, or
-        anything when the admin allows any base."""
-        if self.allowed_bases == "any":
-            return True
-        repo = ref.split("@", 1)[0].rsplit(":", 1)[0] if ":" in ref.split("/")[-1] else ref
-        if any(entry.image == repo for entry in self.catalogue.values()):
-            return True
-        return any(fnmatch.fnmatchcase(ref, pattern) for pattern in self.extra_allowed_bases)
+        """Whether ``ref`` may be a base (:func:`ds01_projects.bases.base_allowed`, the rule
+        the gateway applies to every build)."""
+        return base_allowed(
+            ref,
+            user=self.user,
+            allowed_bases=self.allowed_bases,
+            catalogue_images=[entry.image for entry in self.catalogue.values()],
+            extra_patterns=self.extra_allowed_bases,
+        )
 
 
 def load_settings(state: Any) -> Settings:

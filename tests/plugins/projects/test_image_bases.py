@@ -65,3 +65,47 @@ def test_allowed_bases_are_accepted(
     dockerfile = Path(f"{tb.home}/.ds01/images/img-base-ok/Dockerfile").read_text()
     assert f"FROM {base}\n" in dockerfile
     assert f"{install}\n" in dockerfile
+
+
+def test_a_plain_docker_build_is_held_to_the_same_bases(
+    server: ProjectsServer, unix_users: Any, docker_engine: Any, test_image: str, tmp_path: Path
+) -> None:
+    """``docker build`` through the gateway, not ``ds01 image``: the gateway asks the plugin
+    (the ``check_build`` hook) about every image the Dockerfile reads, so a base outside the
+    catalogue is refused there too; the catalogue's image and the user's own image build."""
+    import os
+    import subprocess
+
+    from tests.helpers.gateway import DOCKER, as_user
+
+    tb = unix_users["ds01tb"]
+    other = f"img-notallowed-{os.getpid()}:1"  # the test image under a name the catalogue lacks
+    own = f"ds01/ds01tb/img-own-{os.getpid()}:1"
+    subprocess.run([DOCKER, "tag", test_image, other], check=True, capture_output=True)
+    tmp_path.chmod(0o755)
+
+    def build(dockerfile: str, tag: str) -> Any:
+        context = tmp_path / f"ctx{abs(hash(dockerfile))}"
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfile)
+        context.chmod(0o755)
+        (context / "Dockerfile").chmod(0o644)
+        return as_user(
+            tb, server.gateway_socket, "DOCKER_BUILDKIT=0", DOCKER, "build", "-t", tag,
+            str(context), timeout=120,
+        )  # fmt: skip
+
+    try:
+        refused = build(f"FROM {other}\n", f"img-x-{os.getpid()}")
+        assert refused.returncode != 0
+        assert f"{other} is not a base the admins allow" in refused.stderr, refused.stderr
+        assert "ds01-test:busybox" in refused.stderr  # what is allowed instead
+        staged = build(f"FROM {test_image} AS a\nFROM {other}\nCOPY --from=a /bin/sh /x\n", "x")
+        assert "is not a base the admins allow" in staged.stderr  # every FROM is asked about
+        made = build(f"FROM {test_image}\nRUN echo ok > /ok\n", own)
+        assert made.returncode == 0, made.stderr
+        mine = build(f"FROM {own}\n", f"ds01/ds01tb/img-own2-{os.getpid()}:1")
+        assert mine.returncode == 0, mine.stderr  # an image of one's own, from an allowed base
+    finally:
+        for ref in (other, own, f"ds01/ds01tb/img-own2-{os.getpid()}:1"):
+            subprocess.run([DOCKER, "rmi", "-f", ref], capture_output=True)

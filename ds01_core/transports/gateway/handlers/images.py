@@ -235,8 +235,13 @@ def build(call: Call) -> bool:
     with _spooled(call) as context:
         dockerfile = build_context.dockerfile_of(context, route.param("dockerfile") or "")
         args = {str(k): str(v) for k, v in build_args.items() if v is not None}
-        for ref in build_context.image_refs(dockerfile, args):
+        refs = build_context.image_refs(dockerfile, args)
+        for ref in refs:
             _check_base(call, ref)
+        runtime = call.gateway.runtime
+        refusal = runtime.hooks.check_build(runtime, call.user, refs)
+        if refusal is not None:
+            raise Refused(refusal.reason)
         return call.forward(route.target(query=query), stream=True, upload=context)
 
 
