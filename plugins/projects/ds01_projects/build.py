@@ -16,18 +16,18 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import attrs
-import docker.errors
-import requests.exceptions
-from docker.utils.build import tar
 from rich.console import Console
 
 from ds01_core.api import ServiceError, Unavailable, utc_text
 from ds01_projects.gateway_client import BUILD_TIMEOUT, gateway_api
 from ds01_projects.imagespec import DOCKERFILE, ImageSpec
 from ds01_projects.settings import Settings
+
+if TYPE_CHECKING:
+    import docker
 
 #: ds01's own files in a definition directory (never sent to the builder)
 STATE_DIR = ".ds01"
@@ -89,6 +89,9 @@ def _ignore_patterns(directory: Path) -> list[str]:
 
 
 def _context(directory: Path) -> IO[bytes]:
+    # lazy: the docker SDK loads only for a build, not for `ds01 --help`
+    from docker.utils.build import tar
+
     try:
         return cast(
             IO[bytes],
@@ -134,6 +137,10 @@ class _Progress:
 def _chunks(
     settings: Settings, context: IO[bytes], ref: str, labels: dict[str, str], nocache: bool
 ) -> Iterator[dict[str, Any]]:
+    # lazy: the docker SDK loads only for a build, not for `ds01 --help`
+    import docker.errors
+    import requests.exceptions
+
     api = gateway_api(settings, timeout=BUILD_TIMEOUT)
     try:
         yield from api.build(
@@ -245,6 +252,8 @@ def _failure(ref: str, step: str, error: str, tail: list[str], log_path: Path) -
 
 
 def _inspect_id(settings: Settings, ref: str) -> str:
+    import docker.errors  # lazy, as above
+
     try:
         return str(gateway_api(settings).inspect_image(ref)["Id"])
     except docker.errors.DockerException as exc:

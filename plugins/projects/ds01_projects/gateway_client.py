@@ -8,12 +8,13 @@ to the user's own ``docker``.
 from __future__ import annotations
 
 import os
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING
 
 from ds01_core.api import Unavailable
 from ds01_projects.settings import Settings
+
+if TYPE_CHECKING:
+    import docker
 
 #: a build may run for many minutes; a listing should not hang for long
 BUILD_TIMEOUT = 3600
@@ -23,6 +24,11 @@ API_TIMEOUT = 60
 def gateway_api(settings: Settings, *, timeout: int = API_TIMEOUT) -> docker.APIClient:
     """A low-level Docker client on the gateway's socket (``DS01_GATEWAY_SOCKET`` overrides
     it, for a user whose gateway lives elsewhere)."""
+    # lazy: the docker SDK (with requests, ~50 ms) loads only when Docker is spoken to, not
+    # for `ds01 --help`
+    import docker
+    import docker.errors
+
     path = os.environ.get("DS01_GATEWAY_SOCKET") or settings.gateway_socket
     if not os.path.exists(path):
         raise Unavailable(

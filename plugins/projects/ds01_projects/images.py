@@ -12,17 +12,17 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import docker
-import docker.errors
-import requests.exceptions
 
 from ds01_core.api import Conflict, ServiceError, Unavailable, format_bytes, utc_text
 from ds01_projects.build import LABEL_BASE, LABEL_DEFINITION, LABEL_NAME, gateway_message
 from ds01_projects.imagespec import load_spec
 from ds01_projects.settings import Settings
+
+if TYPE_CHECKING:
+    import docker
 
 #: what the gateway says when an image limit refuses (the same words before a build here)
 REMOVE_HINT = "`ds01 image list`, then `ds01 image remove NAME` or `docker rmi IMAGE`"
@@ -56,6 +56,11 @@ class ImageRow:
 def docker_call(action: str) -> Iterator[None]:
     """One gateway call: its refusals as :class:`ServiceError` in the gateway's own words,
     and a gateway that cannot be reached as :class:`Unavailable`; never a traceback."""
+    # lazy: the docker SDK (with requests, ~50 ms) loads only when Docker is spoken to, not
+    # for `ds01 --help`
+    import docker.errors
+    import requests.exceptions
+
     try:
         yield
     except docker.errors.APIError as exc:

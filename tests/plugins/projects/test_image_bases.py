@@ -68,13 +68,15 @@ def test_allowed_bases_are_accepted(
 
 
 def test_a_plain_docker_build_is_held_to_the_same_bases(
-    server: ProjectsServer, unix_users: Any, docker_engine: Any, test_image: str, tmp_path: Path
+    server: ProjectsServer, unix_users: Any, docker_engine: Any, test_image: str
 ) -> None:
     """``docker build`` through the gateway, not ``ds01 image``: the gateway asks the plugin
     (the ``check_build`` hook) about every image the Dockerfile reads, so a base outside the
     catalogue is refused there too; the catalogue's image and the user's own image build."""
     import os
+    import shutil
     import subprocess
+    import tempfile
 
     from tests.helpers.gateway import DOCKER, as_user
 
@@ -82,6 +84,7 @@ def test_a_plain_docker_build_is_held_to_the_same_bases(
     other = f"img-notallowed-{os.getpid()}:1"  # the test image under a name the catalogue lacks
     own = f"ds01/ds01tb/img-own-{os.getpid()}:1"
     subprocess.run([DOCKER, "tag", test_image, other], check=True, capture_output=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix="img-bases-"))  # where ds01tb can read it
     tmp_path.chmod(0o755)
 
     def build(dockerfile: str, tag: str) -> Any:
@@ -107,5 +110,7 @@ def test_a_plain_docker_build_is_held_to_the_same_bases(
         mine = build(f"FROM {own}\n", f"ds01/ds01tb/img-own2-{os.getpid()}:1")
         assert mine.returncode == 0, mine.stderr  # an image of one's own, from an allowed base
     finally:
-        for ref in (other, own, f"ds01/ds01tb/img-own2-{os.getpid()}:1"):
+        made = (other, own, f"ds01/ds01tb/img-own2-{os.getpid()}:1", f"img-x-{os.getpid()}")
+        for ref in made:  # img-x only if the refusal failed
             subprocess.run([DOCKER, "rmi", "-f", ref], capture_output=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
