@@ -477,6 +477,28 @@ def test_hook_prepare_container(make_runtime):
     assert refusal == Refusal("privileged containers are not allowed", "security")
 
 
+def test_hook_check_build(make_runtime):
+    """Every plugin is asked about a build's images; the first refusal is the answer."""
+    asked = []
+
+    class Watcher:
+        @hookimpl
+        def check_build(self, user, images):
+            asked.append((user, list(images)))
+
+    class NoLatest:
+        @hookimpl
+        def check_build(self, images):
+            bad = [i for i in images if i.endswith(":latest")]
+            return Refusal(f"pin a tag: {bad[0]}", "pins") if bad else None
+
+    runtime = make_runtime(("watch", Watcher()), ("pins", NoLatest()))
+    assert runtime.hooks.check_build(runtime, "alice", ["busybox:1.36"]) is None
+    refusal = runtime.hooks.check_build(runtime, "bob", ["busybox:1.36", "python:latest"])
+    assert refusal == Refusal("pin a tag: python:latest", "pins")
+    assert asked == [("alice", ["busybox:1.36"]), ("bob", ["busybox:1.36", "python:latest"])]
+
+
 def test_cycle_survives_a_broken_plugin(make_runtime):
     class Explodes:
         @hookimpl
