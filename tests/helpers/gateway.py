@@ -70,6 +70,21 @@ def docker(user: Any, sock: str, *args: str, **kw: Any) -> subprocess.CompletedP
     return as_user(user, sock, DOCKER, *args, **kw)
 
 
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must have succeeded (its args and output if not)."""
+    assert result.returncode == 0, (
+        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
+    return result.stdout
+
+
+def refused(result: subprocess.CompletedProcess[str], text: str = "belongs to another user") -> str:
+    """The error output of a command that must have been refused, saying ``text``."""
+    assert result.returncode != 0, f"{result.args} was allowed: {result.stdout}"
+    assert text in result.stderr, result.stderr
+    return result.stderr
+
+
 def in_pty(
     user: Any,
     sock: str,

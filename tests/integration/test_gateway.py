@@ -21,7 +21,9 @@ from tests.helpers.gateway import (
     http,
     in_pty,
     json_of,
+    ok,
     raw_as,
+    refused,
     running_gateway,
     status_of,
 )
@@ -56,19 +58,6 @@ def alice(unix_users):
 @pytest.fixture(scope="module")
 def bob(unix_users):
     return unix_users["ds01tb"]
-
-
-def ok(result):
-    assert result.returncode == 0, (
-        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    )
-    return result.stdout
-
-
-def refused(result, text="belongs to another user"):
-    assert result.returncode != 0, f"{result.args} was allowed: {result.stdout}"
-    assert text in result.stderr, result.stderr
-    return result.stderr
 
 
 @pytest.fixture(scope="module")

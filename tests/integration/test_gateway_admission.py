@@ -20,7 +20,7 @@ from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.transports.cli import cli
 from tests.helpers.config import write_config
-from tests.helpers.gateway import docker, running_gateway
+from tests.helpers.gateway import docker, ok, running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -107,13 +107,6 @@ def name(gateway, alice, bob, ours):
             docker(user, gateway["sock"], "rm", "-f", each)
     # what the engine removed behind ds01's back (the container factory's) is released too
     cycle(gateway["config"], ours)
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, (
-        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    )
-    return result.stdout
 
 
 def live(config: Path, user: str | None = None):

@@ -23,24 +23,11 @@ import pytest
 from ds01_core.domain.images import IMAGE_OWNER_LABEL, image_owner, real_tags
 from tests.conftest import unavailable
 from tests.helpers.config import write_config
-from tests.helpers.gateway import DOCKER, as_user, docker, running_gateway
+from tests.helpers.gateway import DOCKER, as_user, docker, ok, refused, running_gateway
 
 pytestmark = pytest.mark.integration
 V = "/v1.41"
 PID = os.getpid()
-
-
-def ok(result):
-    assert result.returncode == 0, (
-        f"{result.args}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    )
-    return result.stdout
-
-
-def refused(result, text="belongs to another user"):
-    assert result.returncode != 0, f"{result.args} was allowed: {result.stdout}"
-    assert text in result.stderr, result.stderr
-    return result.stderr
 
 
 def build(user, sock, context: Path, *args: str):
