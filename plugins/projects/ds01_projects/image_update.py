@@ -83,6 +83,14 @@ def _pkg_options(fn: Any) -> Any:
     return fn
 
 
+#: both commands that build: what to do with the containers of the old build afterwards
+_recreate_option = click.option(
+    "--recreate/--no-recreate",
+    default=None,
+    help="Move the containers of the old build to the new one without asking (or don't).",
+)
+
+
 @click.command()
 @click.argument("name")
 @_pkg_options
@@ -90,11 +98,7 @@ def _pkg_options(fn: Any) -> Any:
 @click.option("--requirements", metavar="FILE", help="Use this requirements.txt.")
 @click.option("--dir", "directory", metavar="DIR", help="The definition directory.")
 @click.option("--rebuild/--no-rebuild", default=None, help="Rebuild without asking (or don't).")
-@click.option(
-    "--recreate/--no-recreate",
-    default=None,
-    help="Move the containers of the old build to the new one without asking (or don't).",
-)
+@_recreate_option
 @click.option("--yes", "-y", is_flag=True, help="Ask nothing: rebuild, and recreate containers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_state
@@ -195,11 +199,7 @@ def _recreate_old(
 @click.argument("name")
 @click.option("--no-cache", "nocache", is_flag=True, help="Build every step again.")
 @click.option("--dir", "directory", metavar="DIR", help="The definition directory.")
-@click.option(
-    "--recreate/--no-recreate",
-    default=None,
-    help="Move the containers of the old build to the new one without asking (or don't).",
-)
+@_recreate_option
 @click.option("--yes", "-y", is_flag=True, help="Ask nothing (recreates containers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_state
