@@ -68,7 +68,10 @@ The service layer (operations for the CLI and the API socket)
     ``require_admin()``, ``target_user()``); ``Caller``: who is asking; ``ServiceError`` and
     its kinds ``Invalid``, ``Forbidden``, ``NotFound``, ``Conflict``, ``Unavailable``, ``Busy``:
     a refusal, one HTTP status and one exit code each; ``find_user_container``: one of a
-    user's containers by name or id prefix, as a service error when there is none.
+    user's containers by name or id prefix, as a service error when there is none;
+    ``create_container``: a container for a user through ds01's admission, for a service that
+    creates one on a user's behalf (a Slurm job's, with the exact GPUs Slurm gave it);
+    ``DoctorFinding``: one result of a plugin's ``ds01 admin doctor`` check.
 
 Docker
     ``DockerAdapter``: the core's Docker client (``runtime.docker``); ``DockerError``: its one
@@ -85,7 +88,6 @@ CLI commands (``add_cli_commands`` hook)
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
     from ds01_core.domain.config.checks import host_cpu_count as host_cpu_count
     from ds01_core.domain.docker_engine import DockerAdapter as DockerAdapter
     from ds01_core.domain.docker_engine import DockerError as DockerError
+    from ds01_core.domain.doctor_finding import DoctorFinding as DoctorFinding
     from ds01_core.domain.gpu.health import GpuHealth as GpuHealth
     from ds01_core.domain.gpu.health import GpuTelemetry as GpuTelemetry
     from ds01_core.domain.gpu.health import HealthReason as HealthReason
@@ -148,6 +151,13 @@ if TYPE_CHECKING:
     from ds01_core.services.operations import Operation as Operation
     from ds01_core.services.operations import Param as Param
     from ds01_core.services.operations import ServiceContext as ServiceContext
+    from ds01_core.services.plugin_functions import allocation_history as allocation_history
+    from ds01_core.services.plugin_functions import create_container as create_container
+    from ds01_core.services.plugin_functions import current_workloads as current_workloads
+    from ds01_core.services.plugin_functions import find_user_container as find_user_container
+    from ds01_core.services.plugin_functions import gpu_queue_users as gpu_queue_users
+    from ds01_core.services.plugin_functions import live_allocations as live_allocations
+    from ds01_core.services.plugin_functions import quota_lines as quota_lines
     from ds01_core.transports.cli.output import fail as fail
     from ds01_core.transports.cli.output import json_option as json_option
     from ds01_core.transports.cli.output import print_json as print_json
@@ -230,76 +240,16 @@ _SOURCES: dict[str, str] = {
     "print_json": "ds01_core.transports.cli.output",
     "print_table": "ds01_core.transports.cli.output",
     "fail": "ds01_core.transports.cli.output",
+    # functions offered to plugins (over the core's internals)
+    "current_workloads": "ds01_core.services.plugin_functions",
+    "find_user_container": "ds01_core.services.plugin_functions",
+    "live_allocations": "ds01_core.services.plugin_functions",
+    "allocation_history": "ds01_core.services.plugin_functions",
+    "gpu_queue_users": "ds01_core.services.plugin_functions",
+    "quota_lines": "ds01_core.services.plugin_functions",
+    "create_container": "ds01_core.services.plugin_functions",
+    "DoctorFinding": "ds01_core.domain.doctor_finding",
 }
-
-
-# -- functions offered to plugins (over the core's internals) ----------------------------------
-
-
-def current_workloads(runtime: Runtime, errors: list[str] | None = None) -> list[Workload]:
-    """Every workload the active detectors see now, merged the way the daemon's cycle merges
-    them. A detector that raises is left out and named in ``errors`` (when given): a plugin
-    that checks or shows workloads still works with the others' answers."""
-    from ds01_core.cycle.pipeline import detect  # lazy: the cycle (docker SDK, ~230 ms)
-
-    return detect(runtime, errors)
-
-
-def find_user_container(runtime: Runtime, user: str, name_or_id: str) -> Workload:
-    """One of ``user``'s containers, by name or id prefix (at least 6 characters).
-
-    Another user's container is "not found" too, so that an operation never discloses names of
-    others' containers. Raises :class:`NotFound` (none, or several match),
-    :class:`Unavailable` (Docker cannot be reached) or :class:`Conflict` (Docker refused).
-    """
-    from ds01_core.domain.docker_engine import DockerError  # lazy: the docker SDK (~130 ms)
-    from ds01_core.services.errors import Conflict, NotFound, Unavailable  # lazy: on use only
-    from ds01_core.services.user_containers import ContainerError, ContainerService  # lazy: ~250 ms
-
-    try:
-        return ContainerService(runtime, user).find(name_or_id)
-    except ContainerError as exc:
-        raise NotFound(str(exc)) from None
-    except DockerError as exc:
-        if exc.status is None:
-            raise Unavailable(f"cannot reach Docker: {exc}") from None
-        raise Conflict(f"Docker: {exc}") from None
-
-
-def live_allocations(runtime: Runtime) -> list[Allocation]:
-    """Every GPU allocation not released (held-after-stop ones included), as the state store
-    has them now: one read, for plugins that publish or check who holds which slot."""
-    from ds01_core.domain.state.allocations import Allocations  # lazy: state tables on use
-
-    return Allocations(runtime).live()
-
-
-def allocation_history(
-    runtime: Runtime, ids: Iterable[int] = (), *, after: int | None = None
-) -> list[Allocation]:
-    """The state store's allocations with one of ``ids`` or (when given) an id above ``after``,
-    released ones included (``released_at`` set), oldest first: for a plugin that follows every
-    allocation from allocation to release (accounting) without missing one that came and went
-    between two cycles. Ids only grow, so ``after`` = the highest id seen finds every new one."""
-    # lazy: the state tables load only when a plugin asks
-    from ds01_core.domain.state.allocation_history import allocation_history as history
-
-    return history(runtime, ids, after)
-
-
-def gpu_queue_users(runtime: Runtime) -> list[str]:
-    """The user of each live ticket in the GPU wait queue, in queue order (a user waiting with
-    two requests appears twice); tickets whose process is gone are left out."""
-    from ds01_core.domain.state.gpu_queue import waiting  # lazy: state tables on use
-
-    return [ticket.user for ticket in waiting(runtime.state.db)]
-
-
-def quota_lines(runtime: Runtime, user: str, limits: EffectiveLimits) -> list[QuotaLine]:
-    """Every plugin's ``quota_usage`` lines for ``user`` (what ``ds01 quota`` shows: memory and
-    processes of the user's cgroup, disk use, …); a plugin that fails is a line naming it, with
-    ``used`` None. For plugins that publish usage (the exporter)."""
-    return list(runtime.hooks.quota_usage(runtime, user, limits))
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and an unknown name stays an error
@@ -384,6 +334,8 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "ServiceError",
     "Unavailable",
     "find_user_container",
+    "create_container",
+    "DoctorFinding",
     # Docker
     "DockerAdapter",
     "DockerError",

@@ -158,7 +158,13 @@ class Allocation:
 
 @attrs.define
 class GpuRequest:
-    """What a container asks for: N slots, one MIG profile, a whole GPU, or a memory floor."""
+    """What a container asks for: N slots, one MIG profile, a whole GPU, or a memory floor.
+
+    ``slot_uuids``: exactly these slots, chosen by a scheduler ds01 trusts (a Slurm job's GPUs,
+    read from Slurm by a root service): no allocator decides, the queue is not joined, and
+    reservations (``reserved_gpu_slots``) do not apply; they must exist, be free, not be
+    drained and fit the user's quota. Only services set it, never a user's request.
+    """
 
     user: str
     container: str
@@ -166,6 +172,7 @@ class GpuRequest:
     mig_profile: str | None = None
     full_gpu: bool = False
     min_memory: int | None = None
+    slot_uuids: tuple[str, ...] = ()
 
 
 @attrs.define

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 import pluggy
 
+from ds01_core.domain.doctor_finding import Finding
 from ds01_core.domain.model import Event, QuotaLine, Refusal
 
 if TYPE_CHECKING:
@@ -318,6 +319,29 @@ class Hooks:
                 failure.plugin,
             )
         return first_refusal(result for _plugin, result in results)
+
+    def reserved_gpu_slots(self, runtime: Runtime, slots: Sequence[GpuSlot]) -> dict[str, str]:
+        """``{slot uuid: who keeps it}`` merged from every plugin; a plugin that raises keeps
+        every slot (fail-closed: a GPU a scheduler may hand out must not be given twice)."""
+        results, failures = self._call_each("reserved_gpu_slots", runtime=runtime, slots=slots)
+        if failures:
+            why = f"plugin {failures[0].plugin!r}, which failed ({failures[0].error})"
+            return {s.uuid: why for s in slots}
+        kept: dict[str, str] = {}
+        for _plugin, answer in results:
+            for uuid, who in (answer or {}).items():
+                kept.setdefault(str(uuid), str(who))
+        return kept
+
+    def doctor_checks(self, runtime: Runtime) -> list[Finding]:
+        """Every plugin's findings; a plugin that raises is one failed finding naming it."""
+        results, failures = self._call_each("doctor_checks", runtime=runtime)
+        found = [f for _plugin, batch in results for f in batch or ()]
+        found += [
+            Finding(f"plugin {f.plugin}", f.plugin, False, f"its checks failed: {f.error}")
+            for f in failures
+        ]
+        return found
 
 
 def first_refusal(results: Iterable[Refusal | None]) -> Refusal | None:

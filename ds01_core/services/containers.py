@@ -11,7 +11,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ds01_core.cycle.detection.inventory import workload_json
 from ds01_core.domain.docker_engine import DockerError
@@ -23,10 +23,14 @@ from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_core.services.user_containers import (
     ContainerError,
     ContainerService,
+    Created,
     CreateRequest,
     parse_filter,
 )
 from ds01_core.services.workloads import slot_names, with_slot_ids
+
+if TYPE_CHECKING:
+    from ds01_core.framework.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,15 +106,28 @@ def create(
             wait=wait,
         )
     )
+    return _created_json(created, svc.user)
+
+
+def _created_json(created: Created, user: str) -> dict[str, Any]:
     return {
         "id": created.id,
         "name": created.name,
-        "user": svc.user,
+        "user": user,
         "slots": created.slots,
         "uuids": created.uuids,
         "warning": created.warning,
         "device_requests": created.device_requests,
     }
+
+
+@service_errors
+def create_for(runtime: Runtime, user: str, **fields: Any) -> dict[str, Any]:
+    """A service's container for ``user`` (:func:`ds01_core.api.create_container`): the same
+    checks and admission as ``containers.create``, with the service's own labels, environment
+    and, when it chose them, exact GPU slots."""
+    svc = ContainerService(runtime, user)
+    return _created_json(svc.create(CreateRequest(batch=True, **fields)), user)
 
 
 @service_errors

@@ -9,8 +9,9 @@ user's containers, as detection attributes them.
 
 from __future__ import annotations
 
+import pwd
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +20,7 @@ import attrs
 from ds01_core.cycle.pipeline import detect
 from ds01_core.domain.container_facts import ORIGIN_LABEL
 from ds01_core.domain.docker_engine import DockerError
+from ds01_core.domain.images import image_owner
 from ds01_core.domain.model import GpuRequest, Workload
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.domain.users import uid_for_username
@@ -56,6 +58,14 @@ class CreateRequest:
     project: str | None = None
     command: tuple[str, ...] = ()
     wait: float | None = None
+    #: for services (never from a user's request): exact GPU slots, labels, environment, the
+    #: user's own uid:gid in the container, a batch (no terminal) container, who asked
+    slot_uuids: tuple[str, ...] = ()
+    labels: Mapping[str, str] = attrs.Factory(dict)
+    env: tuple[str, ...] = ()
+    as_user: bool = False
+    batch: bool = False
+    source: str = "ds01"
 
 
 @attrs.frozen
@@ -102,6 +112,10 @@ class ContainerService:
     # -- creating -----------------------------------------------------------------------------
 
     def _gpu_request(self, req: CreateRequest) -> GpuRequest | None:
+        if req.slot_uuids:
+            return GpuRequest(
+                self.user, req.name, count=len(req.slot_uuids), slot_uuids=req.slot_uuids
+            )
         if req.cpu_only:
             return None
         chosen = [bool(req.gpus), bool(req.mig), req.full_gpu]
@@ -127,6 +141,13 @@ class ContainerService:
             )
         return f"{path}:/workspace"
 
+    def _uid_gid(self) -> str:
+        try:
+            entry = pwd.getpwnam(self.user)
+        except KeyError:
+            raise ContainerError(f"{self.user} is not in the passwd database") from None
+        return f"{entry.pw_uid}:{entry.pw_gid}"
+
     def _nvidia_runtime(self) -> bool:
         try:
             return "nvidia" in (self.docker.info().get("Runtimes") or {})
@@ -139,19 +160,25 @@ class ContainerService:
             raise ContainerError(
                 f"invalid name {req.name!r}: use letters, digits, '_', '.', '-' (max 128)"
             )
-        if self.docker.inspect_image(req.image) is None:
+        image = self.docker.inspect_image(req.image)
+        owner = image_owner(image) if image is not None else None
+        if image is None or owner not in (None, self.user):  # another's image: not disclosed
             raise ContainerError(f"image {req.image!r} not found on this server; pull it first")
         if self.docker.inspect_container(req.name) is not None:
             raise ContainerError(f"a container named {req.name!r} exists; pick another name")
         gpu_request = self._gpu_request(req)
-        labels = {ORIGIN_LABEL: "ds01"}
+        labels = {**req.labels, ORIGIN_LABEL: "ds01"}
         body: dict[str, Any] = {
             "Image": req.image,
             "Labels": labels,
-            "Tty": True,
-            "OpenStdin": True,
+            "Tty": not req.batch,
+            "OpenStdin": not req.batch,
             "HostConfig": {},
         }
+        if req.env:
+            body["Env"] = list(req.env)
+        if req.as_user:
+            body["User"] = self._uid_gid()
         if req.workspace:
             bind = self._workspace_bind(req.workspace)
             body["HostConfig"]["Binds"] = [bind]
@@ -168,7 +195,7 @@ class ContainerService:
             gpu_request,
             wait=req.wait,
             nvidia_runtime=gpu_request is not None and self._nvidia_runtime(),
-            source="ds01",
+            source=req.source,
         )
 
         def create(prepared: Prepared, created: Callable[[str], None]) -> Created:

@@ -20,6 +20,7 @@ import pytest
 
 from ds01_core.cycle.steps import CycleReport, CycleStep
 from ds01_core.domain.config import build_config
+from ds01_core.domain.doctor_finding import DoctorFinding
 from ds01_core.domain.limits import resolve_limits
 from ds01_core.domain.model import (
     Action,
@@ -27,6 +28,7 @@ from ds01_core.domain.model import (
     DeliveryResult,
     Event,
     GpuRequest,
+    GpuSlot,
     Notice,
     QuotaLine,
     Refusal,
@@ -111,6 +113,7 @@ def arguments(runtime: Runtime) -> dict[str, Callable[[], Any]]:
         "cli": lambda: click.Group("root"),
         "report": lambda: CycleReport(),
         "images": lambda: ["busybox:latest"],
+        "slots": lambda: [SLOT],
     }
 
 
@@ -202,6 +205,23 @@ def check_build_refused(outcome: Any, args: dict[str, Any], _host: PluginHost) -
     return [outcome]
 
 
+SLOT = GpuSlot("GPU-isolation-0", "gpu", 0, "GPU-isolation-0", "A100", 7, 7, 80 << 30)
+SECOND_FINDING = DoctorFinding("second", "its part", True, "fine")
+
+
+def check_reserved(outcome: Any, _args: dict[str, Any], _host: PluginHost) -> list[Any]:
+    # fail-closed: when a plugin cannot say which slots it keeps, every slot is kept
+    assert outcome == {SLOT.uuid: "plugin 'first', which failed (first is broken)"}
+    return [outcome]
+
+
+def check_doctor(outcome: Any, _args: dict[str, Any], _host: PluginHost) -> list[Any]:
+    assert SECOND_FINDING in outcome
+    failed = [f for f in outcome if f.subject == "first"]
+    assert [(f.ok, f.message) for f in failed] == [(False, "its checks failed: first is broken")]
+    return failed
+
+
 CASES: dict[str, Case] = {
     "plugin_config_sections": Case(lambda a: {"second": SecondKnobs}, check_config_sections),
     "configure": Case(lambda a: None, check_configure),
@@ -214,6 +234,8 @@ CASES: dict[str, Case] = {
     "quota_usage": Case(lambda a: [SECOND_QUOTA], check_quota),
     "prepare_container": Case(label_spec, check_prepare),
     "check_build": Case(lambda a: None, check_build_refused),
+    "reserved_gpu_slots": Case(lambda a: {SLOT.uuid: "second"}, check_reserved),
+    "doctor_checks": Case(lambda a: [SECOND_FINDING], check_doctor),
     "service_operations": Case(lambda a: [SECOND_OPERATION], collected(SECOND_OPERATION)),
     "user_known": Case(lambda a: True, collected(True)),
     "daemon_services": Case(lambda a: [SECOND_SERVICE], collected(SECOND_SERVICE)),

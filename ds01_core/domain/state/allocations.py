@@ -29,15 +29,15 @@ import attrs
 from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.model import (
     Allocation,
-    AllocationDecision,
     Event,
     GpuRequest,
     GpuSlot,
     utc_text,
 )
+from ds01_core.domain.state.allocation_decision import decide
 from ds01_core.domain.state.allocation_rules import check_decision, quota_problem
 from ds01_core.domain.state.gpu_health import drained_problem, drained_words, undrained
-from ds01_core.domain.state.gpu_queue import waiting, wake_head
+from ds01_core.domain.state.gpu_queue import wake_head
 from ds01_core.domain.state.owner_process import process_alive, process_start_ticks
 from ds01_core.domain.user_limits import effective_limits
 
@@ -164,22 +164,15 @@ class Allocations:
             free, out = undrained(db, [s for s in all_slots if s.uuid not in held_uuids])
             mine = self.live(db, user=request.user)
             limits = effective_limits(runtime, request.user, db=db, now=now)
-            queue = waiting(db, now=now)
-            decision: AllocationDecision | None
-            if queue and queue[0].ticket != ticket:
-                ahead = len(queue) if ticket is None else [t.ticket for t in queue].index(ticket)
-                decision = AllocationDecision(
-                    refused=f"{ahead} request(s) ahead in the GPU queue"
-                    + ("; add --wait to join the queue" if ticket is None else "")
-                )
-            else:
-                decision = runtime.hooks.allocate_gpu(
-                    runtime, request, free, all_slots, mine, limits
-                )
+            decision, free, withheld = decide(
+                runtime, db, request, ticket, all_slots, free, mine, limits, now
+            )
             mode = runtime.config.enforcement.mode
             refusal = check_decision(decision, free, mine, limits, mode)
             if refusal is not None and out:
                 refusal += f"; {drained_words(out)}"
+            if refusal is not None and withheld:
+                refusal += f"; {withheld}"
             if refusal is None:
                 assert decision is not None
                 decision_warning = decision.warning

@@ -9,7 +9,7 @@ with the plugin manager): :mod:`~ds01_core.framework.hookspecs.plugin_setup` (co
 CLI commands, service operations, the daemon's services),
 :mod:`~ds01_core.framework.hookspecs.users` (a user's group), :mod:`~ds01_core.framework.hookspecs.cycle` (the daemon's cycle),
 :mod:`~ds01_core.framework.hookspecs.notices` (notices and quota lines) and
-:mod:`~ds01_core.framework.hookspecs.create_path` (GPU allocation, container admission, image builds).
+:mod:`~ds01_core.framework.hookspecs.create_path` (GPU allocation and reservations, container admission, image builds, the doctor's checks).
 This package re-exports every hook, with :data:`hookimpl` and :data:`PROJECT`.
 
 The core never calls ``pm.hook.<name>`` directly outside :mod:`ds01_core.framework.hooks`; it goes
@@ -38,7 +38,9 @@ from ds01_core.framework.hookspecs import create_path, cycle, notices, plugin_se
 from ds01_core.framework.hookspecs.create_path import (
     allocate_gpu,
     check_build,
+    doctor_checks,
     prepare_container,
+    reserved_gpu_slots,
 )
 from ds01_core.framework.hookspecs.cycle import (
     cycle_finished,
@@ -73,6 +75,7 @@ __all__ = [
     "cycle_steps",
     "daemon_services",
     "detect_workloads",
+    "doctor_checks",
     "enforce_limits",
     "explain_user_group",
     "hookimpl",
@@ -83,6 +86,7 @@ __all__ = [
     "prepare_container",
     "quota_usage",
     "reconcile",
+    "reserved_gpu_slots",
     "service_operations",
     "user_group",
     "user_known",

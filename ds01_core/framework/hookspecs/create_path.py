@@ -1,18 +1,21 @@
 """Hook specifications of the create paths: GPU allocation, a container's admission, a build's.
 
 The first two are called for every container create that passes through ds01, in that order;
-``check_build`` for every image build a user sends through the gateway. The rules common to
-every hook are in :mod:`ds01_core.framework.hookspecs`.
+``check_build`` for every image build a user sends through the gateway;
+``reserved_gpu_slots`` for every allocation (slots a scheduler keeps); ``doctor_checks`` for
+``ds01 admin doctor`` (a plugin's checks of its part of the host). The rules common to every
+hook are in :mod:`ds01_core.framework.hookspecs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ds01_core.framework.hookspecs.markers import hookspec
 
 if TYPE_CHECKING:
+    from ds01_core.domain.doctor_finding import Finding as DoctorFinding
     from ds01_core.domain.model import (
         Allocation,
         AllocationDecision,
@@ -106,4 +109,46 @@ def check_build(runtime: Runtime, user: str, images: Sequence[str]) -> Refusal |
 
     If an implementation raises: the build is refused (fail-closed: a rule that could not be
     checked must not be skipped), with a reason naming the plugin and the error.
+    """
+
+
+@hookspec
+def reserved_gpu_slots(runtime: Runtime, slots: Sequence[GpuSlot]) -> Mapping[str, str] | None:
+    """Keep some GPU slots out of ds01's own allocation, for a scheduler that hands them out.
+
+    Called for every GPU allocation (inside its transaction, so it must answer from memory or
+    configuration, quickly) except one that names its exact slots (``GpuRequest.slot_uuids``:
+    a scheduler's job getting the slots it was given). The ds01-slurm plugin keeps the GPUs
+    Slurm schedules, so that a ``docker run --gpus`` never takes a GPU Slurm is about to give
+    a job.
+
+    :param runtime: the allocating process's runtime.
+    :param slots: every slot of the inventory (free or not).
+    :return: ``{slot uuid: who keeps it}`` (e.g. ``"Slurm batch jobs (ds01 job submit)"``,
+        shown to a user refused for lack of free slots), or ``None``/empty to keep none.
+
+    Not firstresult: every plugin's reservations are merged (a slot kept by two plugins is
+    kept).
+
+    If an implementation raises: every slot is kept (fail-closed: a GPU that may belong to a
+    scheduler must not be handed out twice), so allocations are refused with a reason naming
+    the plugin, until it answers again.
+    """
+
+
+@hookspec
+def doctor_checks(runtime: Runtime) -> Sequence[DoctorFinding]:
+    """Add checks of a plugin's own to ``ds01 admin doctor``.
+
+    Called once per ``ds01 admin doctor`` (in the process that serves it, as root), after the
+    core's checks. The ds01-slurm plugin checks that Slurm's view of the GPUs matches ds01's.
+
+    :param runtime: the serving process's runtime.
+    :return: one :class:`~ds01_core.api.DoctorFinding` per check, passes included (``ok``
+        True), each problem with the ``fix`` to run.
+
+    Not firstresult: every plugin's findings are shown, after the core's.
+
+    If an implementation raises: one failed finding names the plugin and the error (a check
+    that could not run is not a pass); the other plugins' findings are shown.
     """

@@ -64,4 +64,5 @@ def run_doctor(runtime: Runtime, host: HostPaths | None = None) -> list[Finding]
     findings += check_user_mounts(runtime, host)
     findings += check_gpu_provider(runtime)
     findings += check_dcgm_exporter(runtime, host)
+    findings += runtime.hooks.doctor_checks(runtime)
     return findings

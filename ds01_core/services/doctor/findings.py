@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
+from ds01_core.domain.doctor_finding import Finding
 
-@attrs.frozen
-class Finding:
-    """One check's result; ``fix`` says what to run when it is a problem."""
-
-    check: str
-    subject: str
-    ok: bool
-    message: str
-    fix: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+__all__ = ["DEFAULT_HOST", "Finding", "HostPaths"]
 
 
 @attrs.frozen
