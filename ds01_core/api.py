@@ -71,6 +71,7 @@ The service layer (operations for the CLI and the API socket)
     user's containers by name or id prefix, as a service error when there is none;
     ``create_container``: a container for a user through ds01's admission, for a service that
     creates one on a user's behalf (a Slurm job's, with the exact GPUs Slurm gave it);
+    ``release_gpus``: release a container's GPUs at once (a service stopped it);
     ``DoctorFinding``: one result of a plugin's ``ds01 admin doctor`` check.
 
 Docker
@@ -158,6 +159,7 @@ if TYPE_CHECKING:
     from ds01_core.services.plugin_functions import gpu_queue_users as gpu_queue_users
     from ds01_core.services.plugin_functions import live_allocations as live_allocations
     from ds01_core.services.plugin_functions import quota_lines as quota_lines
+    from ds01_core.services.plugin_functions import release_gpus as release_gpus
     from ds01_core.transports.cli.output import fail as fail
     from ds01_core.transports.cli.output import json_option as json_option
     from ds01_core.transports.cli.output import print_json as print_json
@@ -248,6 +250,7 @@ _SOURCES: dict[str, str] = {
     "gpu_queue_users": "ds01_core.services.plugin_functions",
     "quota_lines": "ds01_core.services.plugin_functions",
     "create_container": "ds01_core.services.plugin_functions",
+    "release_gpus": "ds01_core.services.plugin_functions",
     "DoctorFinding": "ds01_core.domain.doctor_finding",
 }
 
@@ -335,6 +338,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "Unavailable",
     "find_user_container",
     "create_container",
+    "release_gpus",
     "DoctorFinding",
     # Docker
     "DockerAdapter",

@@ -126,3 +126,12 @@ def create_container(
         as_user=as_user,
         source=source,
     )
+
+
+def release_gpus(runtime: Runtime, container_id: str, reason: str) -> list[Allocation]:
+    """Release at once every live GPU allocation of a container a service has stopped or
+    removed (a cancelled Slurm job's), instead of at the next cycle's reconcile; ``reason`` is
+    the release's (shown in ``ds01 events``). Idempotent: nothing live, nothing released."""
+    from ds01_core.domain.state.allocations import Allocations  # lazy: state tables on use
+
+    return Allocations(runtime).release_container(container_id, reason)

@@ -67,9 +67,10 @@ class SlurmConfig:
     bin_dir: AbsPath | None = None
     #: this server's node name in Slurm (None: the short host name)
     node_name: str | None = None
-    #: the GPUs (by index) Slurm schedules on this server (None: all of them); ds01's own
-    #: allocator keeps off them (``docker run --gpus`` never takes a GPU Slurm will give a job)
-    gpus: list[int] | None = None
+    #: the GPUs (by index) Slurm schedules on this server, e.g. ``[0, 1, 2, 3]``; ds01's own
+    #: allocator keeps off them (``docker run --gpus`` never takes a GPU Slurm will give a
+    #: job). Empty (the default): none, this server only submits (a login node)
+    gpus: list[int] = attrs.Factory(list)
     #: where the GPU device nodes are, for the generated gres.conf
     device_dir: AbsPath = AbsPath("/dev")
     #: the driver's MIG device minors (MIG instances as GRES need their cap devices)
@@ -89,8 +90,8 @@ class SlurmConfig:
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = [(("idle", *p), m) for p, m in self.idle.config_problems()]
-        if self.gpus is not None and any(i < 0 for i in self.gpus):
-            problems.append((("gpus",), "GPU indexes are 0 or more"))
+        if any(i < 0 for i in self.gpus) or len(set(self.gpus)) != len(self.gpus):
+            problems.append((("gpus",), "GPU indexes are 0 or more, each listed once"))
         if self.node_name is not None and not _NODE.match(self.node_name):
             problems.append((("node_name",), f"{self.node_name!r} is not a Slurm node name"))
         if "{user}" not in self.log_dir and "{home}" not in self.log_dir:

@@ -1,9 +1,14 @@
 """The GPUs Slurm schedules on this server, in Slurm's order: the one mapping both ways.
 
 ``ds01 admin slurm config`` writes ``gres.conf`` from :func:`slurm_gpus` (one line per GPU or
-MIG instance, in this order), so Slurm's GRES index *i* on this node is ``slurm_gpus()[i]``:
-that is how a job's ``GRES=gpu:1(IDX:1)`` becomes a ds01 slot and its UUID. Whole GPUs in
-index order; a MIG-enabled GPU's instances in (GPU instance, compute instance) order.
+MIG instance, in this order) and the node's ``Gres=`` (its types in the same order), so Slurm's
+GRES index *i* on this node is ``slurm_gpus()[i]``: that is how a job's ``GRES=gpu:1(IDX:1)``
+becomes a ds01 slot and its UUID.
+
+Slurm 22.05 numbers a node's GPUs by the order of the types in its ``Gres=`` line, then by the
+order of gres.conf's lines within a type (seen on a real slurmd, whichever order gres.conf's
+lines come in). So the records are grouped by type, types in order of first appearance: whole
+GPUs in index order, a MIG-enabled GPU's instances in (GPU instance, compute instance) order.
 """
 
 from __future__ import annotations
@@ -63,11 +68,11 @@ def slurm_gpus(
     :param minors: MIG cap minors (:func:`mig_minors`); read from ``mig_minors_file`` when a
         MIG instance needs them and they were not given.
     """
-    chosen = None if cfg.gpus is None else set(cfg.gpus)
+    chosen = set(cfg.gpus)
     device_dir = Path(str(cfg.device_dir))
     records: list[SlurmGpu] = []
     for gpu in sorted(runtime.gpu.gpus(), key=lambda g: g.index):
-        if chosen is not None and gpu.index not in chosen:
+        if gpu.index not in chosen:
             continue
         minor = gpu.index if gpu.minor_number is None else gpu.minor_number
         whole = str(device_dir / f"nvidia{minor}")
@@ -96,7 +101,8 @@ def slurm_gpus(
                 *(str(device_dir / "nvidia-caps" / f"nvidia-cap{(minors or {})[c]}") for c in caps),
             )
             records.append(SlurmGpu(slot, slot.profile or "mig", files))
-    return records
+    types = list(dict.fromkeys(r.gres_type for r in records))
+    return sorted(records, key=lambda r: types.index(r.gres_type))  # stable within a type
 
 
 def slots_for_indexes(
