@@ -120,6 +120,7 @@ def create_container(
         command=tuple(command),
         slot_uuids=tuple(slot_uuids),
         gpus=gpus,
+        cpu_only=not slot_uuids and not gpus,
         workspace=workspace,
         labels=dict(labels or {}),
         env=tuple(env),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
+
 from ds01_slurm.config import SlurmConfig
 
 if TYPE_CHECKING:

@@ -109,7 +109,8 @@ def submit(state: CliState, script: str | None, command: tuple[str, ...], **opts
         mem_bytes=_size(opts["mem_text"]),
         workspace=workspace,
     )
-    begin, green_lines = None, []
+    begin: str | None = None
+    green_lines: list[str] = []
     if opts["green"]:
         begin, green_lines = _green(state, checked, opts, time_seconds)
     name = opts["name"] or os.path.basename(script or command[0])[:64] or "job"
@@ -383,4 +384,3 @@ def run(
         click.echo(f"ds01: job {os.environ.get('SLURM_JOB_ID')}: {exc}", err=True)
         sys.exit(exc.exit_code if hasattr(exc, "exit_code") else 1)
     sys.exit(code)
-

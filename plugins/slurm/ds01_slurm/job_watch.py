@@ -32,8 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: why a container whose job is in this state is ended (None: by its exit code)
-ENDINGS = {"CANCELLED": "cancelled", "TIMEOUT": "timed out", "PREEMPTED": "cancelled",
-           "NODE_FAIL": "failed", "DEADLINE": "timed out", "OUT_OF_MEMORY": "failed"}
+ENDINGS = {
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timed out",
+    "PREEMPTED": "cancelled",
+    "NODE_FAIL": "failed",
+    "DEADLINE": "timed out",
+    "OUT_OF_MEMORY": "failed",
+}
 IDLE_MEMO = "ds01_slurm.idle"
 
 
@@ -73,7 +79,9 @@ def watch_jobs(ctx: CycleContext) -> Iterable[Event]:
         if gone:
             idle.pop(job, None)
             why = ENDINGS.get(state or "") or (
-                None if workload.status != "running" else ("requeued" if state == "PENDING" else "ended")
+                None
+                if workload.status != "running"
+                else ("requeued" if state == "PENDING" else "ended")
             )
             end_container(runtime, summary, why)
     return events
@@ -111,11 +119,22 @@ def _idle_check(
         seen["warned"] = True
         left = format_duration(max(0.0, after - idle_for))
         what = "cancelled" if cfg.idle.action == "cancel" else "reported to the admins"
-        _notify(ctx.runtime, user, f"Job {job}: its GPUs are idle",
-                f"Your Slurm job {job}'s GPUs have done nothing for {format_duration(idle_for)}. "
-                f"It will be {what} in {left} unless they get busy.", job)
-        return [Event("slurm.job.idle_warning", user, "slurm",
-                      {"job": job, "idle_seconds": round(idle_for), "cancel_in": left})]
+        _notify(
+            ctx.runtime,
+            user,
+            f"Job {job}: its GPUs are idle",
+            f"Your Slurm job {job}'s GPUs have done nothing for {format_duration(idle_for)}. "
+            f"It will be {what} in {left} unless they get busy.",
+            job,
+        )
+        return [
+            Event(
+                "slurm.job.idle_warning",
+                user,
+                "slurm",
+                {"job": job, "idle_seconds": round(idle_for), "cancel_in": left},
+            )
+        ]
     if seen["warned"] and idle_for >= after and cfg.idle.action == "cancel":
         try:
             run_slurm(cfg, "scancel", [job])
@@ -125,8 +144,14 @@ def _idle_check(
         idle.pop(job, None)
         summary = {"Id": workload.id, "State": workload.status, "Labels": workload.labels}
         end_container(ctx.runtime, summary, "cancelled: its GPUs were idle")
-        return [Event("slurm.job.idle_cancelled", user, "slurm",
-                      {"job": job, "idle_seconds": round(idle_for)})]
+        return [
+            Event(
+                "slurm.job.idle_cancelled",
+                user,
+                "slurm",
+                {"job": job, "idle_seconds": round(idle_for)},
+            )
+        ]
     return []
 
 
@@ -134,8 +159,10 @@ def _notify(runtime: Runtime, user: str, subject: str, message: str, job: str) -
     if not slurm_config(runtime).notify:
         return
     try:
-        tell_user(runtime, Notice(user, subject, message, "warning", f"slurm-job-{job}",
-                                  "slurm.job.idle_warning"))
+        tell_user(
+            runtime,
+            Notice(user, subject, message, "warning", f"slurm-job-{job}", "slurm.job.idle_warning"),
+        )
     except Exception:  # the step goes on for the other jobs
         log.exception("idle notice for job %s failed", job)
 

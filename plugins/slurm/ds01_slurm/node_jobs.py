@@ -14,8 +14,8 @@ step died without saying so.
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ds01_slurm.gres import GresMismatch, node_name, slots_for_indexes, slurm_gpus
@@ -25,6 +25,7 @@ from ds01_slurm.settings import (
     KIND_LABEL,
     LOG_LABEL,
     NODE_LABEL,
+    OWNER_LABEL,
     container_name,
     slurm_config,
 )
@@ -182,9 +183,13 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
         code = ((inspect or {}).get("State") or {}).get("ExitCode")
         runtime.docker.remove(container, force=True)
     except DockerError as exc:
-        if exc.status == 404:
-            return {"exit_code": None, "state": "gone"}
-        raise Unavailable(f"cannot end job {job}'s container: {exc}") from None
+        if exc.status not in (404, 409):
+            raise Unavailable(f"cannot end job {job}'s container: {exc}") from None
+        # another caller (the job's own step, told by Slurm) is ending it: wait for that, and
+        # leave the telling to it
+        _wait_gone(runtime, container)
+        release_gpus(runtime, container, f"slurm job {job} ended")
+        return {"exit_code": None, "state": "gone"}
     state = why or ("completed" if code == 0 else "failed")
     released = release_gpus(runtime, container, f"slurm job {job} {state}")
     details = {
@@ -210,6 +215,12 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
     return {"exit_code": code, "state": state}
 
 
+def _wait_gone(runtime: Runtime, container: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and runtime.docker.inspect_container(container) is not None:
+        time.sleep(0.1)
+
+
 def job_containers(runtime: Runtime, job: str | None = None) -> list[dict[str, Any]]:
     """This engine's job containers (of ``job``, or all), running or not."""
     label = JOB_LABEL if job is None else f"{JOB_LABEL}={job}"
@@ -220,7 +231,7 @@ def job_containers(runtime: Runtime, job: str | None = None) -> list[dict[str, A
 
 
 def owner_of(summary: dict[str, Any]) -> str:
-    return str((summary.get("Labels") or {}).get("ds01.owner", ""))
+    return str((summary.get("Labels") or {}).get(OWNER_LABEL, ""))
 
 
 def _remove(runtime: Runtime, container: str, reason: str) -> None:
@@ -249,7 +260,3 @@ def _tell(
         )
     except Exception:  # a notice that cannot go out must not fail the job
         log.exception("job notice to %s failed", user)
-
-
-def describe(summary: dict[str, Any]) -> str:
-    return json.dumps({k: summary.get(k) for k in ("Id", "State", "Labels")})

@@ -15,6 +15,8 @@ JOB_LABEL = "ds01.slurm.job"
 NODE_LABEL = "ds01.slurm.node"
 #: ``interactive`` (``ds01 job interactive``) or ``batch``
 KIND_LABEL = "ds01.slurm.kind"
+#: the owner admission writes on every container it admits (clients cannot set ``ds01.*``)
+OWNER_LABEL = "ds01.user"
 #: where the job's output goes (shown by ``ds01 job status``)
 LOG_LABEL = "ds01.slurm.log"
 

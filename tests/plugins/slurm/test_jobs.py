@@ -1,0 +1,259 @@
+"""Batch jobs through a real Slurm, as real non-root users, in containers ds01 admits.
+
+Submit → pending → running in a container on the GPU Slurm gave the job (recorded by ds01 as
+the job's allocation) → completed, the log readable by its owner, notices delivered; a third
+GPU job pends while two hold both GPUs; a cancel stops the container and frees the GPU within
+seconds; another user cannot cancel, read or claim a job; a submit over quota never reaches
+Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.slurm.slurm_env import (
+    TEST_IMAGE,
+    Site,
+    ds01_as,
+    job_containers,
+    slurm_site,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def site(docker_engine, test_image, unix_users, user_cli):
+    with slurm_site() as running:
+        yield running
+
+
+@pytest.fixture
+def users(unix_users):
+    return unix_users["ds01ta"], unix_users["ds01tb"]
+
+
+def submitted(result) -> str:
+    assert result.returncode == 0, result.stderr + result.stdout
+    match = re.search(r"Submitted job (\d+)", result.stdout)
+    assert match, result.stdout
+    return match.group(1)
+
+
+def live_slots(site: Site, user: str) -> list[list[str]]:
+    from ds01_core.api import live_allocations
+
+    runtime = site.runtime()
+    try:
+        return [a.slot_uuids for a in live_allocations(runtime) if a.user == user]
+    finally:
+        runtime.close()
+
+
+def test_a_job_runs_in_its_container_on_the_gpu_slurm_gave_it(site, users, user_cli):
+    alice, _ = users
+    result = ds01_as(
+        alice,
+        user_cli,
+        site,
+        "job",
+        "submit",
+        "--image",
+        TEST_IMAGE,
+        "--gpus",
+        "1",
+        "--time",
+        "10m",
+        "--name",
+        "hello",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from $SLURM_JOB_ID; echo GPUS=$NVIDIA_VISIBLE_DEVICES; id -u",
+    )
+    job = submitted(result)
+    assert "log:" in result.stdout
+    state = site.slurm.wait_state(job, {"COMPLETED", "FAILED", "CANCELLED"}, timeout=60)
+    started = [e for e in site.events("slurm.job.started") if e["details"]["job"] == job]
+    log = Path(alice.home) / ".ds01" / "jobs" / f"hello-{job}.log"
+    assert state == "COMPLETED", log.read_text() if log.exists() else site.slurm.log_tail()
+    [event] = started
+    assert event["user"] == "ds01ta" and len(event["details"]["slots"]) == 1
+    allocated = [
+        e for e in site.events("gpu.allocated") if e["details"]["container"] == f"slurm-job-{job}"
+    ]
+    assert len(allocated) == 1
+    uuid = allocated[0]["details"]["uuids"][0]
+    log = Path(alice.home) / ".ds01" / "jobs" / f"hello-{job}.log"
+    text = log.read_text()
+    assert f"hello from {job}" in text
+    assert f"GPUS={uuid}" in text  # exactly the slot ds01 recorded, nothing else
+    assert str(alice.uid) in text.split()  # ran as the user, not the image's root
+    assert os.stat(log).st_uid == alice.uid
+    # done: container gone, GPU released, owner told it started and completed
+    assert not job_containers(site.runtime(), job)
+    assert live_slots(site, "ds01ta") == []
+    subjects = [n["subject"] for n in site.notices("ds01ta")]
+    assert f"Job {job} (hello) started" in subjects
+    assert f"Job {job} completed" in subjects
+    logs = ds01_as(alice, user_cli, site, "job", "logs", job)
+    assert f"hello from {job}" in logs.stdout
+    status = ds01_as(alice, user_cli, site, "job", "status", job, "--json")
+    assert status.returncode == 0 and '"COMPLETED"' in status.stdout
+
+
+def test_a_failing_job_fails_with_its_exit_code(site, users, user_cli):
+    alice, _ = users
+    job = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            "--image",
+            TEST_IMAGE,
+            "--name",
+            "broken",
+            "--",
+            "sh",
+            "-c",
+            "echo oops; exit 3",
+        )
+    )
+    assert site.slurm.wait_state(job, {"COMPLETED", "FAILED"}, timeout=60) == "FAILED"
+    log = Path(alice.home) / ".ds01" / "jobs" / f"broken-{job}.log"
+    assert site.slurm.job(job)["ExitCode"] == "3:0", log.read_text()
+    assert f"Job {job} failed (exit code 3)" in [n["subject"] for n in site.notices("ds01ta")]
+
+
+def test_third_gpu_job_pends_and_cancel_frees_the_gpu_at_once(site, users, user_cli):
+    alice, bob = users
+    long = ["--image", TEST_IMAGE, "--gpus", "1", "--time", "10m", "--", "sleep", "300"]
+    first = submitted(ds01_as(alice, user_cli, site, "job", "submit", "--name", "a1", *long))
+    second = submitted(ds01_as(alice, user_cli, site, "job", "submit", "--name", "a2", *long))
+    for job in (first, second):
+        site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
+        wait_for(f"job {job}'s container", lambda j=job: job_containers(site.runtime(), j))
+    held = live_slots(site, "ds01ta")
+    assert len(held) == 2 and held[0] != held[1]  # both GPUs, one each
+    third = submitted(ds01_as(bob, user_cli, site, "job", "submit", "--name", "b1", *long))
+    assert site.slurm.job(third)["JobState"] == "PENDING"
+    listed = json.loads(ds01_as(bob, user_cli, site, "job", "list", "--json").stdout)
+    assert [(r["job_id"], r["state"], r["user"]) for r in listed] == [(third, "PENDING", "ds01tb")]
+
+    cancelled = ds01_as(alice, user_cli, site, "job", "cancel", first)
+    assert cancelled.returncode == 0, cancelled.stderr
+    # the cancel itself stopped the container and released its GPU: no cycle needed
+    assert not job_containers(site.runtime(), first)
+    assert len(live_slots(site, "ds01ta")) == 1
+    assert f"Job {first} cancelled" in [n["subject"] for n in site.notices("ds01ta")]
+    site.slurm.wait_state(third, {"RUNNING"}, timeout=30)
+    wait_for("bob's job's container", lambda: live_slots(site, "ds01tb"))
+    assert live_slots(site, "ds01tb")[0] != live_slots(site, "ds01ta")[0]
+    for job, who in ((second, alice), (third, bob)):
+        assert ds01_as(who, user_cli, site, "job", "cancel", job).returncode == 0
+    assert live_slots(site, "ds01ta") == [] and live_slots(site, "ds01tb") == []
+
+
+def test_another_user_cannot_cancel_read_or_claim_a_job(site, users, user_cli):
+    alice, bob = users
+    job = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            "--image",
+            TEST_IMAGE,
+            "--gpus",
+            "1",
+            "--name",
+            "mine",
+            "--",
+            "sleep",
+            "300",
+        )
+    )
+    site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
+    wait_for("the job's container", lambda: job_containers(site.runtime(), job))
+    for args in (("cancel", job), ("status", job), ("logs", job)):
+        refused = ds01_as(bob, user_cli, site, "job", *args)
+        assert refused.returncode != 0, args
+        assert f"job {job} is not yours" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    listed = json.loads(ds01_as(bob, user_cli, site, "job", "list", "--json").stdout)
+    assert job not in [r["job_id"] for r in listed]
+    # claiming the job's GPUs: bob's own `ds01 job run` naming alice's job
+    claim = ds01_as(
+        bob,
+        user_cli,
+        site,
+        "job",
+        "run",
+        "--image",
+        TEST_IMAGE,
+        "--",
+        "true",
+        env={"SLURM_JOB_ID": job},
+    )
+    assert claim.returncode != 0 and f"job {job} is not yours" in claim.stderr
+    # alice's own second container for the same job is refused too
+    again = ds01_as(
+        alice,
+        user_cli,
+        site,
+        "job",
+        "run",
+        "--image",
+        TEST_IMAGE,
+        "--",
+        "true",
+        env={"SLURM_JOB_ID": job},
+    )
+    assert again.returncode != 0 and "already has its container" in again.stderr
+    # attach: bob's docker exec into alice's job container, through the gateway
+    import subprocess
+
+    attach = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            bob.name,
+            "--",
+            "env",
+            f"DOCKER_HOST=unix://{site.gateway_socket}",
+            "docker",
+            "exec",
+            f"slurm-job-{job}",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert attach.returncode != 0
+    assert site.slurm.job(job)["JobState"] == "RUNNING"
+    assert ds01_as(alice, user_cli, site, "job", "cancel", job).returncode == 0
+
+
+def test_a_submit_over_quota_never_reaches_slurm(site, users, user_cli):
+    alice, _ = users
+    before = site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split()
+    refused = ds01_as(
+        alice, user_cli, site, "job", "submit", "--image", TEST_IMAGE, "--gpus", "3", "--", "true"
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "your quota is 2" in refused.stderr and "Traceback" not in refused.stderr
+    missing = ds01_as(
+        alice, user_cli, site, "job", "submit", "--image", "ds01/ds01tb/secret:1", "--", "true"
+    )
+    assert missing.returncode == 2 and "is not on this server" in missing.stderr
+    assert site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split() == before
