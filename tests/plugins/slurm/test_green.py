@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import ds01_slurm
+import ds01_slurm.green
 import pytest
 from ds01_slurm.config import GreenConfig
 from ds01_slurm.green import MIN_SAVING, GreenError, NoForecast, mean_intensity, plan_start
@@ -162,11 +162,11 @@ def test_the_lines_and_begin_a_submit_prints() -> None:
 
 # -- through a real ds01-api, as a real non-root user ----------------------------------------------
 
-# runs as the user: their ds01 (tests/helpers/user_cli.py) with this plugin beside it, the
+# runs as the user: their ds01 (tests/helpers/user_cli.py) with this plugin before it, the
 # plugins found by entry point as the real ``ds01`` finds them, the API socket from the env
 SCRIPT = """
 import datetime as dt, json, sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
+sys.path[:0] = [sys.argv[2], sys.argv[1]]
 from ds01_core.framework.manager import make_plugin_host
 from ds01_core.transports.cli.state import CliState
 from ds01_slurm.config import GreenConfig
@@ -192,8 +192,10 @@ def slurm_copy() -> Iterator[Path]:
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="ds01-green-"))
-    package = Path(next(iter(ds01_slurm.__path__)))
+    package = Path(ds01_slurm.green.__file__).parent
     shutil.copytree(package, root / "ds01_slurm", ignore=shutil.ignore_patterns("__pycache__"))
+    # a package of its own, first on the path: not the (maybe older) one in the user's site
+    (root / "ds01_slurm" / "__init__.py").touch(exist_ok=True)
     (root / "plan.py").write_text(SCRIPT)
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
