@@ -193,8 +193,8 @@ def describe(plan: GreenPlan) -> list[str]:
     lines = [
         first,
         f"  Why: {plan.reason}.",
-        f"  Estimate: {plan.power_watts:.0f} W for {Duration(plan.duration_s)} "
-        "(plugins.slurm.green.watts_per_gpu per GPU).",
+        f"  Estimate: {plan.power_watts:.0f} W assumed for {Duration(plan.duration_s)} "
+        "(plugins.slurm.green), not measured.",
     ]
     if plan.warning:
         lines.append(f"  Note: {plan.warning}.")

@@ -148,7 +148,7 @@ def test_the_lines_and_begin_a_submit_prints() -> None:
     assert lines[0].startswith(f"Start at {start:%H:%M} (in 2h40m): ~144 g CO₂ instead of ~")
     assert lines[0].endswith(f"now (-{round(later.saved_share * 100)} %).")
     assert lines[1].startswith("  Why: the grid is forecast at 120 g")
-    assert lines[2] == "  Estimate: 600 W for 2h (plugins.slurm.green.watts_per_gpu per GPU)."
+    assert lines[2] == "  Estimate: 600 W assumed for 2h (plugins.slurm.green), not measured."
     assert sbatch_begin(later) == f"--begin={start:%Y-%m-%dT%H:%M:%S}"
 
     now = plan_start(100, hourly(300), NOW, H, NOW + dt.timedelta(hours=3), 300)
