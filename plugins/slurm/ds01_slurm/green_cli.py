@@ -14,10 +14,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from ds01_slurm.config import GreenConfig
-from ds01_slurm.green import GreenError, GreenPlan, NoForecast, check_window, plan_start
 
 from ds01_core.api import Duration, NotFound, ServiceError, format_duration
+from ds01_slurm.config import GreenConfig
+from ds01_slurm.green import GreenError, GreenPlan, NoForecast, check_window, plan_start
 
 if TYPE_CHECKING:
     from ds01_core.api import CliState

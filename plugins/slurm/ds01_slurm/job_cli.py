@@ -175,13 +175,30 @@ def _script_or_command(
 def _green(
     state: CliState, checked: dict[str, Any], opts: dict[str, Any], time_seconds: float | None
 ) -> tuple[str | None, list[str]]:
-    try:
-        from ds01_slurm.green_cli import green_start  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        fail("--green is not available in this version of ds01-slurm")
+    """``--green``: the start with the least CO₂ before the deadline (default: within 24h)."""
+    import datetime as dt
+
+    from ds01_slurm.config import GreenConfig
+    from ds01_slurm.green import GreenError
+    from ds01_slurm.green_cli import describe, green_plan, parse_deadline, sbatch_begin
+
     if time_seconds is None:
         raise click.UsageError("--green needs --time (how long the job runs)")
-    return green_start(state, checked, opts, time_seconds)  # type: ignore[no-any-return]
+    now = dt.datetime.now(dt.UTC)
+    try:
+        deadline = parse_deadline(opts["deadline"] or "24h", now)
+        plan = green_plan(
+            state,
+            duration_s=time_seconds,
+            deadline=deadline,
+            gpus=float(checked.get("weight") or 0.0),
+            config=GreenConfig(**checked.get("green", {})),
+            now=now,
+        )
+    except GreenError as exc:
+        fail(str(exc))
+    begin = sbatch_begin(plan)
+    return (begin.removeprefix("--begin=") if begin else None), describe(plan)
 
 
 @job.command("list")

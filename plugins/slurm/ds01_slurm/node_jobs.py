@@ -18,19 +18,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ds01_slurm.gres import GresMismatch, node_name, slots_for_indexes, slurm_gpus
-from ds01_slurm.jobs import JobRecord, expand_nodes, show_job
-from ds01_slurm.settings import (
-    JOB_LABEL,
-    KIND_LABEL,
-    LOG_LABEL,
-    NODE_LABEL,
-    OWNER_LABEL,
-    container_name,
-    slurm_config,
-)
-from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable
-
 from ds01_core.api import (
     Conflict,
     DockerError,
@@ -44,6 +31,18 @@ from ds01_core.api import (
     release_gpus,
     tell_user,
 )
+from ds01_slurm.gres import GresMismatch, node_name, slots_for_indexes, slurm_gpus
+from ds01_slurm.jobs import JobRecord, expand_nodes, show_job
+from ds01_slurm.settings import (
+    JOB_LABEL,
+    KIND_LABEL,
+    LOG_LABEL,
+    NODE_LABEL,
+    OWNER_LABEL,
+    container_name,
+    slurm_config,
+)
+from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable
 
 if TYPE_CHECKING:
     from ds01_core.api import Runtime, ServiceContext
