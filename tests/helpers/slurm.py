@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,11 +25,34 @@ from pathlib import Path
 
 import attrs
 
+from tests.helpers.slurm_conf import (
+    SlurmNode,
+    check_directory,
+    default_gres_conf,
+    host_name,
+    make_devices,
+    missing_devices,
+    node_ports,
+    parse_idx,
+    slurm_conf,
+)
+
+__all__ = [
+    "NodeGres",
+    "SlurmCluster",
+    "SlurmCommandError",
+    "SlurmJob",
+    "SlurmNode",
+    "host_name",
+    "missing_tools",
+    "parse_job",
+    "running_slurm",
+]
+
 MUNGED = "/usr/sbin/munged"
 MUNGE_RUN = Path("/run/munge")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 SETUP_HINT = "install Slurm and munge with: bash scripts/ci/setup-slurm.sh (as root)"
-NVIDIA_MAJOR = 195
 START_TIMEOUT = 30.0
 #: states after which a job never runs again
 FINAL_STATES = frozenset(
@@ -47,10 +70,6 @@ SQUEUE_FIELDS = {
 }
 
 
-def host_name() -> str:
-    return socket.gethostname().split(".")[0]
-
-
 def missing_tools() -> list[str]:
     """The programs this harness needs that this machine lacks."""
     tools = ["slurmctld", "slurmd", "sbatch", "scontrol", "sinfo", "squeue", "munge"]
@@ -58,16 +77,6 @@ def missing_tools() -> list[str]:
     if not os.access(MUNGED, os.X_OK):
         missing.append(MUNGED)
     return missing
-
-
-@attrs.frozen
-class SlurmNode:
-    """One slurmd: its node name, its fake GPUs and the CPUs it claims (not checked against
-    the host's: ``SlurmdParameters=config_overrides``)."""
-
-    name: str
-    gpus: int
-    cpus: int = 2
 
 
 @attrs.frozen
@@ -99,18 +108,6 @@ class SlurmCommandError(subprocess.CalledProcessError):
         )
 
 
-def _parse_idx(text: str) -> tuple[int, ...]:
-    """``0-1,3`` → (0, 1, 3); Slurm's ``N/A`` (no indices) → ()."""
-    found: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part or part == "N/A":
-            continue
-        low, _, high = part.partition("-")
-        found.extend(range(int(low), int(high or low) + 1))
-    return tuple(found)
-
-
 _KEY = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_:/]*)=")
 _GRES_PART = re.compile(r"([^,(]+)\(IDX:([^)]*)\)")
 
@@ -135,7 +132,7 @@ def parse_job(raw: str) -> SlurmJob:
         elif key == "GRES" and node:
             idx: list[int] = []
             for part in _GRES_PART.finditer(value):
-                idx.extend(_parse_idx(part.group(2)))
+                idx.extend(parse_idx(part.group(2)))
             gres.append(NodeGres(node, value, tuple(idx)))
     return SlurmJob(raw, fields, gres)
 
@@ -158,8 +155,6 @@ class SlurmCluster:
         if user is None:
             argv, env, cwd = list(args), {**os.environ, **self.env}, None
         else:
-            import pwd
-
             home = pwd.getpwnam(user).pw_dir
             clean = {
                 "HOME": home,
@@ -227,108 +222,6 @@ class SlurmCluster:
         return "\n".join(parts)
 
 
-def _node_ports(nodes: Sequence[SlurmNode], slurmd_port: int, extra_port: int) -> dict[str, int]:
-    """The first node's slurmd on ``slurmd_port``, the others on ``extra_port``, +1, …"""
-    return {
-        node.name: slurmd_port if i == 0 else extra_port + i - 1 for i, node in enumerate(nodes)
-    }
-
-
-def _make_devices(dev_dir: Path, nodes: Sequence[SlurmNode], devices: Sequence[str]) -> None:
-    """nvidia0… numbered across the nodes in order, and the extra ``devices`` (any major)."""
-    dev_dir.mkdir(mode=0o755, exist_ok=True)
-    paths = [(f"nvidia{i}", NVIDIA_MAJOR, i) for i in range(sum(n.gpus for n in nodes))]
-    for i, relative in enumerate(devices):
-        digits = re.search(r"(\d+)$", relative)
-        paths.append((relative, 235, int(digits.group(1)) if digits else i))
-    for relative, major, minor in paths:
-        path = dev_dir / relative
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if path.is_char_device() and os.major(path.stat().st_rdev) == major:
-            continue
-        path.unlink(missing_ok=True)
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-
-
-def _default_gres_conf(dev_dir: Path, nodes: Sequence[SlurmNode]) -> str:
-    lines, first = ["AutoDetect=off"], 0
-    for node in nodes:
-        if node.gpus:
-            last = first + node.gpus - 1
-            files = f"nvidia{first}" if last == first else f"nvidia[{first}-{last}]"
-            lines.append(f"NodeName={node.name} Name=gpu File={dev_dir}/{files}")
-        first += node.gpus
-    return "\n".join(lines) + "\n"
-
-
-def _slurm_conf(
-    directory: Path,
-    nodes: Sequence[SlurmNode],
-    node_gres: Mapping[str, str],
-    ctld_port: int,
-    ports: Mapping[str, int],
-    extra_conf: str,
-) -> str:
-    host = host_name()
-    try:
-        on_loopback = socket.gethostbyname(host) == "127.0.0.1"
-    except OSError:
-        on_loopback = False
-    # with these the daemons bind the address the host name resolves to: loopback only here
-    comm = "CommunicationParameters=NoInAddrAny,NoCtldInAddrAny" if on_loopback else ""
-    node_lines = []
-    for node in nodes:
-        gres = node_gres.get(node.name, f"gpu:{node.gpus}" if node.gpus else "")
-        node_lines.append(
-            f"NodeName={node.name} NodeHostname={host} NodeAddr=127.0.0.1 "
-            f"Port={ports[node.name]} CPUs={node.cpus} RealMemory=1000 "
-            + (f"Gres={gres} " if gres else "")
-            + "State=UNKNOWN"
-        )
-    return f"""\
-ClusterName=ds01test
-SlurmctldHost={host}(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-{comm}
-StateSaveLocation={directory}/spool/ctld
-SlurmctldPidFile={directory}/run/slurmctld.pid
-SlurmctldLogFile={directory}/log/slurmctld.log
-SlurmctldPort={ctld_port}
-# %n = node name: each slurmd on this host has its own spool, pid file and log
-SlurmdSpoolDir={directory}/spool/d-%n
-SlurmdPidFile={directory}/run/slurmd-%n.pid
-SlurmdLogFile={directory}/log/slurmd-%n.log
-SlurmdPort={ports[nodes[0].name]}
-# nodes may claim more CPUs than the host has
-SlurmdParameters=config_overrides
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-MailProg=/bin/true
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-# schedule and estimate start times every second (defaults: 60 s and 30 s)
-SchedulerParameters=sched_interval=1,bf_interval=1
-MpiDefault=none
-ReturnToService=2
-KillWait=2
-# finished jobs stay visible to scontrol for 5 minutes
-MinJobAge=300
-SlurmctldDebug=info
-SlurmdDebug=info
-GresTypes=gpu
-{chr(10).join(node_lines)}
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-{extra_conf}
-"""
-
-
 def _port_busy(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
@@ -346,18 +239,6 @@ def _munge_works() -> bool:
     return check.returncode == 0
 
 
-def _check_directory(directory: Path) -> None:
-    """Users must reach slurm.conf: every directory above it must let others through."""
-    directory.chmod(0o755)
-    for parent in directory.resolve().parents:
-        if not parent.stat().st_mode & stat.S_IXOTH:
-            raise ValueError(
-                f"{parent} is not searchable by other users, so they cannot read "
-                f"{directory}/slurm.conf: put the cluster under a world-reachable directory "
-                "(e.g. tempfile.mkdtemp(dir='/tmp'))"
-            )
-
-
 class _Daemons:
     """The processes this harness started, stopped in reverse order by PID."""
 
@@ -371,6 +252,9 @@ class _Daemons:
                 argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), **kw
             )
         self.procs.append((name, proc))
+
+    def alive(self, name: str) -> bool:
+        return any(n == name and p.poll() is None for n, p in self.procs)
 
     def dead(self) -> list[str]:
         return [f"{name} (exit {p.returncode})" for name, p in self.procs if p.poll() is not None]
@@ -467,17 +351,24 @@ def running_slurm(
     nodes = tuple(nodes or (SlurmNode(host_name(), gpus=2),))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _check_directory(directory)
+    check_directory(directory)
     for sub in ("spool", "log", "run"):
         shutil.rmtree(directory / sub, ignore_errors=True)
         (directory / sub).mkdir(mode=0o755)
     dev_dir = directory / "dev"
-    _make_devices(dev_dir, nodes, devices)
-    ports = _node_ports(nodes, slurmd_port, extra_port)
+    make_devices(dev_dir, nodes, devices)
+    ports = node_ports(nodes, slurmd_port, extra_port)
     conf = directory / "slurm.conf"
-    conf.write_text(_slurm_conf(directory, nodes, node_gres or {}, ctld_port, ports, extra_conf))
+    conf.write_text(slurm_conf(directory, nodes, node_gres or {}, ctld_port, ports, extra_conf))
     gres = directory / "gres.conf"
-    gres.write_text(gres_conf if gres_conf is not None else _default_gres_conf(dev_dir, nodes))
+    gres.write_text(gres_conf if gres_conf is not None else default_gres_conf(dev_dir, nodes))
+    if missing := missing_devices(gres.read_text()):
+        raise ValueError(
+            f"gres.conf names files that are not character devices: {', '.join(missing)}; "
+            f"create them with devices= (relative to {dev_dir})"
+        )
+    for node in nodes:
+        (directory / "spool" / f"d-{node.name}").mkdir(mode=0o755)
     conf.chmod(0o644)
     gres.chmod(0o644)
     cluster = SlurmCluster(directory, conf, {"SLURM_CONF": str(conf)}, nodes, dev_dir)
@@ -501,7 +392,7 @@ def running_slurm(
         _wait_idle(cluster, daemons)
         yield cluster
     finally:
-        if not daemons.dead():
+        if daemons.alive("slurmctld"):
             _cancel_all(cluster)
         daemons.stop()
         for pid in _stepds_using(directory / "spool"):
