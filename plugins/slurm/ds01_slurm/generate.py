@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from ds01_slurm.config import SlurmConfig
 from ds01_slurm.gres import SlurmGpu, node_name, slurm_gpus
 
@@ -187,11 +188,13 @@ AccountingStorageEnforce=associations,limits
 # ds01 keeps one user's work out of another's view, and Slurm must too
 PrivateData=jobs,usage
 
-# cgroups: every process of a job is tracked (and killed with it) and confined to its cores,
-# memory and devices. With ConstrainDevices=yes in cgroup.conf a job can open only the GPU
-# device files Slurm gave it, so even a job's bare processes cannot reach another job's GPU.
+# cgroups track every process of a job, so none escapes its end or its cancel
 ProctrackType=proctrack/cgroup
+# and confine a job to its cores, memory and devices: with ConstrainDevices=yes in cgroup.conf
+# a job can open only the GPU device files Slurm gave it (for a MIG instance, its cap devices),
+# so even a job's bare processes cannot reach another job's GPU; affinity pins its tasks
 TaskPlugin=task/cgroup,task/affinity
+# a job's CPU and memory use, read from its cgroup (sacct, sstat)
 JobAcctGatherType=jobacct_gather/cgroup
 # cgroup.conf, beside slurm.conf:
 #   ConstrainCores=yes

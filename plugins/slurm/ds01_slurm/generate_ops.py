@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ds01_core.api import Conflict, Operation, Unavailable
 from ds01_slurm.config import SlurmConfig
 from ds01_slurm.generate import generate
 from ds01_slurm.gres import GresMismatch
-
-from ds01_core.api import Conflict, Operation, Unavailable
 
 
 def slurm_config(runtime: Any) -> SlurmConfig:

@@ -39,7 +39,10 @@ TOPOLOGY: dict[str, Any] = {
     "gpus": [
         {"minor_number": 1, "utilization": 0},
         {"minor_number": 0, "utilization": 0},
-        {"minor_number": 2, "mig": [{"profile": "3g.40gb", "gi": 1}, {"profile": "3g.40gb", "gi": 2}]},
+        {
+            "minor_number": 2,
+            "mig": [{"profile": "3g.40gb", "gi": 1}, {"profile": "3g.40gb", "gi": 2}],
+        },
     ],
 }
 #: the driver's minors for GPU 2's instances (what /proc/driver/nvidia-caps/mig-minors says)

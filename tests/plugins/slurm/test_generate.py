@@ -148,9 +148,7 @@ def test_sacctmgr_script_makes_an_account_per_group_with_shares_from_gpu_quota(r
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
 
 
-def test_sacctmgr_script_runs_each_command_and_fails_only_when_a_setting_fails(
-    runtime, tmp_path
-):
+def test_sacctmgr_script_runs_each_command_and_fails_only_when_a_setting_fails(runtime, tmp_path):
     """Run the script with a stand-in sacctmgr that records its arguments (no slurmdbd here):
     the quoting reaches sacctmgr intact, a failing `add` (already there) is not an error,
     a failing `modify` is."""
@@ -190,7 +188,7 @@ def test_mig_minors_missing_or_unreadable_is_one_clear_refusal(runtime, tmp_path
     with pytest.raises(Conflict, match="no MIG device minor for gpu2/gi1/ci0/access"):
         call(admin, "slurm.generate_config")
     minors.unlink()
-    with pytest.raises(Unavailable, match="cannot read the MIG device minors .*NVIDIA driver"):
+    with pytest.raises(Unavailable, match=r"cannot read the MIG device minors .*NVIDIA driver"):
         call(admin, "slurm.generate_config")
 
 
@@ -231,7 +229,12 @@ def test_admin_slurm_config_prints_the_parts_under_headings(runtime):
     result = CliRunner().invoke(root, ["admin", "slurm", "config"], obj=state)
     assert result.exit_code == 0, result.output
     headings = re.findall(r"^==> (.*) <==$", result.output, re.M)
-    assert headings == ["gres.conf", "slurm.conf: this node", "slurm.conf fragment", "sacctmgr script"]
+    assert headings == [
+        "gres.conf",
+        "slurm.conf: this node",
+        "slurm.conf fragment",
+        "sacctmgr script",
+    ]
     assert "AutoDetect=off" in result.output
 
 
@@ -267,9 +270,9 @@ def test_admin_slurm_config_errors_are_one_line_with_the_services_exit_code(runt
         "".join(f"{name} {minor}\n" for name, minor in MIG_MINORS.items())
     )
     result = CliRunner().invoke(
-        real, ["admin", "slurm", "config", "--output-dir", str(blocked)], obj=state
+        real, ["admin", "slurm", "config", "--output-dir", str(blocked / "slurm")], obj=state
     )
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: cannot write into {blocked}") and "Traceback" not in (
-        result.output
-    )
+    assert result.output.startswith(
+        f"Error: cannot write into {blocked}/slurm"
+    ) and "Traceback" not in (result.output)
