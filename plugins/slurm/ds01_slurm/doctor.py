@@ -132,7 +132,10 @@ def gres_conf_path(cfg: SlurmConfig) -> Path:
 
 def gres_conf_records(text: str, node: str) -> tuple[list[tuple[str, ...]], bool]:
     """The ``gpu`` records gres.conf gives ``node``, each as its device files in order, and
-    whether NVML autodetection is on (it would add and order GPUs itself)."""
+    whether NVML autodetection is on (it would add and order GPUs itself).
+
+    :raises ValueError: a line's host or file ranges cannot be read.
+    """
     records: list[tuple[str, ...]] = []
     autodetect = False
     for raw in text.splitlines():
@@ -144,12 +147,15 @@ def gres_conf_records(text: str, node: str) -> tuple[list[tuple[str, ...]], bool
             autodetect = True
         if fields.get("name") != "gpu":
             continue
-        if "nodename" in fields and node not in expand_nodes(fields["nodename"]):
-            continue
-        if "multiplefiles" in fields:
-            records.append(tuple(expand_nodes(fields["multiplefiles"])))
-        elif "file" in fields:
-            records.extend((f,) for f in expand_nodes(fields["file"]))
+        try:
+            if "nodename" in fields and node not in expand_nodes(fields["nodename"]):
+                continue
+            if "multiplefiles" in fields:
+                records.append(tuple(expand_nodes(fields["multiplefiles"])))
+            elif "file" in fields:
+                records.extend((f,) for f in expand_nodes(fields["file"]))
+        except ValueError:
+            raise ValueError(f"cannot read the ranges of `{line}`") from None
     return records, autodetect
 
 
@@ -164,7 +170,10 @@ def _check_gres_conf(
         return DoctorFinding(
             "slurm gres.conf", subject, False, f"cannot read {path}: {exc.strerror}", REGENERATE
         )
-    records, autodetect = gres_conf_records(text, node)
+    try:
+        records, autodetect = gres_conf_records(text, node)
+    except ValueError as exc:
+        return DoctorFinding("slurm gres.conf", subject, False, f"{path}: {exc}", REGENERATE)
     want = [g.files for g in gpus]
     if autodetect:
         problem = "turns on AutoDetect, so Slurm orders the GPUs itself"

@@ -1,6 +1,8 @@
-"""A simulated GPU host for the Slurm configuration tests: two whole A100s whose device minors
-are swapped (GPU 0 is /dev/nvidia1) and one A100 in MIG mode with two 3g.40gb instances, the
-driver's MIG minors for them, and a runtime with the ``plugins.slurm`` section.
+"""A simulated GPU host for the Slurm configuration tests: two whole GPUs of different models
+whose device minors are swapped (GPU 0, an A100, is /dev/nvidia1; GPU 1, an H100, is
+/dev/nvidia0) and an A100 in MIG mode with two 3g.40gb instances, the driver's MIG minors for
+them, and a runtime with the ``plugins.slurm`` section. Types and device files disagree on
+the order on purpose: a Slurm that sorted gres.conf by file would give the H100 index 0.
 
 The plugin enters the runtime as a small stand-in that declares its section and its admin
 operation (``make_plugin_host(extra=…)``), so these tests need neither ``ds01-slurm`` installed
@@ -34,11 +36,12 @@ TOPOLOGY: dict[str, Any] = {
                 "3g.40gb": {"id": 2, "slices": 3, "memory": "40192MiB"},
                 "7g.80gb": {"id": 4, "slices": 7, "memory": "80896MiB"},
             },
-        }
+        },
+        "NVIDIA H100 80GB HBM3": {"memory": "81559MiB"},
     },
     "gpus": [
         {"minor_number": 1, "utilization": 0},
-        {"minor_number": 0, "utilization": 0},
+        {"minor_number": 0, "utilization": 0, "model": "NVIDIA H100 80GB HBM3"},
         {
             "minor_number": 2,
             "mig": [{"profile": "3g.40gb", "gi": 1}, {"profile": "3g.40gb", "gi": 2}],
@@ -55,6 +58,9 @@ MIG_MINORS = {
 #: the cap devices those minors name, relative to the device directory
 CAP_DEVICES = [f"nvidia-caps/nvidia-cap{m}" for m in sorted(MIG_MINORS.values())]
 NODE = "ds01gen"
+A100, H100, MIG = "a100-sxm4-80gb", "h100_80gb_hbm3", "3g.40gb"
+#: the node's GRES as ds01 generates it
+NODE_GRES = f"gpu:{A100}:1,gpu:{H100}:1,gpu:{MIG}:2"
 
 
 class SlurmStandIn:

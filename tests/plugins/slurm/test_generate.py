@@ -26,7 +26,7 @@ from ds01_core.services.catalogue import call
 from ds01_core.services.errors import Conflict, Forbidden, Unavailable
 from ds01_core.services.operations import ServiceContext
 from ds01_core.transports.cli.state import CliState
-from tests.plugins.slurm.gen_fixture import MIG_MINORS, NODE, slurm_runtime
+from tests.plugins.slurm.gen_fixture import A100, H100, MIG_MINORS, NODE, NODE_GRES, slurm_runtime
 
 HOST = HostFacts(cpus=8, memory_mib=32000)
 LIMITS = {
@@ -67,8 +67,8 @@ def test_gres_conf_lists_gpus_then_mig_instances_in_ds01_order_with_their_device
     assert lines.index("AutoDetect=off") < lines.index(records(gen.gres_conf)[0])
     assert records(gen.gres_conf) == [
         # GPU 0 is /dev/nvidia1 on this host: the order is ds01's index, not the device minor
-        f"NodeName={NODE} Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia1",
-        f"NodeName={NODE} Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia0",
+        f"NodeName={NODE} Name=gpu Type={A100} File=/dev/nvidia1",
+        f"NodeName={NODE} Name=gpu Type={H100} File=/dev/nvidia0",
         f"NodeName={NODE} Name=gpu Type=3g.40gb MultipleFiles=/dev/nvidia2,"
         "/dev/nvidia-caps/nvidia-cap21,/dev/nvidia-caps/nvidia-cap22",
         f"NodeName={NODE} Name=gpu Type=3g.40gb MultipleFiles=/dev/nvidia2,"
@@ -85,9 +85,9 @@ def test_gres_conf_lists_gpus_then_mig_instances_in_ds01_order_with_their_device
 
 def test_node_line_counts_each_type_and_suggests_the_hosts_cpus_and_memory(runtime):
     gen = made(runtime)
-    assert gen.node_gres == "gpu:a100-sxm4-80gb:2,gpu:3g.40gb:2"
+    assert gen.node_gres == NODE_GRES == f"gpu:{A100}:1,gpu:{H100}:1,gpu:3g.40gb:2"
     comment, line = gen.node_line.splitlines()
-    assert line == f"NodeName={NODE} Gres=gpu:a100-sxm4-80gb:2,gpu:3g.40gb:2"
+    assert line == f"NodeName={NODE} Gres={NODE_GRES}"
     assert comment.startswith("#") and "CPUs=8 RealMemory=32000" in comment
     assert gen.slurm_conf.rstrip().endswith(line)
 
@@ -251,7 +251,7 @@ def test_admin_slurm_config_writes_the_files_and_says_what_next(runtime, tmp_pat
     assert "SelectType=select/cons_tres" in (out / "slurm.conf.ds01").read_text()
     assert stat.S_IMODE((out / "sacctmgr-ds01.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "gres.conf").stat().st_mode) == 0o644
-    assert f"NodeName={NODE} Gres=gpu:a100-sxm4-80gb:2,gpu:3g.40gb:2" in result.output
+    assert f"NodeName={NODE} Gres={NODE_GRES}" in result.output
     assert "restart slurmd" in result.output and "scontrol reconfigure" in result.output
 
 
