@@ -174,9 +174,23 @@ def generated(make_runtime: Callable[..., Runtime]) -> Generated:
     return generate(runtime, slurm_config(runtime), host=HostFacts(4, 1000))
 
 
+#: the fragment's lines this machine can run: not slurmdbd's (none here), not the cgroup
+#: plugins' (the harness tracks with linuxproc), not those the harness sets itself
+HARNESS_OWN = ("AccountingStorage", "ProctrackType", "TaskPlugin", "JobAcctGather", "Select")
+
+
+def runnable_fragment(generated: Generated) -> str:
+    return "\n".join(
+        line
+        for line in generated.slurm_conf.splitlines()
+        if line and not line.startswith(("#", "NodeName=", "GresTypes=", *HARNESS_OWN))
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster(slurm_dir: Path, generated: Generated) -> Iterator[SlurmCluster]:
-    """Slurm on exactly what ds01 generated: its gres.conf and its node Gres=."""
+    """Slurm on exactly what ds01 generated: its gres.conf, its node Gres= and the fragment's
+    priority and privacy lines (slurmctld refuses to start on a line it cannot read)."""
     wait_for_free_port(SLURMCTLD_PORT)
     with running_slurm(
         slurm_dir,
@@ -184,6 +198,7 @@ def cluster(slurm_dir: Path, generated: Generated) -> Iterator[SlurmCluster]:
         gres_conf=generated.gres_conf,
         node_gres={NODE: generated.node_gres},
         devices=CAP_DEVICES,
+        extra_conf=runnable_fragment(generated),
     ) as running:
         yield running
 
@@ -194,6 +209,22 @@ def gres_conf(cluster: SlurmCluster, generated: Generated) -> Iterator[Path]:
     path = cluster.conf.parent / "gres.conf"
     yield path
     path.write_text(generated.gres_conf)
+
+
+def test_slurm_runs_the_fragments_priority_and_privacy_settings(cluster, generated):
+    assert "PrivateData=jobs,usage" in runnable_fragment(generated)
+    shown = {
+        key.strip().lower(): value.strip()
+        for key, sep, value in (
+            line.partition("=")
+            for line in cluster.run("scontrol", "show", "config").stdout.splitlines()
+        )
+        if sep
+    }
+    assert shown["privatedata"] == "jobs,usage"
+    assert shown["prioritytype"] == "priority/multifactor"
+    assert shown["priorityweightfairshare"] == "10000"
+    assert shown["prioritydecayhalflife"].startswith("7-00:00:00")
 
 
 def test_slurmd_reads_the_records_in_ds01s_order(cluster, generated):
