@@ -250,7 +250,7 @@ def test_a_job_asking_for_a_type_gets_the_index_of_ds01s_gpu_of_that_type(cluste
     want = {A100: {0}, H100: {1}, MIG: {2, 3}}
     jobs = {
         gres_type: [
-            cluster.submit(f"--gres=gpu:{gres_type}:1", "--wrap", "sleep 60")
+            cluster.submit(f"--gres=gpu:{gres_type}:1", "-o", "/dev/null", "--wrap", "sleep 60")
             for _ in want[gres_type]
         ]
         for gres_type in (H100, A100, MIG)  # the H100 first: it must still get index 1
