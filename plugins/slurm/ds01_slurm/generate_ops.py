@@ -1,0 +1,54 @@
+"""The admin operation ``slurm.generate_config``: the generated Slurm configuration, as data.
+
+It runs where the GPUs are (the root service) and returns text; the CLI writes the files as
+the calling admin, so nothing in /etc is touched by the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ds01_core.api import Conflict, Operation, Unavailable
+from ds01_slurm.config import SlurmConfig
+from ds01_slurm.generate import generate
+from ds01_slurm.gres import GresMismatch
+
+
+def slurm_config(runtime: Any) -> SlurmConfig:
+    """The ``plugins.slurm`` section (its defaults when the section is absent)."""
+    cfg = runtime.plugin_config("slurm")
+    return cfg if isinstance(cfg, SlurmConfig) else SlurmConfig()
+
+
+def generate_config(ctx: Any) -> dict[str, Any]:
+    """gres.conf, the node line, the slurm.conf fragment and the sacctmgr script (admins)."""
+    cfg = slurm_config(ctx.runtime)
+    try:
+        generated = generate(ctx.runtime, cfg)
+    except GresMismatch as exc:
+        raise Conflict(f"{exc} (check with `nvidia-smi mig -lgi`)") from None
+    except OSError as exc:
+        raise Unavailable(
+            f"cannot read the MIG device minors ({cfg.mig_minors_file}: "
+            f"{exc.strerror or exc}): is the NVIDIA driver loaded? "
+            "(set plugins.slurm.mig_minors_file if it is elsewhere)"
+        ) from None
+    if not generated.records:
+        which = "all GPUs" if cfg.gpus is None else f"GPUs {cfg.gpus} (plugins.slurm.gpus)"
+        raise Conflict(
+            f"there is no GPU for Slurm on this server: ds01 sees none of {which}; "
+            "check `ds01 gpu status` and plugins.slurm.gpus"
+        )
+    return generated.to_json()
+
+
+OPERATIONS = [
+    Operation(
+        "slurm.generate_config",
+        "GET",
+        "/v1/slurm/config",
+        generate_config,
+        admin=True,
+        summary="The Slurm configuration for this server's GPUs and ds01's groups (admins).",
+    )
+]
