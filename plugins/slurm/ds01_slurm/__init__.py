@@ -49,25 +49,19 @@ def plugin_config_sections() -> Mapping[str, type]:
 def service_operations() -> Sequence[Operation]:
     """``slurm.*``: submit checks, listing, status, cancel, a job container's start and end,
     and (admins) the generated Slurm configuration."""
+    from ds01_slurm.generate_ops import OPERATIONS as GENERATE
     from ds01_slurm.job_ops import OPERATIONS
 
-    try:
-        from ds01_slurm.generate_ops import OPERATIONS as GENERATE  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        GENERATE = ()
     return [*OPERATIONS, *GENERATE]
 
 
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
     """``ds01 job`` and ``ds01 admin slurm``."""
+    from ds01_slurm.admin_cli import add_admin_commands
     from ds01_slurm.job_cli import job
 
     cli.add_command(job)
-    try:
-        from ds01_slurm.admin_cli import add_admin_commands  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
     add_admin_commands(cli)
 
 
@@ -100,8 +94,6 @@ def on_idle(workload: Workload, policy: Policy) -> str | None:
 @hookimpl
 def doctor_checks(runtime: Runtime) -> Sequence[DoctorFinding]:
     """Slurm's view of this node's GPUs against ds01's."""
-    try:
-        from ds01_slurm.doctor import doctor_checks as checks  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
+    from ds01_slurm.doctor import doctor_checks as checks
+
     return list(checks(runtime))

@@ -81,6 +81,9 @@ class SlurmConfig:
     partition: str | None = None
     #: a job's output log (``{home}``, ``{user}`` replaced; ``%j`` is the job id, Slurm's own)
     log_dir: str = "{home}/.ds01/jobs"
+    #: how long a job's container has between SIGTERM and SIGKILL when the job is cancelled
+    #: or ends (keep it below Slurm's KillWait, so that the job's step sees it through)
+    stop_grace: Duration = Duration(10)
     #: how long a job command waits for Slurm's commands
     command_timeout: Duration = Duration(30)
     idle: JobIdleConfig = attrs.Factory(JobIdleConfig)

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING
 from ds01_core.api import DockerError, DoctorFinding, live_allocations
 from ds01_slurm.config import SlurmConfig
 from ds01_slurm.generate import gres_line
-from ds01_slurm.generate_ops import slurm_config
 from ds01_slurm.gres import GresMismatch, SlurmGpu, node_name, slurm_gpus
 from ds01_slurm.jobs import expand_nodes, key_values
+from ds01_slurm.settings import JOB_LABEL, slurm_config
 from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable, run_slurm
 
 if TYPE_CHECKING:
     from ds01_core.api import Runtime
 
-JOB_LABEL = "ds01.slurm.job"
 REGENERATE = (
     "run `ds01 admin slurm config --output-dir DIR`, install its gres.conf and node line, "
     "then restart slurmd (and slurmctld when the count changed)"

@@ -9,15 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ds01_core.api import Conflict, Operation, Unavailable
-from ds01_slurm.config import SlurmConfig
 from ds01_slurm.generate import generate
 from ds01_slurm.gres import GresMismatch
-
-
-def slurm_config(runtime: Any) -> SlurmConfig:
-    """The ``plugins.slurm`` section (its defaults when the section is absent)."""
-    cfg = runtime.plugin_config("slurm")
-    return cfg if isinstance(cfg, SlurmConfig) else SlurmConfig()
+from ds01_slurm.settings import slurm_config
 
 
 def generate_config(ctx: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -72,9 +73,7 @@ def run_step(
         if interactive:
             _shell(state, started["container"])
         else:
-            for chunk in state.stream("containers.logs", name=started["container"], follow=True):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+            _copy_output(state, started["container"])
     except Signalled as why:
         click.echo(f"ds01: job {job} stopped by Slurm ({why}): ending its container", err=True)
         _finish(state, job, cancelled=True)
@@ -82,6 +81,30 @@ def run_step(
     result = _finish(state, job, cancelled=False)
     code = result.get("exit_code")
     return int(code) if isinstance(code, int) else 1
+
+
+def _copy_output(state: CliState, container: str) -> None:
+    """The container's output to ours until it ends; a broken stream (``ds01-api`` restarted)
+    is picked up again where it was, from the lines not yet copied."""
+    tail = "all"
+    while True:
+        try:
+            for chunk in state.stream("containers.logs", name=container, follow=True, tail=tail):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            return
+        except Signalled:
+            raise
+        except Exception as exc:  # the stream broke; the container may still run
+            click.echo(f"ds01: lost the output stream ({exc}); reattaching", err=True)
+        time.sleep(1.0)
+        try:
+            running = [c for c in state.call("containers.list") if c.get("name") == container]
+        except ServiceError:
+            running = [{"name": container}]  # cannot tell: try again
+        if not running:
+            return
+        tail = "0"
 
 
 def _finish(state: CliState, job: str, *, cancelled: bool) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ds01_core.api import (
     Notice,
     Unavailable,
     create_container,
+    live_allocations,
     release_gpus,
     tell_user,
 )
@@ -104,6 +105,7 @@ def job_start(
         slots = slots_for_indexes(slurm_gpus(runtime, cfg), record.gpus_by_node.get(here, []), here)
     except (GresMismatch, OSError) as exc:
         raise Unavailable(str(exc)) from None
+    _end_stale_holders(runtime, [s.uuid for s in slots])
     labels = {
         JOB_LABEL: record.job_id,
         NODE_LABEL: here,
@@ -152,6 +154,31 @@ def job_start(
     return {**details, "warning": created.get("warning")}
 
 
+def _end_stale_holders(runtime: Runtime, uuids: list[str]) -> None:
+    """Slurm gave these GPUs to a new job, so a job before it has ended; if that job's
+    container still holds one (its step was killed while the container stopped), end it now
+    rather than refuse the new job. A GPU held by anything else is left to admission."""
+    wanted = set(uuids)
+    holders = {a.container for a in live_allocations(runtime) if wanted & set(a.slot_uuids)}
+    cfg = slurm_config(runtime)
+    for container in holders:
+        inspect = runtime.docker.inspect_container(container)
+        labels = ((inspect or {}).get("Config") or {}).get("Labels") or {}
+        job = labels.get(JOB_LABEL)
+        if inspect is None or job is None:
+            continue
+        try:
+            record = show_job(cfg, job)
+        except SlurmError:
+            continue
+        if record is None or not record.running:
+            state = ((inspect.get("State") or {}).get("Status")) or ""
+            summary = {"Id": inspect["Id"], "State": state, "Labels": labels}
+            end_container(
+                runtime, summary, "cancelled" if record and record.state == "CANCELLED" else None
+            )
+
+
 def job_finish(ctx: ServiceContext, job: str, cancelled: bool = False) -> dict[str, Any]:
     """End the caller's job's container on this node: stop, remove, release, tell."""
     runtime = ctx.runtime
@@ -175,9 +202,7 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
     job, user = labels.get(JOB_LABEL, "?"), owner_of(summary)
     try:
         if summary.get("State") == "running":
-            runtime.docker.stop(
-                container, timeout=int(float(runtime.config.allocation.stop_timeout))
-            )
+            runtime.docker.stop(container, timeout=int(float(slurm_config(runtime).stop_grace)))
         inspect = runtime.docker.inspect_container(container)
         code = ((inspect or {}).get("State") or {}).get("ExitCode")
         runtime.docker.remove(container, force=True)

@@ -86,7 +86,7 @@ def ds01_config(
 ) -> Path:
     topo = directory / "topology.yaml"
     topo.write_text(yaml.safe_dump(topology(gpus)))
-    slurm: dict[str, Any] = {"node_name": node, "gpus": list(range(gpus))}
+    slurm: dict[str, Any] = {"node_name": node, "gpus": list(range(gpus)), "stop_grace": "1s"}
     if cluster is not None:
         slurm |= {"slurm_conf": str(cluster.conf), "device_dir": str(cluster.dev_dir)}
     base = {
@@ -121,13 +121,22 @@ def gres_for(config: Path, node: str) -> tuple[str, str]:
     return "\n".join(lines) + "\n", ",".join(f"gpu:{t}:{n}" for t, n in counts.items())
 
 
-def remove_job_containers() -> None:
-    """Job ids start at 1 in every test cluster: no container of an earlier one may remain."""
+def remove_job_containers(site_events: Path | None = None) -> None:
+    """Job ids start at 1 in every test cluster: no stopped container of an earlier one may
+    remain; on the way out, this site's own (those its events name), running or not. Other
+    tests' running job containers are left alone."""
     from ds01_core.api import DockerAdapter
 
+    ours: set[str] = set()
+    if site_events is not None and site_events.exists():
+        for line in site_events.read_text().splitlines():
+            event = json.loads(line)
+            if event["event_type"] == "container.created_by_ds01":
+                ours.add(event["details"]["container_id"])
     with DockerAdapter.from_env() as docker:
         for found in docker.list_containers(all=True, filters={"label": ["ds01.slurm.job"]}):
-            docker.remove(found["Id"], force=True)
+            if found["Id"] in ours or found.get("State") != "running":
+                docker.remove(found["Id"], force=True)
 
 
 @contextmanager
@@ -138,7 +147,7 @@ def slurm_site(gpus: int = 2, extra: Mapping[str, Any] | None = None) -> Iterato
     remove_job_containers()
     try:
         with ExitStack() as stack:
-            stack.callback(remove_job_containers)
+            stack.callback(remove_job_containers, directory / "log" / "events.jsonl")
             webhook = WebhookServer()
             stack.callback(webhook.close)
             # first a configuration without Slurm, to read the GPUs' order and device files

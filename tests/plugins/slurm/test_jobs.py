@@ -152,7 +152,11 @@ def test_third_gpu_job_pends_and_cancel_frees_the_gpu_at_once(site, users, user_
     assert cancelled.returncode == 0, cancelled.stderr
     # the cancel itself stopped the container and released its GPU: no cycle needed
     assert not job_containers(site.runtime(), first)
-    assert len(live_slots(site, "ds01ta")) == 1
+    assert len(live_slots(site, "ds01ta")) == 1, [
+        (e["event_type"], e["details"])
+        for e in site.events()
+        if e["event_type"].startswith(("slurm", "gpu.rel"))
+    ]
     assert f"Job {first} cancelled" in [n["subject"] for n in site.notices("ds01ta")]
     site.slurm.wait_state(third, {"RUNNING"}, timeout=30)
     wait_for("bob's job's container", lambda: live_slots(site, "ds01tb"))
