@@ -15,6 +15,7 @@ step died without saying so.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from ds01_core.api import (
     Invalid,
     NotFound,
     Notice,
+    ServiceError,
     Unavailable,
     create_container,
     live_allocations,
@@ -49,6 +51,17 @@ if TYPE_CHECKING:
     from ds01_core.api import Runtime, ServiceContext
 
 log = logging.getLogger(__name__)
+
+#: the audit event of each way a job ends (``slurm.job.<kind>``)
+EVENT_KINDS = {
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "timed out": "timeout",
+    "cancelled: its GPUs were idle": "idle_cancelled",
+    "requeued": "requeued",
+    "ended": "ended",
+}
 
 #: the command of an interactive job's container: up until stopped, for ``docker exec``
 KEEP_ALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM; while sleep 3600 & wait $!; do :; done"]
@@ -111,22 +124,41 @@ def job_start(
         NODE_LABEL: here,
         KIND_LABEL: "interactive" if interactive else "batch",
     }
+    if log_path and "%" in log_path:  # the script names Slurm's pattern; Slurm knows the file
+        log_path = record.stdout or None
     if log_path:
         labels[LOG_LABEL] = log_path
     env = [f"SLURM_JOB_ID={record.job_id}", f"SLURM_JOB_NAME={record.name}"]
-    created = create_container(
-        runtime,
-        ctx.caller.name,
-        name=container_name(record.job_id),
-        image=image,
-        command=KEEP_ALIVE if interactive else (command or []),
-        slot_uuids=[s.uuid for s in slots],
-        workspace=workspace,
-        labels=labels,
-        env=env,
-        as_user=True,
-        source="slurm",
-    )
+    name = container_name(record.job_id)
+    if runtime.docker.inspect_container(name) is not None:  # a name anyone could have taken
+        name = f"{name}-{secrets.token_hex(3)}"
+    try:
+        created = create_container(
+            runtime,
+            ctx.caller.name,
+            name=name,
+            image=image,
+            command=KEEP_ALIVE if interactive else (command or []),
+            slot_uuids=[s.uuid for s in slots],
+            workspace=workspace,
+            labels=labels,
+            env=env,
+            as_user=True,
+            source="slurm",
+        )
+    except ServiceError as refused:
+        _tell(
+            runtime,
+            ctx.caller.name,
+            f"Job {record.job_id} could not start",
+            f"Your Slurm job {record.job_id} ({record.name}) was given its GPUs but ds01 "
+            f"refused its container: {refused}. The job ends; submit it again when that "
+            "changes.",
+            "slurm.job.refused",
+            name,
+            severity="warning",
+        )
+        raise
     try:
         runtime.docker.start(created["id"])
     except DockerError as exc:
@@ -224,7 +256,8 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
         "state": state,
         "released": [a.id for a in released],
     }
-    runtime.events.append(Event(f"slurm.job.{state.split()[0]}", user, "slurm", details))
+    kind = EVENT_KINDS.get(state, "ended")
+    runtime.events.append(Event(f"slurm.job.{kind}", user, "slurm", details))
     words = {"completed": "completed", "failed": f"failed (exit code {code})"}.get(state, state)
     _tell(
         runtime,
@@ -232,7 +265,7 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
         f"Job {job} {words}",
         f"Your Slurm job {job} {words}; its GPUs are free again."
         + (f" Its output: {labels[LOG_LABEL]}" if labels.get(LOG_LABEL) else ""),
-        f"slurm.job.{state.split()[0]}",
+        f"slurm.job.{kind}",
         container_name(job),
         severity="info" if state == "completed" else "warning",
     )
