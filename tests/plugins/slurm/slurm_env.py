@@ -83,9 +83,10 @@ def ds01_config(
     gpus: int,
     webhook: WebhookServer,
     extra: Mapping[str, Any] | None = None,
+    utilization: int = 50,
 ) -> Path:
     topo = directory / "topology.yaml"
-    topo.write_text(yaml.safe_dump(topology(gpus)))
+    topo.write_text(yaml.safe_dump(topology(gpus, utilization)))
     slurm: dict[str, Any] = {"node_name": node, "gpus": list(range(gpus)), "stop_grace": "1s"}
     if cluster is not None:
         slurm |= {"slurm_conf": str(cluster.conf), "device_dir": str(cluster.dev_dir)}
@@ -140,7 +141,9 @@ def remove_job_containers(site_events: Path | None = None) -> None:
 
 
 @contextmanager
-def slurm_site(gpus: int = 2, extra: Mapping[str, Any] | None = None) -> Iterator[Site]:
+def slurm_site(
+    gpus: int = 2, extra: Mapping[str, Any] | None = None, utilization: int = 50
+) -> Iterator[Site]:
     directory = Path(tempfile.mkdtemp(prefix="ds01-slurm-"))
     directory.chmod(0o755)
     node = host_name()
@@ -171,7 +174,7 @@ def slurm_site(gpus: int = 2, extra: Mapping[str, Any] | None = None) -> Iterato
                     node_gres={node: node_gres},
                 )
             )
-            config = ds01_config(directory, cluster, node, gpus, webhook, extra)
+            config = ds01_config(directory, cluster, node, gpus, webhook, extra, utilization)
             gateway = stack.enter_context(running_gateway(config))
             data = yaml.safe_load(config.read_text())
             data.setdefault("gateway", {})["socket"] = gateway
