@@ -35,6 +35,15 @@ def doctor_checks(runtime: Runtime) -> list[DoctorFinding]:
     cfg = slurm_config(runtime)
     node = node_name(cfg)
     subject = f"slurm node {node}"
+    if not cfg.gpus:  # a login node, or a server with the plugin installed and Slurm unused
+        return [
+            DoctorFinding(
+                "slurm gpus",
+                subject,
+                True,
+                "plugins.slurm.gpus names no GPU: this server lends none to Slurm",
+            )
+        ]
     try:
         gpus = slurm_gpus(runtime, cfg)
     except (GresMismatch, OSError) as exc:

@@ -12,12 +12,6 @@ import os
 import pwd
 from typing import TYPE_CHECKING, Any
 
-from ds01_slurm.gres import node_name
-from ds01_slurm.jobs import queue
-from ds01_slurm.node_jobs import end_container, job_containers, job_finish, job_start, owned_record
-from ds01_slurm.settings import slurm_config
-from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable, run_slurm
-
 from ds01_core.api import (
     Conflict,
     Invalid,
@@ -29,6 +23,11 @@ from ds01_core.api import (
     image_owner,
     live_allocations,
 )
+from ds01_slurm.gres import node_name
+from ds01_slurm.jobs import queue
+from ds01_slurm.node_jobs import end_container, job_containers, job_finish, job_start, owned_record
+from ds01_slurm.settings import slurm_config
+from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable, run_slurm
 
 if TYPE_CHECKING:
     from ds01_core.api import ServiceContext
@@ -169,7 +168,7 @@ def status(ctx: ServiceContext, job: str) -> dict[str, Any]:
 
 
 def _comment_image(comment: str) -> str | None:
-    prefix = "ds01 image="
+    prefix = "ds01 image "
     return comment[len(prefix) :].split()[0] if comment.startswith(prefix) else None
 
 

@@ -91,7 +91,7 @@ def batch_script(req: JobRequest, log_path: str) -> str:
 
 def sbatch_args(req: JobRequest, log_pattern: str, partition: str | None) -> list[str]:
     args = ["--parsable", f"--job-name={req.name}", f"--output={log_pattern}"]
-    args.append(f"--comment=ds01 image={req.image}")
+    args.append(f"--comment=ds01 image {req.image}")  # no '=': scontrol prints KEY=VALUE
     if g := gres(req):
         args.append(f"--gres={g}")
     if req.time_seconds is not None:

@@ -83,7 +83,9 @@ def write_host(directory: Path, topology: Mapping[str, Any] | None = None) -> di
     minors.write_text("".join(f"{name} {minor}\n" for name, minor in MIG_MINORS.items()))
     return {
         "gpu": {"simulated": {"topology": str(topo)}},
-        "plugins": {"slurm": {"node_name": NODE, "mig_minors_file": str(minors)}},
+        "plugins": {
+            "slurm": {"node_name": NODE, "gpus": [0, 1, 2], "mig_minors_file": str(minors)}
+        },
     }
 
 

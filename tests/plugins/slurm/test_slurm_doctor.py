@@ -328,3 +328,14 @@ def test_doctor_finds_a_node_slurm_does_not_know(cluster, make_runtime):
 
 def by_check_any(findings: list[Any]) -> dict[str, Any]:
     return {f.check: f for f in findings}
+
+
+def test_a_server_that_lends_no_gpu_to_slurm_has_nothing_to_check(tmp_path):
+    """A login node, or a server with the plugin installed and Slurm unused: one pass."""
+    rt = slurm_runtime(tmp_path, {"plugins": {"slurm": {"gpus": []}}})
+    try:
+        found = doctor_checks(rt)
+    finally:
+        rt.close()
+    assert [(f.check, f.ok) for f in found] == [("slurm gpus", True)]
+    assert "lends none to Slurm" in found[0].message
