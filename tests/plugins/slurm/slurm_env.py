@@ -131,12 +131,7 @@ def remove_job_containers() -> None:
 
 
 @contextmanager
-def slurm_site(
-    gpus: int = 2,
-    extra: Mapping[str, Any] | None = None,
-    ports: tuple[int, int, int] = (6817, 6818, 6828),
-) -> Iterator[Site]:
-    """``ports``: Slurm's (slurmctld, slurmd, a second slurmd): one cluster per set at a time."""
+def slurm_site(gpus: int = 2, extra: Mapping[str, Any] | None = None) -> Iterator[Site]:
     directory = Path(tempfile.mkdtemp(prefix="ds01-slurm-"))
     directory.chmod(0o755)
     node = host_name()
@@ -165,9 +160,6 @@ def slurm_site(
                     [SlurmNode(node, gpus)],
                     gres_conf=gres_conf,
                     node_gres={node: node_gres},
-                    ctld_port=ports[0],
-                    slurmd_port=ports[1],
-                    extra_port=ports[2],
                 )
             )
             config = ds01_config(directory, cluster, node, gpus, webhook, extra)
