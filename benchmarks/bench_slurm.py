@@ -11,7 +11,7 @@ does everything as itself.
    ``ds01.slurm.job=<id>``) is running in Docker, against a plain ``sbatch --gres=gpu:1 --wrap
    'sleep 60'`` until ``squeue`` says RUNNING (the baseline: Slurm's own part of the path).
    The difference is ds01's: its checks, the batch step's ``ds01 job run``, admission and the
-   container's start.
+   container's start; the time until ``ds01 job submit`` itself returned is shown apart.
 2. ``ds01 job list`` and ``ds01 job list --json`` with 1,000 held jobs of the user's in the
    queue (1,000 separate ``sbatch -H`` jobs: an array would be one row), against the user's
    plain ``squeue -u USER`` (the baseline); medians of N; every call is checked to show the
@@ -244,7 +244,7 @@ def submit_latency(
     """Seconds from the submit command's start to running, per round, for both paths."""
     from ds01_core.api import DockerAdapter
 
-    found: dict[str, list[float]] = {"ds01": [], "sbatch": []}
+    found: dict[str, list[float]] = {"ds01": [], "ds01 returned": [], "sbatch": []}
     with DockerAdapter.from_env() as docker:
         for _ in range(rounds):
             start = time.perf_counter()
@@ -267,6 +267,7 @@ def submit_latency(
                 "sleep",
                 "60",
             ).stdout
+            found["ds01 returned"].append(time.perf_counter() - start)
             job = str(json.loads(out)["job"])
             poll(f"job {job}'s container", partial(container_running, docker, job))
             found["ds01"].append(time.perf_counter() - start)
@@ -373,7 +374,7 @@ def main() -> None:
             )
             latency = submit_latency(site, user, env, rounds)
             for name, times in latency.items():
-                print(f"  {name:<8} " + " ".join(f"{t:6.2f}" for t in times) + "  s")
+                print(f"  {name:<13} " + " ".join(f"{t:6.2f}" for t in times) + "  s")
             baseline = "sbatch --gres=gpu:1 until squeue says RUNNING"
             report(
                 f"submit to running, 1 GPU (median of {rounds})",
@@ -382,6 +383,9 @@ def main() -> None:
                     baseline: statistics.median(latency["sbatch"]),
                     "ds01 job submit --gpus 1 until its container runs": statistics.median(
                         latency["ds01"]
+                    ),
+                    "  of which: until `ds01 job submit` returned": statistics.median(
+                        latency["ds01 returned"]
                     ),
                 },
             )
