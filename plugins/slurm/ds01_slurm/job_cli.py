@@ -2,7 +2,7 @@
 
 Every rule is a service operation (``slurm.*``, :mod:`ds01_slurm.job_ops`); this module reads
 options, asks, and prints. ``submit`` and ``interactive`` call Slurm's own ``sbatch`` and
-``salloc`` in this (the user's) process, so that Slurm sees the user's own uid.
+``srun`` in this (the user's) process, so that Slurm sees the user's own uid.
 """
 
 from __future__ import annotations
@@ -360,14 +360,14 @@ def interactive(state: CliState, image: str, nodelist: str | None, **opts: Any) 
     env = dict(os.environ)
     if checked.get("slurm_conf"):
         env["SLURM_CONF"] = checked["slurm_conf"]
-    binary = os.path.join(checked["bin_dir"], "salloc") if checked.get("bin_dir") else "salloc"
+    # srun allocates (queued like any job) and runs the step on a terminal on the node
     srun = os.path.join(checked["bin_dir"], "srun") if checked.get("bin_dir") else "srun"
-    step = [srun, "--pty", ds01_command(), "job", "run", "--interactive", "--image", image]
+    step = ["--pty", ds01_command(), "job", "run", "--interactive", "--image", image]
     click.echo("Waiting for Slurm to allocate… (Ctrl-C gives up)", err=True)
     try:
-        os.execvpe(binary, [binary, *args, *step], env)
+        os.execvpe(srun, [srun, *args, *step], env)
     except OSError as exc:
-        fail(f"cannot run salloc: {exc.strerror}")
+        fail(f"cannot run srun: {exc.strerror}")
 
 
 @job.command("run", hidden=True)

@@ -242,6 +242,7 @@ OPERATIONS = (
             Param("workspace"),
             Param("interactive", "bool", default=False),
             Param("log_path"),
+            Param("env", "list"),
         ),
         summary="Start your running job's container on this node, on the GPUs Slurm gave it.",
     ),

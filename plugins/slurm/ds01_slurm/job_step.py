@@ -21,6 +21,9 @@ import click
 
 from ds01_core.api import CliState, ServiceError, fail
 
+#: the job's variables its container gets: the script it was submitted as
+PASSED_ON = ("DS01_JOB_SCRIPT",)
+
 
 class Signalled(Exception):
     """Slurm asked the job to stop (SIGTERM, SIGINT, SIGHUP)."""
@@ -59,6 +62,7 @@ def run_step(
             workspace=workspace,
             interactive=interactive,
             log_path=log_path,
+            env=[f"{k}={v}" for k, v in os.environ.items() if k in PASSED_ON],
         )
     except Signalled:
         _finish(state, job, cancelled=True)

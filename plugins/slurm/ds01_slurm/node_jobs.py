@@ -97,8 +97,10 @@ def job_start(
     workspace: str | None = None,
     interactive: bool = False,
     log_path: str | None = None,
+    env: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Create and start the container of the caller's running job ``job`` on this node."""
+    """Create and start the container of the caller's running job ``job`` on this node;
+    ``env``: the job's own ``KEY=VALUE`` entries for it (its script, when submitted as one)."""
     runtime = ctx.runtime
     cfg = slurm_config(runtime)
     record = owned_record(ctx, job, admin_may=False)  # even an admin runs only their own jobs
@@ -128,7 +130,10 @@ def job_start(
         log_path = record.stdout or None
     if log_path:
         labels[LOG_LABEL] = log_path
-    env = [f"SLURM_JOB_ID={record.job_id}", f"SLURM_JOB_NAME={record.name}"]
+    bad = [e for e in env or [] if "=" not in e or e.startswith(("NVIDIA_", "SLURM_"))]
+    if bad:
+        raise Invalid(f"not KEY=VALUE, or a variable ds01 sets itself: {', '.join(bad)}")
+    env = [*(env or []), f"SLURM_JOB_ID={record.job_id}", f"SLURM_JOB_NAME={record.name}"]
     name = container_name(record.job_id)
     if runtime.docker.inspect_container(name) is not None:  # a name anyone could have taken
         name = f"{name}-{secrets.token_hex(3)}"

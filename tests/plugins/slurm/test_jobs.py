@@ -9,9 +9,11 @@ Slurm.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def site(docker_engine, test_image, unix_users, user_cli):
-    with slurm_site() as running:
+def site(docker_engine, test_image, unix_users, user_cli, tmp_path_factory):
+    # the grid is clean from 3 h to 9 h from now (for --green)
+    top = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    schedule = tmp_path_factory.mktemp("carbon") / "carbon.yaml"
+    schedule.write_text(
+        "default: 300\nperiods:\n"
+        f'  - {{from: "{top + dt.timedelta(hours=3):%Y-%m-%dT%H:%MZ}", '
+        f'until: "{top + dt.timedelta(hours=9):%Y-%m-%dT%H:%MZ}", grams_per_kwh: 100}}\n'
+    )
+    carbon = {"source": "schedule", "schedule_file": str(schedule)}
+    with slurm_site(extra={"plugins": {"accounting": {"carbon": carbon}}}) as running:
         yield running
 
 
@@ -261,3 +272,236 @@ def test_a_submit_over_quota_never_reaches_slurm(site, users, user_cli):
     )
     assert missing.returncode == 2 and "is not on this server" in missing.stderr
     assert site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split() == before
+
+
+def test_slurms_gpus_are_kept_from_plain_containers(site, users, user_cli):
+    alice, _ = users
+    refused = ds01_as(
+        alice, user_cli, site, "container", "create", "plain", "--image", TEST_IMAGE, "--gpus", "1"
+    )
+    assert refused.returncode != 0
+    assert "kept for Slurm batch jobs (ds01 job submit" in refused.stderr, refused.stderr
+    assert live_slots(site, "ds01ta") == []
+
+
+def test_a_script_runs_in_the_workspace_as_the_user_and_jobs_chain(site, users, user_cli):
+    alice, _ = users
+    workspace = Path(alice.home) / "slurm-ws"
+    workspace.mkdir(exist_ok=True)
+    os.chown(workspace, alice.uid, alice.gid)
+    script = workspace / "train.sh"
+    script.write_text("#!/bin/sh\necho epoch 1 > /workspace/out.txt\necho trained\n")
+    os.chown(script, alice.uid, alice.gid)
+    first = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            str(script),
+            "--image",
+            TEST_IMAGE,
+            "--workspace",
+            str(workspace),
+            "--name",
+            "train",
+        )
+    )
+    second = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            "--image",
+            TEST_IMAGE,
+            "--workspace",
+            str(workspace),
+            "--after",
+            first,
+            "--name",
+            "eval",
+            "--",
+            "cat",
+            "/workspace/out.txt",
+        )
+    )
+    assert site.slurm.wait_state(first, {"COMPLETED", "FAILED"}, timeout=60) == "COMPLETED"
+    assert site.slurm.wait_state(second, {"COMPLETED", "FAILED"}, timeout=60) == "COMPLETED"
+    out = workspace / "out.txt"
+    assert out.read_text() == "epoch 1\n" and os.stat(out).st_uid == alice.uid
+    jobs_dir = Path(alice.home) / ".ds01" / "jobs"
+    assert "trained" in (jobs_dir / f"train-{first}.log").read_text()
+    assert "epoch 1" in (jobs_dir / f"eval-{second}.log").read_text()
+
+
+def test_an_array_runs_every_task_in_its_own_container(site, users, user_cli):
+    alice, _ = users
+    job = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            "--image",
+            TEST_IMAGE,
+            "--array",
+            "0-2",
+            "--name",
+            "arr",
+            "--",
+            "echo",
+            "task",
+        )
+    )
+    for task in range(3):
+        site.slurm.wait_state(f"{job}_{task}", {"COMPLETED"}, timeout=60)
+    started = [e["details"]["container"] for e in site.events("slurm.job.started")]
+    tasks = [c for c in started if c.startswith("slurm-job-") and int(c.split("-")[2]) >= int(job)]
+    assert len(set(tasks)) >= 3
+
+
+def test_green_submit_starts_in_the_clean_hours(site, users, user_cli):
+    alice, _ = users
+    result = ds01_as(
+        alice,
+        user_cli,
+        site,
+        "job",
+        "submit",
+        "--image",
+        TEST_IMAGE,
+        "--gpus",
+        "1",
+        "--time",
+        "2h",
+        "--green",
+        "--deadline",
+        "12h",
+        "--name",
+        "green",
+        "--",
+        "true",
+    )
+    job = submitted(result)
+    assert "instead of" in result.stdout and "Start at" in result.stdout, result.stdout
+    record = site.slurm.job(job)
+    assert record["JobState"] == "PENDING" and record["Reason"] == "BeginTime"
+    begin = dt.datetime.fromisoformat(record["StartTime"]).astimezone(dt.UTC)
+    clean = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(
+        hours=3
+    )
+    assert abs((begin - clean).total_seconds()) <= 3600
+    assert ds01_as(alice, user_cli, site, "job", "cancel", job).returncode == 0
+
+
+def test_admins_see_every_job_and_generate_the_config(site, users, user_cli, admin_member):
+    alice, bob = users
+    job = submitted(
+        ds01_as(
+            alice,
+            user_cli,
+            site,
+            "job",
+            "submit",
+            "--image",
+            TEST_IMAGE,
+            "--name",
+            "waits",
+            "--",
+            "sleep",
+            "300",
+        )
+    )
+    everyone = json.loads(
+        ds01_as(admin_member, user_cli, site, "job", "list", "--all", "--json").stdout
+    )
+    assert job in [r["job_id"] for r in everyone]
+    refused = ds01_as(bob, user_cli, site, "job", "list", "--all")
+    assert refused.returncode == 2 and "admin" in refused.stderr
+    status = ds01_as(admin_member, user_cli, site, "job", "status", job, "--json")
+    assert json.loads(status.stdout)["user"] == "ds01ta"
+    generated = ds01_as(admin_member, user_cli, site, "admin", "slurm", "config", "--json")
+    assert generated.returncode == 0, generated.stderr
+    assert f"NodeName={site.node}" in json.loads(generated.stdout)["gres_conf"]
+    assert ds01_as(bob, user_cli, site, "admin", "slurm", "config").returncode == 2
+    assert ds01_as(admin_member, user_cli, site, "job", "cancel", job).returncode == 0
+
+
+def test_interactive_gives_a_shell_in_the_image_on_an_allocated_gpu(site, users, user_cli):
+    """`ds01 job interactive`: queued through salloc/srun, then a shell in the job's container
+    (as the user, on the GPU Slurm gave); leaving it ends the job and frees the GPU."""
+    alice, _ = users
+    args = [
+        "env",
+        f"DS01_API_SOCKET={site.api_socket}",
+        str(user_cli / "bin" / "ds01"),
+        "job",
+        "interactive",
+        "--image",
+        TEST_IMAGE,
+        "--gpus",
+        "1",
+        "--time",
+        "10m",
+    ]
+    seen = converse(
+        alice,
+        site.gateway_socket,
+        args,
+        [
+            ("runs in slurm-job-", "echo ANSWER=$((6*7)) ME=$(id -u) GPUS=$NVIDIA_VISIBLE_DEVICES"),
+            ("ANSWER=42", "exit"),
+        ],
+    )
+    assert f"ANSWER=42 ME={alice.uid} GPUS=GPU-" in seen, seen
+    started = [e for e in site.events("slurm.job.started") if e["user"] == "ds01ta"][-1]
+    job = started["details"]["job"]
+    wait_for("the interactive job to end", lambda: not job_containers(site.runtime(), job))
+    assert live_slots(site, "ds01ta") == []
+    assert site.slurm.wait_state(job, {"COMPLETED", "FAILED", "CANCELLED"}, timeout=30)
+
+
+def converse(user, gateway, args, steps, timeout=90.0) -> str:
+    """Run ``args`` as ``user`` on a terminal; each step: wait for its text, then type its line."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from tests.helpers.gateway import _env_args, user_env
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        ["runuser", "-u", user.name, "--", "env", "-i", *_env_args(user_env(user, gateway)), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        cwd=user.home,
+    )
+    os.close(slave)
+    output, pending = b"", list(steps)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if pending and pending[0][0].encode() in output:
+                time.sleep(1.0)  # let the shell reach its prompt
+                os.write(master, pending.pop(0)[1].encode() + b"\r")
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(master, 4096)
+                except OSError:
+                    break
+        return output.decode(errors="replace")
+    finally:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.close(master)
