@@ -95,10 +95,9 @@ def write_ds01_config(directory: Path, node: str, slurm: dict[str, Any]) -> Path
 
 def gres_for(config: Path, node: str) -> tuple[str, str]:
     """gres.conf and the node's ``Gres=`` in ds01's GRES order."""
+    from ds01_core.framework.runtime import load_runtime
     from ds01_slurm.gres import slurm_gpus
     from ds01_slurm.settings import slurm_config
-
-    from ds01_core.framework.runtime import load_runtime
 
     runtime = load_runtime(str(config))
     try:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
+
 from ds01_slurm.config import SlurmConfig
 from ds01_slurm.slurm_cmd import SlurmError, run_slurm
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ds01_slurm.config import SlurmConfig
-from ds01_slurm.generate_ops import OPERATIONS
 
 from ds01_core.api import hookimpl
 from ds01_core.domain.config import build_config
 from ds01_core.framework.manager import make_plugin_host
 from ds01_core.framework.runtime import Runtime
+from ds01_slurm.config import SlurmConfig
+from ds01_slurm.generate_ops import OPERATIONS
 from tests.helpers.config import deep_merge, write_config
 
 TOPOLOGY: dict[str, Any] = {

@@ -16,16 +16,16 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from ds01_slurm.admin_cli import add_admin_commands
-from ds01_slurm.generate import Generated, HostFacts, generate
-from ds01_slurm.generate_ops import slurm_config
-from ds01_slurm.gres import GresMismatch, slurm_gpus
 
 from ds01_core.services.caller import Caller
 from ds01_core.services.catalogue import call
 from ds01_core.services.errors import Conflict, Forbidden, Unavailable
 from ds01_core.services.operations import ServiceContext
 from ds01_core.transports.cli.state import CliState
+from ds01_slurm.admin_cli import add_admin_commands
+from ds01_slurm.generate import Generated, HostFacts, generate
+from ds01_slurm.generate_ops import slurm_config
+from ds01_slurm.gres import GresMismatch, slurm_gpus
 from tests.plugins.slurm.gen_fixture import A100, H100, MIG_MINORS, NODE, NODE_GRES, slurm_runtime
 
 HOST = HostFacts(cpus=8, memory_mib=32000)

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import ds01_slurm.green
 import pytest
+
+import ds01_slurm.green
 from ds01_slurm.config import GreenConfig
 from ds01_slurm.green import MIN_SAVING, GreenError, NoForecast, mean_intensity, plan_start
 from ds01_slurm.green_cli import (
@@ -24,7 +25,6 @@ from ds01_slurm.green_cli import (
     power_watts,
     sbatch_begin,
 )
-
 from tests.helpers.servers import running_api
 
 UTC = dt.UTC

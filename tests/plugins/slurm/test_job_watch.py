@@ -8,10 +8,10 @@ import datetime as dt
 import re
 
 import pytest
-from ds01_slurm.job_watch import watch_jobs
 
 from ds01_core.api import current_workloads, live_allocations
 from ds01_core.cycle.steps import CycleContext, CycleReport
+from ds01_slurm.job_watch import watch_jobs
 from tests.plugins.slurm.slurm_env import TEST_IMAGE, ds01_as, job_containers, slurm_site, wait_for
 
 pytestmark = pytest.mark.integration

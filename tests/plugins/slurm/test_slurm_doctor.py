@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ds01_slurm.doctor import doctor_checks, gres_conf_records, gres_counts
-from ds01_slurm.generate import Generated, HostFacts, generate
-from ds01_slurm.generate_ops import slurm_config
 
 from ds01_core.domain.state.allocations import Allocations
 from ds01_core.framework.runtime import Runtime
+from ds01_slurm.doctor import doctor_checks, gres_conf_records, gres_counts
+from ds01_slurm.generate import Generated, HostFacts, generate
+from ds01_slurm.generate_ops import slurm_config
 from tests.helpers.slurm import (
     SETUP_HINT,
     SlurmCluster,

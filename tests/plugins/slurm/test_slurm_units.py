@@ -7,11 +7,11 @@ import shlex
 import subprocess
 
 import pytest
+
+from ds01_core.domain.config import ConfigError, build_config
 from ds01_slurm.config import SlurmConfig
 from ds01_slurm.jobs import expand_nodes, gpu_indexes, key_values, parse_job, parse_queue
 from ds01_slurm.submit import JobRequest, batch_script, gres, sbatch_args, slurm_time
-
-from ds01_core.domain.config import ConfigError, build_config
 
 #: as Slurm 22.05's `scontrol show job -d -o` prints a running job (one line; trimmed)
 RUNNING = (
