@@ -156,6 +156,28 @@ CASES: tuple[Case, ...] = (
         expect="{me}-{box}-prj",
     ),
     Case("image remove", ["{box}", "--yes"], expect="{box}"),
+    # ds01-slurm: no Slurm is configured here (tests/plugins/slurm run a real one): each
+    # command says so in one line, and nothing reaches Slurm without passing ds01's checks
+    Case(
+        "job submit",
+        ["--image", "ds01-test:busybox", "--", "true"],
+        ok_codes=frozenset({1}),
+        expect="Slurm is not configured on this server",
+    ),
+    Case("job list", ok_codes=frozenset({1}), expect="Slurm is not configured"),
+    Case("job status", ["1"], ok_codes=frozenset({1}), expect="Slurm is not configured"),
+    Case("job logs", ["1"], ok_codes=frozenset({1}), expect="Slurm is not configured"),
+    Case("job cancel", ["1"], ok_codes=frozenset({1}), expect="Slurm is not configured"),
+    Case(
+        "job interactive", ["--image", "ds01-test:busybox"], ok_codes=frozenset({1}), expect="srun"
+    ),
+    Case(
+        "job run",
+        ["--image", "ds01-test:busybox", "--", "true"],
+        ok_codes=frozenset({2}),
+        expect="runs inside a Slurm job",
+    ),
+    Case("admin slurm config", admin=True, ok_codes=frozenset({1}), expect="plugins.slurm.gpus"),
 )
 
 

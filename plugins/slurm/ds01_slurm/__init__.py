@@ -60,7 +60,10 @@ def add_cli_commands(cli: click.Group) -> None:
     """``ds01 job`` and ``ds01 admin slurm``."""
     from ds01_slurm.admin_cli import add_admin_commands
     from ds01_slurm.job_cli import job
+    from ds01_slurm.job_node_cli import interactive, run
 
+    job.add_command(interactive)
+    job.add_command(run)
     cli.add_command(job)
     add_admin_commands(cli)
 

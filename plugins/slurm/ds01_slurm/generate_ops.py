@@ -27,11 +27,15 @@ def generate_config(ctx: Any) -> dict[str, Any]:
             f"{exc.strerror or exc}): is the NVIDIA driver loaded? "
             "(set plugins.slurm.mig_minors_file if it is elsewhere)"
         ) from None
-    if not generated.records:
-        which = "all GPUs" if cfg.gpus is None else f"GPUs {cfg.gpus} (plugins.slurm.gpus)"
+    if not cfg.gpus:
         raise Conflict(
-            f"there is no GPU for Slurm on this server: ds01 sees none of {which}; "
-            "check `ds01 gpu status` and plugins.slurm.gpus"
+            "plugins.slurm.gpus names no GPU: list the GPUs Slurm schedules on this server "
+            "(e.g. gpus: [0, 1, 2, 3]) first"
+        )
+    if not generated.records:
+        raise Conflict(
+            f"there is no GPU for Slurm on this server: ds01 sees none of GPUs {cfg.gpus} "
+            "(plugins.slurm.gpus); check `ds01 gpu status`"
         )
     return generated.to_json()
 

@@ -18,7 +18,6 @@ from ds01_core.api import (
     ByteSize,
     CliState,
     Duration,
-    ServiceError,
     fail,
     json_option,
     pass_state,
@@ -27,7 +26,7 @@ from ds01_core.api import (
 )
 
 
-def _duration(text: str | None, option: str) -> float | None:
+def duration_option(text: str | None, option: str) -> float | None:
     if text is None:
         return None
     try:
@@ -91,7 +90,7 @@ def submit(state: CliState, script: str | None, command: tuple[str, ...], **opts
 
     script_text, command = _script_or_command(script, command)
     workspace = os.path.abspath(opts["workspace"]) if opts["workspace"] else None
-    time_seconds = _duration(opts["time_text"], "--time")
+    time_seconds = duration_option(opts["time_text"], "--time")
     if opts["after"] and not opts["after"].isdigit():
         raise click.BadParameter("give a job id", param_hint="--after")
     if opts["deadline"] and not opts["green"]:
@@ -322,82 +321,3 @@ def cancel(state: CliState, job_id: str, as_json: bool) -> None:
         print_json(result)
         return
     click.echo(f"Cancelled job {result['job']} (it was {result['was']}).")
-
-
-@job.command("interactive")
-@click.option("--image", required=True, help="The image to work in.")
-@gpu_options
-@click.option("--nodelist", metavar="NODES", help="Run on these Slurm nodes.")
-@pass_state
-def interactive(state: CliState, image: str, nodelist: str | None, **opts: Any) -> None:
-    """A shell in your image on GPUs Slurm allocates (queued like a batch job)."""
-    from ds01_slurm.submit import JobRequest, ds01_command, gres, slurm_time
-
-    time_seconds = _duration(opts["time_text"], "--time") or 3600.0
-    checked = state.call(
-        "slurm.validate",
-        image=image,
-        gpus=opts["gpus"],
-        mig=opts["mig"],
-        full_gpu=opts["full_gpu"],
-        time_seconds=time_seconds,
-    )
-    request = JobRequest(
-        image=image,
-        command=(),
-        name="interactive",
-        gpus=opts["gpus"],
-        mig=opts["mig"],
-        full_gpu=opts["full_gpu"],
-    )
-    args = [f"--time={slurm_time(time_seconds)}", "--job-name=interactive"]
-    if g := gres(request):
-        args.append(f"--gres={g}")
-    if nodelist:
-        args.append(f"--nodelist={nodelist}")
-    if checked.get("partition"):
-        args.append(f"--partition={checked['partition']}")
-    env = dict(os.environ)
-    if checked.get("slurm_conf"):
-        env["SLURM_CONF"] = checked["slurm_conf"]
-    # srun allocates (queued like any job) and runs the step on a terminal on the node
-    srun = os.path.join(checked["bin_dir"], "srun") if checked.get("bin_dir") else "srun"
-    step = ["--pty", ds01_command(), "job", "run", "--interactive", "--image", image]
-    click.echo("Waiting for Slurm to allocate… (Ctrl-C gives up)", err=True)
-    try:
-        os.execvpe(srun, [srun, *args, *step], env)
-    except OSError as exc:
-        fail(f"cannot run srun: {exc.strerror}")
-
-
-@job.command("run", hidden=True)
-@click.option("--image", required=True)
-@click.option("--workspace")
-@click.option("--log", "log_path")
-@click.option("--interactive", is_flag=True)
-@click.argument("command", nargs=-1)
-@pass_state
-def run(
-    state: CliState,
-    image: str,
-    workspace: str | None,
-    log_path: str | None,
-    interactive: bool,
-    command: tuple[str, ...],
-) -> None:
-    """Inside a Slurm job: run its container on the GPUs Slurm gave it (the job script's part)."""
-    from ds01_slurm.job_step import run_step
-
-    try:
-        code = run_step(
-            state,
-            image=image,
-            command=command,
-            workspace=workspace,
-            log_path=log_path,
-            interactive=interactive,
-        )
-    except ServiceError as exc:
-        click.echo(f"ds01: job {os.environ.get('SLURM_JOB_ID')}: {exc}", err=True)
-        sys.exit(exc.exit_code if hasattr(exc, "exit_code") else 1)
-    sys.exit(code)

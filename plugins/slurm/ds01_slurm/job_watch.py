@@ -136,14 +136,15 @@ def _idle_check(
             )
         ]
     if seen["warned"] and idle_for >= after and cfg.idle.action == "cancel":
+        # the container first, so that its owner is told why (the job's step, signalled by
+        # the cancel, then finds nothing left to end)
+        idle.pop(job, None)
+        summary = {"Id": workload.id, "State": workload.status, "Labels": workload.labels}
+        end_container(ctx.runtime, summary, "cancelled: its GPUs were idle")
         try:
             run_slurm(cfg, "scancel", [job])
         except SlurmError as exc:
             ctx.report.errors.append(f"slurm-jobs: could not cancel idle job {job}: {exc}")
-            return []
-        idle.pop(job, None)
-        summary = {"Id": workload.id, "State": workload.status, "Labels": workload.labels}
-        end_container(ctx.runtime, summary, "cancelled: its GPUs were idle")
         return [
             Event(
                 "slurm.job.idle_cancelled",

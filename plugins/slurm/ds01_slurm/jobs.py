@@ -66,6 +66,10 @@ def gpu_indexes(gres: str) -> list[int]:
     return sorted(found)
 
 
+class BadJobId(SlurmError):
+    """What the user typed is not a job id."""
+
+
 @attrs.frozen
 class JobRecord:
     """One job as Slurm has it now."""
@@ -170,7 +174,7 @@ def expand_nodes(text: str) -> list[str]:
 def show_job(cfg: SlurmConfig, job_id: str) -> JobRecord | None:
     """Slurm's record of one job, None when Slurm no longer knows it."""
     if not re.fullmatch(r"\d+(_\d+)?", job_id):
-        raise SlurmError(f"{job_id!r} is not a job id (a number, or ARRAY_TASK like 12_3)")
+        raise BadJobId(f"{job_id!r} is not a job id (a number, or ARRAY_TASK like 12_3)")
     try:
         out = run_slurm(cfg, "scontrol", ["show", "job", "-d", "-o", job_id])
     except SlurmError as exc:

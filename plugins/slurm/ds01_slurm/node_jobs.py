@@ -14,9 +14,13 @@ step died without saying so.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ds01_core.api import (
@@ -35,7 +39,7 @@ from ds01_core.api import (
     tell_user,
 )
 from ds01_slurm.gres import GresMismatch, node_name, slots_for_indexes, slurm_gpus
-from ds01_slurm.jobs import JobRecord, expand_nodes, show_job
+from ds01_slurm.jobs import BadJobId, JobRecord, expand_nodes, show_job
 from ds01_slurm.settings import (
     JOB_LABEL,
     KIND_LABEL,
@@ -71,10 +75,12 @@ def job_record(runtime: Runtime, job: str) -> JobRecord:
     """Slurm's record of ``job`` as a service error when there is none or Slurm cannot say."""
     try:
         record = show_job(slurm_config(runtime), job)
+    except BadJobId as exc:
+        raise Invalid(str(exc)) from None
     except SlurmUnavailable as exc:
         raise Unavailable(str(exc)) from None
     except SlurmError as exc:
-        raise Invalid(str(exc)) from None
+        raise Conflict(f"Slurm: {exc}") from None
     if record is None:
         raise NotFound(f"Slurm has no job {job} (finished long ago, or never was)")
     return record
@@ -237,20 +243,23 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
     container = str(summary["Id"])
     labels = summary.get("Labels") or {}
     job, user = labels.get(JOB_LABEL, "?"), owner_of(summary)
-    try:
-        if summary.get("State") == "running":
-            runtime.docker.stop(container, timeout=int(float(slurm_config(runtime).stop_grace)))
-        inspect = runtime.docker.inspect_container(container)
-        code = ((inspect or {}).get("State") or {}).get("ExitCode")
-        runtime.docker.remove(container, force=True)
-    except DockerError as exc:
-        if exc.status not in (404, 409):
-            raise Unavailable(f"cannot end job {job}'s container: {exc}") from None
-        # another caller (the job's own step, told by Slurm) is ending it: wait for that, and
-        # leave the telling to it
-        _wait_gone(runtime, container)
-        release_gpus(runtime, container, f"slurm job {job} ended")
-        return {"exit_code": None, "state": "gone"}
+    with _claim(runtime, container) as mine:
+        if not mine:  # another process is ending it, and tells: wait for that, stay silent
+            _wait_gone(runtime, container)
+            release_gpus(runtime, container, f"slurm job {job} ended")
+            return {"exit_code": None, "state": "gone"}
+        try:
+            if summary.get("State") == "running":
+                runtime.docker.stop(container, timeout=int(float(slurm_config(runtime).stop_grace)))
+            inspect = runtime.docker.inspect_container(container)
+            code = ((inspect or {}).get("State") or {}).get("ExitCode")
+            runtime.docker.remove(container, force=True)
+        except DockerError as exc:
+            if exc.status not in (404, 409):
+                raise Unavailable(f"cannot end job {job}'s container: {exc}") from None
+            _wait_gone(runtime, container)
+            release_gpus(runtime, container, f"slurm job {job} ended")
+            return {"exit_code": None, "state": "gone"}
     state = why or ("completed" if code == 0 else "failed")
     released = release_gpus(runtime, container, f"slurm job {job} {state}")
     details = {
@@ -275,6 +284,25 @@ def end_container(runtime: Runtime, summary: dict[str, Any], why: str | None) ->
         severity="info" if state == "completed" else "warning",
     )
     return {"exit_code": code, "state": state}
+
+
+@contextlib.contextmanager
+def _claim(runtime: Runtime, container: str) -> Iterator[bool]:
+    """True for the one process (ds01-api for the job's step or a cancel, ds01d's cycle) that
+    ends this container; the others get False while it does."""
+    directory = Path(runtime.config.paths.runtime_dir) / "slurm-jobs"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / f"{container[:64]}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            (directory / f"{container[:64]}.lock").unlink(missing_ok=True)
 
 
 def _wait_gone(runtime: Runtime, container: str, timeout: float = 20.0) -> None:

@@ -66,7 +66,19 @@ def run_slurm(
         ) from None
     if done.returncode != 0:
         said = " ".join(done.stderr.split()) or f"{name} exited with {done.returncode}"
-        if "Unable to contact slurm controller" in said or "Socket timed out" in said:
-            raise SlurmUnavailable(f"Slurm's controller does not answer: {said}")
+        if unreachable := unreachable_words(said):
+            raise SlurmUnavailable(unreachable)
         raise SlurmError(said.removeprefix(f"{name}: ").removeprefix("error: "))
     return done.stdout
+
+
+def unreachable_words(said: str) -> str | None:
+    """What to tell when Slurm's own message means it cannot be reached or is not set up."""
+    if "Could not establish a configuration source" in said:
+        return (
+            "Slurm is not configured on this server (no slurm.conf where Slurm looks, and "
+            "plugins.slurm.slurm_conf is not set): ask your admin"
+        )
+    if "Unable to contact slurm controller" in said or "Socket timed out" in said:
+        return f"Slurm's controller does not answer: {said}"
+    return None

@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from ds01_slurm.slurm_cmd import unreachable_words
+
 #: the script's own command in the container: the user's script, written where it can run
 SCRIPT_RUNNER = (
     'printf "%s" "$DS01_JOB_SCRIPT" > /tmp/ds01-job-script && chmod 700 /tmp/ds01-job-script '
@@ -141,6 +143,8 @@ def slurm_run(
         ) from None
     if done.returncode != 0:
         said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
+        if unreachable := unreachable_words(said):
+            raise SubmitError(unreachable)
         raise SubmitError(
             f"Slurm refused: {said.removeprefix(f'{name}: ').removeprefix('error: ')}"
         )

@@ -260,7 +260,7 @@ def test_another_user_cannot_cancel_read_or_claim_a_job(site, users, user_cli):
 
 def test_a_submit_over_quota_never_reaches_slurm(site, users, user_cli):
     alice, _ = users
-    before = site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split()
+    before = sorted(site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split())
     refused = ds01_as(
         alice, user_cli, site, "job", "submit", "--image", TEST_IMAGE, "--gpus", "3", "--", "true"
     )
@@ -270,7 +270,7 @@ def test_a_submit_over_quota_never_reaches_slurm(site, users, user_cli):
         alice, user_cli, site, "job", "submit", "--image", "ds01/ds01tb/secret:1", "--", "true"
     )
     assert missing.returncode == 2 and "is not on this server" in missing.stderr
-    assert site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split() == before
+    assert sorted(site.slurm.run("squeue", "-h", "-t", "all", "-o", "%i").stdout.split()) == before
 
 
 def test_slurms_gpus_are_kept_from_plain_containers(site, users, user_cli):

@@ -176,7 +176,7 @@ def test_sbatch_options():
         "--parsable",
         "--job-name=n",
         "--output=/l/%x-%j.log",
-        "--comment=ds01 image=i",
+        "--comment=ds01 image i",
         "--gres=gpu:2",
         "--time=0-01:00:00",
         "--cpus-per-task=4",
