@@ -4,6 +4,7 @@ release, restart, remove — checking labels, environment, events and the state 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -327,3 +328,43 @@ def test_reconcile_releases_removed_and_adopts_unrecorded(
     assert "gpu.adopted" in kinds
     owner_files = {p.name: p.read_text() for p in (config.parent / "run" / "gpu-owners").iterdir()}
     assert owner_files[mig[0].slot_id] == f"ds01tb/{raw.name}\n"
+
+
+def test_another_users_image_is_not_found(config, names, docker_engine, unix_users):
+    """`ds01 container create` (any transport: the CLI, the API socket) refuses an image in
+    another user's namespace as the engine would a missing one: the gateway's rule, kept by the
+    service too."""
+    b = unix_users["ds01tb"]
+    theirs = f"ds01/{b.name}/secret:1"
+    # an image of b's own (as the gateway builds it: owner label, b's namespace)
+    dockerfile = f"FROM {IMAGE}\nLABEL ds01.owner={b.name}\n".encode()
+    for _ in docker_engine.api.build(fileobj=io.BytesIO(dockerfile), tag=theirs, rm=True):
+        pass
+    try:
+        refused = ds01(
+            config,
+            "container",
+            "create",
+            names("theirs"),
+            "--image",
+            theirs,
+            "--cpu-only",
+            "--as",
+            "ds01ta",
+        )
+        assert refused.exit_code != 0
+        assert f"image {theirs!r} not found on this server" in refused.output
+        assert docker_engine.inspect_container(names("theirs")) is None
+        ok(
+            config,
+            "container",
+            "create",
+            names("mine"),
+            "--image",
+            theirs,
+            "--cpu-only",
+            "--as",
+            b.name,
+        )  # the owner may
+    finally:
+        docker_engine.api.remove_image(theirs, force=True)

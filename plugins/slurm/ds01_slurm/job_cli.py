@@ -320,4 +320,5 @@ def cancel(state: CliState, job_id: str, as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
-    click.echo(f"Cancelled job {result['job']} (it was {result['was']}).")
+    tasks = f", {result['tasks']} tasks" if result.get("tasks", 1) > 1 else ""
+    click.echo(f"Cancelled job {result['job']} (it was {result['was']}{tasks}).")

@@ -25,7 +25,14 @@ from ds01_core.api import (
 )
 from ds01_slurm.gres import node_name
 from ds01_slurm.jobs import queue
-from ds01_slurm.node_jobs import end_container, job_containers, job_finish, job_start, owned_record
+from ds01_slurm.node_jobs import (
+    end_container,
+    job_containers,
+    job_finish,
+    job_start,
+    owned_record,
+    owned_records,
+)
 from ds01_slurm.settings import slurm_config
 from ds01_slurm.slurm_cmd import SlurmError, SlurmUnavailable, run_slurm
 
@@ -173,17 +180,20 @@ def _comment_image(comment: str) -> str | None:
 
 
 def cancel(ctx: ServiceContext, job: str) -> dict[str, Any]:
-    """Cancel a job the caller owns (any, for an admin) and end its container here at once."""
+    """Cancel a job the caller owns (any, for an admin) — an array's id: every task — and end
+    its containers here at once."""
     cfg = slurm_config(ctx.runtime)
-    record = owned_record(ctx, job, admin_may=True)
-    if record.final:
-        raise Conflict(f"job {job} has already ended ({record.state})")
-    _slurm_errors(run_slurm, cfg, "scancel", [record.job_id])
+    records = owned_records(ctx, job)
+    live = [r for r in records if not r.final]
+    if not live:
+        raise Conflict(f"job {job} has already ended ({records[0].state})")
+    _slurm_errors(run_slurm, cfg, "scancel", [job])
     ended = [
         end_container(ctx.runtime, c, "cancelled")
+        for record in live
         for c in job_containers(ctx.runtime, record.job_id)
     ]
-    return {"job": record.job_id, "was": record.state, "containers_ended": len(ended)}
+    return {"job": job, "was": live[0].state, "tasks": len(live), "containers_ended": len(ended)}
 
 
 _JOB = Param("job", required=True)

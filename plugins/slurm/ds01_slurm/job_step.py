@@ -21,8 +21,15 @@ import click
 
 from ds01_core.api import CliState, ServiceError, fail
 
-#: the job's variables its container gets: the script it was submitted as
-PASSED_ON = ("DS01_JOB_SCRIPT",)
+#: the job's variables its container gets: the script it was submitted as, an array task's place
+PASSED_ON = (
+    "DS01_JOB_SCRIPT",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+)
 
 
 class Signalled(Exception):

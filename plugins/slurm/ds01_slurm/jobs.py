@@ -95,6 +95,8 @@ class JobRecord:
     comment: str = ""
     tres: str = ""
     partition: str = ""
+    array_job_id: str = ""
+    array_task_id: str = ""
 
     @property
     def running(self) -> bool:
@@ -149,6 +151,8 @@ def parse_job(line: str) -> JobRecord:
         comment=top.get("Comment", "") if top.get("Comment") != "(null)" else "",
         tres=top.get("TRES", ""),
         partition=top.get("Partition", ""),
+        array_job_id=top.get("ArrayJobId", ""),
+        array_task_id=top.get("ArrayTaskId", ""),
     )
 
 
@@ -172,17 +176,24 @@ def expand_nodes(text: str) -> list[str]:
 
 
 def show_job(cfg: SlurmConfig, job_id: str) -> JobRecord | None:
-    """Slurm's record of one job, None when Slurm no longer knows it."""
+    """Slurm's record of one job, None when Slurm no longer knows it (an array's id: its first
+    task's)."""
+    found = show_jobs(cfg, job_id)
+    return found[0] if found else None
+
+
+def show_jobs(cfg: SlurmConfig, job_id: str) -> list[JobRecord]:
+    """Slurm's records for ``job_id``: one job, or every task of an array named by its own id;
+    empty when Slurm no longer knows it."""
     if not re.fullmatch(r"\d+(_\d+)?", job_id):
         raise BadJobId(f"{job_id!r} is not a job id (a number, or ARRAY_TASK like 12_3)")
     try:
         out = run_slurm(cfg, "scontrol", ["show", "job", "-d", "-o", job_id])
     except SlurmError as exc:
         if "Invalid job id" in str(exc):
-            return None
+            return []
         raise
-    lines = [line for line in out.splitlines() if line.strip()]
-    return parse_job(lines[0]) if lines else None
+    return [parse_job(line) for line in out.splitlines() if line.strip()]
 
 
 #: ``squeue`` fields, tab-separated; the name last, so that it may hold anything but a newline

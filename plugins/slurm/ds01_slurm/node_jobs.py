@@ -39,7 +39,7 @@ from ds01_core.api import (
     tell_user,
 )
 from ds01_slurm.gres import GresMismatch, node_name, slots_for_indexes, slurm_gpus
-from ds01_slurm.jobs import BadJobId, JobRecord, expand_nodes, show_job
+from ds01_slurm.jobs import BadJobId, JobRecord, expand_nodes, show_job, show_jobs
 from ds01_slurm.settings import (
     JOB_LABEL,
     KIND_LABEL,
@@ -84,6 +84,23 @@ def job_record(runtime: Runtime, job: str) -> JobRecord:
     if record is None:
         raise NotFound(f"Slurm has no job {job} (finished long ago, or never was)")
     return record
+
+
+def owned_records(ctx: ServiceContext, job: str) -> list[JobRecord]:
+    """Every record of ``job`` (an array's tasks) if the caller (or an admin) owns them."""
+    try:
+        records = show_jobs(slurm_config(ctx.runtime), job)
+    except BadJobId as exc:
+        raise Invalid(str(exc)) from None
+    except SlurmUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except SlurmError as exc:
+        raise Conflict(f"Slurm: {exc}") from None
+    if not records:
+        raise NotFound(f"Slurm has no job {job} (finished long ago, or never was)")
+    if any(r.uid != ctx.caller.uid for r in records) and not ctx.caller.admin:
+        raise Forbidden(f"job {job} is not yours")
+    return records
 
 
 def owned_record(ctx: ServiceContext, job: str, *, admin_may: bool) -> JobRecord:
@@ -136,7 +153,7 @@ def job_start(
         log_path = record.stdout or None
     if log_path:
         labels[LOG_LABEL] = log_path
-    bad = [e for e in env or [] if "=" not in e or e.startswith(("NVIDIA_", "SLURM_"))]
+    bad = [e for e in env or [] if "=" not in e or e.startswith(("NVIDIA_", "SLURM_JOB_"))]
     if bad:
         raise Invalid(f"not KEY=VALUE, or a variable ds01 sets itself: {', '.join(bad)}")
     env = [*(env or []), f"SLURM_JOB_ID={record.job_id}", f"SLURM_JOB_NAME={record.name}"]

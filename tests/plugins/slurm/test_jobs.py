@@ -338,29 +338,33 @@ def test_a_script_runs_in_the_workspace_as_the_user_and_jobs_chain(site, users, 
 
 def test_an_array_runs_every_task_in_its_own_container(site, users, user_cli):
     alice, _ = users
+    args = ["job", "submit", "--image", TEST_IMAGE, "--array", "0-2", "--name", "arr", "--"]
     job = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            "--image",
-            TEST_IMAGE,
-            "--array",
-            "0-2",
-            "--name",
-            "arr",
-            "--",
-            "echo",
-            "task",
-        )
+        ds01_as(alice, user_cli, site, *args, "sh", "-c", "echo task=$SLURM_ARRAY_TASK_ID")
     )
     for task in range(3):
         site.slurm.wait_state(f"{job}_{task}", {"COMPLETED"}, timeout=60)
-    started = [e["details"]["container"] for e in site.events("slurm.job.started")]
-    tasks = [c for c in started if c.startswith("slurm-job-") and int(c.split("-")[2]) >= int(job)]
-    assert len(set(tasks)) >= 3
+        log = Path(alice.home) / ".ds01" / "jobs" / f"arr-{job}_{task}.log"
+        assert f"task={task}" in log.read_text()  # each task knows its place
+    started = {e["details"]["job"] for e in site.events("slurm.job.started")}
+    assert len({site.slurm.job(f"{job}_{t}")["JobId"] for t in range(3)} & started) == 3
+
+
+def test_cancelling_an_array_by_its_id_cancels_every_task(site, users, user_cli):
+    alice, bob = users
+    args = ["job", "submit", "--image", TEST_IMAGE, "--array", "0-1", "--name", "many"]
+    job = submitted(ds01_as(alice, user_cli, site, *args, "--", "sleep", "300"))
+    tasks = [site.slurm.job(f"{job}_{t}")["JobId"] for t in range(2)]
+    for task in tasks:
+        site.slurm.wait_state(task, {"RUNNING"}, timeout=30)
+        wait_for("the task's container", lambda t=task: job_containers(site.runtime(), t))
+    refused = ds01_as(bob, user_cli, site, "job", "cancel", job)
+    assert refused.returncode == 2 and f"job {job} is not yours" in refused.stderr
+    done = ds01_as(alice, user_cli, site, "job", "cancel", job)
+    assert done.returncode == 0 and "2 tasks" in done.stdout, done.stderr
+    for task in tasks:
+        assert not job_containers(site.runtime(), task)
+        assert site.slurm.wait_state(task, {"CANCELLED"}, timeout=20) == "CANCELLED"
 
 
 def test_green_submit_starts_in_the_clean_hours(site, users, user_cli):
