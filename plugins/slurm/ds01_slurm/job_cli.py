@@ -281,6 +281,8 @@ def status(state: CliState, job_id: str, as_json: bool) -> None:
 @pass_state
 def logs(state: CliState, job_id: str, follow: bool) -> None:
     """A job's output (the log Slurm writes for it, which is yours)."""
+    from ds01_slurm.jobs import FINAL_STATES
+
     data = state.call("slurm.job", job=job_id)
     path = data["stdout"]
     if not path:
@@ -288,7 +290,7 @@ def logs(state: CliState, job_id: str, follow: bool) -> None:
     offset = 0
     while True:
         offset = _print_from(path, offset, pending=data["state"] == "PENDING")
-        if not follow or data["state"] not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+        if not follow or data["state"] in FINAL_STATES:
             return
         time.sleep(1.0)
         data = state.call("slurm.job", job=job_id)

@@ -71,25 +71,11 @@ EVENT_KINDS = {
 KEEP_ALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM; while sleep 3600 & wait $!; do :; done"]
 
 
-def job_record(runtime: Runtime, job: str) -> JobRecord:
-    """Slurm's record of ``job`` as a service error when there is none or Slurm cannot say."""
+def job_records(runtime: Runtime, job: str) -> list[JobRecord]:
+    """Slurm's records of ``job`` (one job, or an array's tasks) as a service error when there
+    are none or Slurm cannot say."""
     try:
-        record = show_job(slurm_config(runtime), job)
-    except BadJobId as exc:
-        raise Invalid(str(exc)) from None
-    except SlurmUnavailable as exc:
-        raise Unavailable(str(exc)) from None
-    except SlurmError as exc:
-        raise Conflict(f"Slurm: {exc}") from None
-    if record is None:
-        raise NotFound(f"Slurm has no job {job} (finished long ago, or never was)")
-    return record
-
-
-def owned_records(ctx: ServiceContext, job: str) -> list[JobRecord]:
-    """Every record of ``job`` (an array's tasks) if the caller (or an admin) owns them."""
-    try:
-        records = show_jobs(slurm_config(ctx.runtime), job)
+        records = show_jobs(slurm_config(runtime), job)
     except BadJobId as exc:
         raise Invalid(str(exc)) from None
     except SlurmUnavailable as exc:
@@ -98,18 +84,21 @@ def owned_records(ctx: ServiceContext, job: str) -> list[JobRecord]:
         raise Conflict(f"Slurm: {exc}") from None
     if not records:
         raise NotFound(f"Slurm has no job {job} (finished long ago, or never was)")
-    if any(r.uid != ctx.caller.uid for r in records) and not ctx.caller.admin:
+    return records
+
+
+def owned_records(ctx: ServiceContext, job: str, *, admin_may: bool = True) -> list[JobRecord]:
+    """Every record of ``job`` if the caller owns them (or is an admin, where ``admin_may``);
+    another user's job is refused without saying more about it."""
+    records = job_records(ctx.runtime, job)
+    if any(r.uid != ctx.caller.uid for r in records) and not (admin_may and ctx.caller.admin):
         raise Forbidden(f"job {job} is not yours")
     return records
 
 
 def owned_record(ctx: ServiceContext, job: str, *, admin_may: bool) -> JobRecord:
-    """``job`` if the caller owns it (or is an admin, where ``admin_may``); another user's job
-    is refused without saying more about it."""
-    record = job_record(ctx.runtime, job)
-    if record.uid != ctx.caller.uid and not (admin_may and ctx.caller.admin):
-        raise Forbidden(f"job {job} is not yours")
-    return record
+    """``job`` (an array's id: its first task) if the caller may see it (:func:`owned_records`)."""
+    return owned_records(ctx, job, admin_may=admin_may)[0]
 
 
 def job_start(
