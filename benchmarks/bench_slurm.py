@@ -93,22 +93,6 @@ def write_ds01_config(directory: Path, node: str, slurm: dict[str, Any]) -> Path
     )
 
 
-def gres_for(config: Path, node: str) -> tuple[str, str]:
-    """gres.conf and the node's ``Gres=`` in ds01's GRES order."""
-    from ds01_core.framework.runtime import load_runtime
-    from ds01_slurm.gres import slurm_gpus
-    from ds01_slurm.settings import slurm_config
-
-    runtime = load_runtime(str(config))
-    try:
-        records = slurm_gpus(runtime, slurm_config(runtime))
-    finally:
-        runtime.close()
-    lines = ["AutoDetect=off"]
-    lines += [f"NodeName={node} Name=gpu Type={r.gres_type} File={r.files[0]}" for r in records]
-    return "\n".join(lines) + "\n", f"gpu:{records[0].gres_type}:{len(records)}"
-
-
 def remove_our_containers() -> None:
     """This run's job containers (by job id), none of another cluster's."""
     from ds01_core.api import DockerAdapter
@@ -124,7 +108,7 @@ def remove_our_containers() -> None:
 def bench_site() -> Iterator[Site]:
     from tests.helpers.gateway import running_gateway
     from tests.helpers.servers import running_api
-    from tests.helpers.slurm import SlurmNode, host_name, running_slurm
+    from tests.helpers.slurm import SlurmNode, ds01_gres, host_name, running_slurm
 
     directory = Path(tempfile.mkdtemp(prefix="ds01-bench-slurm-"))
     directory.chmod(0o755)
@@ -136,7 +120,7 @@ def bench_site() -> Iterator[Site]:
             probe = write_ds01_config(
                 directory, node, {"device_dir": str(directory / "slurm" / "dev")}
             )
-            gres_conf, node_gres = gres_for(probe, node)
+            gres_conf, node_gres = ds01_gres(probe)
             cluster = stack.enter_context(
                 running_slurm(
                     directory / "slurm",

@@ -85,16 +85,12 @@ def refused(result: subprocess.CompletedProcess[str], text: str = "belongs to an
     return result.stderr
 
 
-def in_pty(
-    user: Any,
-    sock: str,
-    args: Sequence[str],
-    script: Sequence[str],
-    expect: str,
-    timeout: float = 30,
-) -> str:
-    """Run ``args`` as ``user`` on a pseudo-terminal, type ``script`` line by line, and return
-    everything it printed once ``expect`` appeared (or the time ran out)."""
+@contextmanager
+def on_pty(
+    user: Any, sock: str, args: Sequence[str]
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``args`` run as ``user`` (``DOCKER_HOST`` at the gateway ``sock``) on a pseudo-terminal:
+    the process and the terminal's master end; both are cleaned up on the way out."""
     master, slave = pty.openpty()
     process = subprocess.Popen(
         ["runuser", "-u", user.name, "--", "env", "-i", *_env_args(user_env(user, sock)), *args],
@@ -105,22 +101,8 @@ def in_pty(
         cwd=user.home,
     )
     os.close(slave)
-    output = b""
-    deadline = time.monotonic() + timeout
-    lines = list(script)
-    last_send = 0.0
     try:
-        while time.monotonic() < deadline and expect.encode() not in output:
-            if lines and time.monotonic() - last_send > 0.5:
-                os.write(master, lines.pop(0).encode() + b"\r")
-                last_send = time.monotonic()
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(master, 4096)
-                except OSError:
-                    break
-        return output.decode(errors="replace")
+        yield process, master
     finally:
         try:
             process.wait(10)
@@ -128,6 +110,68 @@ def in_pty(
             process.kill()
             process.wait()
         os.close(master)
+
+
+def read_some(master: int) -> bytes | None:
+    """What the terminal printed within 0.1 s (b"" for nothing), None once it is closed."""
+    ready, _, _ = select.select([master], [], [], 0.1)
+    if not ready:
+        return b""
+    try:
+        return os.read(master, 4096)
+    except OSError:
+        return None
+
+
+def in_pty(
+    user: Any,
+    sock: str,
+    args: Sequence[str],
+    script: Sequence[str],
+    expect: str,
+    timeout: float = 30,
+) -> str:
+    """Run ``args`` as ``user`` on a pseudo-terminal, type ``script`` line by line, and return
+    everything it printed once ``expect`` appeared (or the time ran out)."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    lines = list(script)
+    last_send = 0.0
+    with on_pty(user, sock, args) as (_process, master):
+        while time.monotonic() < deadline and expect.encode() not in output:
+            if lines and time.monotonic() - last_send > 0.5:
+                os.write(master, lines.pop(0).encode() + b"\r")
+                last_send = time.monotonic()
+            chunk = read_some(master)
+            if chunk is None:
+                break
+            output += chunk
+    return output.decode(errors="replace")
+
+
+def converse(
+    user: Any,
+    sock: str,
+    args: Sequence[str],
+    steps: Sequence[tuple[str, str]],
+    timeout: float = 90,
+) -> str:
+    """Like :func:`in_pty`, but each line is typed only once its prompt text has appeared
+    (``(wait for, then type)`` pairs), for programs that take a while to be ready; returns
+    everything printed until the program ends (or the time runs out)."""
+    output = b""
+    pending = list(steps)
+    deadline = time.monotonic() + timeout
+    with on_pty(user, sock, args) as (process, master):
+        while time.monotonic() < deadline and process.poll() is None:
+            if pending and pending[0][0].encode() in output:
+                time.sleep(1.0)  # let the program reach its prompt
+                os.write(master, pending.pop(0)[1].encode() + b"\r")
+            chunk = read_some(master)
+            if chunk is None:
+                break
+            output += chunk
+    return output.decode(errors="replace")
 
 
 def raw_as(uid: int, gid: int, sock: str, request: bytes, timeout: float = 20) -> bytes:

@@ -43,6 +43,7 @@ __all__ = [
     "SlurmCommandError",
     "SlurmJob",
     "SlurmNode",
+    "ds01_gres",
     "host_name",
     "missing_tools",
     "parse_job",
@@ -400,3 +401,18 @@ def running_slurm(
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(directory / "spool", ignore_errors=True)
         shutil.rmtree(directory / "run", ignore_errors=True)
+
+
+def ds01_gres(config: Path) -> tuple[str, str]:
+    """gres.conf and the node's ``Gres=`` as ``ds01 admin slurm config`` generates them for the
+    ds01 configuration ``config`` (what a test's Slurm must be told)."""
+    from ds01_core.framework.runtime import load_runtime  # lazy: only tests of ds01-slurm
+    from ds01_slurm.generate import generate
+    from ds01_slurm.settings import slurm_config
+
+    runtime = load_runtime(str(config))
+    try:
+        generated = generate(runtime, slurm_config(runtime))
+    finally:
+        runtime.close()
+    return generated.gres_conf, generated.node_gres

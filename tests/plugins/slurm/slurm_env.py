@@ -11,6 +11,7 @@ the same ``ds01-api`` (its socket is in the job's environment, exported by ``sba
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -26,7 +27,7 @@ from ds01_core.framework.runtime import Runtime, load_runtime
 from tests.helpers.config import deep_merge, write_config
 from tests.helpers.gateway import running_gateway
 from tests.helpers.servers import running_api
-from tests.helpers.slurm import SlurmCluster, SlurmNode, host_name, running_slurm
+from tests.helpers.slurm import SlurmCluster, SlurmNode, ds01_gres, host_name, running_slurm
 from tests.helpers.user_cli import run_as
 from tests.plugins.notify.notify_servers import WebhookServer
 
@@ -104,24 +105,6 @@ def ds01_config(
     return write_config(directory, deep_merge(base, extra or {}))
 
 
-def gres_for(config: Path, node: str) -> tuple[str, str]:
-    """gres.conf and the node's ``Gres=`` in ds01's GRES order (what Slurm must be told)."""
-    from ds01_slurm.gres import slurm_gpus
-    from ds01_slurm.settings import slurm_config
-
-    runtime = load_runtime(str(config))
-    try:
-        records = slurm_gpus(runtime, slurm_config(runtime))
-    finally:
-        runtime.close()
-    lines = ["AutoDetect=off"]
-    counts: dict[str, int] = {}
-    for record in records:
-        lines.append(f"NodeName={node} Name=gpu Type={record.gres_type} File={record.files[0]}")
-        counts[str(record.gres_type)] = counts.get(str(record.gres_type), 0) + 1
-    return "\n".join(lines) + "\n", ",".join(f"gpu:{t}:{n}" for t, n in counts.items())
-
-
 def remove_job_containers(site_events: Path | None = None) -> None:
     """Job ids start at 1 in every test cluster: no stopped container of an earlier one may
     remain; on the way out, this site's own (those its events name), running or not. Other
@@ -165,7 +148,7 @@ def slurm_site(
                 webhook,
                 {"plugins": {"slurm": {"device_dir": str(dev)}}},
             )
-            gres_conf, node_gres = gres_for(probe, node)
+            gres_conf, node_gres = ds01_gres(probe)
             cluster = stack.enter_context(
                 running_slurm(
                     directory / "slurm",
@@ -201,6 +184,30 @@ def ds01_as(
         env={"DS01_API_SOCKET": site.api_socket, **(env or {})},
         timeout=timeout,
     )
+
+
+def submitted(result: Any) -> str:
+    """The job id ``ds01 job submit`` printed (it must have succeeded)."""
+    assert result.returncode == 0, result.stderr + result.stdout
+    match = re.search(r"Submitted job (\d+)", result.stdout)
+    assert match, result.stdout
+    return match.group(1)
+
+
+def submit(site: Site, user: Any, cli_root: Path, *args: str, **kw: Any) -> str:
+    """``ds01 job submit ARGS`` as ``user``; the job id."""
+    return submitted(ds01_as(user, cli_root, site, "job", "submit", *args, **kw))
+
+
+def running_job(site: Site, user: Any, cli_root: Path, *args: str) -> str:
+    """A job submitted with ``args``, once Slurm runs it and its container is running."""
+    job = submit(site, user, cli_root, *args)
+    site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
+    wait_for(
+        f"job {job}'s container to run",
+        lambda: [c for c in job_containers(site.runtime(), job) if c["State"] == "running"],
+    )
+    return job
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -> Any:

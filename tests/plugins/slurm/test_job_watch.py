@@ -5,14 +5,13 @@ container ended and its GPU released by the next cycle."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 
 from ds01_core.api import current_workloads, live_allocations
 from ds01_core.cycle.steps import CycleContext, CycleReport
 from ds01_slurm.job_watch import watch_jobs
-from tests.plugins.slurm.slurm_env import TEST_IMAGE, ds01_as, job_containers, slurm_site, wait_for
+from tests.plugins.slurm.slurm_env import TEST_IMAGE, job_containers, running_job, slurm_site
 
 pytestmark = pytest.mark.integration
 
@@ -23,31 +22,8 @@ def idle_site(docker_engine, test_image, unix_users, user_cli):
         yield running
 
 
-def running_job(site, user, cli_root, name):
-    result = ds01_as(
-        user,
-        cli_root,
-        site,
-        "job",
-        "submit",
-        "--image",
-        TEST_IMAGE,
-        "--gpus",
-        "1",
-        "--name",
-        name,
-        "--",
-        "sleep",
-        "600",
-    )
-    assert result.returncode == 0, result.stderr
-    job = re.search(r"Submitted job (\d+)", result.stdout).group(1)
-    site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
-    wait_for(
-        "the job's container to run",
-        lambda: [c for c in job_containers(site.runtime(), job) if c["State"] == "running"],
-    )
-    return job
+def sleeper(name):
+    return ["--image", TEST_IMAGE, "--gpus", "1", "--name", name, "--", "sleep", "600"]
 
 
 def cycle(runtime, now):
@@ -58,7 +34,7 @@ def cycle(runtime, now):
 
 def test_an_idle_gpu_job_is_warned_then_cancelled(idle_site, unix_users, user_cli):
     site, alice = idle_site, unix_users["ds01ta"]
-    job = running_job(site, alice, user_cli, "idler")
+    job = running_job(site, alice, user_cli, *sleeper("idler"))
     runtime = site.runtime()
     t0 = dt.datetime.now(dt.UTC)
     assert cycle(runtime, t0) == ([], [])  # idle from now on; nothing to say yet
@@ -79,7 +55,7 @@ def test_an_idle_gpu_job_is_warned_then_cancelled(idle_site, unix_users, user_cl
 
 def test_a_job_killed_without_its_step_is_ended_by_the_next_cycle(idle_site, unix_users, user_cli):
     site, alice = idle_site, unix_users["ds01ta"]
-    job = running_job(site, alice, user_cli, "killed")
+    job = running_job(site, alice, user_cli, *sleeper("killed"))
     # SIGKILL to the batch step: `ds01 job run` dies without ending the container
     site.slurm.run("scancel", "--signal=KILL", "--batch", job)
     site.slurm.wait_state(job, {"FAILED", "CANCELLED", "COMPLETED"}, timeout=30)

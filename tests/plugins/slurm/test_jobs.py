@@ -12,17 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.gateway import converse
 from tests.plugins.slurm.slurm_env import (
     TEST_IMAGE,
     Site,
     ds01_as,
     job_containers,
+    running_job,
     slurm_site,
+    submit,
+    submitted,
     wait_for,
 )
 
@@ -47,13 +50,6 @@ def site(docker_engine, test_image, unix_users, user_cli, tmp_path_factory):
 @pytest.fixture
 def users(unix_users):
     return unix_users["ds01ta"], unix_users["ds01tb"]
-
-
-def submitted(result) -> str:
-    assert result.returncode == 0, result.stderr + result.stdout
-    match = re.search(r"Submitted job (\d+)", result.stdout)
-    assert match, result.stdout
-    return match.group(1)
 
 
 def live_slots(site: Site, user: str) -> list[list[str]]:
@@ -120,22 +116,18 @@ def test_a_job_runs_in_its_container_on_the_gpu_slurm_gave_it(site, users, user_
 
 def test_a_failing_job_fails_with_its_exit_code(site, users, user_cli):
     alice, _ = users
-    job = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            "--image",
-            TEST_IMAGE,
-            "--name",
-            "broken",
-            "--",
-            "sh",
-            "-c",
-            "echo oops; exit 3",
-        )
+    job = submit(
+        site,
+        alice,
+        user_cli,
+        "--image",
+        TEST_IMAGE,
+        "--name",
+        "broken",
+        "--",
+        "sh",
+        "-c",
+        "echo oops; exit 3",
     )
     assert site.slurm.wait_state(job, {"COMPLETED", "FAILED"}, timeout=60) == "FAILED"
     log = Path(alice.home) / ".ds01" / "jobs" / f"broken-{job}.log"
@@ -146,14 +138,14 @@ def test_a_failing_job_fails_with_its_exit_code(site, users, user_cli):
 def test_third_gpu_job_pends_and_cancel_frees_the_gpu_at_once(site, users, user_cli):
     alice, bob = users
     long = ["--image", TEST_IMAGE, "--gpus", "1", "--time", "10m", "--", "sleep", "300"]
-    first = submitted(ds01_as(alice, user_cli, site, "job", "submit", "--name", "a1", *long))
-    second = submitted(ds01_as(alice, user_cli, site, "job", "submit", "--name", "a2", *long))
+    first = submit(site, alice, user_cli, "--name", "a1", *long)
+    second = submit(site, alice, user_cli, "--name", "a2", *long)
     for job in (first, second):
         site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
         wait_for(f"job {job}'s container", lambda j=job: job_containers(site.runtime(), j))
     held = live_slots(site, "ds01ta")
     assert len(held) == 2 and held[0] != held[1]  # both GPUs, one each
-    third = submitted(ds01_as(bob, user_cli, site, "job", "submit", "--name", "b1", *long))
+    third = submit(site, bob, user_cli, "--name", "b1", *long)
     assert site.slurm.job(third)["JobState"] == "PENDING"
     listed = json.loads(ds01_as(bob, user_cli, site, "job", "list", "--json").stdout)
     assert [(r["job_id"], r["state"], r["user"]) for r in listed] == [(third, "PENDING", "ds01tb")]
@@ -178,26 +170,8 @@ def test_third_gpu_job_pends_and_cancel_frees_the_gpu_at_once(site, users, user_
 
 def test_another_user_cannot_cancel_read_or_claim_a_job(site, users, user_cli):
     alice, bob = users
-    job = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            "--image",
-            TEST_IMAGE,
-            "--gpus",
-            "1",
-            "--name",
-            "mine",
-            "--",
-            "sleep",
-            "300",
-        )
-    )
-    site.slurm.wait_state(job, {"RUNNING"}, timeout=30)
-    wait_for("the job's container", lambda: job_containers(site.runtime(), job))
+    args = ["--image", TEST_IMAGE, "--gpus", "1", "--name", "mine", "--", "sleep", "300"]
+    job = running_job(site, alice, user_cli, *args)
     for args in (("cancel", job), ("status", job), ("logs", job)):
         refused = ds01_as(bob, user_cli, site, "job", *args)
         assert refused.returncode != 0, args
@@ -291,41 +265,33 @@ def test_a_script_runs_in_the_workspace_as_the_user_and_jobs_chain(site, users, 
     script = workspace / "train.sh"
     script.write_text("#!/bin/sh\necho epoch 1 > /workspace/out.txt\necho trained\n")
     os.chown(script, alice.uid, alice.gid)
-    first = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            str(script),
-            "--image",
-            TEST_IMAGE,
-            "--workspace",
-            str(workspace),
-            "--name",
-            "train",
-        )
+    first = submit(
+        site,
+        alice,
+        user_cli,
+        str(script),
+        "--image",
+        TEST_IMAGE,
+        "--workspace",
+        str(workspace),
+        "--name",
+        "train",
     )
-    second = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            "--image",
-            TEST_IMAGE,
-            "--workspace",
-            str(workspace),
-            "--after",
-            first,
-            "--name",
-            "eval",
-            "--",
-            "cat",
-            "/workspace/out.txt",
-        )
+    second = submit(
+        site,
+        alice,
+        user_cli,
+        "--image",
+        TEST_IMAGE,
+        "--workspace",
+        str(workspace),
+        "--after",
+        first,
+        "--name",
+        "eval",
+        "--",
+        "cat",
+        "/workspace/out.txt",
     )
     assert site.slurm.wait_state(first, {"COMPLETED", "FAILED"}, timeout=60) == "COMPLETED"
     assert site.slurm.wait_state(second, {"COMPLETED", "FAILED"}, timeout=60) == "COMPLETED"
@@ -338,10 +304,8 @@ def test_a_script_runs_in_the_workspace_as_the_user_and_jobs_chain(site, users, 
 
 def test_an_array_runs_every_task_in_its_own_container(site, users, user_cli):
     alice, _ = users
-    args = ["job", "submit", "--image", TEST_IMAGE, "--array", "0-2", "--name", "arr", "--"]
-    job = submitted(
-        ds01_as(alice, user_cli, site, *args, "sh", "-c", "echo task=$SLURM_ARRAY_TASK_ID")
-    )
+    args = ["--image", TEST_IMAGE, "--array", "0-2", "--name", "arr", "--"]
+    job = submit(site, alice, user_cli, *args, "sh", "-c", "echo task=$SLURM_ARRAY_TASK_ID")
     for task in range(3):
         site.slurm.wait_state(f"{job}_{task}", {"COMPLETED"}, timeout=60)
         log = Path(alice.home) / ".ds01" / "jobs" / f"arr-{job}_{task}.log"
@@ -352,8 +316,8 @@ def test_an_array_runs_every_task_in_its_own_container(site, users, user_cli):
 
 def test_cancelling_an_array_by_its_id_cancels_every_task(site, users, user_cli):
     alice, bob = users
-    args = ["job", "submit", "--image", TEST_IMAGE, "--array", "0-1", "--name", "many"]
-    job = submitted(ds01_as(alice, user_cli, site, *args, "--", "sleep", "300"))
+    args = ["--image", TEST_IMAGE, "--array", "0-1", "--name", "many"]
+    job = submit(site, alice, user_cli, *args, "--", "sleep", "300")
     tasks = [site.slurm.job(f"{job}_{t}")["JobId"] for t in range(2)]
     for task in tasks:
         site.slurm.wait_state(task, {"RUNNING"}, timeout=30)
@@ -403,21 +367,8 @@ def test_green_submit_starts_in_the_clean_hours(site, users, user_cli):
 
 def test_admins_see_every_job_and_generate_the_config(site, users, user_cli, admin_member):
     alice, bob = users
-    job = submitted(
-        ds01_as(
-            alice,
-            user_cli,
-            site,
-            "job",
-            "submit",
-            "--image",
-            TEST_IMAGE,
-            "--name",
-            "waits",
-            "--",
-            "sleep",
-            "300",
-        )
+    job = submit(
+        site, alice, user_cli, "--image", TEST_IMAGE, "--name", "waits", "--", "sleep", "300"
     )
     everyone = json.loads(
         ds01_as(admin_member, user_cli, site, "job", "list", "--all", "--json").stdout
@@ -466,45 +417,3 @@ def test_interactive_gives_a_shell_in_the_image_on_an_allocated_gpu(site, users,
     wait_for("the interactive job to end", lambda: not job_containers(site.runtime(), job))
     assert live_slots(site, "ds01ta") == []
     assert site.slurm.wait_state(job, {"COMPLETED", "FAILED", "CANCELLED"}, timeout=30)
-
-
-def converse(user, gateway, args, steps, timeout=90.0) -> str:
-    """Run ``args`` as ``user`` on a terminal; each step: wait for its text, then type its line."""
-    import pty
-    import select
-    import subprocess
-    import time
-
-    from tests.helpers.gateway import _env_args, user_env
-
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        ["runuser", "-u", user.name, "--", "env", "-i", *_env_args(user_env(user, gateway)), *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-        cwd=user.home,
-    )
-    os.close(slave)
-    output, pending = b"", list(steps)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if pending and pending[0][0].encode() in output:
-                time.sleep(1.0)  # let the shell reach its prompt
-                os.write(master, pending.pop(0)[1].encode() + b"\r")
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    output += os.read(master, 4096)
-                except OSError:
-                    break
-        return output.decode(errors="replace")
-    finally:
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.close(master)

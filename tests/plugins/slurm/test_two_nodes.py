@@ -14,7 +14,6 @@ so it can run beside the default test cluster.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,15 +26,15 @@ import yaml
 
 from tests.helpers.gateway import running_gateway
 from tests.helpers.servers import running_api
-from tests.helpers.slurm import SlurmNode, host_name, running_slurm
+from tests.helpers.slurm import SlurmNode, ds01_gres, host_name, running_slurm
 from tests.plugins.notify.notify_servers import WebhookServer
 from tests.plugins.slurm.slurm_env import (
     TEST_IMAGE,
     Site,
     ds01_as,
     ds01_config,
-    gres_for,
     job_containers,
+    submit,
     wait_for,
 )
 
@@ -84,8 +83,8 @@ def two_node_sites() -> Iterator[tuple[Site, Site]]:
                     webhook,
                     {"plugins": {"slurm": {"device_dir": str(dev)}}},
                 )
-                text, node_gres[node] = gres_for(probe, node)
-                gres_lines += text.splitlines()[1:]  # without its AutoDetect line
+                text, node_gres[node] = ds01_gres(probe)
+                gres_lines += [line for line in text.splitlines() if line != "AutoDetect=off"]
             cluster = stack.enter_context(
                 running_slurm(
                     directory / "slurm",
@@ -124,12 +123,10 @@ def submit_to_node2(
     alice: Any, user_cli: Path, host: Site, api_socket: str, name: str, *cmd: str
 ) -> str:
     """``ds01 job submit --nodelist node2`` by alice, the job's ds01-api being ``api_socket``."""
-    result = ds01_as(
+    return submit(
+        host,
         alice,
         user_cli,
-        host,
-        "job",
-        "submit",
         "--image",
         TEST_IMAGE,
         "--gpus",
@@ -144,10 +141,6 @@ def submit_to_node2(
         *cmd,
         env={"DS01_API_SOCKET": api_socket},
     )
-    assert result.returncode == 0, result.stderr + result.stdout
-    match = re.search(r"Submitted job (\d+)", result.stdout)
-    assert match, result.stdout
-    return match.group(1)
 
 
 def test_both_nodes_are_up_with_their_own_gpus(sites: tuple[Site, Site]) -> None:
