@@ -96,7 +96,9 @@ class WebApi:
             )
             self.limiter.admit(identity.caller.name)
             if method not in METHODS:
-                raise WebError("method_not_allowed", f"{method} is not served: use GET, POST or DELETE")
+                raise WebError(
+                    "method_not_allowed", f"{method} is not served: use GET, POST or DELETE"
+                )
             body = await self._body(request) if method != "GET" else {}
             op, params = self._route(method, path, request.url.query, body, identity)
             result = await self._run(self._invoke, op, params, identity)
@@ -191,7 +193,12 @@ class WebApi:
         self.event(
             "web.request",
             identity.caller.name,
-            {"endpoint": endpoint, "address": address, "status": status, "token": identity.token.id},
+            {
+                "endpoint": endpoint,
+                "address": address,
+                "status": status,
+                "token": identity.token.id,
+            },
         )
 
 

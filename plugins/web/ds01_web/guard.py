@@ -87,7 +87,9 @@ class RateLimiter:
                 )
             seen.append(now)
             if len(self._seen) > 10000:  # forget users gone quiet
-                for name in [n for n, d in self._seen.items() if not d or d[-1] <= now - self.window]:
+                for name in [
+                    n for n, d in self._seen.items() if not d or d[-1] <= now - self.window
+                ]:
                     del self._seen[name]
 
 

@@ -116,7 +116,9 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
             "responses": {
                 "Error": {
                     "description": "a refusal or failure: what was wrong and what to do",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
                 }
             },
         },

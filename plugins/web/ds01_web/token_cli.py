@@ -23,10 +23,14 @@ def token() -> None:
     show_default=True,
     help="read: GET only; write: everything you may do. Repeat for both.",
 )
-@click.option("--expires", required=True, help="Lifetime, e.g. 30d or 12h (at most the server's limit).")
+@click.option(
+    "--expires", required=True, help="Lifetime, e.g. 30d or 12h (at most the server's limit)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_state
-def create(state: CliState, name: str, scopes: tuple[str, ...], expires: str, as_json: bool) -> None:
+def create(
+    state: CliState, name: str, scopes: tuple[str, ...], expires: str, as_json: bool
+) -> None:
     """Make a token; it is shown this once (ds01 keeps only its hash)."""
     data = state.call("web.token_create", name=name, scope=list(scopes), expires=expires)
     if as_json:
@@ -52,7 +56,14 @@ def list_(state: CliState, as_json: bool) -> None:
         return
     print_table(
         [
-            [t["id"], t["name"], ",".join(t["scopes"]), t["state"], t["expires"], t["last_used"] or "-"]
+            [
+                t["id"],
+                t["name"],
+                ",".join(t["scopes"]),
+                t["state"],
+                t["expires"],
+                t["last_used"] or "-",
+            ]
             for t in data
         ],
         ["ID", "NAME", "SCOPES", "STATE", "EXPIRES", "LAST USED"],

@@ -27,7 +27,9 @@ from ds01_web.config import WebConfig
 from ds01_web.tokens import SCOPES, TokenStore
 
 #: True while an operation runs for a request that a token authenticated (set by the REST app)
-VIA_TOKEN: contextvars.ContextVar[bool] = contextvars.ContextVar("ds01_web_via_token", default=False)
+VIA_TOKEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ds01_web_via_token", default=False
+)
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 

@@ -35,17 +35,40 @@ def world(tmp_path_factory, unix_users, user_cli, docker_engine, test_image):
 
         tokens = {}
         for user in (alice, bob):
-            made = ds01(user, "token", "create", "--name", "rw", "--scope", "read", "--scope",
-                        "write", "--expires", "1d")
+            made = ds01(
+                user,
+                "token",
+                "create",
+                "--name",
+                "rw",
+                "--scope",
+                "read",
+                "--scope",
+                "write",
+                "--expires",
+                "1d",
+            )
             assert made.returncode == 0, made.stderr
             tokens[user.name] = made.stdout.strip()
-        world = {"runtime": runtime, "url": url, "ds01": ds01, "alice": alice, "bob": bob,
-                 "tokens": tokens, "tag": tag, "image": test_image}
+        world = {
+            "runtime": runtime,
+            "url": url,
+            "ds01": ds01,
+            "alice": alice,
+            "bob": bob,
+            "tokens": tokens,
+            "tag": tag,
+            "image": test_image,
+        }
         for user in (alice, bob):
             box = f"web-{user.name[-1]}-{tag}"
-            answer = request(url, "POST", "/api/v1/containers", tokens[user.name],
-                             {"name": box, "image": test_image, "cpu_only": True,
-                              "command": ["sleep", "600"]})
+            answer = request(
+                url,
+                "POST",
+                "/api/v1/containers",
+                tokens[user.name],
+                {"name": box, "image": test_image, "cpu_only": True, "command": ["sleep", "600"]},
+            )
             assert answer.status == 200, answer
             world[f"box_{user.name}"] = answer.json.get("name", box)
         yield world
@@ -60,8 +83,9 @@ def names(answer):
 
 def test_the_cli_makes_lists_and_revokes_tokens_through_ds01_api(world):
     alice, url = world["alice"], world["url"]
-    made = world["ds01"](alice, "token", "create", "--name", "ci", "--scope", "read",
-                         "--expires", "30d")
+    made = world["ds01"](
+        alice, "token", "create", "--name", "ci", "--scope", "read", "--expires", "30d"
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("ds01_") and "shown only now" in made.stderr

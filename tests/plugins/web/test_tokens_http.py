@@ -44,7 +44,9 @@ def test_the_secret_is_stored_hashed_in_a_private_file(web):
     secret = made["token"].split("_", 2)[2]
     assert secret.encode() not in db.read_bytes()
     with sqlite3.connect(db) as conn:
-        (stored,) = conn.execute("SELECT secret_sha256 FROM tokens WHERE id = ?", (made["id"],)).fetchone()
+        (stored,) = conn.execute(
+            "SELECT secret_sha256 FROM tokens WHERE id = ?", (made["id"],)
+        ).fetchone()
     assert len(stored) == 64 and stored != secret
 
 
@@ -93,7 +95,8 @@ def test_a_bad_token_is_refused_as_401_and_logged(web, case):
     if case == "expired":
         with sqlite3.connect(db) as conn:
             conn.execute(
-                "UPDATE tokens SET expires = '2020-01-01T00:00:00+00:00' WHERE id = ?", (made["id"],)
+                "UPDATE tokens SET expires = '2020-01-01T00:00:00+00:00' WHERE id = ?",
+                (made["id"],),
             )
     elif case == "revoked":
         revoke = request(base, "DELETE", f"/api/v1/tokens/{made['id']}", None)
@@ -156,8 +159,13 @@ def test_state_changing_calls_are_audited_with_user_and_address(web):
     answer = request(base, "POST", "/api/v1/containers/nonexistent-web/stop", token, {})
     assert answer.status in (404, 409), answer  # the service says "no container of yours"
     audit = [e for e in events(runtime, "web.request") if e["user"] == "ds01ta"]
-    assert audit and audit[-1]["details"]["endpoint"] == "POST /api/v1/containers/nonexistent-web/stop"
-    assert audit[-1]["details"]["address"] == "127.0.0.1" and audit[-1]["details"]["status"] == answer.status
+    assert (
+        audit and audit[-1]["details"]["endpoint"] == "POST /api/v1/containers/nonexistent-web/stop"
+    )
+    assert (
+        audit[-1]["details"]["address"] == "127.0.0.1"
+        and audit[-1]["details"]["status"] == answer.status
+    )
 
 
 def test_the_rate_limit_answers_429_with_retry_after(tmp_path, unix_users):
@@ -192,5 +200,10 @@ def test_openapi_is_served_from_the_operation_table_and_checked_in(web):
         "type": "number"
     }
     listing = served["paths"]["/api/v1/containers"]["get"]
-    assert {"name": "all", "in": "query", "required": False, "schema": {"type": "boolean", "default": False}} in listing["parameters"]
+    assert {
+        "name": "all",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+    } in listing["parameters"]
     assert "/api/v1/tokens" in served["paths"]

@@ -28,7 +28,9 @@ def serving(runtime: Runtime) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -87,7 +89,13 @@ def token_for(runtime: Runtime, uid: int, name: str, scopes: list[str], expires:
     would see for them)."""
     caller = Caller.from_uid(uid, runtime.config.gateway.admin_group)
     assert caller is not None
-    return call(ServiceContext(runtime, caller), "web.token_create", name=name, scope=scopes, expires=expires)
+    return call(
+        ServiceContext(runtime, caller),
+        "web.token_create",
+        name=name,
+        scope=scopes,
+        expires=expires,
+    )
 
 
 def events(runtime: Runtime, event_type: str) -> list[dict[str, Any]]:
