@@ -73,6 +73,7 @@ class WebApi:
         self.runtime = runtime
         self.settings = settings_of(runtime)
         self.limiter = RateLimiter(self.settings.rate_limit)
+        self.refusals = RateLimiter(self.settings.rate_limit)
         self.threads = anyio.CapacityLimiter(self.settings.threads)
 
     def event(self, event_type: str, user: str | None, details: dict[str, Any]) -> None:
@@ -103,6 +104,10 @@ class WebApi:
             op, params = self._route(method, path, request.url.query, body, identity)
             result = await self._run(self._invoke, op, params, identity)
         except Denied as exc:
+            try:  # refusals are counted per address too: a flood is not logged line by line
+                self.refusals.admit(f"address {address}")
+            except WebError as flood:
+                return _error(flood)
             self.event(
                 "access.denied",
                 exc.why.owner,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from ds01_core.framework.runtime import load_runtime
+from ds01_core.services.errors import Forbidden
 from ds01_core.transports.api_socket.server import ThreadedRuntime
 from ds01_web.openapi import openapi_document
 from tests.helpers.config import write_config
@@ -207,3 +209,41 @@ def test_openapi_is_served_from_the_operation_table_and_checked_in(web):
         "schema": {"type": "boolean", "default": False},
     } in listing["parameters"]
     assert "/api/v1/tokens" in served["paths"]
+
+
+def test_refused_tokens_are_limited_per_address_too(tmp_path, unix_users):
+    config = write_config(tmp_path, {"plugins": {"web": {"rate_limit": 2}}})
+    runtime = load_runtime(str(config), runtime_class=ThreadedRuntime)
+    with serving(runtime) as base:
+        statuses = [request(base, "GET", "/api/v1/whoami", "ds01_nope").status for _ in range(4)]
+        assert statuses == [401, 401, 429, 429]
+    assert len(events(runtime, "access.denied")) == 2  # a flood is not logged line by line
+
+
+def test_the_operation_itself_refuses_a_token_making_a_token(web):
+    runtime, _, alice, _ = web
+    from ds01_web.token_ops import VIA_TOKEN
+
+    marker = VIA_TOKEN.set(True)
+    try:
+        with pytest.raises(Forbidden, match="a token cannot make tokens"):
+            token_for(runtime, alice.uid, "nested", ["read"])
+    finally:
+        VIA_TOKEN.reset(marker)
+
+
+def test_admin_rights_are_read_at_each_request(web, admin_member):
+    runtime, base, _, _ = web
+    token = token_for(runtime, admin_member.uid, "admin-now", ["read"])["token"]
+    assert request(base, "GET", "/api/v1/whoami", token).json["admin"] is True
+    assert request(base, "GET", "/api/v1/admin/overrides", token).status == 200
+    subprocess.run(
+        ["gpasswd", "-d", admin_member.name, "ds01-admin"], check=True, capture_output=True
+    )
+    try:
+        assert request(base, "GET", "/api/v1/whoami", token).json["admin"] is False
+        assert request(base, "GET", "/api/v1/admin/overrides", token).status == 403
+    finally:
+        subprocess.run(
+            ["gpasswd", "-a", admin_member.name, "ds01-admin"], check=True, capture_output=True
+        )
