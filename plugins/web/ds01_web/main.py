@@ -8,6 +8,8 @@ client), or with its own certificate (``tls_cert``/``tls_key``).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import click
 
@@ -28,8 +30,15 @@ def main(config_path: str | None, listen: str | None, port: int | None, debug: b
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    runtime = load_runtime(config_path, runtime_class=ThreadedRuntime)
-    settings = settings_of(runtime)
+    try:
+        runtime = load_runtime(config_path, runtime_class=ThreadedRuntime)
+        settings = settings_of(runtime)
+        for path in (settings.tls_cert, settings.tls_key):
+            if path is not None and not os.access(path, os.R_OK):
+                raise OSError(f"cannot read {path} (plugins.web.tls_cert/tls_key)")
+    except Exception as exc:  # one line for the journal: what is wrong, then exit
+        click.echo(f"ds01-web: cannot start: {exc}", err=True)
+        sys.exit(1)
     uvicorn.run(
         create_app(runtime),
         host=listen or settings.listen,
