@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -247,3 +249,26 @@ def test_admin_rights_are_read_at_each_request(web, admin_member):
         subprocess.run(
             ["gpasswd", "-a", admin_member.name, "ds01-admin"], check=True, capture_output=True
         )
+
+
+def test_a_jsonl_stream_is_ndjson(web):
+    runtime, base, alice, _ = web
+    read = token_for(runtime, alice.uid, "follower", ["read"])["token"]
+    write = token_for(runtime, alice.uid, "writer", ["read", "write"])["token"]
+    req = urllib.request.Request(
+        base + "/api/v1/events/follow?type=web.request",
+        headers={"Authorization": f"Bearer {read}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as stream:
+        assert stream.headers["Content-Type"] == "application/x-ndjson"
+        request(base, "POST", "/api/v1/containers/followed-web/stop", write, {})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = stream.readline()
+            if line.strip():
+                record = json.loads(line)
+                assert record["event_type"] == "web.request" and record["user"] == "ds01ta"
+                assert record["details"]["endpoint"].endswith("/followed-web/stop")
+                break
+        else:
+            pytest.fail("no web.request event came down the stream")
