@@ -56,8 +56,10 @@ def authenticate(runtime: Runtime, header: str | None) -> Identity:
     if isinstance(found, Refused):
         raise Denied(BAD_TOKEN, found)
     caller = Caller.from_uid(found.owner_uid, runtime.config.gateway.admin_group)
-    if caller is None:
-        raise Denied(BAD_TOKEN, Refused("owner has no account", found.id, found.owner))
+    if caller is None or caller.name != found.owner:  # gone, or the uid is someone else's now
+        raise Denied(
+            BAD_TOKEN, Refused("owner's account is gone or renamed", found.id, found.owner)
+        )
     return Identity(caller, found)
 
 

@@ -31,6 +31,8 @@ _TOKEN = re.compile(r"^ds01_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
 #: how often ``last_used`` is written for a token used again and again
 LAST_USED_EVERY = dt.timedelta(seconds=60)
 _DUMMY = hashlib.sha256(b"not a token").hexdigest()
+#: token files made and given their schema by this process
+_READY: set[Path] = set()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -126,14 +128,17 @@ class TokenStore:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.exists():
+        ready = self.path in _READY and self.path.exists()
+        if not ready:
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
-        os.chmod(self.path, 0o600)
+            os.chmod(self.path, 0o600)
         db = sqlite3.connect(self.path, timeout=10)
         db.row_factory = sqlite3.Row
         try:
-            db.executescript(SCHEMA)
+            if not ready:
+                db.executescript(SCHEMA)
+                _READY.add(self.path)
             with db:
                 yield db
         finally:

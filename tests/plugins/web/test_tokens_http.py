@@ -272,3 +272,16 @@ def test_a_jsonl_stream_is_ndjson(web):
                 break
         else:
             pytest.fail("no web.request event came down the stream")
+
+
+def test_a_token_whose_owner_is_no_longer_that_uid_is_refused(web):
+    """An account removed and its uid given to someone else: the token is not theirs."""
+    runtime, base, alice, _ = web
+    made = token_for(runtime, alice.uid, "reused", ["read"])
+    db = Path(runtime.config.paths.state_dir) / "web.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE tokens SET owner = 'someone-gone' WHERE id = ?", (made["id"],))
+    answer = request(base, "GET", "/api/v1/whoami", made["token"])
+    assert answer.status == 401, answer
+    denied = events(runtime, "access.denied")[-1]
+    assert denied["details"]["token"] == made["id"] and "renamed" in denied["details"]["reason"]
