@@ -73,6 +73,11 @@ The service layer (operations for the CLI and the API socket)
     creates one on a user's behalf (a Slurm job's, with the exact GPUs Slurm gave it);
     ``release_gpus``: release a container's GPUs at once (a service stopped it);
     ``DoctorFinding``: one result of a plugin's ``ds01 admin doctor`` check.
+    For another transport of the same operations (the web plugin's REST API):
+    ``operation_table``: the process's operations (``route(method, path)``, iteration);
+    ``invoke_operation``: run one for a caller, parameters checked and the admin rule applied;
+    ``to_json``: a result as the API socket writes it; ``load_runtime``, ``ThreadedRuntime``:
+    a runtime whose state store connection is per thread, for a threaded server.
 
 Docker
     ``DockerAdapter``: the core's Docker client (``runtime.docker``); ``DockerError``: its one
@@ -138,10 +143,12 @@ if TYPE_CHECKING:
     from ds01_core.framework.daemon_services import DaemonService as DaemonService
     from ds01_core.framework.hookspecs import hookimpl as hookimpl
     from ds01_core.framework.runtime import Runtime as Runtime
+    from ds01_core.framework.runtime import load_runtime as load_runtime
     from ds01_core.framework.telemetry import TelemetryRegistry as TelemetryRegistry
     from ds01_core.framework.telemetry import read_process_telemetry as read_process_telemetry
     from ds01_core.framework.telemetry import write_telemetry as write_telemetry
     from ds01_core.services.caller import Caller as Caller
+    from ds01_core.services.catalogue import operation_table as operation_table
     from ds01_core.services.errors import Busy as Busy
     from ds01_core.services.errors import Conflict as Conflict
     from ds01_core.services.errors import Forbidden as Forbidden
@@ -152,6 +159,8 @@ if TYPE_CHECKING:
     from ds01_core.services.operations import Operation as Operation
     from ds01_core.services.operations import Param as Param
     from ds01_core.services.operations import ServiceContext as ServiceContext
+    from ds01_core.services.operations import invoke_operation as invoke_operation
+    from ds01_core.services.operations import to_json as to_json
     from ds01_core.services.plugin_functions import allocation_history as allocation_history
     from ds01_core.services.plugin_functions import create_container as create_container
     from ds01_core.services.plugin_functions import current_workloads as current_workloads
@@ -160,6 +169,7 @@ if TYPE_CHECKING:
     from ds01_core.services.plugin_functions import live_allocations as live_allocations
     from ds01_core.services.plugin_functions import quota_lines as quota_lines
     from ds01_core.services.plugin_functions import release_gpus as release_gpus
+    from ds01_core.transports.api_socket.server import ThreadedRuntime as ThreadedRuntime
     from ds01_core.transports.cli.output import fail as fail
     from ds01_core.transports.cli.output import json_option as json_option
     from ds01_core.transports.cli.output import print_json as print_json
@@ -252,6 +262,12 @@ _SOURCES: dict[str, str] = {
     "create_container": "ds01_core.services.plugin_functions",
     "release_gpus": "ds01_core.services.plugin_functions",
     "DoctorFinding": "ds01_core.domain.doctor_finding",
+    # another transport of the operations
+    "operation_table": "ds01_core.services.catalogue",
+    "invoke_operation": "ds01_core.services.operations",
+    "to_json": "ds01_core.services.operations",
+    "load_runtime": "ds01_core.framework.runtime",
+    "ThreadedRuntime": "ds01_core.transports.api_socket.server",
 }
 
 
@@ -340,6 +356,11 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "create_container",
     "release_gpus",
     "DoctorFinding",
+    "ThreadedRuntime",
+    "invoke_operation",
+    "load_runtime",
+    "operation_table",
+    "to_json",
     # Docker
     "DockerAdapter",
     "DockerError",

@@ -249,6 +249,10 @@ def invoke(ctx: ServiceContext, op: Operation, params: Mapping[str, Any]) -> Any
     return op.fn(ctx, **bound)
 
 
+#: :func:`invoke` under the name ``ds01_core.api`` offers it to plugins (another transport)
+invoke_operation = invoke
+
+
 __all__: Sequence[str] = (
     "Operation",
     "OperationTable",
@@ -256,6 +260,7 @@ __all__: Sequence[str] = (
     "ServiceContext",
     "bind_params",
     "invoke",
+    "invoke_operation",
     "json_default",
     "jsonable",
 )

@@ -25,7 +25,11 @@ UNITS = ROOT / "packaging" / "systemd"
 TMPFILES = ROOT / "packaging" / "tmpfiles.d" / "ds01.conf"
 INSTALL_MD = ROOT / "docs" / "install.md"
 # the plugins' units, installed with their plugin (docs/reports.md), not by install.md
-PLUGIN_UNIT_FILES = [UNITS / "ds01-report-monthly.service", UNITS / "ds01-report-monthly.timer"]
+PLUGIN_UNIT_FILES = [
+    UNITS / "ds01-report-monthly.service",
+    UNITS / "ds01-report-monthly.timer",
+    UNITS / "ds01-web.service",
+]
 # ds01's own units; NVIDIA's dcgm-exporter's (optional, tests/core/test_dcgm_unit_files.py) and
 # the plugins' aside
 UNIT_FILES = sorted(
@@ -77,7 +81,7 @@ def test_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
     verify = tool("systemd-analyze")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("ds01", "ds01d", "ds01-gateway", "ds01-api"):
+    for name in ("ds01", "ds01d", "ds01-gateway", "ds01-api", "ds01-web"):
         stub = bin_dir / name
         stub.write_text("#!/bin/sh\n")
         stub.chmod(0o755)

@@ -43,6 +43,12 @@ class Case:
     expect: str | None = None  # in the output of a successful run
 
 
+def _token_id(session: Session) -> list[str]:
+    """The token the same caller just made (``ds01 token list --json`` as that caller)."""
+    listed = session.run(Case("token list", ["--json"]))
+    return [t["id"] for t in json.loads(listed.stdout) if t["name"] == session.box][-1:] or ["0"]
+
+
 def _newest_grant_id(session: Session) -> list[str]:
     """The exemption the same caller just set (a plain user set none: any id is refused)."""
     grants = json.loads(session.root("admin", "exempt", "list", "--json").stdout)
@@ -178,6 +184,10 @@ CASES: tuple[Case, ...] = (
         expect="runs inside a Slurm job",
     ),
     Case("admin slurm config", admin=True, ok_codes=frozenset({1}), expect="plugins.slurm.gpus"),
+    # ds01-web: every user makes, lists and revokes their own API tokens
+    Case("token create", ["--name", "{box}", "--expires", "1d"], expect="ds01_"),
+    Case("token list", ["--json"], expect='"{box}"'),
+    Case("token revoke", _token_id, expect="revoked token"),
 )
 
 
