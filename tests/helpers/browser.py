@@ -36,7 +36,7 @@ CHROMIUM_ARGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
 )
 
-#: a small phone in portrait (CSS pixels), as most phones' widths are 360–430
+#: a small phone in portrait (CSS pixels), as most phones' widths are 360 to 430
 PHONE = {"width": 360, "height": 740}
 
 
@@ -86,7 +86,7 @@ def axe_violations(
     """axe-core's violations on ``page`` (its WCAG 2.0/2.1 A and AA rules and best
     practices) whose impact is one of ``impacts``; each keeps axe's ``id``, ``impact``,
     ``help`` and ``nodes`` (their ``target`` selectors say where)."""
-    from axe_playwright_python.sync_playwright import Axe
+    from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 
     results = Axe.from_file(str(axe_script())).run(page)
     wanted = set(impacts)

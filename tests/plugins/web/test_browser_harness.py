@@ -47,17 +47,21 @@ class Site:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.page = env.get_template("harness.html").render(
-            static="/static",
-            user="ds01ta",
-            charts=True,
-            csrf_token=CSRF_TOKEN,
-            nav=[
-                {"url": "/", "label": "Dashboard", "current": True},
-                {"url": "/containers/new", "label": "New container", "current": False},
-                {"url": "/usage", "label": "Usage", "current": False},
-            ],
-        ).encode()
+        self.page = (
+            env.get_template("harness.html")
+            .render(
+                static="/static",
+                user="ds01ta",
+                charts=True,
+                csrf_token=CSRF_TOKEN,
+                nav=[
+                    {"url": "/", "label": "Dashboard", "current": True},
+                    {"url": "/containers/new", "label": "New container", "current": False},
+                    {"url": "/usage", "label": "Usage", "current": False},
+                ],
+            )
+            .encode()
+        )
         self.lock = threading.Lock()
         self.fragment_headers: list[dict[str, str]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -92,8 +96,8 @@ class Site:
                     with site.lock:
                         site.fragment_headers.append(dict(self.headers.items()))
                         n = len(site.fragment_headers)
-                    body = f'<p>GPU 0: <span id="reading">{n}</span> readings so far</p>'
-                    self.send(200, body.encode(), "text/html; charset=utf-8")
+                    fragment = f'<p>GPU 0: <span id="reading">{n}</span> readings so far</p>'
+                    self.send(200, fragment.encode(), "text/html; charset=utf-8")
                 elif path == "/outside":
                     body = b'<!doctype html><title>x</title><img src="http://cdn.example.org/x.png" alt="">'
                     self.send(200, body, "text/html; charset=utf-8")
@@ -139,13 +143,19 @@ class Recorder:
         self.errors: list[str] = []
         page.on("request", lambda r: self.urls.append(r.url))
         page.on("requestfailed", lambda r: self.failed.append(r.url))
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", self._console)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
 
     def outside(self) -> list[str]:
         """The requests to anything but http://127.0.0.1."""
         return [
-            u for u in self.urls if urlsplit(u).scheme != "http" or urlsplit(u).hostname != "127.0.0.1"
+            u
+            for u in self.urls
+            if urlsplit(u).scheme != "http" or urlsplit(u).hostname != "127.0.0.1"
         ]
 
 
@@ -163,7 +173,9 @@ def page(browser: Any) -> Iterator[Any]:
 def load(page: Any, site: Site) -> None:
     """Open the harness page and wait for the chart and the first poll."""
     page.goto(site.url + "/")
-    page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('usage-canvas'))")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.getElementById('usage-canvas'))"
+    )
     page.wait_for_selector("#reading")
 
 
