@@ -10,6 +10,7 @@ phone's width needs no sideways scrolling.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import threading
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ class Site:
         )
         self.lock = threading.Lock()
         self.fragment_headers: list[dict[str, str]] = []
+        self.spark_hits = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -92,6 +94,11 @@ class Site:
                         n = len(site.fragment_headers)
                     fragment = f'<p>GPU 0: <span id="reading">{n}</span> readings so far</p>'
                     self.send(200, fragment.encode(), "text/html; charset=utf-8")
+                elif path == "/fragment/spark":
+                    with site.lock:
+                        site.spark_hits += 1
+                        n = site.spark_hits
+                    self.send(200, spark(n).encode(), "text/html; charset=utf-8")
                 elif path == "/outside":
                     body = b'<!doctype html><title>x</title><img src="http://cdn.example.org/x.png" alt="">'
                     # no CSP here: the host-resolver rule alone must stop the request
@@ -109,6 +116,21 @@ class Site:
                     self.send(404, b"not found", "text/plain")
 
         return Handler
+
+
+def spark(n: int) -> str:
+    """A fragment with a chart of its own, as a card's live utilisation will be."""
+    data = [(n + i) % 7 * 10 for i in range(10)]
+    config = {
+        "type": "line",
+        "data": {"labels": list(range(10)), "datasets": [{"label": "GPU 0 %", "data": data}]},
+    }
+    return (
+        '<figure class="chart"><div class="chart-box">'
+        f'<canvas id="spark-canvas" data-chart=\'{json.dumps(config)}\' data-n="{n}"'
+        f' role="img" aria-label="GPU 0 utilisation, last ten readings: {data}"></canvas>'
+        "</div></figure>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +314,16 @@ def test_axe_reports_a_page_with_faults(page: Any, site: Site) -> None:
     )
     ids = sorted(v["id"] for v in axe_violations(page))
     assert ids == ["image-alt", "label"]
+
+
+def test_charts_in_polled_fragments_are_redrawn_and_the_old_ones_destroyed(
+    page: Any, site: Site
+) -> None:
+    load(page, site)
+    page.wait_for_function(
+        "() => Number(document.getElementById('spark-canvas')?.dataset.n) >= 4"
+        " && Chart.getChart(document.getElementById('spark-canvas'))"
+    )
+    # the page's own chart and the latest fragment's: the swapped-out ones were destroyed
+    assert page.evaluate("() => Object.keys(Chart.instances).length") == 2
+    assert page.recorder.errors == []

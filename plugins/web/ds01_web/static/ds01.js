@@ -1,15 +1,16 @@
 /* ds01's page script: draws the charts that pages declare, and sends the CSRF token.
  *
  * A chart is declared in HTML, so that pages need no inline script (CSP "script-src 'self'")
- * and htmx fragments can carry charts too:
+ * and htmx fragments can carry charts too — its Chart.js configuration is JSON in the canvas's
+ * data-chart attribute (in single quotes: Jinja2's tojson escapes them; htmx, which may not
+ * run scripts here, drops every <script> of a fragment, JSON ones included):
  *   <figure class="chart">
- *     <div class="chart-box"><canvas data-chart="gpu-hours" role="img" aria-label="…"></canvas></div>
- *     <script type="application/json" id="gpu-hours">{"type": "bar", "data": {…}}</script>
+ *     <div class="chart-box"><canvas data-chart='{{ config | tojson }}' role="img" aria-label="…"></canvas></div>
  *     <figcaption>…</figcaption>
  *   </figure>
- * The JSON is a Chart.js configuration; the series get the colours --chart-1… of ds01.css
- * unless they name their own. Charts are drawn on load and in every fragment htmx swaps in,
- * and destroyed with the elements htmx removes.
+ * The series get the colours --chart-1… of ds01.css unless they name their own. Charts are
+ * drawn on load and in every fragment htmx swaps in, and destroyed with the elements htmx
+ * removes.
  */
 (function () {
   "use strict";
@@ -24,14 +25,15 @@
     var reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     canvases.forEach(function (canvas) {
       if (window.Chart.getChart(canvas)) return;
-      var source = document.getElementById(canvas.dataset.chart);
-      if (!source) {
-        console.error("ds01: no <script type=application/json id=" + canvas.dataset.chart + "> for a chart");
+      var config;
+      try {
+        config = JSON.parse(canvas.dataset.chart);
+      } catch (e) {
+        console.error("ds01: a canvas's data-chart is not JSON (" + e + "): " + canvas.outerHTML);
         return;
       }
-      var config = JSON.parse(source.textContent);
       var palette = [1, 2, 3, 4].map(function (i) { return cssVar("--chart-" + i); });
-      (config.data.datasets || []).forEach(function (set, i) {
+      ((config.data && config.data.datasets) || []).forEach(function (set, i) {
         var colour = palette[i % palette.length];
         if (!set.backgroundColor) set.backgroundColor = colour;
         if (!set.borderColor) set.borderColor = colour;
