@@ -225,9 +225,16 @@ def _chunks(op: Operation, items: Iterable[Any]) -> Iterator[bytes]:
 
 def create_app(runtime: Runtime) -> Starlette:
     """The REST API for ``runtime`` (best a ``ThreadedRuntime``: operations run on threads)."""
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    from ds01_web import admin, dashboard, login
     from ds01_web.openapi import openapi_document
+    from ds01_web.pages import STATIC, STATIC_URL
+    from ds01_web.site import Site
 
     api = WebApi(runtime)
+    site = Site(runtime, api.settings, api.limiter, api.threads)
 
     async def openapi(request: Request) -> Response:
         return _json(200, openapi_document(runtime))
@@ -235,7 +242,16 @@ def create_app(runtime: Runtime) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         kind = {404: "not_found", 405: "method_not_allowed"}.get(status, "internal")
-        text = f"no page {request.method} {request.url.path}: the API is under /api/v1"
+        if not request.url.path.startswith(PREFIX + "/"):
+            from ds01_web.site import render
+
+            message = (
+                f"there is no page {request.url.path} here: go to the dashboard"
+                if status == 404
+                else f"{request.method} is not how this page is used: go back and use its form"
+            )
+            return render(request, "error.html", None, status, kind=kind, message=message)
+        text = f"no endpoint {request.method} {request.url.path}: see /api/v1/openapi.json"
         return JSONResponse(error_body(kind, text), status)
 
     app = Starlette(
@@ -246,10 +262,15 @@ def create_app(runtime: Runtime) -> Starlette:
                 api.serve,
                 methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
             ),
+            Mount(STATIC_URL, StaticFiles(directory=STATIC), name="static"),
+            *login.ROUTES,
+            *dashboard.ROUTES,
+            *admin.ROUTES,
         ],
         exception_handlers={HTTPException: not_found},
     )
     app.state.api = api
+    app.state.site = site
     return app
 
 

@@ -34,6 +34,10 @@ class WebConfig:
     rate_limit: int = 100
     #: the most operations run at once (a thread each)
     threads: int = 16
+    #: how long a browser stays signed in, from sign-in, whatever it does
+    session_lifetime: Duration = Duration(8 * 3600)
+    #: how recently an admin must have typed their password to act as an admin on the pages
+    reauth_window: Duration = Duration(15 * 60)
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -47,6 +51,9 @@ class WebConfig:
                 problems.append(((field,), f"must be an absolute path, not {value!r}"))
         if float(self.token_max_lifetime) < 60:
             problems.append((("token_max_lifetime",), "must be at least a minute"))
+        for field in ("session_lifetime", "reauth_window"):
+            if float(getattr(self, field)) < 60:
+                problems.append(((field,), "must be at least a minute"))
         for field in ("rate_limit", "max_tokens_per_user", "threads"):
             if getattr(self, field) < 1:
                 problems.append(((field,), "must be at least 1"))

@@ -141,7 +141,7 @@ def test_errors_are_json_with_stable_codes(web):
     token = token_for(runtime, alice.uid, "errors", ["read", "write"])["token"]
     cases = [
         ("GET", "/api/v1/no-such-thing", None, 404, "DS01_NOT_FOUND"),
-        ("GET", "/elsewhere", None, 404, "DS01_NOT_FOUND"),
+        ("GET", "/api/elsewhere", None, 404, "DS01_NOT_FOUND"),
         ("GET", "/api/v1/containers?all=maybe", None, 400, "DS01_INVALID"),
         ("POST", "/api/v1/containers", {"image": "x"}, 400, "DS01_INVALID"),
         ("PUT", "/api/v1/containers", None, 405, "DS01_METHOD_NOT_ALLOWED"),
@@ -155,6 +155,10 @@ def test_errors_are_json_with_stable_codes(web):
         assert answer.json["error"]["message"], (method, path)
     garbage = request(base, "POST", "/api/v1/containers", token, None, {"Content-Type": "x"})
     assert garbage.status == 400
+    page = request(base, "GET", "/elsewhere")  # outside /api: a page for people, not JSON
+    assert page.status == 404 and page.headers["Content-Type"].startswith("text/html"), page
+    assert b"there is no page /elsewhere here" in page.body
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
 
 
 def test_state_changing_calls_are_audited_with_user_and_address(web):

@@ -101,3 +101,37 @@ def token_for(runtime: Runtime, uid: int, name: str, scopes: list[str], expires:
 def events(runtime: Runtime, event_type: str) -> list[dict[str, Any]]:
     with open(runtime.config.paths.event_log_path) as log:
         return [e for e in map(json.loads, log) if e["event_type"] == event_type]
+
+
+def session_for(runtime: Runtime, user: str, uid: int, method: str = "pam") -> str:
+    """A signed-in session for ``user`` made in the app's real session store (as a sign-in
+    would); the secret for its cookie. For page tests that are not about signing in."""
+    from ds01_web.app import settings_of
+    from ds01_web.sessions import SessionStore
+
+    store = SessionStore.under(
+        runtime.config.paths.state_dir, float(settings_of(runtime).session_lifetime)
+    )
+    secret, _ = store.create(user, uid, method, time.time())
+    return secret
+
+
+def signed_in_context(browser: Any, base: str, secret: str, **options: Any) -> Any:
+    """A Playwright browser context that carries the session cookie ``secret`` for ``base``
+    (with the flags the app sets: HttpOnly, Secure, SameSite=Strict)."""
+    from ds01_web.sessions import COOKIE
+
+    context = browser.new_context(**options)
+    context.add_cookies(
+        [
+            {
+                "name": COOKIE,
+                "value": secret,
+                "url": base,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )
+    return context
