@@ -126,6 +126,7 @@ def users(ctx: ServiceContext) -> dict[str, Any]:
                     if entry.source.startswith("override")
                 ),
                 "containers": len(mine),
+                "container_names": sorted(w.name for w in mine),
                 "containers_running": sum(1 for w in mine if w.status == "running"),
                 "gpu_slots": [slot_ids.get(u, u[:12]) for u in held.get(name, [])],
                 "gpu_equivalents": round(weight.get(name, 0.0), 3),

@@ -20,7 +20,7 @@ from ds01_core.api import parse_time
 from ds01_web.errors import WebError
 from ds01_web.site import PageHandler, Visitor, address_of, error_page, page, site_of
 
-#: how often the panel's live parts are fetched again (seconds; the issue asks 10–30)
+#: how often the panel's live parts are fetched again (seconds; the issue asks 10 to 30)
 POLL_SECONDS = 20
 
 #: the admin pages, for their sub-navigation

@@ -41,13 +41,12 @@ def allocation_map(status: dict[str, Any]) -> list[dict[str, Any]]:
             slots.append(
                 {
                     "id": slot["slot_id"],
-                    "name": slot.get("profile") or ("whole GPU" if slot["kind"] == "gpu" else "MIG"),
+                    "name": slot.get("profile")
+                    or ("whole GPU" if slot["kind"] == "gpu" else "MIG"),
                     "weight": round(slot["weight"], 3),
                     "utilization": slot.get("utilization"),
                     "memory": _memory(slot.get("memory_used"), slot.get("memory_total")),
-                    "processes": None
-                    if slot.get("processes") is None
-                    else len(slot["processes"]),
+                    "processes": None if slot.get("processes") is None else len(slot["processes"]),
                     "holder": None
                     if holder is None
                     else {
@@ -127,7 +126,11 @@ async def live_context(request: Request, visitor: Visitor) -> dict[str, Any]:
         "gpus": allocation_map(status or {}),
         "status_error": status_error,
         "queue": [
-            {**row, "waited": age(row["waiting_since"], now), "since": shown_time(row["waiting_since"])}
+            {
+                **row,
+                "waited": age(row["waiting_since"], now),
+                "since": shown_time(row["waiting_since"]),
+            }
             for row in queue or []
         ],
         "queue_error": queue_error,
