@@ -159,7 +159,7 @@ def checked(page: Any, errors: list[str]) -> None:
 
 
 def test_the_admin_sees_the_allocation_map_with_the_holder_and_how_long(browser, world):
-    context = open_as(browser, world, world["admin"])
+    context = open_as(browser, world, world["admin"], color_scheme="dark")  # axe: dark colours
     page = context.new_page()
     errors = watch(page)
     waiter = Waiter(world["runtime"], GpuRequest(user="ds01tb", container="queued-box"))
