@@ -13,6 +13,7 @@ from ds01_core.services import (
     admin_gpu,
     admin_host,
     admin_limits,
+    admin_overview,
     config_view,
     containers,
     events,
@@ -49,6 +50,7 @@ def core_operations() -> tuple[Operation, ...]:
         *admin_limits.OPERATIONS,
         *admin_host.OPERATIONS,
         *admin_gpu.OPERATIONS,
+        *admin_overview.OPERATIONS,
         *config_view.OPERATIONS,
     )
 
