@@ -38,6 +38,8 @@ class WebConfig:
     session_lifetime: Duration = Duration(8 * 3600)
     #: how recently an admin must have typed their password to act as an admin on the pages
     reauth_window: Duration = Duration(15 * 60)
+    #: where admins find the dashboards (e.g. Grafana), shown by ``admin.metrics``
+    dashboards_url: str | None = None
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = []
