@@ -212,12 +212,18 @@ def _value(param: Any) -> Any:
     return {"str": "ds01ta", "int": 1, "float": 1.0, "bool": False, "list": ["ds01ta"]}[param.type]
 
 
+def operation_names(admin_only: bool = False) -> list[str]:
+    """The operations this installation serves (read at collection, for parametrize)."""
+    with tempfile.TemporaryDirectory() as directory:
+        runtime = load_runtime(str(write_config(Path(directory))))
+        try:
+            return sorted(op.name for op in operation_table(runtime) if op.admin or not admin_only)
+        finally:
+            runtime.close()
+
+
 def admin_operations() -> list[str]:
-    runtime = load_runtime(str(write_config(Path(tempfile.mkdtemp()))))
-    try:
-        return sorted(op.name for op in operation_table(runtime) if op.admin)
-    finally:
-        runtime.close()
+    return operation_names(admin_only=True)
 
 
 @pytest.mark.parametrize("name", admin_operations())
