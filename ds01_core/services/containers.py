@@ -18,10 +18,11 @@ from ds01_core.domain.docker_engine import DockerError
 from ds01_core.domain.model import Event, utc_text
 from ds01_core.domain.state.grants import add_grant
 from ds01_core.domain.units import Duration
-from ds01_core.services.errors import Conflict, Invalid, ServiceError, Unavailable
+from ds01_core.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 from ds01_core.services.operations import Operation, Param, ServiceContext
 from ds01_core.services.user_containers import (
     ContainerError,
+    ContainerNotFound,
     ContainerService,
     Created,
     CreateRequest,
@@ -44,6 +45,8 @@ def service_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ServiceError:
             raise
+        except ContainerNotFound as exc:  # 404, as for any object the caller cannot see
+            raise NotFound(str(exc)) from None
         except ContainerError as exc:
             raise Conflict(str(exc)) from None
         except DockerError as exc:

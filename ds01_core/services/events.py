@@ -81,9 +81,14 @@ def follow(
     """Matching events as they are written; ``None`` every :data:`HEARTBEAT` seconds of quiet.
 
     The log is read on a thread of its own, so the stream can send heartbeats and stops the
-    reader as soon as the caller goes away (the generator is closed).
+    reader as soon as the caller goes away (the generator is closed). The filters (who may
+    see what) are checked now, before the stream starts: a refusal is an error, not a 200.
     """
     match = matcher(**_filters(ctx, user, type, container, since, until))
+    return _follow(ctx, match)
+
+
+def _follow(ctx: ServiceContext, match: Any) -> Iterator[dict[str, Any] | None]:
     log = ctx.runtime.events
     stop = threading.Event()
     found: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=10_000)

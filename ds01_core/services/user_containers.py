@@ -45,6 +45,10 @@ class ContainerError(Exception):
     """A user-facing failure: the message says what was wrong and what to do."""
 
 
+class ContainerNotFound(ContainerError):
+    """No container of the user's by that name (another user's is not found either)."""
+
+
 @attrs.frozen
 class CreateRequest:
     name: str
@@ -102,7 +106,7 @@ class ContainerService:
             if w.name == name_or_id or (len(name_or_id) >= 6 and w.id.startswith(name_or_id))
         ]
         if not matches:
-            raise ContainerError(
+            raise ContainerNotFound(
                 f"no container {name_or_id!r} of yours (see `ds01 container list`)"
             )
         if len(matches) > 1:

@@ -48,11 +48,12 @@ def plugin_config_sections() -> Mapping[str, type]:
 @hookimpl
 def service_operations() -> Sequence[Operation]:
     """``slurm.*``: submit checks, listing, status, cancel, a job container's start and end,
-    and (admins) the generated Slurm configuration."""
+    submit and logs as the caller (the REST API), and (admins) the generated configuration."""
     from ds01_slurm.generate_ops import OPERATIONS as GENERATE
     from ds01_slurm.job_ops import OPERATIONS
+    from ds01_slurm.rest_jobs import OPERATIONS as REST
 
-    return [*OPERATIONS, *GENERATE]
+    return [*OPERATIONS, *REST, *GENERATE]
 
 
 @hookimpl

@@ -90,6 +90,9 @@ class SlurmConfig:
     green: GreenConfig = attrs.Factory(GreenConfig)
     #: tell users when their jobs start, end, fail or are cancelled (through ds01-notify)
     notify: bool = True
+    #: the ``ds01`` program a job submitted over the REST API runs on its node (None: ``ds01``
+    #: on the PATH); ``ds01 job submit`` uses the very program it was started as
+    ds01_command: str | None = None
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = [(("idle", *p), m) for p, m in self.idle.config_problems()]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ds01_core.api import (
     Conflict,
+    DockerError,
     Invalid,
     Operation,
     Param,
@@ -100,7 +101,13 @@ def validate(
     memory = limits.get("memory")
     if mem_bytes is not None and memory is not None and mem_bytes > int(memory):
         problems.append(f"--mem is more than your memory limit ({memory})")
-    found = runtime.docker.inspect_image(image)
+    found = None
+    if image.strip():
+        try:
+            found = runtime.docker.inspect_image(image)
+        except DockerError as exc:  # a name the engine cannot read is no image of this server
+            if exc.status is None:
+                raise Unavailable(f"cannot reach Docker: {exc}") from None
     if found is None or image_owner(found) not in (None, user):
         problems.append(f"image {image!r} is not on this server: build or pull it first")
     if workspace is not None:

@@ -74,9 +74,10 @@ def gres(req: JobRequest) -> str | None:
     return f"gpu:{req.gpus}" if req.gpus else None
 
 
-def batch_script(req: JobRequest, log_path: str) -> str:
-    """The script Slurm runs on the node: ``ds01 job run`` with the image and the command."""
-    run = [ds01_command(), "job", "run", "--image", req.image, "--log", log_path]
+def batch_script(req: JobRequest, log_path: str, ds01: str | None = None) -> str:
+    """The script Slurm runs on the node: ``ds01 job run`` with the image and the command
+    (``ds01``: the program on the node; default :func:`ds01_command`)."""
+    run = [ds01 or ds01_command(), "job", "run", "--image", req.image, "--log", log_path]
     if req.workspace:
         run += ["--workspace", req.workspace]
     command = list(req.command) if not req.script_text else ["/bin/sh", "-c", SCRIPT_RUNNER]

@@ -35,10 +35,11 @@ def plugin_config_sections() -> Mapping[str, type]:
 
 @hookimpl
 def service_operations() -> Sequence[Operation]:
-    """``web.token_create``, ``web.token_list``, ``web.token_revoke``."""
+    """``web.token_create``, ``web.token_list``, ``web.token_revoke``; ``admin.metrics``."""
+    from ds01_web.metrics_ops import OPERATIONS as METRICS
     from ds01_web.token_ops import OPERATIONS
 
-    return OPERATIONS
+    return [*OPERATIONS, *METRICS]
 
 
 @hookimpl

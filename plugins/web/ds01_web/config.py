@@ -38,8 +38,8 @@ class WebConfig:
     session_lifetime: Duration = Duration(8 * 3600)
     #: how recently an admin must have typed their password to act as an admin on the pages
     reauth_window: Duration = Duration(15 * 60)
-    #: the metrics dashboards (e.g. Grafana) the admin panel links to; none: no link
-    metrics_url: str | None = None
+    #: where admins find the dashboards (e.g. Grafana), shown by ``admin.metrics``
+    dashboards_url: str | None = None
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -53,6 +53,10 @@ class WebConfig:
                 problems.append(((field,), f"must be an absolute path, not {value!r}"))
         if float(self.token_max_lifetime) < 60:
             problems.append((("token_max_lifetime",), "must be at least a minute"))
+        if self.dashboards_url is not None and not self.dashboards_url.startswith(
+            ("https://", "http://")
+        ):
+            problems.append((("dashboards_url",), "must be an http(s):// address"))
         for field in ("session_lifetime", "reauth_window"):
             if float(getattr(self, field)) < 60:
                 problems.append(((field,), "must be at least a minute"))

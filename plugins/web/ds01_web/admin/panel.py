@@ -80,24 +80,17 @@ def _memory(used: Any, total: Any) -> str | None:
     return f"{format_bytes(int(used or 0))} of {format_bytes(int(total))}"
 
 
-def metrics_links(request: Request) -> list[dict[str, str]]:
-    """Where the metrics are: the configured dashboards, and the exporter when it runs."""
-    site = site_of(request)
+def metrics_links(where: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Where the metrics are (``admin.metrics``): the dashboards, and the exporter when it runs."""
     links = []
-    dashboards = getattr(site.settings, "metrics_url", None)
-    if dashboards and str(dashboards).startswith(("https://", "http://")):
-        links.append({"url": str(dashboards), "label": "Metrics dashboards"})
-    exporter = site.runtime.plugin_config("prometheus")
-    listen = getattr(exporter, "listen", None)
-    if listen:
-        scheme = "https" if getattr(exporter, "tls", False) else "http"
-        host = str(listen)
-        host = f"127.0.0.1{host}" if host.startswith(":") else host
+    if not where:
+        return links
+    if where.get("dashboards_url"):
+        links.append({"url": str(where["dashboards_url"]), "label": "Metrics dashboards"})
+    exporter = where.get("exporter") or {}
+    if exporter.get("url"):
         links.append(
-            {
-                "url": f"{scheme}://{host}/metrics",
-                "label": f"Prometheus exporter ({host}, on the server)",
-            }
+            {"url": str(exporter["url"]), "label": "Prometheus exporter (ds01d, on the server)"}
         )
     return links
 
@@ -156,7 +149,7 @@ async def overview(request: Request, visitor: Visitor) -> Response:
         "admin/panel.html",
         visitor,
         sections=sections("/admin"),
-        metrics=metrics_links(request),
+        metrics=metrics_links((await attempt(visitor, "admin.metrics"))[0]),
         **context,
     )
 
