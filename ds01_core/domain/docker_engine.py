@@ -298,7 +298,12 @@ class DockerAdapter:
     # -- images ---------------------------------------------------------------------------------
 
     def inspect_image(self, image: str) -> dict[str, Any] | None:
-        """``GET /images/{name}/json``, or None when the engine has no such image."""
+        """``GET /images/{name}/json``, or None when the engine has no such image (or ``image``
+        is no image name at all: such a name is never put in an engine URL)."""
+        from ds01_core.domain.images import is_image_reference
+
+        if not is_image_reference(image):
+            return None
         try:
             with self._errors(f"inspect image {image}"):
                 return dict(self.api.inspect_image(image))

@@ -10,6 +10,7 @@ agree on one rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,22 @@ NAMESPACE = "ds01"
 IMAGE_OWNER_LABEL = "ds01.owner"
 _HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
 _NO_TAG = "<none>"
+
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: Docker's reference grammar (distribution/reference), or an image id (full or a prefix)
+_REFERENCE = re.compile(
+    rf"(?:sha256:[0-9a-f]{{64}}|[0-9a-f]{{6,64}}"
+    rf"|(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?)"
+)
+
+
+def is_image_reference(ref: str) -> bool:
+    """Is ``ref`` an image name or id as Docker spells them? Anything else (``..``, ``?``,
+    ``%``, a space) could steer a ``/images/{ref}/json`` request to another endpoint of the
+    engine's API, so it is never sent: it names no image."""
+    return len(ref) <= 512 and _REFERENCE.fullmatch(ref) is not None
 
 
 def user_repository(user: str, name: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 from ds01_core.domain.images import (
     IMAGE_OWNER_LABEL,
     image_owner,
+    is_image_reference,
     namespace_owner,
     normalize_reference,
     real_tags,
@@ -113,3 +114,38 @@ def test_quota_lines_count_the_users_tagged_images_and_sum_all_their_sizes():
     assert (storage.used, storage.limit, storage.over) == (160, None, False)
     none = {"max_images": LimitValue(None, "-"), "max_image_storage": LimitValue(None, "-")}
     assert _image_lines(runtime, "bob", EffectiveLimits("bob", None, none)) == []
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "ds01-test:busybox",
+        "ds01/alice/x:1.0",
+        "localhost:5000/team/img:latest",
+        "nvcr.io/nvidia/pytorch:24.01-py3",
+        "docker.io/library/ubuntu@sha256:" + "a" * 64,
+        "sha256:" + "0" * 64,
+        "abcdef12",
+    ],
+)
+def test_image_references_as_docker_spells_them(ref):
+    assert is_image_reference(ref)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "",
+        "..",
+        "../containers/abc",
+        "x/../../containers/abc",
+        "a?b",
+        "a b",
+        "a%2e",
+        "a//b",
+        "Ubuntu",
+        "x:" + "t" * 200,
+    ],
+)
+def test_paths_and_junk_are_no_image_reference(ref):
+    assert not is_image_reference(ref)

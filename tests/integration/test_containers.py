@@ -368,3 +368,27 @@ def test_another_users_image_is_not_found(config, names, docker_engine, unix_use
         )  # the owner may
     finally:
         docker_engine.api.remove_image(theirs, force=True)
+
+
+def test_an_image_name_cannot_steer_the_engine_api(config, names, docker_engine, unix_users):
+    """An "image" that is a path (``../containers/<id>``) would make ``GET /images/{ref}/json``
+    read another endpoint — here another user's container. It is no image name: refused as
+    not found, and the engine is never asked."""
+    victim = names("victim")
+    ok(config, "container", "create", victim, "--image", IMAGE, "--cpu-only", "--as", "ds01tb")
+    victim_id = docker_engine.inspect_container(victim)["Id"]
+    for steer in (f"../containers/{victim_id}", f"x/../../containers/{victim}", "a?b", "..%2f"):
+        refused = ds01(
+            config,
+            "container",
+            "create",
+            names("steer"),
+            "--image",
+            steer,
+            "--cpu-only",
+            "--as",
+            "ds01ta",
+        )
+        assert refused.exit_code != 0, steer
+        assert "not found on this server" in refused.output, (steer, refused.output)
+        assert docker_engine.inspect_container(names("steer")) is None
