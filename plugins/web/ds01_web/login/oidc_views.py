@@ -135,6 +135,10 @@ async def _identify(
     query = request.query_params
     error, code = query.get("error"), query.get("code")
     who = flow.reauth_user
+    issuer = query.get("iss")
+    if issuer is not None and issuer != provider.config.issuer:  # RFC 9207: a mix-up
+        login_event(site, who, "refused", "oidc", address, why=f"answer from issuer {issuer!r}")
+        return _page(request, 400, "that answer came from another sign-in provider: start again")
     if error or not code:
         said = (query.get("error_description") or error or "no code")[:200]
         login_event(site, who, "refused", "oidc", address, why=f"provider: {said}")
