@@ -5,7 +5,6 @@ brute-force brake, and re-authentication before an admin action."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
