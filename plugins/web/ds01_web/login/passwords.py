@@ -65,7 +65,7 @@ def _ldap_server(cfg: Any, uri: str) -> Any:
             ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
-    return ldap3.Server(uri, tls=tls, connect_timeout=float(cfg.connect_timeout))
+    return ldap3.Server(uri, tls=tls, connect_timeout=max(1, int(float(cfg.connect_timeout))))
 
 
 def _read_secret(path: str) -> str:
@@ -87,7 +87,7 @@ def check_ldap(cfg: Any, user: str, password: str) -> str | None:
     if cfg.user_class:
         wanted = f"(&(objectClass={escape_filter_chars(cfg.user_class)}){wanted})"
     bind = ldap3.AUTO_BIND_TLS_BEFORE_BIND if cfg.start_tls else ldap3.AUTO_BIND_NO_TLS
-    timeout = float(cfg.receive_timeout)
+    timeout = max(1, int(float(cfg.receive_timeout)))
     problems = []
     for uri in cfg.servers:
         server = _ldap_server(cfg, uri)
@@ -117,6 +117,9 @@ def check_ldap(cfg: Any, user: str, password: str) -> str | None:
             person.unbind()
             return None if accepted else f"LDAP: bind as {user_dn} refused: {result}"
         except (LDAPException, OSError) as exc:  # this server is down or broken: the next one
+            problems.append(f"{uri}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # ldap3 lets a few other errors through: logged, a refusal
+            log.exception("LDAP sign-in check against %s failed", uri)
             problems.append(f"{uri}: {type(exc).__name__}: {exc}")
     return "LDAP: no server answered: " + "; ".join(problems)
 
