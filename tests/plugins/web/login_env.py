@@ -104,10 +104,18 @@ TEST_ROUTES = [
 ]
 
 
-@contextmanager
-def serving_app(app: Any) -> Iterator[str]:
+def reserve() -> tuple[socket.socket, str]:
+    """A bound loopback socket for an app to be served on, and its base URL (known before the
+    app's configuration is written: the OpenID redirect URL names it)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def serving_app(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    if sock is None:
+        sock, _ = reserve()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -135,7 +143,10 @@ class World:
 
 @contextmanager
 def login_world(
-    directory: Path, web: dict[str, Any], extra: dict[str, Any] | None = None
+    directory: Path,
+    web: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    sock: socket.socket | None = None,
 ) -> Iterator[World]:
     """The app (and the test routes) for a configuration whose ``plugins.web`` is ``web``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -145,7 +156,7 @@ def login_world(
     app = create_app(runtime)
     app.router.routes[0:0] = TEST_ROUTES
     try:
-        with serving_app(app) as url:
+        with serving_app(app, sock) as url:
             yield World(runtime, url)
     finally:
         runtime.close()
@@ -180,7 +191,9 @@ class Answer:
         return html.unescape(match.group(1))
 
     def __repr__(self) -> str:
-        return f"<{self.status} {self.location or self.text[:400]!r}>"
+        notice = re.search(r'role="alert">\s*(?:<p>)?([^<]*)', self.text)
+        said = notice.group(1).strip() if notice else self.text[:400]
+        return f"<{self.status} {self.url} {self.location or said!r}>"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

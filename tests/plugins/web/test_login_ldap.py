@@ -105,9 +105,11 @@ def test_a_refused_directory_sign_in_says_only_wrong(world, user, password, why)
 def test_methods_are_tried_in_order(ldap_section, unix_users, tmp_path_factory):
     need_root()
     web = {"login": {"methods": ["pam", "ldap"], "pam_service": "ds01-web-test"}}
-    with pam_service(), passwords({"ds01ta": PASSWORDS["ds01ta"]}), login_world(
-        tmp_path_factory.mktemp("login-both"), web, {"ldap": ldap_section}
-    ) as both:
+    with (
+        pam_service(),
+        passwords({"ds01ta": PASSWORDS["ds01ta"]}),
+        login_world(tmp_path_factory.mktemp("login-both"), web, {"ldap": ldap_section}) as both,
+    ):
         for password, method in ((PASSWORDS["ds01ta"], "pam"), ("ds01tapw", "ldap")):
             client = both.client()
             assert client.sign_in("ds01ta", password).status == 303
