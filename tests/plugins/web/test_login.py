@@ -242,3 +242,24 @@ def test_admin_actions_want_a_recent_password(pam_users, tmp_path_factory):
         assert plain.sign_in("ds01ta", TA).status == 303
         token = plain.get("/reauth").field("csrf_token")
         assert plain.post("/test/admin", {"csrf_token": token}).status == 403
+
+
+def test_pages_and_the_api_share_the_per_user_rate_limit(pam_users, unix_users, tmp_path_factory):
+    from tests.plugins.web.web_env import request, token_for
+
+    web = {"rate_limit": 4, "login": {"pam_service": pam_users}}
+    with login_world(tmp_path_factory.mktemp("limit"), web) as limited:
+        client = limited.client()
+        assert client.sign_in("ds01ta", TA).status == 303
+        token = token_for(limited.runtime, unix_users["ds01ta"].uid, "limit", ["read"])["token"]
+        assert request(limited.url, "GET", "/api/v1/whoami", token).status == 200
+        assert request(limited.url, "GET", "/api/v1/whoami", token).status == 200
+        assert client.get("/test/whoami").status == 200
+        assert client.get("/test/whoami").status == 200
+        page = client.get("/test/whoami")  # the fifth request of ds01ta in a minute
+        assert page.status == 429 and "rate_limit" in page.text, page
+        assert request(limited.url, "GET", "/api/v1/whoami", token).status == 429
+        # another user is counted on their own
+        other = limited.client()
+        assert other.sign_in("ds01tb", TB).status == 303
+        assert other.get("/test/whoami").status == 200

@@ -164,3 +164,20 @@ def test_a_client_secret_open_to_others_is_refused(world):
         assert "chmod 600" in last["why"]
     finally:
         os.chmod(secret, 0o600)
+
+
+def test_a_user_name_in_the_id_token_itself(unix_users, tmp_path_factory):
+    """Providers that put the claim in the id_token (no userinfo call needed)."""
+    base = tmp_path_factory.mktemp("login-oidc-claims")
+    sock, url = reserve()
+    callback = [f"{url}/login/oidc/callback"]
+    with oidc_provider(base / "provider", callback, claims_in_id_token=True) as provider:
+        web = {"login": {"methods": [], "oidc": oidc_section(provider.issuer, url, base / "s")}}
+        with login_world(base / "app", web, sock=sock) as made:
+            page = made.client().get("/login")
+            assert (
+                "Sign in with Test University" in page.text and 'name="password"' not in page.text
+            )
+            client = made.client()
+            assert sso(client, "ta-at-uni").status == 200
+            assert client.get("/test/whoami").text == "ds01ta oidc"
