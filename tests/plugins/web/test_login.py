@@ -70,6 +70,19 @@ def test_a_pam_sign_in_gives_a_strict_session_cookie_and_is_audited(world):
     assert ok[-1]["details"] == {"result": "ok", "method": "pam", "address": "127.0.0.1"}
     # signed in, /login sends on to next
     assert client.get("/login?next=/test/whoami").location == "/test/whoami"
+    # signing in again replaces the session: the first one is ended on the server
+    first = client.cookie("ds01_session")
+    other = world.client()
+    form = other.get("/login")  # a form (this browser, signed in, is sent on by /login)
+    both = f"ds01_session={first}; ds01_login={other.cookie('ds01_login')}"
+    again = client.post(
+        "/login",
+        {"csrf_token": form.field("csrf_token"), "next": "/", "username": "ds01ta", "password": TA},
+        headers={"Cookie": both},
+    )
+    assert again.status == 303 and client.cookie("ds01_session") != first
+    stale = world.client().get("/test/whoami", headers={"Cookie": f"ds01_session={first}"})
+    assert stale.status == 303
 
 
 def test_every_wrong_sign_in_gets_the_same_answer_and_is_audited(world):

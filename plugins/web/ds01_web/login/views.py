@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from ds01_web.login.brake import keys_for
 from ds01_web.login.passwords import MAX_NAME, check_password, local_account
 from ds01_web.login.state import LOGIN_COOKIE, LOGIN_COOKIE_AGE, cookie, login_state
-from ds01_web.sessions import clear_cookie_header, cookie_header, csrf_ok
+from ds01_web.sessions import COOKIE, clear_cookie_header, cookie_header, csrf_ok
 from ds01_web.site import (
     NO_STORE,
     Site,
@@ -150,6 +150,7 @@ async def login_submit(request: Request) -> Response:
     account = local_account(name)
     if account is None:  # gone between the check and now
         return _login_page(request, site, 401, WRONG, name, target)
+    await site.run(site.sessions.end, request.cookies.get(COOKIE))  # a session it replaces
     return await start_session(site, name, account.pw_uid, found, address, target)
 
 
