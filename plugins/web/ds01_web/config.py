@@ -1,5 +1,5 @@
 """The ``plugins.web:`` configuration section: where ``ds01-web`` listens, its TLS files, how
-long a personal token may live, and the per-user rate limit.
+long a personal token may live, the per-user rate limit, sessions and sign-in (``login``).
 
 Every field has a default, so a missing section is a working one: loopback on port 8443 without
 TLS (for an admin's TLS reverse proxy in front), tokens of at most 90 days, 100 requests a minute.
@@ -7,11 +7,125 @@ TLS (for an admin's TLS reverse proxy in front), tokens of at most 90 days, 100 
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
 import attrs
 
 from ds01_core.api import Duration
 
 Problem = tuple[tuple[str | int, ...], str]
+#: how a password is checked: the system's PAM stack, or a bind to the LDAP plugin's directory
+PasswordMethod = Literal["pam", "ldap"]
+LOOPBACK_HOSTS = ("localhost",)
+
+
+@attrs.define
+class OidcConfig:
+    """``plugins.web.login.oidc``: an OpenID provider (university SSO) for the sign-in page."""
+
+    #: the provider's issuer URL (``<issuer>/.well-known/openid-configuration`` is read)
+    issuer: str
+    #: the client registered at the provider for ds01-web
+    client_id: str
+    #: a file (mode 0600, root's) holding the client secret
+    client_secret_file: str
+    #: where the provider sends the browser back: ``https://<this server>/login/oidc/callback``
+    redirect_url: str
+    #: the claim that holds the local user name
+    username_claim: str = "preferred_username"
+    scopes: list[str] = attrs.Factory(lambda: ["openid", "profile", "email"])
+    #: if given, the part of ``username_claim`` after ``@`` must be one of these (and is dropped)
+    allowed_domains: list[str] | None = None
+    #: the link's text: "Sign in with <label>"
+    label: str = "university SSO"
+
+
+@attrs.define
+class LoginConfig:
+    """``plugins.web.login``: how people sign in to the pages (the REST API takes tokens only)."""
+
+    #: password checks, tried in this order until one accepts
+    methods: list[PasswordMethod] = attrs.Factory(lambda: ["pam"])
+    #: the PAM service (``/etc/pam.d/<name>``, shipped as packaging/pam.d/ds01-web)
+    pam_service: str = "ds01-web"
+    #: failed sign-ins per user name or per address within ``brake_window`` before a pause
+    brake_failures: int = 10
+    brake_window: Duration = Duration(15 * 60)
+    oidc: OidcConfig | None = None
+
+
+def _url_problem(url: str, what: str) -> str | None:
+    """None for an https URL (or http on loopback, for tests), else what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{what} must be an https:// URL, not {url!r}"
+    if parts.query or parts.fragment:
+        return f"{what} must have no query or fragment: {url!r}"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return f"{what} must use https:// (plain http only on loopback): {url!r}"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def login_problems(login: LoginConfig) -> list[Problem]:
+    """The problems of ``plugins.web.login``, by their path under it."""
+    problems: list[Problem] = []
+    if not login.methods and login.oidc is None:
+        problems.append(
+            (("methods",), "give pam and/or ldap, or configure oidc: nobody could sign in")
+        )
+    if len(set(login.methods)) != len(login.methods):
+        problems.append((("methods",), f"names a method twice: {login.methods}"))
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", login.pam_service):
+        problems.append((("pam_service",), f"not a PAM service name: {login.pam_service!r}"))
+    if login.brake_failures < 1:
+        problems.append((("brake_failures",), "must be at least 1"))
+    if float(login.brake_window) < 60:
+        problems.append((("brake_window",), "must be at least a minute"))
+    oidc = login.oidc
+    if oidc is None:
+        return problems
+    for field in ("issuer", "redirect_url"):
+        found = _url_problem(getattr(oidc, field), field)
+        if found:
+            problems.append((("oidc", field), found))
+    if not oidc.redirect_url.endswith("/login/oidc/callback"):
+        problems.append(
+            (
+                ("oidc", "redirect_url"),
+                f"must end in /login/oidc/callback (ds01-web's callback), not {oidc.redirect_url!r}",
+            )
+        )
+    if not oidc.client_id.strip():
+        problems.append((("oidc", "client_id"), "must not be empty"))
+    if not oidc.client_secret_file.startswith("/"):
+        problems.append(
+            (
+                ("oidc", "client_secret_file"),
+                f"must be an absolute path, not {oidc.client_secret_file!r}",
+            )
+        )
+    if "openid" not in oidc.scopes:
+        problems.append((("oidc", "scopes"), f"must include openid: {oidc.scopes}"))
+    if not oidc.username_claim.strip():
+        problems.append((("oidc", "username_claim"), "must not be empty"))
+    for i, domain in enumerate(oidc.allowed_domains or []):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", domain):
+            problems.append((("oidc", "allowed_domains", i), f"not a domain name: {domain!r}"))
+    if oidc.allowed_domains == []:
+        problems.append((("oidc", "allowed_domains"), "is empty: leave it out, or name a domain"))
+    return problems
 
 
 @attrs.define
@@ -40,6 +154,8 @@ class WebConfig:
     reauth_window: Duration = Duration(15 * 60)
     #: where admins find the dashboards (e.g. Grafana), shown by ``admin.metrics``
     dashboards_url: str | None = None
+    #: how people sign in to the pages (``login.methods``, ``login.pam_service``, ``login.oidc``)
+    login: LoginConfig = attrs.Factory(LoginConfig)
 
     def config_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -57,13 +173,14 @@ class WebConfig:
             ("https://", "http://")
         ):
             problems.append((("dashboards_url",), "must be an http(s):// address"))
-        for field in ("session_lifetime", "reauth_window"):
-            if float(getattr(self, field)) < 60:
-                problems.append(((field,), "must be at least a minute"))
+        for field in ("session_lifetime", "reauth_window"):  # seconds are for tests
+            if float(getattr(self, field)) < 5:
+                problems.append(((field,), "must be at least 5 seconds"))
         for field in ("rate_limit", "max_tokens_per_user", "threads"):
             if getattr(self, field) < 1:
                 problems.append(((field,), "must be at least 1"))
+        problems.extend((("login", *path), text) for path, text in login_problems(self.login))
         return problems
 
 
-__all__ = ["WebConfig"]
+__all__ = ["LoginConfig", "OidcConfig", "PasswordMethod", "WebConfig", "is_loopback"]

@@ -153,6 +153,21 @@ def to_login(request: Request, where: str = "/login") -> Response:
     return RedirectResponse(target, 303, headers=NO_STORE)
 
 
+def to_reauth(request: Request) -> Response:
+    """Off to type the password again, and back after to the page the action was sent from
+    (a POST's own URL cannot be opened again: after re-authentication the admin sends the
+    action again from that page)."""
+    came_from = request.headers.get("HX-Current-URL") or request.headers.get("referer") or ""
+    parts = urlsplit(came_from)
+    back = "/"
+    if parts.netloc == request.headers.get("host", "") and parts.scheme in ("http", "https"):
+        back = safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    target = f"/reauth?next={quote(back, safe='/')}"
+    if request.headers.get("HX-Request"):
+        return Response(status_code=401, headers={"HX-Redirect": target, **NO_STORE})
+    return RedirectResponse(target, 303, headers=NO_STORE)
+
+
 def render(
     request: Request,
     template: str,
@@ -279,7 +294,7 @@ def action(
                     message="only ds01 admins may do this",
                 )
             if admin and not visitor.fresh():
-                return to_login(request, "/reauth")
+                return to_reauth(request)
             status = 200
             try:
                 site.limiter.admit(visitor.caller.name)
@@ -324,7 +339,9 @@ __all__ = [
     "page",
     "render",
     "safe_next",
+    "same_origin",
     "site_of",
     "to_login",
+    "to_reauth",
     "visitor_of",
 ]
