@@ -45,7 +45,14 @@ class World:
         """A container of ``user``'s, made by ``containers.create`` as them (and started)."""
         name = f"wp{self.tag}-{user[-1]}-{suffix}"
         params = gpu or {"cpu_only": True}
-        self.op(user, "containers.create", name=name, image=self.image, command=["sleep", "3600"], **params)
+        self.op(
+            user,
+            "containers.create",
+            name=name,
+            image=self.image,
+            command=["sleep", "3600"],
+            **params,
+        )
         if start:
             self.op(user, "containers.start", name=name)
         return name
@@ -70,7 +77,7 @@ def user_world(base: Path, image: str, docker_engine: Any) -> Iterator[World]:
                     "max_containers_per_user": 20,
                 }
             },
-            "allocation": {"gpu_hold_after_stop": "0s"},
+            "allocation": {"gpu_hold_after_stop": "0s", "stop_timeout": "2s"},
             "plugins": {
                 "projects": {
                     "catalogue": {
@@ -81,9 +88,7 @@ def user_world(base: Path, image: str, docker_engine: Any) -> Iterator[World]:
                         }
                     }
                 },
-                "accounting": {
-                    "carbon": {"source": "schedule", "schedule_file": str(schedule)}
-                },
+                "accounting": {"carbon": {"source": "schedule", "schedule_file": str(schedule)}},
             },
         },
     )
