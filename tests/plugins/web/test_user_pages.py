@@ -6,6 +6,7 @@ every page passes axe, fits a phone's width and breaks no rule of the page's CSP
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ds01_core.domain.model import utc_text
 from tests.helpers.browser import axe_violations, chromium, describe_violations, phone_context
 from tests.plugins.web.user_pages_world import World, user_world
 
@@ -254,3 +256,28 @@ def test_the_remove_step_passes_axe(world, alice) -> None:
     page.goto(f"{world.url}/containers/{world.alice_gpu}/remove")
     found = axe_violations(page)
     assert found == [], describe_violations(found)
+
+
+def test_a_waiting_request_shows_its_position_and_estimate(world, alice) -> None:
+    """A request waiting in the queue (a ticket held by this live process, as `ds01 container
+    create --wait` holds one) after three were served in 1, 2 and 10 minutes."""
+    from tests.core.test_gpu_queue_estimate import _ticket
+
+    runtime, now = world.runtime, world.runtime.now()
+    with runtime.state.transaction() as db:
+        for minutes in (1, 2, 10):
+            start = now - dt.timedelta(hours=1)
+            _ticket(db, "ds01tb", start, start + dt.timedelta(minutes=minutes), "served")
+        _ticket(db, "ds01ta", now - dt.timedelta(minutes=4), alive=True)
+    try:
+        page = alice.page
+        page.goto(world.url + "/")
+        text = page.locator("#queue").inner_text()
+        assert "ds01ta-box waits for 1 GPU: number 1 of 1 in the queue" in text, text
+        assert "expected wait: about 2m" in text, text
+    finally:
+        with runtime.state.transaction() as db:
+            db.execute(
+                "UPDATE gpu_queue SET left_at = ?, outcome = 'timeout' WHERE left_at IS NULL",
+                (utc_text(now),),
+            )
