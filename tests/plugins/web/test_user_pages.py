@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -281,3 +282,26 @@ def test_a_waiting_request_shows_its_position_and_estimate(world, alice) -> None
                 "UPDATE gpu_queue SET left_at = ?, outcome = 'timeout' WHERE left_at IS NULL",
                 (utc_text(now),),
             )
+
+
+def test_a_failing_section_shows_its_error_in_place(world, alice) -> None:
+    """The audit log unreadable (a directory where the file was): Recent activity says so, in
+    words and in place; the rest of the dashboard works; no traceback anywhere."""
+    log = Path(world.runtime.config.paths.event_log_path)
+    kept = log.with_name(log.name + ".kept")
+    log.rename(kept)
+    log.mkdir()
+    try:
+        page = alice.page
+        page.goto(world.url + "/")
+        text = page.locator("#activity").inner_text()
+        assert "Could not show this: cannot read the audit log" in text, text
+        assert card(page, world.alice_gpu).count() == 1
+        fragment = page.request.get(
+            world.url + "/dashboard/activity", headers={"HX-Request": "true"}
+        )
+        assert fragment.status == 200 and "cannot read the audit log" in fragment.text()
+        assert "Traceback" not in page.content() + fragment.text()
+    finally:
+        log.rmdir()
+        kept.rename(log)
