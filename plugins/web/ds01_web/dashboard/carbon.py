@@ -27,7 +27,7 @@ def forecast_chart(points: list[dict[str, Any]]) -> dict[str, Any]:
                 {
                     "label": "g CO₂-eq/kWh",
                     "data": [p.get("grams_per_kwh") for p in points],
-                    "tension": 0.2,
+                    "tension": 0,
                     "pointRadius": 2,
                 }
             ],
