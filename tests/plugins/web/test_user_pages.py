@@ -305,3 +305,37 @@ def test_a_failing_section_shows_its_error_in_place(world, alice) -> None:
     finally:
         log.rmdir()
         kept.rename(log)
+
+
+def test_a_gpu_request_over_the_quota_is_refused_with_what_to_do(world, alice) -> None:
+    extra = world.box("ds01ta", "second-gpu", full_gpu=True)  # 2 of 2 GPU-equivalents held
+    try:
+        page = alice.page
+        page.goto(world.url + "/containers/new")
+        assert (
+            "Your quota allows 0 more GPU-equivalent(s) (of 2)" in page.locator("main").inner_text()
+        )
+        page.get_by_label("Container name").fill(f"wp{world.tag}-a-toomuch")
+        page.get_by_label(re.compile(r"^busybox")).check()
+        page.get_by_label("A full GPU, not shared by MIG").check()
+        page.get_by_role("button", name="Review").click()
+        assert "a full GPU (not shared by MIG)" in page.locator("main").inner_text()
+        page.get_by_role("button", name=re.compile(r"^Create ")).click()
+        alert = page.get_by_role("alert").inner_text()
+        assert "The container was not created" in alert and "quota" in alert, alert
+        assert "Stop or remove a container that holds a GPU" in alert, alert
+        assert page.get_by_label("A full GPU, not shared by MIG").is_checked()
+    finally:
+        world.op("ds01ta", "containers.remove", name=extra, force=True)
+
+
+def test_cancelling_a_job_without_slurm_says_why(world, alice) -> None:
+    page = alice.page
+    page.goto(world.url + "/jobs")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    answer = page.request.post(
+        world.url + "/jobs/4242/cancel", form={"csrf_token": token}, headers={"Origin": world.url}
+    )
+    assert answer.status == 503, answer.status
+    assert "Slurm is not configured on this server" in answer.text()
+    assert "Traceback" not in answer.text()
