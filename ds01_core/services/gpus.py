@@ -11,7 +11,7 @@ from ds01_core.domain.gpu.access import GpuUnavailableError
 from ds01_core.domain.gpu.base import GpuProvider, GpuProviderError, process_listing
 from ds01_core.domain.model import Allocation, Gpu, GpuProcess, GpuSlot
 from ds01_core.domain.state.allocations import Allocations
-from ds01_core.domain.state.gpu_queue import waiting
+from ds01_core.domain.state.gpu_queue import typical_wait, waiting
 from ds01_core.services.errors import Unavailable
 from ds01_core.services.operations import Operation, ServiceContext
 from ds01_core.services.privacy import OTHER_USER, allocation_view, shows_owner
@@ -142,9 +142,12 @@ def access_state(ctx: ServiceContext) -> dict[str, Any]:
 
 
 def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
-    """The GPU wait queue in order; other users' tickets show as ``privacy`` allows."""
+    """The GPU wait queue in order; other users' tickets show as ``privacy`` allows. Each row's
+    ``estimated_wait_seconds`` is a rough guess: its position times the median wait of the
+    requests served in the last week (None when too few were served to say)."""
     try:
         tickets = waiting(ctx.runtime.state.db)
+        typical = typical_wait(ctx.runtime.state.db, ctx.runtime.now()) if tickets else None
     except (OSError, sqlite3.Error) as exc:
         raise Unavailable(f"cannot read the state store: {exc}") from None
     rows = []
@@ -158,6 +161,7 @@ def queue(ctx: ServiceContext) -> list[dict[str, Any]]:
                 "container": t.container_name if own else None,
                 "request": t.request,
                 "waiting_since": t.enqueued_at,
+                "estimated_wait_seconds": None if typical is None else round(typical * position),
                 "mine": t.user == ctx.caller.name,
             }
         )

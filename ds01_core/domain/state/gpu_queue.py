@@ -51,6 +51,32 @@ def _ticket(row: sqlite3.Row) -> Ticket:
     )
 
 
+#: how far back :func:`typical_wait` looks, and how few served requests are too few to say
+TYPICAL_WAIT_WINDOW = dt.timedelta(days=7)
+TYPICAL_WAIT_MIN_SAMPLES = 3
+
+
+def typical_wait(db: sqlite3.Connection, now: dt.datetime) -> float | None:
+    """The median wait, in seconds, of the requests served from the queue in the last
+    :data:`TYPICAL_WAIT_WINDOW` (the latest 50); None with fewer than
+    :data:`TYPICAL_WAIT_MIN_SAMPLES` (too few to say)."""
+    rows = db.execute(
+        "SELECT enqueued_at, left_at FROM gpu_queue WHERE outcome = 'served' AND left_at >= ? "
+        "ORDER BY left_at DESC LIMIT 50",
+        (utc_text(now - TYPICAL_WAIT_WINDOW),),
+    ).fetchall()
+    waits = sorted(
+        (
+            dt.datetime.fromisoformat(r["left_at"]) - dt.datetime.fromisoformat(r["enqueued_at"])
+        ).total_seconds()
+        for r in rows
+    )
+    if len(waits) < TYPICAL_WAIT_MIN_SAMPLES:
+        return None
+    middle = len(waits) // 2
+    return waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
+
+
 def waiting(db: sqlite3.Connection, *, now: dt.datetime | None = None) -> list[Ticket]:
     """Live tickets in queue order; tickets of processes that are gone are closed on the way.
 

@@ -34,11 +34,13 @@ def plugin_config_sections() -> Mapping[str, type]:
 
 @hookimpl
 def service_operations() -> Sequence[Operation]:
-    """``projects.settings``: what the user's own process needs to know from the server."""
+    """``projects.settings``: what the user's own process needs to know from the server;
+    ``projects.images``: the caller's own images (for the web pages)."""
     from ds01_projects.base_updates import operations
+    from ds01_projects.own_images import OPERATIONS as IMAGES
     from ds01_projects.settings import OPERATIONS
 
-    return [*OPERATIONS, *operations()]
+    return [*OPERATIONS, *IMAGES, *operations()]
 
 
 @hookimpl

@@ -82,7 +82,7 @@ def _memory(used: Any, total: Any) -> str | None:
 
 def metrics_links(where: dict[str, Any] | None) -> list[dict[str, str]]:
     """Where the metrics are (``admin.metrics``): the dashboards, and the exporter when it runs."""
-    links = []
+    links: list[dict[str, str]] = []
     if not where:
         return links
     if where.get("dashboards_url"):

@@ -1,7 +1,17 @@
-"""The dashboard pages (routes collected by :func:`ds01_web.app.create_app`)."""
+"""The user pages (routes collected by :func:`ds01_web.app.create_app`): the dashboard and its
+container buttons, the creation wizard, usage, carbon and Slurm jobs. See docs/web-pages.md."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-ROUTES: list[BaseRoute] = []
+from ds01_web.dashboard import carbon, home, jobs, usage, wizard
+
+#: the wizard's /containers/new before home's /containers/{name}/…
+ROUTES: list[BaseRoute] = [
+    *wizard.ROUTES,
+    *home.ROUTES,
+    *usage.ROUTES,
+    *carbon.ROUTES,
+    *jobs.ROUTES,
+]
