@@ -66,6 +66,7 @@ ATTACKS: dict[str, list[tuple[dict[str, Any], str]]] = {
     "gpu.status": [({}, H)],
     "notify.prefs": [({"user": A}, R)],
     "notify.test": [({"user": A}, R)],
+    "projects.images": [({}, H)],
     "projects.settings": [({}, H)],
     "quota": [({"user": A}, R), ({}, H)],
     "slurm.settings": [({}, H)],
