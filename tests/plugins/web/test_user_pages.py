@@ -120,6 +120,37 @@ def test_another_users_container_is_refused(world, alice, docker_engine, verb) -
     assert shown.status == 404 and "you have no container" in shown.text()
 
 
+def test_an_htmx_refusal_keeps_its_status_and_is_shown_in_place(world, alice) -> None:
+    """htmx swaps refusals too (base.html's responseHandling), so the handler answers with the
+    real status: the card list says why, and the audit log records 404, not 200."""
+    page = alice.page
+    page.goto(world.url + "/")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    answer = page.request.post(
+        f"{world.url}/containers/{world.bob_box}/stop",
+        form={"csrf_token": token},
+        headers={"Origin": world.url, "HX-Request": "true"},
+        max_redirects=0,
+    )
+    assert answer.status == 404, answer.status
+    assert f"no container &#39;{world.bob_box}&#39; of yours" in answer.text()
+    with open(world.runtime.config.paths.event_log_path) as log:
+        audit = [
+            e
+            for e in map(json.loads, log)
+            if e["event_type"] == "web.request"
+            and e["details"]["endpoint"] == f"POST /containers/{world.bob_box}/stop"
+        ]
+    assert audit and audit[-1]["details"]["status"] == 404, audit[-1:]
+    # and in the page, the refusal is swapped into the cards (not dropped as an error)
+    page.evaluate(
+        """([name, token]) => htmx.ajax("POST", `/containers/${name}/stop`,
+             {target: "#containers", swap: "outerHTML", values: {csrf_token: token}})""",
+        [world.bob_box, token],
+    )
+    page.get_by_text(f"no container '{world.bob_box}' of yours").wait_for(timeout=10000)
+
+
 def test_stop_start_and_remove_from_the_page(world, alice, docker_engine) -> None:
     name = world.box("ds01ta", "buttons")
     page = alice.page

@@ -65,6 +65,7 @@ async def _after(
             request,
             "user/_containers.html",
             visitor,
+            error.status if error else 200,  # htmx swaps refusals too (base.html)
             poll=POLL,
             containers=cards,
             flash={"text": message, "error": error is not None},

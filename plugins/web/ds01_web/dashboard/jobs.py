@@ -91,6 +91,7 @@ async def cancel(request: Request, visitor: Visitor, form: FormData) -> Response
                 request,
                 "user/_jobs.html",
                 visitor,
+                exc.status,  # htmx swaps refusals too (base.html)
                 jobs=await _table(visitor),
                 poll=POLL,
                 flash=flash,
