@@ -54,6 +54,8 @@ class LoginConfig:
     #: failed sign-ins per user name or per address within ``brake_window`` before a pause
     brake_failures: int = 10
     brake_window: Duration = Duration(15 * 60)
+    #: accounts below this uid (root, system accounts) never sign in to the pages
+    min_uid: int = 1000
     oidc: OidcConfig | None = None
 
 
@@ -85,6 +87,8 @@ def login_problems(login: LoginConfig) -> list[Problem]:
         problems.append(
             (("methods",), "give pam and/or ldap, or configure oidc: nobody could sign in")
         )
+    if login.min_uid < 1:
+        problems.append((("min_uid",), "must be at least 1: root never signs in to the pages"))
     if len(set(login.methods)) != len(login.methods):
         problems.append((("methods",), f"names a method twice: {login.methods}"))
     if not re.fullmatch(r"[A-Za-z0-9._-]+", login.pam_service):

@@ -5,6 +5,7 @@ brute-force brake, and re-authentication before an admin action."""
 
 from __future__ import annotations
 
+import pwd
 import re
 import subprocess
 import time
@@ -276,3 +277,21 @@ def test_pages_and_the_api_share_the_per_user_rate_limit(pam_users, unix_users, 
         other = limited.client()
         assert other.sign_in("ds01tb", TB).status == 303
         assert other.get("/test/whoami").status == 200
+
+
+def test_root_and_accounts_below_min_uid_never_sign_in(pam_users, tmp_path_factory):
+    """Root and system accounts (a uid below ``login.min_uid``) are refused with the same
+    answer as a wrong password, whatever the password: admins sign in as themselves."""
+    from ds01_web.login.passwords import local_account
+
+    assert local_account("root") is None and local_account("root", min_uid=0) is None
+    assert local_account("ds01ta") is not None
+    ta, tb = pwd.getpwnam("ds01ta").pw_uid, pwd.getpwnam("ds01tb").pw_uid
+    assert ta < tb
+    web = {"login": {"methods": ["pam"], "pam_service": pam_users, "min_uid": tb}}
+    with login_world(tmp_path_factory.mktemp("minuid"), web) as world:
+        below = world.client().sign_in("ds01ta", TA)  # the right password
+        assert below.status == 401 and WRONG in below.text, below
+        refused = [e for e in events(world.runtime, "web.login") if e["details"].get("why")]
+        assert "uid of" in refused[-1]["details"]["why"]
+        assert world.client().sign_in("ds01tb", TB).status == 303

@@ -152,9 +152,10 @@ async def _identify(
         login_event(site, who, "refused", "oidc", address, why=exc.detail[:500])
         return _page(request, 401, exc.message)
     name = identity.username
-    account = local_account(name)
+    account = local_account(name, site.settings.login.min_uid)
     if account is None:
-        login_event(site, None, "refused", "oidc", address, name=name[:64], why="no local account")
+        why = "no local account (or a uid below plugins.web.login.min_uid)"
+        login_event(site, None, "refused", "oidc", address, name=name[:64], why=why)
         return _page(
             request,
             403,

@@ -33,14 +33,17 @@ class Checked:
     why: str = ""
 
 
-def local_account(name: str) -> pwd.struct_passwd | None:
-    """The local (NSS) account called exactly ``name``, or None."""
+def local_account(name: str, min_uid: int = 1000) -> pwd.struct_passwd | None:
+    """The local (NSS) account called exactly ``name`` that may sign in to the pages, or None:
+    root and system accounts (a uid below ``min_uid``) never may — an admin signs in as
+    themselves, a member of the admin group."""
     if not name or len(name) > MAX_NAME or "\0" in name:
         return None
     try:
-        return pwd.getpwnam(name)
+        account = pwd.getpwnam(name)
     except KeyError:
         return None
+    return account if account.pw_uid >= max(1, min_uid) else None
 
 
 def check_pam(service: str, user: str, password: str) -> str | None:
@@ -129,8 +132,8 @@ def check_password(runtime: Runtime, login: LoginConfig, user: str, password: st
     of ``login.methods`` that accepts it."""
     if not password or len(password) > MAX_PASSWORD or "\0" in password:
         return Checked(None, "an empty, overlong or NUL-bearing password")
-    if local_account(user) is None:
-        return Checked(None, f"no local account {user!r}")
+    if local_account(user, login.min_uid) is None:
+        return Checked(None, f"no local account {user!r} with a uid of {login.min_uid} or more")
     reasons = []
     for method in login.methods:
         if method == "pam":

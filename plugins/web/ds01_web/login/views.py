@@ -102,7 +102,7 @@ async def _checked(
     """The method that accepted ``name``'s ``password``, or the refusal to send (401 or 429)."""
     state = login_state(request)
     keys = keys_for(name, address)
-    known = name if local_account(name) else None
+    known = name if local_account(name, site.settings.login.min_uid) else None
     shown = name[:MAX_NAME]
     wait = state.brake.wait(keys, site.now())
     if wait:
@@ -147,7 +147,7 @@ async def login_submit(request: Request) -> Response:
     found = await _checked(request, site, name, password, address, target)
     if isinstance(found, Response):
         return found
-    account = local_account(name)
+    account = local_account(name, site.settings.login.min_uid)
     if account is None:  # gone between the check and now
         return _login_page(request, site, 401, WRONG, name, target)
     await site.run(site.sessions.end, request.cookies.get(COOKIE))  # a session it replaces
