@@ -28,6 +28,8 @@ import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
+from ds01_core.domain.images import is_image_reference
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "unix:///var/run/docker.sock"
@@ -300,8 +302,6 @@ class DockerAdapter:
     def inspect_image(self, image: str) -> dict[str, Any] | None:
         """``GET /images/{name}/json``, or None when the engine has no such image (or ``image``
         is no image name at all: such a name is never put in an engine URL)."""
-        from ds01_core.domain.images import is_image_reference
-
         if not is_image_reference(image):
             return None
         try:

@@ -1,6 +1,7 @@
-"""Admin overviews of the whole server: every user ds01 knows (``admin.users``) and the health
-tiles' numbers (``admin.health``), each in one call for the admin panel, the REST API and
-scripts.
+"""The whole server at a glance for admins: ``admin.users`` and ``admin.health``.
+
+Every user ds01 knows (``admin.users``) and the health tiles' numbers (``admin.health``), each
+in one call for the admin panel, the REST API and scripts.
 
 Both are composed from what the other operations read (the inventory, the state store's
 allocations, overrides and queue, the GPU provider and the daemon's GPU health table, the audit

@@ -1,6 +1,7 @@
-"""One of the caller's containers in detail (``containers.inspect``): image, state, GPU slots,
-resource limits, the lifecycle limits that apply to it, created/started, idle time and
-keep-alive.
+"""One of the caller's containers in detail: ``containers.inspect``.
+
+Its image, state, GPU slots, resource limits, the lifecycle limits that apply to it,
+created/started, idle time and keep-alive.
 
 Only the caller's own containers are found (an admin may name a ``user``); another user's is
 "no container of yours", as for every container operation, so names are not disclosed.

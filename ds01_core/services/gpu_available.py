@@ -1,5 +1,7 @@
-"""GPU availability for the caller (``gpu.available``): the slots free now, by kind and MIG
-profile, and how many of each the caller's quota lets them take.
+"""What GPUs the caller could have now: ``gpu.available``.
+
+The slots free now, by kind and MIG profile, and how many of each the caller's quota lets them
+take.
 
 "Free" is what an allocation could be given now: not held by any container (held-after-stop
 included), not on a drained GPU, not kept by a plugin for itself (``reserved_gpu_slots``, e.g.

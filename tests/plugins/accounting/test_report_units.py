@@ -49,5 +49,6 @@ def test_the_service_sends_last_months_report_once() -> None:
 def test_the_docs_install_and_enable_the_timer() -> None:
     text = DOC.read_text()
     for path in PLUGIN_UNIT_FILES:
-        assert f"packaging/systemd/{path.name}" in text
+        if path.name.startswith("ds01-report-"):  # the accounting plugin's units
+            assert f"packaging/systemd/{path.name}" in text
     assert "systemctl enable --now ds01-report-monthly.timer" in text
