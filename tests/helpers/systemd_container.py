@@ -67,8 +67,9 @@ def stage_site_packages(dists: Iterable[metadata.Distribution], into: Path) -> N
             shutil.copy2(source, target)
 
 
-def build_wheel(into: Path) -> Path:
-    """ds01's wheel from this checkout (what ``pip install /path/to/ds01`` would install)."""
+def build_wheel(into: Path, source: Path = ROOT, pattern: str = "ds01-*.whl") -> Path:
+    """ds01's wheel from this checkout (what ``pip install /path/to/ds01`` would install), or
+    a plugin's (``source`` its folder, ``pattern`` its wheel's name)."""
     subprocess.run(
         [
             sys.executable,
@@ -80,12 +81,12 @@ def build_wheel(into: Path) -> Path:
             "--no-build-isolation",
             "--wheel-dir",
             str(into),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = into.glob("ds01-*.whl")
+    (wheel,) = into.glob(pattern)
     return wheel
 
 
@@ -135,6 +136,14 @@ class SystemdContainer:
             f"--disable-pip-version-check /tmp/ds01-install/{wheel.name}"
         )
         self.copy_in(site_packages, SITE)
+
+    def install_wheel(self, wheel: Path) -> None:
+        """A plugin's wheel into ds01's venv (its dependencies staged with the core's)."""
+        self.copy_in(wheel, f"/tmp/ds01-install/{wheel.name}")
+        self.sh(
+            f"{VENV}/bin/pip install --quiet --no-index --no-deps "
+            f"--disable-pip-version-check /tmp/ds01-install/{wheel.name}"
+        )
 
 
 def run(command: list[str]) -> str:

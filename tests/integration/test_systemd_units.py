@@ -7,6 +7,9 @@ bind-mounted at /host-docker.sock: the test only calls ``GET /_ping`` through it
 gets no engine in the container (nothing at /var/run/docker.sock), so it cannot act on the
 shared engine's containers; it only has to run, and stop.
 
+ds01-web runs beside them (installed as docs/web.md says): it serves, and restarting it takes
+neither socket away.
+
 Costs (2 shared cores): the image once, 40-65 s (cached by tag); then ~20 s per run.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -187,8 +191,13 @@ def systemd_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemdCo
         unavailable(f"the gateway in the container needs this host's engine socket ({engine})")
     staged = tmp_path_factory.mktemp("ds01-systemd")
     wheel = build_wheel(staged / "wheel")
+    web_wheel = build_wheel(staged / "web-wheel", ROOT / "plugins" / "web", "ds01_web-*.whl")
     site = staged / "site-packages"
-    stage_site_packages(dependency_closure("ds01"), site)
+    needed = {d.metadata["Name"]: d for d in dependency_closure("ds01")}
+    for dist in dependency_closure("ds01-web"):
+        if dist.metadata["Name"] != "ds01":
+            needed.setdefault(dist.metadata["Name"], dist)
+    stage_site_packages(needed.values(), site)
     (staged / "ds01.yaml").write_text(CONFIG)
     (staged / "client.py").write_text(CLIENT)
 
@@ -196,6 +205,7 @@ def systemd_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemdCo
     host.start("-v", f"{engine}:/host-docker.sock")
     try:
         host.install_ds01(wheel, site)
+        host.install_wheel(web_wheel)  # the web plugin, as docs/web.md installs it
         host.sh("install -d -m 0755 /etc/ds01 /etc/systemd/system /etc/tmpfiles.d")
         host.copy_in(staged / "ds01.yaml", "/etc/ds01/ds01.yaml")
         host.copy_in(staged / "client.py", "/usr/local/bin/ds01-test-client.py")
@@ -211,6 +221,7 @@ def systemd_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SystemdCo
             " && systemctl daemon-reload"
             " && systemctl enable --now ds01-gateway.socket ds01-api.socket"
             " && systemctl enable --now ds01d.service ds01-gateway.service ds01-api.service"
+            " ds01-web.service"
         )
         host.sh("useradd --create-home ds01user")
         yield host
@@ -312,3 +323,68 @@ def test_clients_are_served_throughout_a_restart(
     assert result["failed"] == 0, result
     assert result["ok"] > 0
     assert inode(host, sock) == before
+
+
+def web_status(host: SystemdContainer, path: str) -> str:
+    """``GET http://127.0.0.1:8443<path>`` in the container: the status, or the error."""
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "try:\n"
+        f"    print(urllib.request.urlopen('http://127.0.0.1:8443{path}', timeout=10).status)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+        "except OSError as e:\n"
+        "    print(repr(e))\n"
+    )
+    return host.sh(f"python3 -c {shlex.quote(code)}", user="ds01user").strip()
+
+
+def wait_web(host: SystemdContainer, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while (status := web_status(host, "/login")) != "200":
+        assert time.monotonic() < deadline, f"ds01-web answered {status}\n" + host.sh(
+            "journalctl -u ds01-web --no-pager | tail -20"
+        )
+        time.sleep(0.5)
+
+
+def test_the_web_service_runs_and_restarts_without_taking_the_sockets(
+    systemd_host: SystemdContainer,
+) -> None:
+    """ds01-web's shipped unit under systemd: it serves the sign-in page and the API's schema,
+    and restarting it leaves the gateway and ds01-api answering throughout."""
+    host = systemd_host
+    served(host, "ds01-web")
+    wait_web(host)
+    assert web_status(host, "/api/v1/openapi.json") == "200"
+    assert web_status(host, "/api/v1/whoami") == "401"  # no token: refused, not served
+    (old_pid,) = show(host, "ds01-web.service", "MainPID")
+    loads = {
+        sock: subprocess.Popen(
+            [
+                "docker",
+                "exec",
+                host.name,
+                "runuser",
+                "-u",
+                "ds01user",
+                "--",
+                "python3",
+                "/usr/local/bin/ds01-test-client.py",
+                sock,
+                "loop",
+                "4",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for sock in (GATEWAY_SOCK, API_SOCK)
+    }
+    host.sh("sleep 1 && systemctl restart ds01-web.service")
+    for sock, load in loads.items():
+        out, _ = load.communicate(timeout=60)
+        result = json.loads(out)
+        assert result["failed"] == 0 and result["ok"] > 0, (sock, result)
+    (new_pid,) = show(host, "ds01-web.service", "MainPID")
+    assert new_pid not in ("0", old_pid)
+    wait_web(host)
