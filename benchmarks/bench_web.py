@@ -7,7 +7,9 @@ the listing and the keep-alives have real work to find). ``ds01-web`` runs as it
 (``python -m ds01_web.main``: uvicorn, the real runtime, the real engine) on a loopback port.
 Load comes from ``locust`` headless in another process: each simulated user polls what the
 dashboard polls — ``GET /api/v1/containers``, ``/quota``, ``/gpus`` — now and then keeps its
-container alive (a write, audited), and fetches ``/static/ds01.css``; 1 to 3 s between requests.
+container alive (a write, audited), loads the dashboard page and its htmx sections with a
+browser session (made in the real session store, as /login makes it), and fetches
+``/static/ds01.css``; 1 to 3 s between requests.
 
 Locust runs in its own process: its gevent patches sockets and threads, which the server (and
 its thread pool) must not get; separate processes also keep the load generator's CPU apart from
@@ -58,7 +60,30 @@ class Dashboard(HttpUser):
     def on_start(self):
         me = TOKENS[next(_next) % len(TOKENS)]
         self.client.headers["Authorization"] = "Bearer " + me["token"]
+        self.page = {"Cookie": "ds01_session=" + me["session"]}
         self.box = me["box"]
+
+    # the dashboard in a browser: the page, then its sections as htmx polls them; a redirect
+    # (to /login) or any other answer than the page is a failure, not a fast success
+    def _page(self, path, name, htmx):
+        headers = {**self.page, "HX-Request": "true"} if htmx else self.page
+        with self.client.get(path, headers=headers, name=name, allow_redirects=False,
+                             catch_response=True) as answer:
+            if answer.status_code != 200 or "Traceback" in answer.text:
+                answer.failure(f"{answer.status_code} {answer.headers.get('location', '')}")
+
+    @task(1)
+    def dashboard(self):
+        self._page("/", "GET / (dashboard page)", False)
+
+    @task(3)
+    def dashboard_containers(self):
+        self._page("/dashboard/containers", "GET /dashboard/{section} (htmx poll)", True)
+
+    @task(2)
+    def dashboard_other(self):
+        section = random.choice(["quota", "queue", "week", "activity"])
+        self._page("/dashboard/" + section, "GET /dashboard/{section} (htmx poll)", True)
 
     @task(3)
     def containers(self):
@@ -87,6 +112,7 @@ class Dashboard(HttpUser):
 """
 
 READS = ("GET /api/v1/containers", "GET /api/v1/quota", "GET /api/v1/gpus")
+PAGES = ("GET / (dashboard page)", "GET /dashboard/{section} (htmx poll)")
 WRITE = "POST /api/v1/containers/{name}/keepalive"
 STATIC = "GET /static/ds01.css"
 
@@ -179,6 +205,7 @@ def main() -> None:
     from ds01_core.services.caller import Caller
     from ds01_core.services.catalogue import call as call_op
     from ds01_core.services.operations import ServiceContext
+    from ds01_web.sessions import SessionStore
 
     if shutil.which("locust") is None and not (Path(sys.executable).parent / "locust").exists():
         raise RuntimeError("locust is not installed (tox -e bench installs it)")
@@ -210,13 +237,22 @@ def main() -> None:
     log = workdir / "server.log"
     try:
         runtime = load_runtime(str(config))
+        sessions = SessionStore.under(runtime.config.paths.state_dir)
         tokens = []
         for user in users:
             ctx = ServiceContext(runtime, Caller(user.pw_name, user.pw_uid, False))
             made_token = call_op(
                 ctx, "web.token_create", name="bench", scope=["read", "write"], expires="1d"
             )
-            tokens.append({"user": user.pw_name, "token": made_token["token"], "box": None})
+            secret, _ = sessions.create(user.pw_name, user.pw_uid, "pam", time.time())
+            tokens.append(
+                {
+                    "user": user.pw_name,
+                    "token": made_token["token"],
+                    "session": secret,  # a signed-in browser, as /login would make it
+                    "box": None,
+                }
+            )
         runtime.close()
         with open(log, "wb") as out:
             server = subprocess.Popen(
@@ -280,7 +316,7 @@ def main() -> None:
             raise RuntimeError(f"locust failed: {done.stderr[-2000:]}")
         rows = stats(workdir / "load_stats.csv")
         print(f"{'request':<44} {'count':>6} {'fail':>5} {'p50 ms':>8} {'p95 ms':>8}")
-        for name in (*READS, WRITE, STATIC):
+        for name in (*READS, WRITE, *PAGES, STATIC):
             row = rows.get(name)
             if row:
                 print(
@@ -288,12 +324,18 @@ def main() -> None:
                     f"{row['p50']:8.0f} {row['p95']:8.0f}"
                 )
         api50, api95 = percentiles(workdir / "load_stats.csv", READS)
+        page50, page95 = percentiles(workdir / "load_stats.csv", PAGES)
         static = rows[STATIC]
         print(f"\nAPI reads together      p50 {api50:6.0f} ms   p95 {api95:6.0f} ms")
+        print(f"dashboard together      p50 {page50:6.0f} ms   p95 {page95:6.0f} ms")
         print(f"static file (baseline)  p50 {static['p50']:6.0f} ms   p95 {static['p95']:6.0f} ms")
         print(
             f"ratio API/static        p50 {api50 / max(static['p50'], 1):6.1f}x  "
             f"p95 {api95 / max(static['p95'], 1):6.1f}x   (target: API p95 < 200 ms)"
+        )
+        print(
+            f"ratio dashboard/static  p50 {page50 / max(static['p50'], 1):6.1f}x  "
+            f"p95 {page95 / max(static['p95'], 1):6.1f}x"
         )
         total = rows.get("Aggregated", {}).get("count", 0)
         print(f"requests {total:.0f}, failed {failed(workdir / 'load_failures.csv')}")
