@@ -20,7 +20,7 @@ from ds01_web.config import WebConfig
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.api import Operation
+    from ds01_core.api import DoctorFinding, Operation, Runtime
 
 __version__ = "0.1.0"
 
@@ -48,3 +48,11 @@ def add_cli_commands(cli: click.Group) -> None:
     from ds01_web.token_cli import token
 
     cli.add_command(token)
+
+
+@hookimpl
+def doctor_checks(runtime: Runtime) -> Sequence[DoctorFinding]:
+    """TLS and the sign-in methods' set-up (``ds01_web.doctor``)."""
+    from ds01_web.doctor import doctor_checks as checks
+
+    return checks(runtime)
