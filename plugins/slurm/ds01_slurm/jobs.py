@@ -214,9 +214,10 @@ SQUEUE_FIELDS = (
 SQUEUE_FORMAT = "\t".join(("%i", "%u", "%T", "%M", "%l", "%N", "%r", "%b", "%S", "%V", "%P", "%j"))
 
 
-def queue(cfg: SlurmConfig, users: Sequence[str] | None = None) -> list[dict[str, str]]:
+def queue(cfg: SlurmConfig, users: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every job Slurm has in its queue (pending and running, and finished ones it still
-    remembers), for ``users`` when given: one ``squeue`` call."""
+    remembers), for ``users`` when given: one ``squeue`` call. Each row says whether the job
+    is over (``final``), so that no caller keeps its own copy of Slurm's final states."""
     args = ["-h", "-a", "-t", "all", "-o", SQUEUE_FORMAT]
     if users is not None:
         if not users:
@@ -225,8 +226,10 @@ def queue(cfg: SlurmConfig, users: Sequence[str] | None = None) -> list[dict[str
     return list(parse_queue(run_slurm(cfg, "squeue", args).splitlines()))
 
 
-def parse_queue(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+def parse_queue(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     for line in lines:
         cells = line.split("\t", len(SQUEUE_FIELDS) - 1)
         if len(cells) == len(SQUEUE_FIELDS):
-            yield dict(zip(SQUEUE_FIELDS, cells, strict=True))
+            row: dict[str, Any] = dict(zip(SQUEUE_FIELDS, cells, strict=True))
+            row["final"] = row["state"].split()[0] in FINAL_STATES if row["state"] else False
+            yield row

@@ -20,11 +20,11 @@ import hmac
 import os
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+
+from ds01_web.private_db import private_db
 
 COOKIE = "ds01_session"
 #: 8 hours, as the issue asks; plugins.web.session_lifetime changes it
@@ -45,8 +45,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
 """
-_READY: set[Path] = set()
-_READY_LOCK = threading.Lock()
 
 
 def _digest(secret: str) -> str:
@@ -84,23 +82,8 @@ class SessionStore:
     ) -> SessionStore:
         return cls(Path(state_dir) / "web-sessions.db", lifetime)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with _READY_LOCK:
-            ready = self.path in _READY and self.path.exists()
-            if not ready:
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-                os.chmod(self.path, 0o600)
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            if not ready:
-                db.executescript(SCHEMA)
-                _READY.add(self.path)
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     def create(self, user: str, uid: int, method: str, now: float) -> tuple[str, Session]:
         """A new session for ``user`` and the secret for its cookie (given out once)."""

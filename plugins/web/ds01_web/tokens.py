@@ -17,13 +17,13 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ds01_core.api import utc_text
+from ds01_web.private_db import private_db
 
 SCOPES = ("read", "write")
 PREFIX = "ds01"
@@ -32,7 +32,6 @@ _TOKEN = re.compile(r"^ds01_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
 LAST_USED_EVERY = dt.timedelta(seconds=60)
 _DUMMY = hashlib.sha256(b"not a token").hexdigest()
 #: token files made and given their schema by this process
-_READY: set[Path] = set()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -126,23 +125,8 @@ class TokenStore:
     def under(cls, state_dir: str | os.PathLike[str]) -> TokenStore:
         return cls(Path(state_dir) / "web.db")
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        ready = self.path in _READY and self.path.exists()
-        if not ready:
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            if not ready:
-                db.executescript(SCHEMA)
-                _READY.add(self.path)
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     def create(
         self,

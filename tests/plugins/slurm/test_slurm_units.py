@@ -96,6 +96,18 @@ def test_squeue_rows_keep_a_name_with_tabs_last():
     )
     [row] = parse_queue([line, "garbage"])
     assert row["job_id"] == "5" and row["name"] == "name\twith tab" and row["reason"] == "Resources"
+    assert row["final"] is False  # pending: still to run (the web page offers Cancel)
+
+
+@pytest.mark.parametrize(
+    ("state", "final"),
+    [("RUNNING", False), ("COMPLETED", True), ("CANCELLED by 0", True), ("REVOKED", True),
+     ("SPECIAL_EXIT", True), ("", False)],
+)  # fmt: skip
+def test_squeue_rows_say_whether_the_job_is_over(state, final):
+    cells = ["7", "ds01ta", state, "0:01", "10:00", "n1", "None", "N/A", "", "", "debug", "j"]
+    [row] = parse_queue(["\t".join(cells)])
+    assert row["final"] is final
 
 
 @pytest.mark.parametrize(

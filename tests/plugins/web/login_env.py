@@ -15,8 +15,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -36,6 +33,7 @@ from ds01_core.transports.api_socket.server import ThreadedRuntime
 from ds01_web.app import create_app
 from ds01_web.site import Visitor, action, page
 from tests.helpers.config import write_config
+from tests.plugins.web.web_env import serving_app
 
 REPO = Path(__file__).resolve().parents[3]
 PAM_FILE = REPO / "packaging" / "pam.d" / "ds01-web"
@@ -110,26 +108,6 @@ def reserve() -> tuple[socket.socket, str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@contextmanager
-def serving_app(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
-    if sock is None:
-        sock, _ = reserve()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 class World:

@@ -25,12 +25,18 @@ from ds01_web.app import create_app
 @contextmanager
 def serving(runtime: Runtime) -> Iterator[str]:
     """The app for ``runtime`` on 127.0.0.1 (a free port); yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    with serving_app(create_app(runtime)) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """``app`` served by a real uvicorn (in a thread) on ``sock``, or a free loopback port."""
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), log_level="warning", lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

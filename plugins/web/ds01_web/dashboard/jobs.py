@@ -17,18 +17,6 @@ from ds01_web.errors import WebError
 from ds01_web.site import NO_STORE, Visitor, action, page, render
 
 POLL = 15
-#: Slurm states after which there is nothing to cancel
-FINAL = {
-    "COMPLETED",
-    "CANCELLED",
-    "FAILED",
-    "TIMEOUT",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "OUT_OF_MEMORY",
-    "BOOT_FAIL",
-    "DEADLINE",
-}
 
 
 def _installed(visitor: Visitor) -> None:
@@ -51,7 +39,7 @@ def job_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "limit": row.get("time_limit") or "-",
                 "gres": row.get("gres") or "-",
                 "where": row.get("nodes") or row.get("reason") or "-",
-                "live": state.split()[0] not in FINAL if state else False,
+                "live": not row.get("final", True),  # Slurm's plugin says which are over
             }
         )
     return out
