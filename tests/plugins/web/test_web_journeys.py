@@ -10,7 +10,9 @@ real accounts.
   through ``ds01-api`` — then reports.
 
 With ``DS01_WEB_SCREENSHOTS=<dir>`` the pages are also saved there as PNGs (docs/web/ holds
-the ones the docs show: ``DS01_WEB_SCREENSHOTS=docs/web tox -e test -- tests/plugins/web/test_web_journeys.py``).
+the ones the docs show, with test_usage_page_records.py's usage and carbon pages:
+``DS01_WEB_SCREENSHOTS=docs/web tox -e test -- tests/plugins/web/test_web_journeys.py
+tests/plugins/web/test_usage_page_records.py``).
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def shot(page: Any, name: str, full_page: bool = True) -> None:
 
 def sign_in(browser: Any, world: dict[str, Any], user: str, start: str) -> tuple[Any, Any]:
     """A fresh browser that opens ``start``, is sent to the sign-in form, and signs in there."""
-    context = browser.new_context(viewport=DESKTOP)
+    context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")  # no animation
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -261,9 +263,6 @@ def test_a_user_signs_in_creates_a_container_in_the_wizard_and_stops_it(browser,
     seen = as_user(world["users"]["ds01ta"], world["gateway"], "docker", "inspect",
                    "--format", "{{.State.Status}}", mine)  # fmt: skip
     assert seen.stdout.strip() == "exited", seen
-    for path, name in (("/usage", "usage"), ("/carbon", "carbon")):
-        page.goto(world["url"] + path)
-        shot(page, name)
     assert page.errors == [], page.errors
     context.close()
 

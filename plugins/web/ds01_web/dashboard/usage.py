@@ -65,13 +65,21 @@ def chart(rows: list[dict[str, Any]], by: str) -> dict[str, Any]:
         "data": {
             "labels": [r["key"] for r in rows],
             "datasets": [
-                {"label": "GPU-hours", "data": [r["gpu_hours"] for r in rows], "yAxisID": "y"},
+                # Chart.js draws a lower "order" on top: the line over the bars
+                {
+                    "label": "GPU-hours",
+                    "data": [r["gpu_hours"] for r in rows],
+                    "yAxisID": "y",
+                    "order": 1,
+                },
                 {
                     "type": "line",
                     "label": "Efficiency (%)",
                     "data": [r["efficiency"] for r in rows],
                     "yAxisID": "y1",
                     "spanGaps": True,
+                    "order": 0,
+                    "pointRadius": 4,
                 },
             ],
         },
