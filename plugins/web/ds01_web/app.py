@@ -254,6 +254,22 @@ def create_app(runtime: Runtime) -> Starlette:
         text = f"no endpoint {request.method} {request.url.path}: see /api/v1/openapi.json"
         return JSONResponse(error_body(kind, text), status)
 
+    async def failed(request: Request, exc: Exception) -> Response:
+        """A bug in a page: logged in full (uvicorn logs the traceback), the visitor told in
+        one line — never a traceback, never a bare "Internal Server Error"."""
+        from ds01_web.site import render
+
+        message = (
+            f"ds01-web failed on {request.method} {request.url.path} ({type(exc).__name__}); "
+            "it is logged: try again, and tell an admin if it keeps happening"
+        )
+        if request.url.path.startswith(PREFIX + "/"):
+            return JSONResponse(error_body("internal", message), 500)
+        try:
+            return render(request, "error.html", None, 500, kind="internal", message=message)
+        except Exception:  # the error page itself failed: plain words
+            return Response(message, 500, media_type="text/plain; charset=utf-8")
+
     app = Starlette(
         routes=[
             Route("/api/v1/openapi.json", openapi, methods=["GET"]),
@@ -267,7 +283,7 @@ def create_app(runtime: Runtime) -> Starlette:
             *dashboard.ROUTES,
             *admin.ROUTES,
         ],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, Exception: failed},
     )
     app.state.api = api
     app.state.site = site

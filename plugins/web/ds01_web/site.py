@@ -200,6 +200,7 @@ def navigation(site: Site, visitor: Visitor, current: str) -> list[dict[str, Any
     ]
     if site.has_operation("slurm.jobs"):
         items.append(("/jobs", "Jobs"))
+    items.append(("/tokens", "Tokens"))
     if visitor.is_admin:
         items.append(("/admin", "Admin"))
     return [

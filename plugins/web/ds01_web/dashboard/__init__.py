@@ -1,11 +1,11 @@
 """The user pages (routes collected by :func:`ds01_web.app.create_app`): the dashboard and its
-container buttons, the creation wizard, usage, carbon and Slurm jobs. See docs/web-pages.md."""
+container buttons, the creation wizard, usage, carbon, Slurm jobs and API tokens. See docs/web-pages.md."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from ds01_web.dashboard import carbon, home, jobs, usage, wizard
+from ds01_web.dashboard import carbon, home, jobs, tokens, usage, wizard
 
 #: the wizard's /containers/new before home's /containers/{name}/…
 ROUTES: list[BaseRoute] = [
@@ -14,4 +14,5 @@ ROUTES: list[BaseRoute] = [
     *usage.ROUTES,
     *carbon.ROUTES,
     *jobs.ROUTES,
+    *tokens.ROUTES,
 ]
