@@ -4,6 +4,10 @@ What an admin gets wrong on the first day shows here, before a user finds it: a 
 loopback without TLS (browsers drop the ``Secure`` session cookie and passwords travel in
 clear), a certificate that expires soon, ``pam`` enabled without its PAM service file, ``ldap``
 enabled without directory servers, an OpenID client secret others can read.
+
+Only where ds01-web is set up — its unit installed or the program running: a server with the
+plugin installed but not serving pages is told so, which is not a problem (as the core does
+for the optional dcgm-exporter).
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from ds01_core.api import DoctorFinding, Runtime
 from ds01_web.app import settings_of
 
 PAM_DIR = Path("/etc/pam.d")
+UNIT_FILES = tuple(
+    Path(d) / "ds01-web.service"
+    for d in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+)
+#: how the program shows in a process's command line (the console script, or the module)
+PROGRAM_MARKS = (b"ds01-web", b"ds01_web.main")
 #: a certificate expiring sooner than this is a problem now
 CERT_WARN_DAYS = 21
 
@@ -130,8 +140,34 @@ def _check_secret(path: str) -> DoctorFinding:
     return DoctorFinding("web sign-in", path, True, "the OpenID client secret is root's alone")
 
 
+def set_up_here() -> str | None:
+    """Where ds01-web shows it is set up on this host (its unit file, or a running
+    process), or None."""
+    for unit in UNIT_FILES:
+        if unit.is_file():
+            return str(unit)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            words = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(mark in word for word in words[:3] for mark in PROGRAM_MARKS):
+            return f"process {proc.name}"
+    return None
+
+
 def doctor_checks(runtime: Runtime) -> list[DoctorFinding]:
-    """TLS first, then each enabled sign-in method's set-up."""
+    """TLS first, then each enabled sign-in method's set-up — where ds01-web is set up."""
+    if set_up_here() is None:
+        return [
+            DoctorFinding(
+                "web",
+                "ds01-web",
+                True,
+                "not set up here (no ds01-web.service, no ds01-web running): the pages and the "
+                "REST API are optional (docs/web.md says how to install them)",
+            )
+        ]
     return [check_tls(runtime, dt.datetime.now(dt.UTC)), *check_sign_in(runtime)]
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ from click.testing import CliRunner
 
 from ds01_core.framework.runtime import load_runtime
 from ds01_core.transports.cli import cli
-from ds01_web.doctor import check_sign_in, check_tls, doctor_checks
+from ds01_web.doctor import check_sign_in, check_tls, doctor_checks, set_up_here
 from tests.helpers.config import write_config
 from tests.plugins.web.login_env import need_root, pam_service
 
@@ -26,6 +29,12 @@ def runtime_for(directory: Path, web: dict[str, Any], extra: dict[str, Any] | No
     directory.mkdir(parents=True, exist_ok=True)
     config = write_config(directory, {"plugins": {"web": web, **(extra or {})}})
     return load_runtime(str(config))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def certificate(directory: Path, days: int) -> tuple[str, str]:
@@ -107,12 +116,46 @@ def test_an_oidc_secret_others_can_read_is_a_problem(tmp_path):
     assert closed.ok
 
 
-def test_the_findings_are_in_ds01_admin_doctor(tmp_path):
+def test_where_ds01_web_is_not_set_up_the_doctor_says_so_and_it_is_no_problem(tmp_path):
+    """No ds01-web.service and no ds01-web running (as on this test host): one finding, ok."""
+    assert set_up_here() is None
     config = write_config(tmp_path, {"plugins": {"web": {"listen": "0.0.0.0"}}})
-    assert {f.check for f in doctor_checks(load_runtime(str(config)))} >= {"web tls"}
-    shown = CliRunner().invoke(cli, ["--config", str(config), "admin", "doctor", "--json"])
+    (only,) = doctor_checks(load_runtime(str(config)))
+    assert only.ok and only.check == "web" and "not set up here" in only.message
+
+
+def test_a_running_ds01_web_is_checked_in_ds01_admin_doctor(tmp_path):
+    """The real ``ds01-web`` running (as its unit runs it): ``ds01 admin doctor --json`` has
+    the web checks, and a listener off loopback without TLS is a problem there."""
+    port = free_port()
+    web = {"listen": "127.0.0.1", "port": port}
+    config = write_config(tmp_path, {"plugins": {"web": web}})
+    (tmp_path / "doctor").mkdir()
+    doctor_config = write_config(
+        tmp_path / "doctor", {"plugins": {"web": {"listen": "0.0.0.0", "port": port}}}
+    )
+    log = open(tmp_path / "web.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from ds01_web.main import main; main()", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while set_up_here() is None:
+            assert process.poll() is None, (tmp_path / "web.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        shown = CliRunner().invoke(
+            cli, ["--config", str(doctor_config), "admin", "doctor", "--json"]
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
     assert shown.exit_code in (0, 1), shown.output
     findings = json.loads(shown.output)
     rows = findings if isinstance(findings, list) else findings["findings"]
     web_tls = [f for f in rows if f["check"] == "web tls"]
-    assert web_tls and not web_tls[0]["ok"] and "without TLS" in web_tls[0]["message"]
+    assert web_tls and not web_tls[0]["ok"] and "without TLS" in web_tls[0]["message"], rows
+    assert any(f["check"] == "web sign-in" for f in rows)
