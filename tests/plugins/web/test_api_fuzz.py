@@ -25,6 +25,8 @@ from schemathesis import checks  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+#: never fuzzed (left out of the parametrization, each for its reason; each is tested elsewhere:
+#: events.follow in test_tokens_http.py, the GPU release in tests/core and tests/integration)
 SKIPPED = {
     "events.follow": "an endless stream: a generated request would only time out",
     "admin.gpu.release": "hands every GPU to the driver: never fuzzed",
@@ -61,10 +63,13 @@ def world(tmp_path_factory, unix_users, docker_engine, test_image):
         yield world
 
 
-@pytest.mark.parametrize("name", operation_names())
+def test_the_operations_never_fuzzed_still_exist(world):
+    """The exclusions name operations that are served (a renamed one would be fuzzed again)."""
+    assert set(SKIPPED) <= set(operation_table(world["runtime"]).by_name), SKIPPED
+
+
+@pytest.mark.parametrize("name", [n for n in operation_names() if n not in SKIPPED])
 def test_no_operation_answers_500_or_off_its_schema(world, name):
-    if name in SKIPPED:
-        pytest.skip(SKIPPED[name])
     table = operation_table(world["runtime"])
     if name not in table.by_name:
         pytest.skip(f"{name} is not served here (its plugin is not installed)")
