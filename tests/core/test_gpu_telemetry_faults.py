@@ -197,3 +197,18 @@ def test_a_faults_file_that_cannot_be_looked_at_is_logged_once(
         assert provider.faults_file.error.startswith(f"{path}: cannot read: ")
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(logged) == 1 and str(path) in logged[0]
+
+
+def test_a_gpu_back_between_the_listing_and_the_sensors_is_back_not_failing(
+    write: Writer, provider: SimulatedProvider
+) -> None:
+    """One daemon cycle lists the GPUs, then reads their sensors: a GPU that was lost for the
+    listing and answers the sensors is back, not "reads failing" for a cycle (a spurious
+    ``degraded`` between ``unhealthy`` and ``ok``). A read failing for another reason stays."""
+    write({"gpus": {3: {"fell_off_bus": True}}})
+    provider.processes()  # the listing: GPU 3's reads fail, it is lost
+    assert provider.health()[3].startswith("degraded: ") and "lost" in provider.health()[3]
+    write({})
+    assert not provider.telemetry()[3].fell_off_bus
+    assert provider.health()[3] == "ok"
+    assert set(provider.health().values()) == {"ok"}

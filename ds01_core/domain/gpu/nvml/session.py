@@ -7,7 +7,9 @@ out). The provider and the MIG reader decide what the readings mean.
 
 Reads that matter for the lifecycle (a GPU left out, a process query that failed) also set the
 GPU's health (:meth:`NvmlSession.health`): ``"ok"``, or ``"degraded: <call>: <error>"`` until
-the read succeeds again. Calls that differ by driver generation (the ``_v3`` process query, the
+the read succeeds again, or, for a call that failed because the GPU was lost, until the GPU
+answers any later read (:meth:`NvmlSession.answered`: one daemon cycle lists the GPUs before it
+reads their sensors, and a GPU back between the two is back, not failing). Calls that differ by driver generation (the ``_v3`` process query, the
 ``_v2`` memory query) fall back to the older call once, for the session.
 """
 
@@ -60,6 +62,7 @@ class NvmlSession:
         self._handle_errors: dict[int, Exception] = {}  # why a handle query last failed
         self._unreadable: set[int] = set()
         self._degraded: dict[int, dict[str, str]] = {}  # GPU index -> what failed -> message
+        self._lost_calls: dict[int, set[str]] = {}  # the failures that said the GPU was lost
         self._old_process_call = False  # the driver has no _v3 process query: use _v2
         self._old_memory_call = False  # the driver has no _v2 memory query: use v1
         for index in range(self.count):
@@ -90,7 +93,7 @@ class NvmlSession:
         except self.nvml.NVMLError as exc:
             self._handle_errors[index] = exc
             self._report_unreadable(index, exc)
-            self.degrade(index, "nvmlDeviceGetHandleByIndex", str(exc))
+            self.degrade(index, "nvmlDeviceGetHandleByIndex", str(exc), lost=self._is_lost(exc))
             return None
         self._handle_errors.pop(index, None)
         self.recover(index, "nvmlDeviceGetHandleByIndex")
@@ -119,7 +122,7 @@ class NvmlSession:
             if isinstance(exc, self.nvml.NVMLError_GpuIsLost):
                 self._handles.pop(index, None)
             self._report_unreadable(index, exc)
-            self.degrade(index, what, str(exc))
+            self.degrade(index, what, str(exc), lost=self._is_lost(exc))
             return None
         self.recover(index, what)
         if index in self._unreadable:
@@ -151,12 +154,26 @@ class NvmlSession:
 
     # -- health: what the last reads of each GPU said ---------------------------------------
 
-    def degrade(self, index: int, call: str, error: str) -> None:
-        """Record that ``call`` failed on GPU ``index`` (until :meth:`recover`)."""
+    def _is_lost(self, exc: Exception) -> bool:
+        return isinstance(exc, self.nvml.NVMLError_GpuIsLost)
+
+    def degrade(self, index: int, call: str, error: str, *, lost: bool = False) -> None:
+        """Record that ``call`` failed on GPU ``index`` (until :meth:`recover`; a failure
+        because the GPU was ``lost`` also until :meth:`answered`)."""
         self._degraded.setdefault(index, {})[call] = error
+        if lost:
+            self._lost_calls.setdefault(index, set()).add(call)
+        else:
+            self._lost_calls.get(index, set()).discard(call)
 
     def recover(self, index: int, call: str) -> None:
         self._degraded.get(index, {}).pop(call, None)
+        self._lost_calls.get(index, set()).discard(call)
+
+    def answered(self, index: int) -> None:
+        """GPU ``index`` answered a read: the failures that said it was lost are out of date."""
+        for call in self._lost_calls.pop(index, set()):
+            self._degraded.get(index, {}).pop(call, None)
 
     def health(self) -> dict[int, str]:
         """GPU index -> ``"ok"``, or ``"degraded: <call>: <error>"`` (each failing call)."""

@@ -139,7 +139,7 @@ class TelemetryReader:
 
     def _read_one(self, index: int, handle: Any) -> GpuTelemetry:
         try:
-            return self._read(index, handle)
+            reading = self._read(index, handle)
         except self._nv.NVMLError_GpuIsLost as exc:
             log.debug("GPU %d is lost (%s): fell off the bus", index, exc)
             self._session.forget(index)
@@ -147,6 +147,8 @@ class TelemetryReader:
         except Exception as exc:  # a binding bug must not stop the other GPUs' readings
             log.warning("GPU %d: telemetry not read: %s", index, exc, exc_info=True)
             return self._unread(index, lost=False)
+        self._session.answered(index)  # read after this cycle's listing: the later word
+        return reading
 
     def _read(self, index: int, handle: Any) -> GpuTelemetry:
         ask = self._ask
