@@ -29,6 +29,7 @@ PLUGIN_UNIT_FILES = [
     UNITS / "ds01-report-monthly.service",
     UNITS / "ds01-report-monthly.timer",
     UNITS / "ds01-web.service",
+    UNITS / "ds01-mlflow.service",
 ]
 # ds01's own units; NVIDIA's dcgm-exporter's (optional, tests/core/test_dcgm_unit_files.py) and
 # the plugins' aside
@@ -81,7 +82,7 @@ def test_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
     verify = tool("systemd-analyze")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("ds01", "ds01d", "ds01-gateway", "ds01-api", "ds01-web"):
+    for name in ("ds01", "ds01d", "ds01-gateway", "ds01-api", "ds01-web", "ds01-mlflow-server"):
         stub = bin_dir / name
         stub.write_text("#!/bin/sh\n")
         stub.chmod(0o755)

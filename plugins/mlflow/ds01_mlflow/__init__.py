@@ -8,10 +8,16 @@ Public API beyond the hooks:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ds01_core.api import hookimpl
 from ds01_mlflow.config import MlflowConfig
+
+if TYPE_CHECKING:
+    import click
+
+    from ds01_core.api import DoctorFinding, Operation, Runtime
 
 __version__ = "0.1.0"
 
@@ -22,3 +28,30 @@ __all__ = ["MlflowConfig"]
 def plugin_config_sections() -> Mapping[str, type]:
     """``plugins.mlflow:``, validated by the core with every problem named by its path."""
     return {"mlflow": MlflowConfig}
+
+
+@hookimpl
+def service_operations() -> Sequence[Operation]:
+    """``mlflow.status``, ``mlflow.share``, ``mlflow.unshare`` (users) and
+    ``admin.mlflow.sync`` (admins)."""
+    from ds01_mlflow.ops import OPERATIONS
+    from ds01_mlflow.sync import OPERATIONS as SYNC
+
+    return [*OPERATIONS, *SYNC]
+
+
+@hookimpl
+def add_cli_commands(cli: click.Group) -> None:
+    """``ds01 mlflow status|share|unshare`` and ``ds01 admin mlflow sync``."""
+    from ds01_mlflow.cli import add_commands
+
+    add_commands(cli)
+
+
+@hookimpl
+def doctor_checks(runtime: Runtime) -> Sequence[DoctorFinding]:
+    """The server answers, ds01's admin account is accepted, new experiments are their
+    creator's alone, the secrets' files are root's — where ds01-mlflow is set up."""
+    from ds01_mlflow.doctor import doctor_checks as checks
+
+    return checks(runtime)

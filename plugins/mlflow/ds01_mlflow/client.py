@@ -256,6 +256,18 @@ class MlflowClient:
         raw = found.get("experiment") or {}
         return Experiment(str(raw["experiment_id"]), raw["name"], raw.get("lifecycle_stage", ""))
 
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        try:
+            found = self._call(
+                "GET", "/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment_id}
+            )
+        except MlflowError as exc:
+            if exc.code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        raw = found.get("experiment") or {}
+        return Experiment(str(raw["experiment_id"]), raw["name"], raw.get("lifecycle_stage", ""))
+
     def create_experiment(self, name: str) -> str:
         return str(
             self._call("POST", "/api/2.0/mlflow/experiments/create", json={"name": name})[

@@ -139,6 +139,13 @@ def ensure_experiment(config: MlflowConfig, admin: MlflowClient, user: str, name
         return experiment_id
 
 
+def experiment_owner(config: MlflowConfig, experiment_id: str) -> str | None:
+    """The user ds01 knows ``experiment_id`` to be made for (None: not one ds01 made)."""
+    with _owned(config) as owned:
+        row = owned.execute("SELECT user FROM owned WHERE id = ?", (experiment_id,)).fetchone()
+    return str(row[0]) if row is not None else None
+
+
 @contextlib.contextmanager
 def _owned(config: MlflowConfig) -> Iterator[sqlite3.Connection]:
     """The experiments ds01 knows to be a user's (root-only, beside the credential files)."""
