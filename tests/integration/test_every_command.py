@@ -188,6 +188,15 @@ CASES: tuple[Case, ...] = (
     Case("token create", ["--name", "{box}", "--expires", "1d"], expect="ds01_"),
     Case("token list", ["--json"], expect='"{box}"'),
     Case("token revoke", _token_id, expect="revoked token"),
+    # ds01-mlflow: no MLflow is set up here (tests/plugins/mlflow run a real one): one line each
+    Case("mlflow status", ok_codes=frozenset({1}), expect="MLflow is not set up"),
+    Case(
+        "mlflow share", ["{box}", "ds01tb"], ok_codes=frozenset({1}), expect="MLflow is not set up"
+    ),
+    Case("mlflow unshare", ["{box}", "ds01tb"], ok_codes=frozenset({1}), expect="not set up"),
+    Case(
+        "admin mlflow sync", ["--dry-run"], admin=True, ok_codes=frozenset({1}), expect="not set up"
+    ),
 )
 
 

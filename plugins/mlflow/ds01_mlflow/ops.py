@@ -53,6 +53,13 @@ def not_set_up(config: MlflowConfig) -> str | None:
     )
 
 
+def require_set_up(config: MlflowConfig) -> None:
+    """Refuse at once, in one line, where MLflow is not set up."""
+    reason = not_set_up(config)
+    if reason is not None:
+        raise Unavailable(reason)
+
+
 def server_down(config: MlflowConfig) -> str:
     return f"the MLflow server at {config.url} does not answer" + (
         f" — {reason}" if (reason := not_set_up(config)) else f"; {SERVER_HINT}"
@@ -65,7 +72,7 @@ def as_service_errors(config: MlflowConfig) -> Iterator[None]:
     try:
         yield
     except ProvisionError as exc:
-        raise Unavailable(str(exc)) from None
+        raise Unavailable(not_set_up(config) or str(exc)) from None
     except MlflowError as exc:
         if exc.status == 0:  # unreachable
             raise Unavailable(server_down(config)) from None
@@ -189,6 +196,7 @@ def _record(ctx: ServiceContext, kind: str, **details: Any) -> None:
 def share(ctx: ServiceContext, experiment: str, user: str, permission: str = "READ") -> dict:
     """Give USER ``permission`` on EXP (their MLflow account made if missing)."""
     config = mlflow_config(ctx.runtime)
+    require_set_up(config)
     level = _permission(permission)
     target = _local_user(user)
     if target == ctx.caller.name:
@@ -221,6 +229,7 @@ def share(ctx: ServiceContext, experiment: str, user: str, permission: str = "RE
 def unshare(ctx: ServiceContext, experiment: str, user: str) -> dict:
     """Take USER's permission on EXP away (its owner's stays)."""
     config = mlflow_config(ctx.runtime)
+    require_set_up(config)
     target = normalize_username(user)
     if target == ctx.caller.name:
         raise Invalid("you cannot unshare an experiment from yourself; name another user")
@@ -278,4 +287,4 @@ OPERATIONS = [
     ),
 ]
 
-__all__ = ["OPERATIONS", "as_service_errors", "not_set_up", "server_down"]
+__all__ = ["OPERATIONS", "as_service_errors", "not_set_up", "require_set_up", "server_down"]

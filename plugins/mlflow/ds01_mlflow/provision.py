@@ -52,7 +52,7 @@ def admin_password(config: MlflowConfig) -> str:
     except OSError as exc:
         raise ProvisionError(
             f"cannot read the MLflow admin password from {path} ({exc.strerror}); "
-            "write it there (mode 0600, root's) — see docs/mlflow.md"
+            "write it there (mode 0600, root's) — see docs/mlflow-admin.md"
         ) from None
     if len(password) < 12:
         raise ProvisionError(f"the MLflow admin password in {path} is shorter than 12 characters")

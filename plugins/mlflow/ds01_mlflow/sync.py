@@ -28,7 +28,7 @@ from ds01_core.api import (
 from ds01_mlflow.client import MlflowClient, MlflowError
 from ds01_mlflow.config import MlflowConfig
 from ds01_mlflow.credentials import Credentials, new_password
-from ds01_mlflow.ops import as_service_errors
+from ds01_mlflow.ops import as_service_errors, require_set_up
 from ds01_mlflow.provision import admin_client, ensure_user, mlflow_config, store
 
 
@@ -131,6 +131,7 @@ def sync(
     """An account for every ds01 user (or ``user``), admin flags from the admin group."""
     ctx.require_admin()
     config = mlflow_config(ctx.runtime)
+    require_set_up(config)
     group = ctx.runtime.config.gateway.admin_group
     warnings: list[str] = []
     if user:
