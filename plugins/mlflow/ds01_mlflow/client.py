@@ -192,6 +192,10 @@ class MlflowClient:
             self._call("POST", "/api/3.0/mlflow/users/permissions/grant", json=body)
             return
         except MlflowError as exc:
+            if exc.code == "RESOURCE_ALREADY_EXISTS":  # MLflow 3 grants once: replace it
+                self.revoke(username, experiment_id)
+                self._call("POST", "/api/3.0/mlflow/users/permissions/grant", json=body)
+                return
             if exc.status != 404 or exc.code == "RESOURCE_DOES_NOT_EXIST":
                 raise
         v2 = {"experiment_id": experiment_id, "username": username, "permission": permission}

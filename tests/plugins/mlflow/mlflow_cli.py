@@ -16,7 +16,7 @@ import pytest
 from ds01_core.api import load_runtime
 from ds01_mlflow.client import MlflowClient, MlflowError
 from ds01_mlflow.config import MlflowConfig
-from ds01_mlflow.credentials import CredentialStore, Credentials
+from ds01_mlflow.credentials import Credentials, CredentialStore
 from ds01_mlflow.provision import ensure_user, mlflow_config
 from tests.helpers.servers import running_api
 from tests.helpers.user_cli import run_as
