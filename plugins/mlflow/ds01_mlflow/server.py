@@ -114,7 +114,8 @@ def main(config_path: str | None, print_only: bool) -> None:
             )
         command, environment = prepare(config)
     except Exception as exc:  # one line for the journal: what is wrong, then exit
-        click.echo(f"ds01-mlflow-server: cannot start: {exc}", err=True)
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        click.echo(f"ds01-mlflow-server: cannot start: {reason}", err=True)
         sys.exit(1)
     if print_only:
         click.echo(" ".join(command))

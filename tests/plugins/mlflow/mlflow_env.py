@@ -23,7 +23,7 @@ from typing import Any
 import docker
 import pytest
 
-from ds01_mlflow.client import MlflowClient
+from ds01_mlflow.client import MlflowClient, MlflowError
 from tests.helpers.config import write_config
 
 VENV = Path(os.environ.get("DS01_MLFLOW_VENV", "/opt/ds01-test-mlflow"))
@@ -41,7 +41,11 @@ def bridge_address() -> str:
 
 
 def free_port(host: str, first: int = 19500, last: int = 19599) -> int:
-    for port in range(first, last + 1):
+    """A free port, tried from a random one on: parallel sessions (and a port left free for
+    a moment by a restart) seldom pick the same."""
+    start = secrets.randbelow(last - first + 1)
+    for offset in range(last - first + 1):
+        port = first + (start + offset) % (last - first + 1)
         with socket.socket() as s:
             try:
                 s.bind((host, port))
@@ -101,10 +105,20 @@ class MlflowServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise AssertionError(f"the MLflow server died:\n{self.log.read_text()[-3000:]}")
-                if probe.health():
+                if probe.health() and self._ours():
                     return
                 time.sleep(0.2)
         raise AssertionError(f"the MLflow server did not answer:\n{self.log.read_text()[-3000:]}")
+
+    def _ours(self) -> bool:
+        """The server answering is this one (its admin password is accepted), not another
+        session's that took the port while this one was stopped."""
+        with self.admin() as admin:
+            try:
+                admin.search_experiments(max_results=1)
+            except MlflowError:
+                return False
+        return True
 
     def stop(self) -> None:
         process, self.process = self.process, None
