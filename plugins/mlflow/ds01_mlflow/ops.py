@@ -193,7 +193,9 @@ def _record(ctx: ServiceContext, kind: str, **details: Any) -> None:
     )
 
 
-def share(ctx: ServiceContext, experiment: str, user: str, permission: str = "READ") -> dict:
+def share(
+    ctx: ServiceContext, experiment: str, user: str, permission: str = "READ"
+) -> dict[str, Any]:
     """Give USER ``permission`` on EXP (their MLflow account made if missing)."""
     config = mlflow_config(ctx.runtime)
     require_set_up(config)
@@ -226,7 +228,7 @@ def share(ctx: ServiceContext, experiment: str, user: str, permission: str = "RE
     }
 
 
-def unshare(ctx: ServiceContext, experiment: str, user: str) -> dict:
+def unshare(ctx: ServiceContext, experiment: str, user: str) -> dict[str, Any]:
     """Take USER's permission on EXP away (its owner's stays)."""
     config = mlflow_config(ctx.runtime)
     require_set_up(config)
