@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ds01_core.api import CycleStep, Event, Gpu, Workload
 from ds01_mlflow.client import MlflowClient, MlflowError, MlflowUnavailable, Run
 from ds01_mlflow.provision import ProvisionError, admin_client, mlflow_config
-from ds01_mlflow.wiring import EXPERIMENT_LABEL
+from ds01_mlflow.wiring import EXPERIMENT_LABEL, set_up
 
 if TYPE_CHECKING:
     from ds01_core.api import CycleContext
@@ -118,7 +118,7 @@ def run(ctx: CycleContext) -> list[Event]:
     runtime = ctx.runtime
     config = mlflow_config(runtime)
     groups = wired(ctx.workloads)
-    if not config.gpu_metrics or not groups:
+    if not config.gpu_metrics or not groups or not set_up(config):
         return []
     gpus = list(ctx.report.gpus)
     if not gpus:

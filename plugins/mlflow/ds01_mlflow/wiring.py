@@ -18,7 +18,8 @@ The mount is added to the body after the gateway's create policy judged the user
 before any bind mount is looked at, so ds01's own mount neither trips the policy nor confuses
 ownership.
 
-Never does tracking stop a create: when the server is down (or the admin password unreadable)
+Nothing happens on a host where the server is not set up (no admin password file). Never
+does tracking stop a create: when the server is down (or the admin password unreadable)
 the container is created unwired, with a warning in the log and an ``mlflow.unwired`` audit
 event; ``alice/<project>`` taken by another account (someone made it first, to read what she
 logs) gives her ``alice/<project>.<6 hex>`` instead (event ``mlflow.experiment_taken``). A
@@ -29,6 +30,7 @@ ds01 password must not be sent to another server.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -73,7 +75,7 @@ def experiment_label(spec: ContainerSpec) -> str:
 def prepare(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
     """The ``prepare_container`` hook: wire the container, or record why not. Never refuses."""
     config = mlflow_config(runtime)
-    if not config.wire_containers:
+    if not config.wire_containers or not set_up(config):
         return None
     body = spec.body
     labels: dict[str, str] = body.setdefault("Labels", {})
@@ -115,6 +117,12 @@ def prepare(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
     labels[STATE_LABEL] = "wired"
     labels[EXPERIMENT_LABEL] = experiment
     return None
+
+
+def set_up(config: MlflowConfig) -> bool:
+    """The server is set up here: its admin password file exists (a host with the plugin
+    installed and no server gets no wiring, and no warning on every create)."""
+    return os.path.lexists(config.admin_password_file)
 
 
 def _provision(

@@ -292,3 +292,20 @@ def test_with_the_server_down_a_create_succeeds_unwired(
     logged = (tmp_path / "log" / "events.jsonl").read_text().splitlines()
     unwired = [e for e in map(json.loads, logged) if e["event_type"] == "mlflow.unwired"]
     assert unwired and "did not answer" in unwired[0]["details"]["reason"]
+
+
+def test_where_no_server_is_set_up_nothing_is_added(
+    tmp_path, mlflow_server: MlflowServer, test_image, cgroup_test_root
+) -> None:
+    """The plugin installed, no admin password file: no wiring, no label, no event."""
+    absent = {**mlflow_server.section, "admin_password_file": str(tmp_path / "none")}
+    config = write_config(
+        tmp_path, {"plugins": {"cgroups": {"root": cgroup_test_root}, "mlflow": absent}}
+    )
+    made = ContainerService(load_runtime(str(config)), "ds01ta").create(
+        CreateRequest(name=PREFIX + "unset", image=test_image, cpu_only=True)
+    )
+    info = inspect(made.id)
+    assert "ds01.mlflow" not in info["Config"]["Labels"]
+    assert not [e for e in env_of(info) if e.startswith("MLFLOW_")]
+    assert "mlflow.unwired" not in (tmp_path / "log" / "events.jsonl").read_text()
