@@ -253,6 +253,18 @@ def test_the_cli_wires_and_no_mlflow_and_the_env_switch_do_not(
         )
         assert any(m["Destination"].endswith("/.mlflow") for m in info["Mounts"]) is wired
         assert labels["ds01.mlflow"] == ("wired" if wired else "off")
+    for bad, says in (
+        ("NOEQUALS", "write it as KEY=VALUE"),
+        ("NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES is set by ds01"),
+    ):
+        result = run_as(
+            alice,
+            user_cli,
+            ["container", "create", PREFIX + "bad", "--image", test_image, "--env", bad],
+            env=env,
+        )
+        assert result.returncode != 0 and says in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
     off = PREFIX + "gw-off"
     ok(
         docker(
