@@ -88,7 +88,9 @@ CLI commands (``add_cli_commands`` hook)
     ``CliState``, ``pass_state``: the state ``@pass_state`` hands a command, and its way to the
     services (``state.call(operation, **params)``); ``json_option``, ``print_json``,
     ``print_table``: ``--json`` and tables the way every ds01 command prints them; ``fail``:
-    ``Error: …`` on stderr and an exit code.
+    ``Error: …`` on stderr and an exit code; ``add_create_env_flag``: a flag of
+    ``ds01 container create`` that sets an environment entry in the new container (a
+    plugin's opt-out switch its ``prepare_container`` reads, e.g. ``--no-mlflow``).
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ if TYPE_CHECKING:
     from ds01_core.services.plugin_functions import quota_lines as quota_lines
     from ds01_core.services.plugin_functions import release_gpus as release_gpus
     from ds01_core.transports.api_socket.server import ThreadedRuntime as ThreadedRuntime
+    from ds01_core.transports.cli.container_cmd import add_create_env_flag as add_create_env_flag
     from ds01_core.transports.cli.output import fail as fail
     from ds01_core.transports.cli.output import json_option as json_option
     from ds01_core.transports.cli.output import print_json as print_json
@@ -252,6 +255,7 @@ _SOURCES: dict[str, str] = {
     "print_json": "ds01_core.transports.cli.output",
     "print_table": "ds01_core.transports.cli.output",
     "fail": "ds01_core.transports.cli.output",
+    "add_create_env_flag": "ds01_core.transports.cli.container_cmd",
     # functions offered to plugins (over the core's internals)
     "current_workloads": "ds01_core.services.plugin_functions",
     "find_user_container": "ds01_core.services.plugin_functions",
@@ -369,6 +373,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "user_repository",
     # CLI commands
     "CliState",
+    "add_create_env_flag",
     "fail",
     "json_option",
     "pass_state",

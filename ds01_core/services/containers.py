@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ds01_core.framework.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def service_errors(fn: F) -> F:
@@ -84,6 +86,7 @@ def create(
     command: list[str] | None = None,
     wait: float | None = None,
     user: str | None = None,
+    env: list[str] | None = None,
 ) -> dict[str, Any]:
     if sum([bool(gpus), bool(mig), full_gpu, cpu_only]) > 1:
         raise Invalid("choose one of --gpus, --mig, --full-gpu, --cpu-only")
@@ -93,6 +96,12 @@ def create(
         raise Invalid(f"workspace {workspace!r} must be an absolute path")
     if wait is not None and wait < 0:
         raise Invalid("--wait must not be negative")
+    for entry in env or []:
+        key, sep, _ = str(entry).partition("=")
+        if not sep or not _ENV_KEY.match(key):
+            raise Invalid(f"environment entry {entry!r}: write it as KEY=VALUE")
+        if key == "NVIDIA_VISIBLE_DEVICES":
+            raise Invalid("NVIDIA_VISIBLE_DEVICES is set by ds01: ask for GPUs with --gpus/--mig")
     svc = _service(ctx, user)
     created = svc.create(
         CreateRequest(
@@ -107,6 +116,7 @@ def create(
             project=project,
             command=tuple(command or ()),
             wait=wait,
+            env=tuple(str(e) for e in env or ()),
         )
     )
     return _created_json(created, svc.user)
@@ -269,6 +279,7 @@ OPERATIONS = (
             Param("command", "list"),
             Param("wait", "float"),
             _USER,
+            Param("env", "list"),
         ),
         summary="Create a container with GPU slots allocated to you.",
     ),

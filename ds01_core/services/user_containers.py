@@ -62,11 +62,12 @@ class CreateRequest:
     project: str | None = None
     command: tuple[str, ...] = ()
     wait: float | None = None
-    #: for services (never from a user's request): exact GPU slots, labels, environment, the
-    #: user's own uid:gid in the container, a batch (no terminal) container, who asked
+    #: the container's environment (``KEY=VALUE``; a user's ``--env``, or a service's)
+    env: tuple[str, ...] = ()
+    #: for services (never from a user's request): exact GPU slots, labels, the user's own
+    #: uid:gid in the container, a batch (no terminal) container, who asked
     slot_uuids: tuple[str, ...] = ()
     labels: Mapping[str, str] = attrs.Factory(dict)
-    env: tuple[str, ...] = ()
     as_user: bool = False
     batch: bool = False
     source: str = "ds01"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -12,12 +13,45 @@ from ds01_core.domain.units import ByteSize, Duration, format_bytes
 from ds01_core.transports.cli.output import json_option, print_json, print_table
 from ds01_core.transports.cli.state import CliState, pass_state
 
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
 as_option = click.option(
     "--as",
     "as_user",
     metavar="USER",
     help="Act for USER (admins only).",
 )
+
+
+#: ``ctx.meta`` key of the environment entries plugin flags (:func:`add_create_env_flag`) add
+EXTRA_ENV = "ds01.container_create.env"
+
+
+def add_create_env_flag(cli: click.Group, flag: str, entry: str, help: str) -> None:
+    """Give ``ds01 container create`` a flag ``flag`` (``--no-mlflow``) that sets the
+    environment entry ``entry`` (``DS01_MLFLOW=off``) in the new container, as if the user had
+    written ``--env entry``; for a plugin's ``add_cli_commands``, whose ``prepare_container``
+    then reads the entry from the create body's ``Env`` (the same entry ``docker run -e`` and
+    the REST API's ``env`` give, so every create path has the same switch).
+
+    :raises ValueError: ``entry`` is not ``KEY=VALUE`` or ``cli`` has no ``container create``.
+    """
+    if not _ENV_KEY.match(entry.partition("=")[0]) or "=" not in entry:
+        raise ValueError(f"{entry!r} is not an environment entry KEY=VALUE")
+    group = cli.commands.get("container")
+    command = group.commands.get("create") if isinstance(group, click.Group) else None
+    if command is None:
+        raise ValueError("the ds01 CLI has no `container create` command")
+    if any(flag in getattr(p, "opts", ()) for p in command.params):
+        return  # added already (the CLI built again in the same process)
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.meta.setdefault(EXTRA_ENV, []).append(entry)
+
+    command.params.append(
+        click.Option([flag], is_flag=True, expose_value=False, callback=remember, help=help)
+    )
 
 
 class DurationParam(click.ParamType):
@@ -64,6 +98,14 @@ def container() -> None:
 )
 @click.option("--project", help="A project name, recorded as a label.")
 @click.option(
+    "--env",
+    "-e",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set an environment variable in the container (repeatable).",
+)
+@click.option(
     "--wait",
     "wait",
     type=DurationParam(),
@@ -87,6 +129,7 @@ def create(
     min_memory: int | None,
     workspace: str | None,
     project: str | None,
+    env: tuple[str, ...],
     wait: float | None,
     command: tuple[str, ...],
     as_user: str | None,
@@ -99,6 +142,10 @@ def create(
     """
     if sum([bool(gpus), bool(mig), full_gpu, cpu_only]) > 1:
         raise click.UsageError("choose one of --gpus, --mig, --full-gpu, --cpu-only")
+    for entry in env:
+        if not _ENV_KEY.match(entry.partition("=")[0]) or "=" not in entry:
+            raise click.UsageError(f"--env {entry!r}: write it as KEY=VALUE")
+    entries = [*env, *click.get_current_context().meta.get(EXTRA_ENV, [])]
     if wait:
         click.echo(f"waiting up to {Duration(wait)} for a GPU if none is free…", err=True)
     created = state.call(
@@ -113,6 +160,7 @@ def create(
         min_memory=min_memory,
         workspace=os.path.abspath(os.path.expanduser(workspace)) if workspace else None,
         project=project,
+        env=entries or None,
         command=list(command) or None,
         wait=wait,
         user=as_user,

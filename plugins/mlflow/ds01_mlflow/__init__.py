@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ds01_core.api import hookimpl
+from ds01_core.api import add_create_env_flag, hookimpl
 from ds01_mlflow.config import MlflowConfig
 
 if TYPE_CHECKING:
     import click
 
-    from ds01_core.api import DoctorFinding, Operation, Runtime
+    from ds01_core.api import ContainerSpec, CycleStep, DoctorFinding, Operation, Refusal, Runtime
 
 __version__ = "0.1.0"
 
@@ -42,10 +42,22 @@ def service_operations() -> Sequence[Operation]:
 
 @hookimpl
 def add_cli_commands(cli: click.Group) -> None:
-    """``ds01 mlflow status|share|unshare`` and ``ds01 admin mlflow sync``."""
+    """``ds01 mlflow status|share|unshare``, ``ds01 admin mlflow sync`` and
+    ``ds01 container create --no-mlflow``."""
     from ds01_mlflow.cli import add_commands
 
     add_commands(cli)
+    add_create_flags(cli)
+
+
+def add_create_flags(cli: click.Group) -> None:
+    """``ds01 container create --no-mlflow`` (sets ``DS01_MLFLOW=off`` in the container)."""
+    add_create_env_flag(
+        cli,
+        "--no-mlflow",
+        "DS01_MLFLOW=off",
+        "Do not wire this container to ds01's MLflow server.",
+    )
 
 
 @hookimpl
@@ -55,3 +67,19 @@ def doctor_checks(runtime: Runtime) -> Sequence[DoctorFinding]:
     from ds01_mlflow.doctor import doctor_checks as checks
 
     return checks(runtime)
+
+
+@hookimpl
+def prepare_container(runtime: Runtime, spec: ContainerSpec) -> Refusal | None:
+    """Wire every new container to the tracking server (never refuses; see ``wiring``)."""
+    from ds01_mlflow.wiring import prepare
+
+    return prepare(runtime, spec)
+
+
+@hookimpl
+def cycle_steps() -> Sequence[CycleStep]:
+    """``mlflow-gpu-metrics``: tags and GPU metrics on the running runs of wired containers."""
+    from ds01_mlflow.run_metrics import STEP
+
+    return [STEP]

@@ -24,6 +24,7 @@ from ds01_core.api import CliState, ServiceError, fail
 #: the job's variables its container gets: the script it was submitted as, an array task's place
 PASSED_ON = (
     "DS01_JOB_SCRIPT",
+    "DS01_MLFLOW",  # DS01_MLFLOW=off ds01 job submit …: the job's container is not wired
     "SLURM_ARRAY_JOB_ID",
     "SLURM_ARRAY_TASK_ID",
     "SLURM_ARRAY_TASK_COUNT",
