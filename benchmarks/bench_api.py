@@ -28,8 +28,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 USER = "ds01bench"
 CONTAINERS = 20
 IMAGE = "ds01-test:busybox"
@@ -131,6 +129,7 @@ def report(label: str, via_socket: list[float], in_process: list[float]) -> None
 
 
 def main() -> None:
+    from tests.helpers.config import write_config
     from tests.helpers.servers import running_api
     from tests.helpers.user_cli import build_user_cli
 
@@ -139,20 +138,8 @@ def main() -> None:
     user, created_user = ensure_user()
     workdir = Path(tempfile.mkdtemp(prefix="ds01-bench-api-"))
     os.chmod(workdir, 0o755)
-    for sub in ("state", "log", "run"):
-        (workdir / sub).mkdir()
-    config = workdir / "ds01.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {
-                    k: str(workdir / s)
-                    for k, s in (("state_dir", "state"), ("log_dir", "log"), ("runtime_dir", "run"))
-                },
-                "gpu": {"backend": "simulated"},
-                "limits": {"defaults": {"max_containers_per_user": CONTAINERS + 5}},
-            }
-        )
+    config = write_config(
+        workdir, {"limits": {"defaults": {"max_containers_per_user": CONTAINERS + 5}}}
     )
     cli = build_user_cli()
     names = [f"bench-api-{os.getpid()}-{i}" for i in range(CONTAINERS)]

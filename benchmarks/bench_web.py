@@ -39,8 +39,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 USERS = 100
 WITH_CONTAINERS = 20
 PREFIX = "ds01web"
@@ -206,6 +204,7 @@ def main() -> None:
     from ds01_core.services.catalogue import call as call_op
     from ds01_core.services.operations import ServiceContext
     from ds01_web.sessions import SessionStore
+    from tests.helpers.config import write_config
 
     if shutil.which("locust") is None and not (Path(sys.executable).parent / "locust").exists():
         raise RuntimeError("locust is not installed (tox -e bench installs it)")
@@ -213,21 +212,7 @@ def main() -> None:
     seconds = max(15, int(60 * scale))
     workdir = Path(tempfile.mkdtemp(prefix="ds01-bench-web-"))
     os.chmod(workdir, 0o755)
-    for sub in ("state", "log", "run"):
-        (workdir / sub).mkdir()
-    config = workdir / "ds01.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {
-                    k: str(workdir / s)
-                    for k, s in (("state_dir", "state"), ("log_dir", "log"), ("runtime_dir", "run"))
-                },
-                "gpu": {"backend": "simulated"},
-                "limits": {"defaults": {"max_containers_per_user": 5}},
-            }
-        )
-    )
+    config = write_config(workdir, {"limits": {"defaults": {"max_containers_per_user": 5}}})
     users, made = make_users()
     port = free_port()
     base = f"http://127.0.0.1:{port}"

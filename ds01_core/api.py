@@ -162,6 +162,7 @@ if TYPE_CHECKING:
     from ds01_core.services.operations import Param as Param
     from ds01_core.services.operations import ServiceContext as ServiceContext
     from ds01_core.services.operations import invoke_operation as invoke_operation
+    from ds01_core.services.operations import parameters_from_json as parameters_from_json
     from ds01_core.services.operations import to_json as to_json
     from ds01_core.services.plugin_functions import allocation_history as allocation_history
     from ds01_core.services.plugin_functions import create_container as create_container
@@ -270,6 +271,7 @@ _SOURCES: dict[str, str] = {
     "operation_table": "ds01_core.services.catalogue",
     "invoke_operation": "ds01_core.services.operations",
     "to_json": "ds01_core.services.operations",
+    "parameters_from_json": "ds01_core.services.operations",
     "load_runtime": "ds01_core.framework.runtime",
     "ThreadedRuntime": "ds01_core.transports.api_socket.server",
 }
@@ -365,6 +367,7 @@ __all__ = [  # noqa: RUF022 -- grouped as in the docstring, sorted within each g
     "load_runtime",
     "operation_table",
     "to_json",
+    "parameters_from_json",
     # Docker
     "DockerAdapter",
     "DockerError",

@@ -203,6 +203,20 @@ def to_json(value: Any, **options: Any) -> str:
     return json.dumps(never_as_word(value), default=json_default, **options)
 
 
+def parameters_from_json(raw: bytes) -> dict[str, Any]:
+    """A request body's operation parameters: a JSON object (empty body: none), or
+    :class:`Invalid` saying what is wrong — the same words on the socket and over HTTP."""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise Invalid(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Invalid("request body must be a JSON object of parameters")
+    return body
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as it would arrive over the API socket, so in-process callers see the same."""
     return json.loads(to_json(value))

@@ -61,6 +61,21 @@ def test_wrong_types(data, expected):
     assert problems_of(data) == [expected]
 
 
+def test_an_unquoted_date_is_the_text_the_admin_typed(tmp_path):
+    """YAML reads ``2026-09-28`` as a date; where text is expected it is that text (a date and
+    time is still refused: it is not what anyone types for a name)."""
+    path = tmp_path / "ds01.yaml"
+    path.write_text("paths:\n  state_dir: /srv/2026-09-28\n  log_dir: 2026-09-28\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path), now=NOW)
+    assert "paths.log_dir: must be an absolute path (starting with /), got '2026-09-28'" in str(
+        refused.value
+    )
+    assert problems_of({"paths": {"state_dir": dt.datetime(2026, 9, 28, 10)}}) == [
+        "paths.state_dir: expected text, got datetime.datetime(2026, 9, 28, 10, 0)"
+    ]
+
+
 def test_unknown_keys_at_every_level():
     assert problems_of(
         {"limit": {}, "limits": {"defaults": {"max_gpus": 1}}, "gpu": {"simulated": {"gpus": 8}}}

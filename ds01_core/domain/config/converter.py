@@ -50,6 +50,9 @@ def _strict_bool(value: Any, _type: type) -> bool:
 
 
 def _strict_str(value: Any, _type: type) -> str:
+    # YAML reads an unquoted 2026-09-28 as a date: the text the admin typed is meant
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {describe(value)}")
     return value

@@ -14,7 +14,6 @@ state store connection (:class:`ThreadedRuntime`); a user may hold at most
 from __future__ import annotations
 
 import http.server
-import json
 import logging
 import socket
 import threading
@@ -28,7 +27,13 @@ from ds01_core.framework.runtime import Runtime
 from ds01_core.services.caller import Caller, peer_credentials
 from ds01_core.services.catalogue import operation_table
 from ds01_core.services.errors import Busy, Forbidden, Invalid, NotFound, ServiceError
-from ds01_core.services.operations import Operation, ServiceContext, invoke, to_json
+from ds01_core.services.operations import (
+    Operation,
+    ServiceContext,
+    invoke,
+    parameters_from_json,
+    to_json,
+)
 from ds01_core.transports.socket_service import ConnectionCounts, UnixServer, unix_server
 
 log = logging.getLogger("ds01.api")
@@ -231,16 +236,7 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
         if not 0 <= size <= MAX_BODY:
             self.close_connection = True
             raise Invalid(f"request body over {MAX_BODY} bytes")
-        raw = self.rfile.read(size)
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise Invalid(f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Invalid("request body must be a JSON object of parameters")
-        return body
+        return parameters_from_json(self.rfile.read(size))
 
     # -- answers ------------------------------------------------------------------------------
 

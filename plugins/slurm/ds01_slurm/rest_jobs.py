@@ -22,7 +22,7 @@ from ds01_core.api import Conflict, Forbidden, Invalid, Operation, Param, Unavai
 from ds01_slurm.job_ops import home_of, validate
 from ds01_slurm.node_jobs import owned_record
 from ds01_slurm.settings import slurm_config
-from ds01_slurm.slurm_cmd import unreachable_words
+from ds01_slurm.slurm_cmd import failure_words
 from ds01_slurm.submit import JobRequest, batch_script, sbatch_args, where_in_queue
 
 if TYPE_CHECKING:
@@ -149,32 +149,17 @@ def submit(
         raise Invalid("gpus must be 0 or more, cpus and mem_bytes at least 1")
     if sum([bool(gpus), bool(mig), full_gpu]) > 1:
         raise Invalid("choose one of gpus, mig, full_gpu")
-    req = _request(
-        image,
-        command,
-        script,
-        name,
-        after,
-        array,
-        gpus=gpus,
-        mig=mig,
-        full_gpu=full_gpu,
-        time_seconds=time_seconds,
-        cpus=cpus,
-        mem_bytes=mem_bytes,
-        workspace=workspace,
-    )
-    checked = validate(
-        ctx,
-        image=image,
-        gpus=gpus,
-        mig=mig,
-        full_gpu=full_gpu,
-        time_seconds=time_seconds,
-        cpus=cpus,
-        mem_bytes=mem_bytes,
-        workspace=workspace,
-    )
+    resources: dict[str, Any] = {
+        "gpus": gpus,
+        "mig": mig,
+        "full_gpu": full_gpu,
+        "time_seconds": time_seconds,
+        "cpus": cpus,
+        "mem_bytes": mem_bytes,
+        "workspace": workspace,
+    }
+    req = _request(image, command, script, name, after, array, **resources)
+    checked = validate(ctx, image=image, **resources)  # the checks of `ds01 job submit`
     log_dir = checked["log_dir"]
     log_pattern = os.path.join(log_dir, "%x-%A_%a.log" if req.array else "%x-%j.log")
     script_text = batch_script(req, log_pattern, slurm_config(ctx.runtime).ds01_command)
@@ -186,11 +171,10 @@ def submit(
         stdin=script_text,
     )
     if done.returncode != 0:
-        said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
-        if unreachable := unreachable_words(said):
-            raise Unavailable(unreachable)
-        said = said.removeprefix("sbatch: ").removeprefix("error: ")
-        raise Conflict(f"Slurm refused the job: {said}")
+        words, unreachable = failure_words("sbatch", done)
+        if unreachable:
+            raise Unavailable(words)
+        raise Conflict(f"Slurm refused the job: {words}")
     job_id = done.stdout.strip().split(";")[0]
     if not job_id.isdigit():
         raise Unavailable(f"sbatch answered {done.stdout.strip()!r}, not a job id")

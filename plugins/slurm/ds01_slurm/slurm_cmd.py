@@ -65,11 +65,19 @@ def run_slurm(
             "(an admin can check with `scontrol ping`)"
         ) from None
     if done.returncode != 0:
-        said = " ".join(done.stderr.split()) or f"{name} exited with {done.returncode}"
-        if unreachable := unreachable_words(said):
-            raise SlurmUnavailable(unreachable)
-        raise SlurmError(said.removeprefix(f"{name}: ").removeprefix("error: "))
+        words, unreachable = failure_words(name, done)
+        raise (SlurmUnavailable if unreachable else SlurmError)(words)
     return done.stdout
+
+
+def failure_words(name: str, done: subprocess.CompletedProcess[str]) -> tuple[str, bool]:
+    """What a Slurm command that failed said (its ``<name>: error:`` prefix dropped), and
+    whether that means Slurm cannot be reached or is not set up (the words then say what to
+    do) rather than a refusal of what was asked."""
+    said = " ".join(done.stderr.split()) or f"{name} exited with {done.returncode}"
+    if unreachable := unreachable_words(said):
+        return unreachable, True
+    return said.removeprefix(f"{name}: ").removeprefix("error: "), False
 
 
 def unreachable_words(said: str) -> str | None:

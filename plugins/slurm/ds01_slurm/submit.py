@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ds01_slurm.slurm_cmd import unreachable_words
+from ds01_slurm.slurm_cmd import failure_words
 
 #: the script's own command in the container: the user's script, written where it can run
 SCRIPT_RUNNER = (
@@ -143,12 +143,8 @@ def slurm_run(
             f"Slurm did not answer {name} within 60s: is slurmctld running?"
         ) from None
     if done.returncode != 0:
-        said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
-        if unreachable := unreachable_words(said):
-            raise SubmitError(unreachable)
-        raise SubmitError(
-            f"Slurm refused: {said.removeprefix(f'{name}: ').removeprefix('error: ')}"
-        )
+        words, unreachable = failure_words(name, done)
+        raise SubmitError(words if unreachable else f"Slurm refused: {words}")
     return done.stdout
 
 

@@ -12,7 +12,6 @@ address.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -37,6 +36,7 @@ from ds01_core.api import (
     ServiceError,
     invoke_operation,
     operation_table,
+    parameters_from_json,
     to_json,
 )
 from ds01_web.config import WebConfig
@@ -180,15 +180,7 @@ class WebApi:
             raw += chunk
             if len(raw) > MAX_BODY:
                 raise Invalid(f"request body over {MAX_BODY} bytes")
-        if not raw:
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise Invalid(f"request body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Invalid("request body must be a JSON object of parameters")
-        return body
+        return parameters_from_json(raw)
 
     def _audit(
         self, method: str, identity: Identity | None, endpoint: str, address: str, status: int

@@ -260,15 +260,7 @@ def action(
             if not csrf_ok(visitor.session, str(presented) if presented else None) or not (
                 same_origin(request)
             ):
-                site.event(
-                    "access.denied",
-                    visitor.caller.name,
-                    {
-                        "endpoint": endpoint,
-                        "address": address,
-                        "reason": "CSRF token missing or wrong, or the request came from another site",
-                    },
-                )
+                refuse_forged(request, visitor.caller.name)
                 return render(
                     request,
                     "error.html",
@@ -322,6 +314,24 @@ def action(
     return wrap
 
 
+#: why a state-changing request was refused before anything was done (the audit's words)
+FORGED = "CSRF token missing or wrong, or the request came from another site"
+
+
+def refuse_forged(request: Request, user: str | None) -> None:
+    """Record (``access.denied``) a form or htmx request without its CSRF token or from another
+    site; the caller answers 403 with its own page."""
+    site_of(request).event(
+        "access.denied",
+        user,
+        {
+            "endpoint": f"{request.method} {request.url.path}",
+            "address": address_of(request),
+            "reason": FORGED,
+        },
+    )
+
+
 def same_origin(request: Request) -> bool:
     """No ``Origin`` (an old browser), or this site's own: a second line behind the token."""
     origin = request.headers.get("origin")
@@ -338,6 +348,7 @@ __all__ = [
     "address_of",
     "error_page",
     "page",
+    "refuse_forged",
     "render",
     "safe_next",
     "same_origin",

@@ -25,6 +25,7 @@ from ds01_web.site import (
     Visitor,
     action,
     address_of,
+    refuse_forged,
     render,
     safe_next,
     same_origin,
@@ -127,15 +128,7 @@ async def login_submit(request: Request) -> Response:
     if not same_origin(request) or not state.form_ok(
         request.cookies.get(LOGIN_COOKIE), form.get("csrf_token")
     ):
-        site.event(
-            "access.denied",
-            None,
-            {
-                "endpoint": "POST /login",
-                "address": address,
-                "reason": "sign-in form without its CSRF token, or from another site",
-            },
-        )
+        refuse_forged(request, None)
         return _login_page(request, site, 403, STALE_FORM, target=str(form.get("next") or ""))
     name = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
@@ -218,15 +211,7 @@ async def reauth_submit(request: Request) -> Response:
     if not same_origin(request) or not csrf_ok(
         visitor.session, presented if isinstance(presented, str) else None
     ):
-        site.event(
-            "access.denied",
-            visitor.caller.name,
-            {
-                "endpoint": "POST /reauth",
-                "address": address,
-                "reason": "CSRF token missing or wrong, or the request came from another site",
-            },
-        )
+        refuse_forged(request, visitor.caller.name)
         return _reauth_page(request, visitor, 403, STALE_FORM, target)
     state = login_state(request)
     name = visitor.caller.name
