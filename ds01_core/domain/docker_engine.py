@@ -20,15 +20,14 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
-
-import docker
-import docker.errors
-import docker.utils
-import requests.exceptions
-import urllib3.exceptions
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ds01_core.domain.images import is_image_reference
+
+if TYPE_CHECKING:
+    # imported where used: the SDK (with requests) costs ~0.2 s, and every CLI start-up
+    # imports this module (through the detectors) while most commands never reach the engine
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +142,8 @@ class DockerAdapter:
     def from_env(cls, base_url: str | None = None, *, timeout: float = 60) -> DockerAdapter:
         """The engine named by ``base_url``, else ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
         and ``DOCKER_CERT_PATH``), else the local Unix socket. Nothing is contacted yet."""
+        import docker.utils
+
         kwargs = docker.utils.kwargs_from_env()
         url = base_url or kwargs.get("base_url") or DEFAULT_BASE_URL
         tls = kwargs.get("tls", False) if base_url is None else False
@@ -157,6 +158,8 @@ class DockerAdapter:
         An escape hatch: add a method to this class rather than calling it from elsewhere,
         so that engine access and error handling stay in one place.
         """
+        import docker
+
         with self._lock:
             if self._api is None:
                 with self._errors("connect to the Docker engine"):
@@ -173,6 +176,10 @@ class DockerAdapter:
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """Turn the SDK's and requests' exceptions into :class:`DockerError`."""
+        import docker.errors
+        import requests.exceptions
+        import urllib3.exceptions
+
         try:
             yield
         except docker.errors.NotFound as err:

@@ -146,6 +146,13 @@ def in_pty(
             if chunk is None:
                 break
             output += chunk
+        # the lines not typed yet (an ``exit`` after the expected output): the program ends by
+        # itself rather than being waited for and killed 10 s later
+        for line in lines:
+            try:
+                os.write(master, line.encode() + b"\r")
+            except OSError:
+                break
     return output.decode(errors="replace")
 
 

@@ -4,17 +4,23 @@ root, against a real ``ds01-api`` and the real engine.
 The list of commands comes from the click command tree (built-in and installed plugins'), so a
 new command without a case here fails :func:`test_every_command_has_a_case`. Nothing may print
 a traceback; plain users get their own data, and a clear refusal (exit 2, one ``Error:`` line
-naming the admin group) for admin commands.
+naming the admin group) for admin commands. The three callers run at the same time; each one's
+run of admin commands (which change what every caller sees) happens alone, between the others'
+commands (see :class:`TurnLock`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -326,29 +332,96 @@ def service(tmp_path_factory, docker_engine, test_image, unix_users):
 ROLES = ("user", "admin", "root")
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_every_command_as(role, service, unix_users, admin_member, user_cli):
-    config, sock = service
-    user = {"user": unix_users["ds01ta"], "admin": admin_member, "root": None}[role]
-    session = Session(role, user, config, sock, user_cli)
-    session.readable_config.write_text(config.read_text())
-    session.readable_config.chmod(0o644)
+class TurnLock:
+    """Many callers' ordinary commands at once (``shared``), or one caller's run of admin
+    commands alone (``exclusive``): those change what every caller sees (an override, an
+    exemption and a bare-metal grant for ds01ta, the GPUs released), so no other command runs
+    between the first and the last of them, just as when the callers took turns. A waiting
+    ``exclusive`` goes before new ``shared`` ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def run_cases(session: Session, lock: TurnLock) -> list[str]:
+    """Every case as one caller, in order; what went wrong, one entry per case."""
+    role = session.role
     problems = []
-    for case in CASES:
-        result = session.run(case)
-        output = result.stdout + result.stderr
-        where = f"[{role}] ds01 {case.command}: exit {result.returncode}\n{output}"
-        if "Traceback" in output or "this is a bug in ds01" in output:
-            problems.append(f"traceback/bug — {where}")
-            continue
-        if case.admin and role == "user":
-            if result.returncode != 2 or not result.stderr.startswith("Error: "):
-                problems.append(f"expected a refusal (exit 2, Error: …) — {where}")
-            elif "admin" not in result.stderr:
-                problems.append(f"the refusal does not say it is for admins — {where}")
-            continue
-        if result.returncode not in case.ok_codes:
-            problems.append(f"failed — {where}")
-        elif case.expect and session.fill(case.expect) not in output:
-            problems.append(f"expected {session.fill(case.expect)!r} — {where}")
+    for admin, group in itertools.groupby(CASES, key=lambda c: c.admin):
+        # an admin's (or root's) run of admin commands happens alone; a plain user's are
+        # refused and change nothing
+        alone = admin and role != "user"
+        with lock.exclusive() if alone else nullcontext():
+            for case in group:
+                with nullcontext() if alone else lock.shared():
+                    result = session.run(case)
+                output = result.stdout + result.stderr
+                where = f"[{role}] ds01 {case.command}: exit {result.returncode}\n{output}"
+                if "Traceback" in output or "this is a bug in ds01" in output:
+                    problems.append(f"traceback/bug — {where}")
+                    continue
+                if case.admin and role == "user":
+                    if result.returncode != 2 or not result.stderr.startswith("Error: "):
+                        problems.append(f"expected a refusal (exit 2, Error: …) — {where}")
+                    elif "admin" not in result.stderr:
+                        problems.append(f"the refusal does not say it is for admins — {where}")
+                    continue
+                if result.returncode not in case.ok_codes:
+                    problems.append(f"failed — {where}")
+                elif case.expect and session.fill(case.expect) not in output:
+                    problems.append(f"expected {session.fill(case.expect)!r} — {where}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def outcomes(service, unix_users, admin_member, user_cli) -> Iterator[dict[str, Future]]:
+    """The three callers' runs, at the same time (each ``ds01`` start-up is mostly CPU: one
+    caller at a time left a core idle); each test waits for its own caller's."""
+    config, sock = service
+    readable = user_cli / "ds01.yaml"
+    readable.write_text(config.read_text())
+    readable.chmod(0o644)
+    users = {"user": unix_users["ds01ta"], "admin": admin_member, "root": None}
+    lock = TurnLock()
+    with ThreadPoolExecutor(len(ROLES), thread_name_prefix="every-command") as pool:
+        yield {
+            role: pool.submit(run_cases, Session(role, users[role], config, sock, user_cli), lock)
+            for role in ROLES
+        }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_command_as(role, outcomes):
+    problems = outcomes[role].result(timeout=1800)
     assert not problems, "\n\n".join(problems)

@@ -259,16 +259,18 @@ def test_run_it_through_a_pseudo_terminal(gateway, alice, test_image):
     assert "tty=/dev/pts/" in output
 
 
+#: the services end on SIGTERM (as PID 1, sh and sleep ignore it): ``down`` stops them at once
+#: instead of waiting out compose's 10 s stop timeout
 COMPOSE_FILE = """\
 version: "3"
 services:
   web:
     image: {image}
-    command: ["sh", "-c", "echo compose-up; sleep 600"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo compose-up; sleep 600 & wait"]
     volumes: ["data:/data"]
   worker:
     image: {image}
-    command: ["sleep", "600"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
 volumes:
   data: {{}}
 """

@@ -215,7 +215,12 @@ def foreign_container(gateway, alice, bob, name, engine, image, factory):
     box = name("owner")
     uuid = gpu_container(gateway, alice, engine, box, image)
     intruder = factory(
-        {"Labels": {"ds01.user": bob.name}, "Env": [f"NVIDIA_VISIBLE_DEVICES={uuid}"]}
+        {
+            "Labels": {"ds01.user": bob.name},
+            "Env": [f"NVIDIA_VISIBLE_DEVICES={uuid}"],
+            # it ends on SIGTERM: the daemon's stop is not the 30 s stop_timeout waited out
+            "Cmd": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+        }
     )
     return box, intruder
 

@@ -301,6 +301,11 @@ def user_gateway(tmp_path_factory, unix_users, docker_engine, cgroup_test_root):
             docker_engine.remove(summary["Id"], force=True)
 
 
+#: an idle container that ends when told to stop: ``sleep`` as PID 1 ignores SIGTERM, and the
+#: built-in ``stop_grace`` (30 s) would be waited out in full before the SIGKILL
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+
+
 def claimed_containers(gateway, test_image, tag):
     """As the plain user ds01ta, through the gateway: an ordinary container, one named like a
     VS Code Dev Container, one labelled as one, one labelled as a compose service."""
@@ -318,7 +323,7 @@ def claimed_containers(gateway, test_image, tag):
     }
     ids = {}
     for what, (name, labels) in variants.items():
-        args = ["run", "-d", "--name", name, *labels, test_image, "sleep", "3600"]
+        args = ["run", "-d", "--name", name, *labels, test_image, *SLEEPER]
         run = docker(gateway["user"], gateway["sock"], *args)
         assert run.returncode == 0, run.stderr
         ids[run.stdout.strip()] = what
