@@ -15,7 +15,9 @@ account, whose password is in ``plugins.mlflow.admin_password_file``.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +72,23 @@ def store(config: MlflowConfig) -> CredentialStore:
     return CredentialStore(Path(config.credentials_dir))
 
 
-def ensure_user(config: MlflowConfig, admin: MlflowClient, user: str) -> Credentials:
-    """The user's working credentials, making their account (or a new password) when needed."""
+def is_group_admin(user: str, group_name: str) -> bool:
+    """As the core decides a caller is an admin: listed in the group, or it is their primary."""
+    try:
+        entry, group = pwd.getpwnam(user), grp.getgrnam(group_name)
+    except KeyError:
+        return False
+    return entry.pw_uid != 0 and (user in group.gr_mem or entry.pw_gid == group.gr_gid)
+
+
+def ensure_user(
+    config: MlflowConfig, admin: MlflowClient, user: str, *, is_admin: bool = False
+) -> Credentials:
+    """The user's working credentials, making their account (or a new password) when needed.
+
+    :param is_admin: the user is a ds01 admin: an account made now is an MLflow admin at once
+        (admins see everything); ``ds01 admin mlflow sync`` keeps the flag in line later.
+    """
     files = store(config)
     known = files.read(user)
     account = admin.get_user(user)
@@ -85,6 +102,8 @@ def ensure_user(config: MlflowConfig, admin: MlflowClient, user: str) -> Credent
             if exc.code != "RESOURCE_ALREADY_EXISTS":  # made meanwhile by another process
                 raise
             admin.update_password(user, credentials.password)
+        if is_admin:
+            admin.update_admin(user, True)
     else:
         admin.update_password(user, credentials.password)
     try:
@@ -124,6 +143,8 @@ def ensure_experiment(config: MlflowConfig, admin: MlflowClient, user: str, name
         experiment_id = found.experiment_id
         row = owned.execute("SELECT user FROM owned WHERE id = ?", (experiment_id,)).fetchone()
         if row is not None and row[0] == user:
+            if admin.permission(user, experiment_id) != "MANAGE":  # the account was made again
+                admin.grant(user, experiment_id, "MANAGE")
             return experiment_id
         others = [
             other

@@ -29,7 +29,13 @@ from ds01_mlflow.client import MlflowClient, MlflowError
 from ds01_mlflow.config import MlflowConfig
 from ds01_mlflow.credentials import Credentials, new_password
 from ds01_mlflow.ops import as_service_errors, require_set_up
-from ds01_mlflow.provision import admin_client, ensure_user, mlflow_config, store
+from ds01_mlflow.provision import (
+    admin_client,
+    ensure_user,
+    is_group_admin,
+    mlflow_config,
+    store,
+)
 
 
 def admin_group_members(group_name: str) -> set[str]:
@@ -38,15 +44,6 @@ def admin_group_members(group_name: str) -> set[str]:
         return set(grp.getgrnam(group_name).gr_mem)
     except KeyError:
         return set()
-
-
-def is_group_admin(user: str, group_name: str) -> bool:
-    """As the core decides a caller is an admin: listed in the group, or it is their primary."""
-    try:
-        entry, group = pwd.getpwnam(user), grp.getgrnam(group_name)
-    except KeyError:
-        return False
-    return entry.pw_uid != 0 and (user in group.gr_mem or entry.pw_gid == group.gr_gid)
 
 
 def ds01_users(ctx: ServiceContext, config: MlflowConfig, warnings: list[str]) -> list[str]:

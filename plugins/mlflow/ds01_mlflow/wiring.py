@@ -45,6 +45,7 @@ from ds01_mlflow.provision import (
     admin_client,
     ensure_experiment,
     ensure_user,
+    is_group_admin,
     mlflow_config,
     store,
 )
@@ -131,7 +132,12 @@ def _provision(
     """The user's account, and the experiment name the container gets (made theirs). A name
     of the user's own outside ``<user>/`` is left to MLflow's rules (its creator owns it)."""
     with admin_client(config) as admin:
-        ensure_user(config, admin, spec.user)
+        ensure_user(
+            config,
+            admin,
+            spec.user,
+            is_admin=is_group_admin(spec.user, runtime.config.gateway.admin_group),
+        )
         if own and not wanted.startswith(f"{spec.user}/"):
             return wanted
         candidates = [wanted] if own else [wanted, f"{wanted}.{secrets.token_hex(3)}"]

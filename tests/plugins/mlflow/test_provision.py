@@ -80,3 +80,44 @@ def test_an_experiment_named_after_a_user_is_theirs_and_a_squatted_one_refused(
         with pytest.raises(MlflowError) as refused:
             client.get_experiment_by_name(f"{alice}/provision")
     assert refused.value.status == 403
+
+
+def test_an_admin_made_an_account_at_first_need_sees_everything_at_once(
+    mlflow_server: MlflowServer, unix_users
+) -> None:
+    """A ds01 admin's account made at their first container is an MLflow admin already (not
+    only after the next ``ds01 admin mlflow sync``); a plain user's is not."""
+    config = config_of(mlflow_server)
+    admin_user, plain = unix_users["ds01tc"].name, unix_users["ds01ta"].name
+    with mlflow_server.admin() as admin:
+        if admin.get_user(admin_user) is not None:  # made anew here, whatever tests made before
+            admin.delete_user(admin_user)
+        CredentialStore(config.credentials_dir).remove(admin_user)
+        ensure_user(config, admin, admin_user, is_admin=True)
+        ensure_user(config, admin, plain)
+        assert admin.get_user(admin_user)["is_admin"] is True
+        assert admin.get_user(plain)["is_admin"] is False
+        theirs = ensure_experiment(config, admin, plain, f"{plain}/seen-by-admins")
+    made = CredentialStore(config.credentials_dir).read(admin_user)
+    assert made is not None
+    with mlflow_server.as_user(admin_user, made.password) as client:
+        assert theirs in [e.experiment_id for e in client.search_experiments()]
+
+
+def test_an_experiment_ds01_made_is_given_back_to_an_account_made_again(
+    mlflow_server: MlflowServer, unix_users
+) -> None:
+    """An admin deleted and re-made an account (MLflow forgets its permissions): the
+    experiments ds01 made for that user are theirs again at their next create."""
+    config = config_of(mlflow_server)
+    user = unix_users["ds01tb"].name
+    with mlflow_server.admin() as admin:
+        ensure_user(config, admin, user)
+        experiment = ensure_experiment(config, admin, user, f"{user}/made-again")
+        admin.delete_user(user)
+        credentials = ensure_user(config, admin, user)
+        assert admin.permission(user, experiment) is None  # MLflow forgot
+        assert ensure_experiment(config, admin, user, f"{user}/made-again") == experiment
+        assert admin.permission(user, experiment) == "MANAGE"
+    with mlflow_server.as_user(user, credentials.password) as client:
+        assert experiment in [e.experiment_id for e in client.search_experiments()]
