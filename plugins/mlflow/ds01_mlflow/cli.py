@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ds01_core.api import CliState, fail, json_option, pass_state, print_json, print_table
-from ds01_mlflow.client import PERMISSIONS
+from ds01_mlflow.config import PERMISSIONS  # not the client: `ds01 --help` loads no HTTP library
 
 
 @click.group("mlflow")

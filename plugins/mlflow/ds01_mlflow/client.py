@@ -16,9 +16,6 @@ from typing import Any
 import attrs
 import requests
 
-#: MLflow's experiment permissions, weakest first
-PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE")
-
 
 class MlflowError(Exception):
     """The server answered with an error: ``code`` is MLflow's (``RESOURCE_DOES_NOT_EXIST``,

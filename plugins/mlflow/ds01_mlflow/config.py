@@ -16,6 +16,8 @@ import attrs
 from ds01_core.api import AbsPath, Duration
 
 Problem = tuple[tuple[str | int, ...], str]
+#: MLflow's experiment permissions, weakest first
+PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE")
 _BACKENDS = ("sqlite:////", "postgresql://", "postgresql+psycopg2://", "mysql://")
 
 

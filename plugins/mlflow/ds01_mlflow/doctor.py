@@ -7,8 +7,8 @@
 - the admin password file is root's and nobody else's (0600 or stricter);
 - ``credentials_dir`` is root's, mode 0711 (users reach their own file, list nothing).
 
-Only where ds01-mlflow is set up — its unit installed or the server running: elsewhere one
-finding says it is not set up, which is not a problem (experiment tracking is optional).
+Only where ds01-mlflow is set up — its unit installed or its admin password file there:
+elsewhere one finding says it is not set up, which is no problem (tracking is optional).
 """
 
 from __future__ import annotations
@@ -29,24 +29,18 @@ UNIT_FILES = tuple(
     Path(d) / "ds01-mlflow.service"
     for d in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 )
-PROGRAM_MARK = b"ds01-mlflow-server"
 RESTART = "systemctl restart ds01-mlflow"
 
 
-def set_up_here() -> str | None:
-    """Where ds01-mlflow shows it is set up (its unit file, or the program running), or None."""
+def set_up_here(config: MlflowConfig) -> str | None:
+    """What shows ds01-mlflow is set up here (its unit file, or the admin password file the
+    server and the wiring need), or None. Not a running ``mlflow`` process: any user may run
+    one of their own."""
     for unit in UNIT_FILES:
         if unit.is_file():
             return str(unit)
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            words = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(PROGRAM_MARK in word for word in words[:3]) or (
-            b"basic-auth" in words and any(w.endswith(b"mlflow") for w in words[:3])
-        ):
-            return f"process {proc.name}"
+    if os.path.lexists(config.admin_password_file):
+        return str(config.admin_password_file)
     return None
 
 
@@ -171,17 +165,18 @@ def checks_for(config: MlflowConfig) -> list[DoctorFinding]:
 
 def doctor_checks(runtime: Runtime) -> list[DoctorFinding]:
     """Every check above, where ds01-mlflow is set up."""
-    if set_up_here() is None:
+    config = mlflow_config(runtime)
+    if set_up_here(config) is None:
         return [
             DoctorFinding(
                 "mlflow",
                 "ds01-mlflow",
                 True,
-                "not set up here (no ds01-mlflow.service, no ds01-mlflow-server running): "
+                f"not set up here (no ds01-mlflow.service, no {config.admin_password_file}): "
                 "experiment tracking is optional (docs/mlflow-admin.md says how to set it up)",
             )
         ]
-    return checks_for(mlflow_config(runtime))
+    return checks_for(config)
 
 
 __all__ = ["checks_for", "doctor_checks"]

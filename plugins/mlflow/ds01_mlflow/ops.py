@@ -25,8 +25,8 @@ from ds01_core.api import (
     normalize_username,
     uid_for_username,
 )
-from ds01_mlflow.client import PERMISSIONS, Experiment, MlflowClient, MlflowError
-from ds01_mlflow.config import MlflowConfig
+from ds01_mlflow.client import Experiment, MlflowClient, MlflowError
+from ds01_mlflow.config import PERMISSIONS, MlflowConfig
 from ds01_mlflow.provision import (
     ProvisionError,
     admin_client,

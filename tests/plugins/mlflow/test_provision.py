@@ -8,19 +8,13 @@ import stat
 
 import pytest
 
-from ds01_core.api import load_runtime
 from ds01_mlflow.client import MlflowError
-from ds01_mlflow.config import MlflowConfig
 from ds01_mlflow.credentials import CredentialStore
-from ds01_mlflow.provision import ExperimentTaken, ensure_experiment, ensure_user, mlflow_config
+from ds01_mlflow.provision import ExperimentTaken, ensure_experiment, ensure_user
+from tests.plugins.mlflow.mlflow_cli import config_of
 from tests.plugins.mlflow.mlflow_env import MlflowServer
 
 pytestmark = pytest.mark.integration
-
-
-def config_of(server: MlflowServer) -> MlflowConfig:
-    """The section as the core loads it (validated, like a service's)."""
-    return mlflow_config(load_runtime(str(server.config_path)))
 
 
 def test_a_user_gets_an_account_and_a_file_only_they_can_read(

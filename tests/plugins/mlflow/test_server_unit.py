@@ -101,12 +101,14 @@ def test_doctor_passes_on_a_sound_server_and_names_each_problem(
 ) -> None:
     runtime = load_runtime(str(mlflow_server.config_path))
     try:
-        found = doctor.doctor_checks(runtime)  # the test's server runs: set up here
+        found = doctor.doctor_checks(runtime)  # its admin password file is there: set up
     finally:
         runtime.close()
     assert {f.check for f in found} >= {"mlflow server", "mlflow admin", "mlflow permissions",
                                         "mlflow secrets"}  # fmt: skip
     assert [f for f in found if not f.ok] == []
+    elsewhere = attrs.evolve(config_of(mlflow_server), admin_password_file=str(tmp_path / "none"))
+    assert doctor.set_up_here(elsewhere) is None  # (no unit here either), though a server runs
 
     config = config_of(mlflow_server)
     wrong = tmp_path / "wrong-password"
