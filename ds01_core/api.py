@@ -76,8 +76,10 @@ The service layer (operations for the CLI and the API socket)
     For another transport of the same operations (the web plugin's REST API):
     ``operation_table``: the process's operations (``route(method, path)``, iteration);
     ``invoke_operation``: run one for a caller, parameters checked and the admin rule applied;
-    ``to_json``: a result as the API socket writes it; ``load_runtime``, ``ThreadedRuntime``:
-    a runtime whose state store connection is per thread, for a threaded server.
+    ``to_json``: a result as the API socket writes it; ``parameters_from_json``: a request
+    body's operation parameters, refused in the socket's words; ``load_runtime``,
+    ``ThreadedRuntime``: a runtime whose state store connection is per thread, for a threaded
+    server.
 
 Docker
     ``DockerAdapter``: the core's Docker client (``runtime.docker``); ``DockerError``: its one
