@@ -32,8 +32,9 @@ from tests.plugins.web.web_env import events, request
 pytestmark = pytest.mark.integration
 
 #: the answer refuses (``R``), or is bob's own and shows nothing of alice's (``H``); ``SLURM``:
-#: attacked against the real Slurm in test_api_jobs.py (only one test Slurm may run at once)
-R, H, SLURM = "refused", "hidden", "slurm"
+#: attacked against the real Slurm in test_api_jobs.py (only one test Slurm may run at once);
+#: ``MLFLOW``: against the real MLflow server in tests/plugins/mlflow/test_rest_cross_user.py
+R, H, SLURM, MLFLOW = "refused", "hidden", "slurm", "mlflow"
 A = "{alice}"
 BOX = "{box}"
 
@@ -64,6 +65,12 @@ ATTACKS: dict[str, list[tuple[dict[str, Any], str]]] = {
     "gpu.health": [({}, H)],
     "gpu.queue": [({}, H)],
     "gpu.status": [({}, H)],
+    "mlflow.status": [({}, MLFLOW)],
+    "mlflow.share": [
+        ({"experiment": "{experiment_id}", "user": "ds01tc", "permission": "MANAGE"}, MLFLOW),
+        ({"experiment": "{experiment}", "user": "ds01tc"}, MLFLOW),
+    ],
+    "mlflow.unshare": [({"experiment": "{experiment_id}", "user": A}, MLFLOW)],
     "notify.prefs": [({"user": A}, R)],
     "notify.test": [({"user": A}, R)],
     "projects.images": [({}, H)],
@@ -158,13 +165,13 @@ def alices_data_in(world: dict[str, Any], answer: Any, sent: dict[str, Any]) -> 
 
 
 def cases() -> list[Any]:
-    """Every attack but the job operations' (``SLURM``): test_api_jobs.py makes those against
-    a job of alice's on a real Slurm, from the same ATTACKS entries."""
+    """Every attack but the job operations' (``SLURM``) and MLflow's (``MLFLOW``): their own
+    modules make those against a real Slurm and a real MLflow, from the same ATTACKS entries."""
     return [
         pytest.param(name, i, id=f"{name}-{i}")
         for name, attacks in sorted(ATTACKS.items())
         for i, (_, expect) in enumerate(attacks)
-        if expect != SLURM
+        if expect not in (SLURM, MLFLOW)
     ]
 
 
