@@ -4,9 +4,10 @@ Set-up: a real MLflow server with its basic-auth app (``ds01-mlflow-server`` fro
 venv, as tests/plugins/mlflow/mlflow_env.py starts it), a real user, the real engine.
 
 - ``containers.create`` + ``containers.remove`` in-process as the user, CPU-only, wired
-  (the default) against opted out (``DS01_MLFLOW=off``) in the same run, rounds alternating so
-  the machine's noise falls on both; medians and the ratio. The first wired create (the account
-  and the experiment made) is reported on its own.
+  (the default: a new experiment for each container name; and with a ``--project`` whose
+  experiment exists) against opted out (``DS01_MLFLOW=off``) in the same run, rounds
+  alternating so the machine's noise falls on all; medians and the ratios. The first wired
+  create (the account and the experiment made) is reported on its own.
 
     python -m benchmarks mlflow
     DS01_BENCH_SCALE=0.3 python -m benchmarks mlflow   # fewer samples, same shape
@@ -53,24 +54,38 @@ def main() -> None:
         ctx = ServiceContext(runtime, Caller(user.pw_name, user.pw_uid, False))
         tag = f"bm{os.getpid()}"
 
-        def create_remove(name: str, env: list[str]) -> float:
+        def create_remove(name: str, env: list[str], project: str | None = None) -> float:
             start = time.perf_counter()
-            call_op(ctx, "containers.create", name=name, image=IMAGE, cpu_only=True, env=env)
+            call_op(
+                ctx,
+                "containers.create",
+                name=name,
+                image=IMAGE,
+                cpu_only=True,
+                env=env,
+                project=project,
+            )
             took = (time.perf_counter() - start) * 1000
             call_op(ctx, "containers.remove", name=name, force=True)
             return took
 
         first = create_remove(f"{tag}-first", [])
         wired: list[float] = []
+        project: list[float] = []
         unwired: list[float] = []
         for i in range(rounds):
             wired.append(create_remove(f"{tag}-w{i}", []))
+            project.append(create_remove(f"{tag}-p{i}", [], project=f"{tag}-project"))
             unwired.append(create_remove(f"{tag}-u{i}", ["DS01_MLFLOW=off"]))
-        w, u = statistics.median(wired), statistics.median(unwired)
+        w, p, u = (statistics.median(x) for x in (wired, project, unwired))
         print(f"first wired create (account + experiment made) {first:8.1f} ms")
-        print(f"create, wired       p50 {w:8.1f} ms")
-        print(f"create, DS01_MLFLOW=off (baseline) p50 {u:8.1f} ms")
-        print(f"ratio wired/baseline {w / u:5.2f}x   (+{w - u:.1f} ms a create)")
+        print(
+            f"create, wired, a new experiment      p50 {w:8.1f} ms   {w / u:5.2f}x (+{w - u:.1f} ms)"
+        )
+        print(
+            f"create, wired, its project's (exists) p50 {p:8.1f} ms   {p / u:5.2f}x (+{p - u:.1f} ms)"
+        )
+        print(f"create, DS01_MLFLOW=off (baseline)    p50 {u:8.1f} ms")
     finally:
         server.stop()
         if created_user:

@@ -132,6 +132,16 @@ class MlflowClient:
             return {}
         return result if isinstance(result, dict) else {"result": result}
 
+    def accepts_credentials(self) -> bool:
+        """One request as this account: False when the server refuses its credentials."""
+        try:
+            self._call("POST", "/api/2.0/mlflow/experiments/search", json={"max_results": 1})
+        except MlflowError as exc:
+            if exc.status == 401:
+                return False
+            raise
+        return True
+
     def health(self) -> bool:
         """The server answers ``/health`` (no credentials needed)."""
         try:

@@ -91,9 +91,9 @@ def ensure_user(
     """
     files = store(config)
     known = files.read(user)
-    account = admin.get_user(user)
-    if known is not None and account is not None and _accepted(config, known):
+    if known is not None and credentials_accepted(config, known):  # the account is there
         return known
+    account = admin.get_user(user)
     credentials = Credentials(user, new_password())
     if account is None:
         try:
@@ -113,17 +113,13 @@ def ensure_user(
     return credentials
 
 
-def _accepted(config: MlflowConfig, credentials: Credentials) -> bool:
+def credentials_accepted(config: MlflowConfig, credentials: Credentials) -> bool:
+    """The server takes these credentials (one request as the user; not remembered: a
+    password changed on the server applies at once)."""
     with MlflowClient(
         config.url, credentials.username, credentials.password, timeout=float(config.timeout)
     ) as client:
-        try:
-            client.search_experiments(max_results=1)
-        except MlflowError as exc:
-            if exc.status == 401:
-                return False
-            raise
-    return True
+        return client.accepts_credentials()
 
 
 def ensure_experiment(config: MlflowConfig, admin: MlflowClient, user: str, name: str) -> str:

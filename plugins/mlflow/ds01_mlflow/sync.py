@@ -25,12 +25,13 @@ from ds01_core.api import (
     normalize_username,
     users_to_enforce,
 )
-from ds01_mlflow.client import MlflowClient, MlflowError
+from ds01_mlflow.client import MlflowClient
 from ds01_mlflow.config import MlflowConfig
 from ds01_mlflow.credentials import Credentials, new_password
 from ds01_mlflow.ops import as_service_errors, require_set_up
 from ds01_mlflow.provision import (
     admin_client,
+    credentials_accepted,
     ensure_user,
     is_group_admin,
     mlflow_config,
@@ -71,19 +72,6 @@ def ds01_users(ctx: ServiceContext, config: MlflowConfig, warnings: list[str]) -
     return found
 
 
-def _accepted(config: MlflowConfig, credentials: Credentials) -> bool:
-    with MlflowClient(
-        config.url, credentials.username, credentials.password, timeout=float(config.timeout)
-    ) as client:
-        try:
-            client.search_experiments(max_results=1)
-        except MlflowError as exc:
-            if exc.status == 401:
-                return False
-            raise
-    return True
-
-
 def sync_user(
     config: MlflowConfig,
     admin: MlflowClient,
@@ -103,7 +91,7 @@ def sync_user(
         done.append("new password (no credential file)")
     elif rotate:
         done.append("password rotated")
-    elif not _accepted(config, known):
+    elif not credentials_accepted(config, known):
         done.append("new password (the file's was refused)")
     if not dry_run:
         if rotate and account is not None:
