@@ -21,7 +21,7 @@ import attrs
 from ds01_core.cycle.notices import tell_user
 from ds01_core.domain.model import Event, Notice, Workload
 from ds01_core.domain.policy import Policy
-from ds01_core.domain.state.notices_sent import Subject, first_notice
+from ds01_core.domain.state.notices_sent import Subject, any_sent, first_notice
 from ds01_core.domain.units import format_duration
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def warn(
 ) -> list[Event]:
     """Tell the owner once per passed ``warn_at`` fraction of the limit (the highest passed)."""
     value, limit = verdict.seconds, verdict.limit
+    interval = float(runtime.config.lifecycle.interval)
     passed = [f for f in warn_at if value >= f * limit]
     if not passed:
         return []
@@ -64,9 +65,14 @@ def warn(
     if not new:
         return []
     left = max(0.0, limit - value)
+    when = (
+        f"in {format_duration(left)}"
+        if left > 0
+        else f"at ds01's next check, in about {format_duration(interval)}"
+    )
     message = (
         f"Your container {w.name} has been {verdict.doing} for {format_duration(value)}; it "
-        f"will be stopped in {format_duration(left)} (limit {format_duration(limit)})."
+        f"will be stopped {when} (limit {format_duration(limit)})."
         + (
             " Use it, or run `ds01 keepalive " + w.name + " --for 2h`."
             if verdict.kind == "idle"
@@ -94,6 +100,18 @@ def warn(
             },
         )
     ]
+
+
+def unwarned(
+    runtime: Runtime, w: Workload, verdict: LimitVerdict, warn_at: Sequence[float]
+) -> bool:
+    """A stop that would come without any warning before it: ``w`` is already past its limit
+    the first time it is judged (ds01d was down, the limit was lowered, a cycle ran late).
+    Such a container is warned now and stopped at the next cycle, as the docs promise."""
+    if not warn_at or verdict.action != "stop":
+        return False
+    with runtime.state.transaction() as db:
+        return not any_sent(db, Subject.container(w.id), verdict.kind)
 
 
 @attrs.frozen

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from ds01_core.cycle.activity import Counters
 from ds01_core.cycle.idle import GpuView, gpu_view, idle_verdict, observe
 from ds01_core.cycle.leftovers import LEFTOVER_STATES, remove_if_due
-from ds01_core.cycle.limit_actions import SOURCE, LimitVerdict, Signals, StopBatch, warn
+from ds01_core.cycle.limit_actions import (
+    SOURCE,
+    LimitVerdict,
+    Signals,
+    StopBatch,
+    unwarned,
+    warn,
+)
 from ds01_core.cycle.quota_warnings import warn_near_quota
 from ds01_core.cycle.runtime_limits import runtime_verdict
 from ds01_core.domain.model import Allocation, Event, Workload
@@ -102,19 +109,20 @@ class UpkeepStep:
         state = observe(self.runtime, w, policy, gpu, self.samples, self.now)
         running = None if w.started_at is None else (self.now - w.started_at).total_seconds()
         capped = runtime_verdict(policy, running, exempt)
-        if capped is not None:
-            self._act(w, policy, capped, state.signals)
-            if capped.action == "stop":
-                return
+        if capped is not None and self._act(w, policy, capped, state.signals):
+            return
         idle = idle_verdict(self.runtime, w, policy, state, running, exempt)
         if idle is not None:
             self._act(w, policy, idle, state.signals)
 
-    def _act(self, w: Workload, policy: Policy, verdict: LimitVerdict, sig: Signals) -> None:
-        if verdict.action == "stop":
+    def _act(self, w: Workload, policy: Policy, verdict: LimitVerdict, sig: Signals) -> bool:
+        """Warn or stop; True when ``w`` is being stopped. Never a stop without a warning
+        before it (one cycle ahead at least) where warnings are configured."""
+        if verdict.action == "stop" and not unwarned(self.runtime, w, verdict, policy.warn_at):
             self.stops.add(w, policy, verdict, sig)
-        else:
-            self.events += warn(self.runtime, w, verdict, policy.warn_at, self.now)
+            return True
+        self.events += warn(self.runtime, w, verdict, policy.warn_at, self.now)
+        return False
 
     def _forget_samples(self, containers: Sequence[Workload]) -> None:
         """Drop the samples of containers that are gone."""

@@ -347,6 +347,16 @@ def test_claimed_origins_are_stopped_at_the_ordinary_runtime_cap(
     runtime.now = ShiftedClock(dt.timedelta(days=7, hours=1))  # a week after they started
     origins = {w.id: w.origin for w in detect(runtime) if w.id in ids}
     assert sorted(origins.values()) == ["compose", "devcontainer", "devcontainer", "docker"]
+    # past the cap the first time they are judged: warned first (as the docs promise), not
+    # stopped unwarned; stopped at the next cycle
+    first = UpkeepStep(runtime).run([w for w in detect(runtime) if w.id in ids])
+    warned = {
+        e.details["container_id"] for e in first if e.event_type == "lifecycle.runtime_warning"
+    }
+    assert warned == set(ids) and not [e for e in first if e.event_type.endswith("_stop")]
+    assert all(docker_engine.inspect_container(cid)["State"]["Running"] for cid in ids)
+    for event in first:
+        runtime.events.append(event)
     cycles(runtime, set(ids), 2)
     week = 7 * 86400
     assert stops(user_gateway["config"], ids) == {

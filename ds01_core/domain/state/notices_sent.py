@@ -59,6 +59,15 @@ def first_notice(
     )
 
 
+def any_sent(db: sqlite3.Connection, subject: Subject, kind: str) -> bool:
+    """Some notice of ``kind`` about ``subject`` went out (and was not re-armed since)."""
+    row = db.execute(
+        "SELECT 1 FROM notices_sent WHERE subject_kind = ? AND subject = ? AND kind = ? LIMIT 1",
+        (subject.kind, subject.key, kind),
+    ).fetchone()
+    return row is not None
+
+
 def sent_at(
     db: sqlite3.Connection, subject: Subject, kind: str, threshold: str
 ) -> dt.datetime | None:
