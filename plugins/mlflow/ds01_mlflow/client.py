@@ -47,6 +47,10 @@ class Run:
     tags: Mapping[str, str] = attrs.Factory(dict)
 
 
+def _experiment(raw: Mapping[str, Any]) -> Experiment:
+    return Experiment(str(raw["experiment_id"]), raw["name"], raw.get("lifecycle_stage", ""))
+
+
 def _run(raw: Mapping[str, Any]) -> Run:
     info = raw.get("info") or {}
     tags = {t["key"]: t.get("value", "") for t in (raw.get("data") or {}).get("tags") or []}
@@ -256,28 +260,20 @@ class MlflowClient:
     # -- tracking ------------------------------------------------------------------------------
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        try:
-            found = self._call(
-                "GET", "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name}
-            )
-        except MlflowError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-        raw = found.get("experiment") or {}
-        return Experiment(str(raw["experiment_id"]), raw["name"], raw.get("lifecycle_stage", ""))
+        return self._experiment("get-by-name", {"experiment_name": name})
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
+        return self._experiment("get", {"experiment_id": experiment_id})
+
+    def _experiment(self, call: str, params: Mapping[str, str]) -> Experiment | None:
+        """One experiment by ``experiments/<call>`` (None: there is none)."""
         try:
-            found = self._call(
-                "GET", "/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment_id}
-            )
+            found = self._call("GET", f"/api/2.0/mlflow/experiments/{call}", params=params)
         except MlflowError as exc:
             if exc.code == "RESOURCE_DOES_NOT_EXIST":
                 return None
             raise
-        raw = found.get("experiment") or {}
-        return Experiment(str(raw["experiment_id"]), raw["name"], raw.get("lifecycle_stage", ""))
+        return _experiment(found.get("experiment") or {})
 
     def create_experiment(self, name: str) -> str:
         return str(
@@ -295,10 +291,7 @@ class MlflowClient:
             if token:
                 body["page_token"] = token
             page = self._call("POST", "/api/2.0/mlflow/experiments/search", json=body)
-            found += [
-                Experiment(str(e["experiment_id"]), e["name"], e.get("lifecycle_stage", ""))
-                for e in page.get("experiments") or []
-            ]
+            found += [_experiment(e) for e in page.get("experiments") or []]
             token = page.get("next_page_token")
             if not token:
                 return found
